@@ -1,0 +1,38 @@
+"""Shared helpers for the benchmarks: timing and the CIFAKE images they run on."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from synthgap.data.cache import ImageTensors, load_images
+from synthgap.data.sources import open_source
+
+
+def best_rate(work: Callable[[], int], repeats: int = 3) -> float:
+    """Items per second of the fastest of `repeats` calls (`work` returns how many items it processed).
+
+    The fastest repeat is the least disturbed by other load on a shared machine.
+    """
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = work()
+        rates.append(items / (time.perf_counter() - start))
+    return max(rates)
+
+
+def cifake_train_real(resolution: int = 32) -> ImageTensors:
+    if not os.environ.get("SYNTHGAP_DATA_ROOT"):
+        raise SystemExit("benchmarks need CIFAKE: set SYNTHGAP_DATA_ROOT (make bench defaults it to ../shared/data)")
+    return load_images(open_source("cifake:real", "train"), resolution, progress=False)
+
+
+def cifake_real_folder() -> Path:
+    return open_source("cifake:real", "train").root
+
+
+def report(name: str, value: float, unit: str = "") -> None:
+    print(f"{name}: {value:.2f}{(' ' + unit) if unit else ''}", flush=True)

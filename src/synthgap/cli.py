@@ -1,0 +1,132 @@
+"""The `synthgap` command line. Every command is a thin layer over a stage's functions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from synthgap.errors import SynthgapError
+
+app = typer.Typer(
+    help="Measure where the gap between synthetic-trained and real-trained image classifiers lives.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option(help="Folder holding cifake/ (default: $SYNTHGAP_DATA_ROOT).", show_default=False),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="YAML run config; options below override it.")] = None,
+    train_data: Annotated[
+        str | None, typer.Option(help="Training data, e.g. cifake:real, cifake:synthetic, folder:DIR.")
+    ] = None,
+    test_data: Annotated[str | None, typer.Option(help="Test data (its test split), default cifake:real.")] = None,
+    data_root: DataRoot = None,
+    per_class: Annotated[int | None, typer.Option(help="Training images per class (stratified, seeded).")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Image side in pixels (default 32).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default 15).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 128).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 0.1).")] = None,
+    augmentation: Annotated[str | None, typer.Option(help="none | standard | rrc (default standard).")] = None,
+    normalization: Annotated[str | None, typer.Option(help="imagenet | cifar10 | none (default imagenet).")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 (default auto).")] = None,
+    width: Annotated[
+        float | None, typer.Option(help="Channel width multiplier of the ResNet-18 (default 1.0).")
+    ] = None,
+    stem: Annotated[str | None, typer.Option(help="imagenet (unmodified) | cifar (3×3 conv, no pool).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (default baseline-<data>-s<seed>).")] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip undecodable images (counted) instead of failing.")
+    ] = False,
+    out: Annotated[
+        Path, typer.Option(help="Experiment folder: results.jsonl here, the run in OUT/<run name>/.")
+    ] = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Train one student from scratch and test it on real images; appends one line to OUT/results.jsonl."""
+    from synthgap.config import load_config
+    from synthgap.experiments.single import TrainRunConfig, run_baseline
+
+    overrides = {
+        "name": name, "seed": seed,
+        "data.train": train_data, "data.test": test_data, "data.data_root": data_root, "data.per_class": per_class,
+        "data.resolution": resolution, "data.skip_bad": skip_bad or None,
+        "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.lr": lr,
+        "recipe.augmentation": augmentation, "recipe.normalization": normalization, "recipe.precision": precision,
+        "model.width": width, "model.stem": stem,
+    }  # fmt: skip
+    run_config = load_config(TrainRunConfig, config, overrides)
+    _check_names(run_config.recipe.augmentation, run_config.recipe.normalization)
+    record = run_baseline(run_config, out / run_config.run_name(), out, progress=not quiet)
+    typer.echo(
+        f"{record.run}: top-1 {record.top1:.2f}%  top-5 {record.top5:.2f}%  "
+        f"({record.train_images} training images, {record.seconds:.0f} s) → {out / 'results.jsonl'}"
+    )
+
+
+def _check_names(augmentation: str, normalization: str) -> None:
+    from synthgap.data.transforms import AUGMENTATIONS, get_normalization
+
+    AUGMENTATIONS.get(augmentation)
+    get_normalization(normalization)
+
+
+@data_app.command("describe")
+def data_describe(
+    path: Annotated[Path, typer.Argument(help="A CIFAKE root (or a folder holding cifake/), or an ImageFolder.")],
+    sample: Annotated[int, typer.Option(help="Images per data set whose size and mode are read.")] = 2000,
+) -> None:
+    """Print the detected layout, images per class, and image sizes/modes of a data folder."""
+    from synthgap.data.describe import describe
+
+    typer.echo(describe(path, sample=sample))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, runs/, report.md).")] = Path("synthgap-demo"),
+    data_root: DataRoot = None,
+    per_class: Annotated[int, typer.Option(help="Training images per class and side.")] = 1000,
+    epochs: Annotated[int, typer.Option(help="Epochs per baseline.")] = 8,
+    width: Annotated[float, typer.Option(help="ResNet-18 width multiplier (0.5 keeps the demo fast on a CPU).")] = 0.5,
+    quiet: Quiet = False,
+) -> None:
+    """Train real (R) and synthetic (S) CIFAKE baselines on a slice and print R, S and the gap R − S."""
+    from synthgap.experiments.demo import demo_table, run_demo
+
+    records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, progress=not quiet)
+    typer.echo(demo_table(records))
+    typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'}")
+
+
+@app.command()
+def report(folder: Annotated[Path, typer.Argument(help="An experiment folder holding results.jsonl.")]) -> None:
+    """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl."""
+    from synthgap.report.build import build_report
+
+    typer.echo(f"wrote {build_report(folder)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except SynthgapError as exc:
+        typer.echo(f"synthgap: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Layered configuration: defaults → YAML file → command-line overrides, validated by pydantic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from synthgap.errors import SynthgapError
+from synthgap.io import atomic_write_text
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SynthgapError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SynthgapError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SynthgapError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    """Set ``tree["a"]["b"] = value`` for the key ``"a.b"``, creating levels as needed."""
+    *parents, leaf = dotted_key.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value
+
+
+def validate(cls: type[M], data: dict[str, Any], *, where: str = "config") -> M:
+    """Build `cls` from plain data; the first validation problem becomes one readable error line."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{location}: {message}")
+        raise SynthgapError(f"{where}: " + "; ".join(problems)) from None
+
+
+def load_config(cls: type[M], yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> M:
+    """Defaults of `cls`, updated by the YAML file, updated by dotted-key overrides whose value is not None."""
+    data = read_yaml(yaml_path) if yaml_path else {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(data, key, value)
+    return validate(cls, data, where=str(yaml_path) if yaml_path else "options")
+
+
+def save_config(config: BaseModel, path: Path) -> None:
+    """The resolved config, written next to a run's outputs so the run can be reproduced exactly."""
+    atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,162 @@
+"""Decode an index once into a uint8 tensor (N×3×H×W) and keep it on disk.
+
+The cache key covers the file list with sizes and modification times, the resolution and the decoder version, so
+editing, adding or removing a file rebuilds the cache, and a second run never decodes a JPEG again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from synthgap.data.index import LabelledIndex
+from synthgap.errors import BadImageError, SynthgapError
+
+CACHE_ENV = "SYNTHGAP_CACHE_DIR"
+DECODER_VERSION = 1  # bump when decode_image changes its output
+CHUNK = 512  # images per worker task: big enough to amortise process overhead, small enough for a smooth bar
+
+
+@dataclass(eq=False)
+class ImageTensors:
+    """Decoded images of one index: `images` uint8 N×3×H×W, `labels` int64 N."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    skipped: list[str] = field(default_factory=list)  # files left out with --skip-bad
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        return ImageTensors(self.images[positions], self.labels[positions], self.classes, list(self.skipped))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "synthgap")
+
+
+def decode_image(path: Path, resolution: int) -> np.ndarray:
+    """One image as uint8 3×R×R: converted to RGB, shorter side resized to R, centre-cropped."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (resolution, resolution))  # JPEG: decode at reduced scale when much larger than R
+            im = im.convert("RGB")
+            if im.size != (resolution, resolution):
+                im = _resize_center_crop(im, resolution)
+            array = np.asarray(im, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadImageError(path, str(exc) or type(exc).__name__) from None
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def _resize_center_crop(im: Image.Image, resolution: int) -> Image.Image:
+    width, height = im.size
+    scale = resolution / min(width, height)
+    new_w, new_h = max(resolution, round(width * scale)), max(resolution, round(height * scale))
+    im = im.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
+    return im.crop((left, top, left + resolution, top + resolution))
+
+
+def _decode_chunk(paths: list[Path], resolution: int, skip_bad: bool) -> tuple[np.ndarray, list[int]]:
+    """Decode a chunk; returns the stacked images and the positions (within the chunk) that failed."""
+    images, bad = [], []
+    for i, path in enumerate(paths):
+        try:
+            images.append(decode_image(path, resolution))
+        except BadImageError:
+            if not skip_bad:
+                raise
+            bad.append(i)
+    stacked = np.stack(images) if images else np.zeros((0, 3, resolution, resolution), np.uint8)
+    return stacked, bad
+
+
+def cache_key(index: LabelledIndex, resolution: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": DECODER_VERSION, "res": resolution, "classes": index.classes}).encode())
+    for path, label in zip(index.paths, index.labels.tolist(), strict=True):
+        st = path.stat()
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def load_images(
+    index: LabelledIndex,
+    resolution: int,
+    *,
+    cache_dir: Path | None = None,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ImageTensors:
+    """Decoded images of `index`, from the disk cache when it is current, else decoded (in parallel) and cached."""
+    if resolution < 8:
+        raise SynthgapError(f"image resolution must be at least 8 pixels, got {resolution}")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_dir / f"{cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}.safetensors"
+    if path.exists():
+        return _read_cache(path, index.classes)
+    tensors = _decode_all(index, resolution, skip_bad=skip_bad, workers=workers, progress=progress)
+    _write_cache(path, tensors, index)
+    return tensors
+
+
+def _decode_all(index: LabelledIndex, resolution: int, *, skip_bad: bool, workers: int | None, progress: bool):
+    chunks = [list(index.paths[i : i + CHUNK]) for i in range(0, len(index), CHUNK)]
+    workers = workers or min(os.cpu_count() or 1, 8)
+    bar = tqdm(total=len(index), desc=f"decode {index.name}", unit="img", disable=not progress, leave=False)
+    results = []
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            results.append(_decode_chunk(chunk, resolution, skip_bad))
+            bar.update(len(chunk))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [pool.submit(_decode_chunk, chunk, resolution, skip_bad) for chunk in chunks]
+            for chunk, future in zip(chunks, futures, strict=True):
+                results.append(future.result())
+                bar.update(len(chunk))
+    bar.close()
+    keep = np.ones(len(index), dtype=bool)
+    for chunk_no, (_, bad) in enumerate(results):
+        keep[[chunk_no * CHUNK + i for i in bad]] = False
+    skipped = [str(index.paths[i]) for i in np.flatnonzero(~keep)]
+    if not keep.any():
+        raise SynthgapError(f"{index.name}: none of the {len(index)} images could be decoded")
+    images = torch.from_numpy(np.concatenate([r[0] for r in results]))
+    labels = torch.from_numpy(index.labels[keep].copy())
+    return ImageTensors(images, labels, index.classes, skipped)
+
+
+def _write_cache(path: Path, tensors: ImageTensors, index: LabelledIndex) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    metadata = {"classes": json.dumps(list(index.classes)), "skipped": json.dumps(tensors.skipped), "name": index.name}
+    try:
+        save_file({"images": tensors.images, "labels": tensors.labels}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    tensors = load_file(str(path))
+    return ImageTensors(tensors["images"], tensors["labels"], classes, json.loads(metadata.get("skipped", "[]")))

@@ -1,0 +1,58 @@
+"""What data a run trains and is tested on, and how it is prepared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from synthgap.data.cache import ImageTensors, load_images
+from synthgap.data.index import check_same_classes
+from synthgap.data.sources import DataRef, open_source
+from synthgap.data.subsets import stratified_positions
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train: str = "cifake:synthetic"  # data reference of the training images
+    test: str = "cifake:real"  # evaluated on its test split
+    data_root: Path | None = None  # default: $SYNTHGAP_DATA_ROOT
+    resolution: int = Field(32, ge=8)
+    per_class: int | None = Field(None, ge=1)  # training images per class (None: all)
+    test_per_class: int | None = Field(None, ge=1)  # test images per class (None: all)
+    subset_seed: int = 0  # fixed across run seeds, so seeds vary the training, not the data
+    skip_bad: bool = False
+    cache_dir: Path | None = None
+    workers: int | None = Field(None, ge=1)  # decoding processes (default: all cores)
+
+    @field_validator("train", "test")
+    @classmethod
+    def _valid_ref(cls, value: str) -> str:
+        DataRef.parse(value)
+        return value
+
+
+def load_split(config: DataConfig, ref: str, split: str, per_class: int | None, progress: bool = True) -> ImageTensors:
+    """Decoded images of one data reference and split, cut to `per_class` images per class when given."""
+    index = open_source(ref, split, config.data_root)
+    tensors = load_images(
+        index,
+        config.resolution,
+        cache_dir=config.cache_dir,
+        skip_bad=config.skip_bad,
+        workers=config.workers,
+        progress=progress,
+    )
+    if per_class is None:
+        return tensors
+    labels = tensors.labels.numpy()
+    positions = stratified_positions(labels, tensors.classes, per_class=per_class, seed=config.subset_seed)
+    return tensors.select(positions)
+
+
+def load_train_test(config: DataConfig, progress: bool = True) -> tuple[ImageTensors, ImageTensors]:
+    train = load_split(config, config.train, "train", config.per_class, progress)
+    test = load_split(config, config.test, "test", config.test_per_class, progress)
+    check_same_classes(train.classes, test.classes, what=f"training ({config.train}) and test ({config.test})")
+    return train, test

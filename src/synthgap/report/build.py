@@ -1,0 +1,84 @@
+"""`synthgap report DIR`: results.jsonl → report.md and report.html (regenerable at any time)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from synthgap.errors import SynthgapError
+from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
+from synthgap.io import atomic_write_text
+from synthgap.report.tables import gap_lines
+
+
+def all_runs_lines(records: list[ResultRecord]) -> list[str]:
+    lines = [
+        "| run | kind | source | target | N | frozen | seed | epochs | images | top-1 | top-5 | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r.run} | {r.kind} | {r.source or '–'} | {r.target} | {r.n_transferred} | {r.frozen} | {r.seed} | "
+            f"{r.epochs} | {r.train_images} | {r.top1:.2f} | {r.top5:.2f} | {r.seconds:.0f} |"
+        )
+    return lines
+
+
+def build_report(folder: Path) -> Path:
+    folder = Path(folder)
+    if not (folder / RESULTS_FILE).exists():
+        raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with --out {folder} first")
+    records = read_results(folder)
+    lines = [f"# synthgap report: {folder.name}", "", f"{len(records)} finished runs.", ""]
+    gap = gap_lines(records)
+    if gap:
+        lines += ["## Baselines: real (R) vs synthetic (S) training data", "", *gap, ""]
+    lines += ["## All runs", "", *all_runs_lines(records), ""]
+    markdown = "\n".join(lines)
+    atomic_write_text(folder / "report.md", markdown)
+    atomic_write_text(folder / "report.html", markdown_to_html(markdown, title=f"synthgap report: {folder.name}"))
+    return folder / "report.md"
+
+
+def markdown_to_html(markdown: str, *, title: str) -> str:
+    """Enough Markdown for our reports: headings, paragraphs, bold, pipe tables, images."""
+    body: list[str] = []
+    table: list[list[str]] = []
+
+    def flush_table() -> None:
+        if table:
+            head, *rows = table
+            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>")
+            body.extend("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+            body.append("</tbody></table>")
+            table.clear()
+
+    for raw in markdown.splitlines():
+        line = _inline(html.escape(raw.strip()))
+        if raw.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                table.append(cells)
+            continue
+        flush_table()
+        if raw.startswith("#"):
+            level = len(raw) - len(raw.lstrip("#"))
+            body.append(f"<h{level}>{line.lstrip('#').strip()}</h{level}>")
+        elif line:
+            body.append(f"<p>{line}</p>")
+    flush_table()
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _inline(text: str) -> str:
+    import re
+
+    text = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r"<img alt='\1' src='\2'>", text)
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)

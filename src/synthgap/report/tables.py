@@ -1,0 +1,64 @@
+"""Tables computed from result records (never from anything but results.jsonl)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from synthgap.experiments.results import ResultRecord
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float  # sample standard deviation; 0 for a single seed
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} ± {self.std:.2f}" if self.n > 1 else f"{self.mean:.2f}"
+
+
+def summarize(values: list[float]) -> Summary:
+    return Summary(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+
+
+def baseline_top1(records: list[ResultRecord]) -> dict[str, list[float]]:
+    """Top-1 of from-scratch baselines, grouped by training data, in the order they first appear."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        if record.kind == "baseline":
+            groups[record.target].append(record.top1)
+    return dict(groups)
+
+
+def find_real_and_synthetic(targets: list[str]) -> tuple[str | None, str | None]:
+    """Which training data is the real side and which the synthetic one (by the data reference's side name)."""
+    real = next((t for t in targets if t.endswith(":real")), None)
+    synthetic = next((t for t in targets if t.endswith(":synthetic") or t.startswith("generated:")), None)
+    return real, synthetic
+
+
+def gap_lines(records: list[ResultRecord]) -> list[str]:
+    """A Markdown table of baselines (mean ± std over seeds) and, when both sides exist, the gap R − S in pp."""
+    groups = baseline_top1(records)
+    if not groups:
+        return []
+    lines = ["| training data | seeds | top-1 (%) on real test |", "|---|---|---|"]
+    for target, values in groups.items():
+        lines.append(f"| {target} | {len(values)} | {summarize(values)} |")
+    real, synthetic = find_real_and_synthetic(list(groups))
+    if real and synthetic:
+        r, s = summarize(groups[real]), summarize(groups[synthetic])
+        paired = _paired_gaps(records, real, synthetic)
+        spread = f" (per-seed gaps {summarize(paired)})" if len(paired) > 1 else ""
+        lines += ["", f"**Gap R − S: {r.mean - s.mean:.2f} pp**{spread}"]
+    return lines
+
+
+def _paired_gaps(records: list[ResultRecord], real: str, synthetic: str) -> list[float]:
+    by_seed: dict[int, dict[str, float]] = defaultdict(dict)
+    for record in records:
+        if record.kind == "baseline" and record.target in (real, synthetic):
+            by_seed[record.seed][record.target] = record.top1
+    return [v[real] - v[synthetic] for v in by_seed.values() if len(v) == 2]

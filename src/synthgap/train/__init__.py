@@ -1,0 +1,18 @@
+"""Train stage: the recipe, the fit loop, evaluation (top-1/top-5) and safetensors checkpoints."""
+
+from synthgap.train.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from synthgap.train.loop import FitResult, TrainStep, evaluate, fit, seed_everything
+from synthgap.train.recipe import TrainRecipe
+
+__all__ = [
+    "FitResult",
+    "TrainRecipe",
+    "TrainStep",
+    "evaluate",
+    "fit",
+    "has_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+    "seed_everything",
+]

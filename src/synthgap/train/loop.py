@@ -1,0 +1,215 @@
+"""Train a student and measure it: `fit` reads top to bottom — set up, then epochs of steps, then evaluation."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from synthgap.data.loader import TensorLoader
+from synthgap.models.layers import train_mode
+from synthgap.train.recipe import TrainRecipe
+
+
+@dataclass
+class FitResult:
+    top1: float  # percent, on the test loader
+    top5: float
+    seconds: float
+    train_images: int  # distinct training images
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX). Elsewhere bf16 autocast is emulated and
+    was measured 50× slower than fp32 for this student (AVX2 machine), so "auto" must not pick it."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision name; None means full fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """LR multiplier: linear warm-up from ~0 to 1, then cosine decay to 0 at the last step."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
+    """SGD over trainable parameters only: frozen transferred layers get no momentum buffers and no decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    return torch.optim.SGD(
+        params,
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0,
+        weight_decay=recipe.weight_decay,
+    )
+
+
+class TrainStep:
+    """One optimisation step; shared by `fit` and the compute-only benchmark so both time the same work."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, recipe: TrainRecipe, device: torch.device):
+        self.model = model
+        self.optimizer = optimizer
+        self.device = device
+        self.dtype = autocast_dtype(recipe.precision, device)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 and device.type == "cuda" else None
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        with autocast(self.device, self.dtype):
+            loss = self.loss_fn(self.model(images), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss.detach()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: TensorLoader, *, precision: str = "auto", device: torch.device | None = None):
+    """(top-1, top-5) accuracy in percent over one pass of `loader`."""
+    device = device or next(model.parameters()).device
+    dtype = autocast_dtype(precision, device)
+    model.eval()
+    correct1 = correct5 = total = 0
+    for images, labels in loader.epoch(0):
+        images, labels = images.to(device), labels.to(device)
+        with autocast(device, dtype):
+            logits = model(images)
+        k = min(5, logits.shape[1])
+        top = logits.float().topk(k, dim=1).indices
+        hits = top == labels[:, None]
+        correct1 += hits[:, 0].sum().item()
+        correct5 += hits.any(dim=1).sum().item()
+        total += len(labels)
+    return 100.0 * correct1 / total, 100.0 * correct5 / total
+
+
+def fit(
+    model: nn.Module,
+    train_loader: TensorLoader,
+    test_loader: TensorLoader | None,
+    recipe: TrainRecipe,
+    *,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    device: torch.device | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Train `model` in place for `recipe.epochs` epochs and evaluate it on `test_loader`."""
+    # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
+    device = device or default_device()
+    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    optimizer = build_optimizer(model, recipe)
+    steps_per_epoch = len(train_loader)
+    total_steps = recipe.epochs * steps_per_epoch
+    warmup_steps = min(total_steps, round(recipe.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, warmup_steps=warmup_steps, total_steps=total_steps)
+    )
+    step = TrainStep(model, optimizer, recipe, device)
+    logger = _EpochLogger(out_dir)
+    history: list[dict[str, float]] = []
+    top1 = top5 = float("nan")
+    start = time.perf_counter()
+    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+
+    # 2. Epochs of steps; frozen BatchNorms stay in eval mode (train_mode).
+    for epoch in range(recipe.epochs):
+        train_mode(model)
+        loss_sum = torch.zeros((), device=device)
+        for images, labels in train_loader.epoch(epoch):
+            loss_sum += step(images, labels)
+            scheduler.step()
+            bar.update(1)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / steps_per_epoch, "lr": scheduler.get_last_lr()[0]}
+
+        # 3. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
+        last = epoch + 1 == recipe.epochs
+        if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
+            top1, top5 = evaluate(model, test_loader, precision=recipe.precision, device=device)
+            row.update(top1=top1, top5=top5)
+        row["seconds"] = time.perf_counter() - start
+        history.append(row)
+        logger.log(row)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "top1")})
+    bar.close()
+    logger.close()
+    return FitResult(top1, top5, time.perf_counter() - start, len(train_loader.data), history)
+
+
+class _EpochLogger:
+    """Per-epoch rows to summary.csv and TensorBoard scalars (when an output folder is given)."""
+
+    FIELDS = ("epoch", "train_loss", "lr", "top1", "top5", "seconds")
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.writer = None
+        if self.out_dir:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            with open(self.out_dir / "summary.csv", "w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+
+    def log(self, row: dict[str, float]) -> None:
+        if not self.out_dir:
+            return
+        with open(self.out_dir / "summary.csv", "a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.FIELDS])
+        for key, value in row.items():
+            if key != "epoch":
+                self.writer.add_scalar(key, value, int(row["epoch"]))
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()

@@ -1,0 +1,27 @@
+"""The training recipe: everything about how a student is optimised, as one validated config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(15, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, gt=0)  # peak learning rate after warm-up
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augmentation: str = "standard"  # a name in synthgap.data.AUGMENTATIONS
+    normalization: str = "imagenet"  # a name in synthgap.data.NORMALIZATIONS
+    # auto: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    eval_every: int = Field(0, ge=0)  # evaluate every k epochs; 0: only after the last epoch
+    eval_batch_size: int = Field(500, ge=1)

@@ -1,0 +1,70 @@
+import pytest
+from pydantic import ValidationError
+
+from synthgap.experiments.results import ResultRecord, append_result, finished_runs, read_results
+from synthgap.report.build import build_report
+from synthgap.report.tables import gap_lines, summarize
+
+
+def record(run, target, seed, top1, kind="baseline"):
+    return ResultRecord(
+        run=run,
+        kind=kind,
+        source=None,
+        target=target,
+        n_transferred=0,
+        frozen=False,
+        seed=seed,
+        epochs=1,
+        top1=top1,
+        top5=90.0,
+        train_images=100,
+        seconds=1.0,
+    )
+
+
+RECORDS = [
+    record("r0", "cifake:real", 0, 80.0),
+    record("s0", "cifake:synthetic", 0, 60.0),
+    record("r1", "cifake:real", 1, 82.0),
+    record("s1", "cifake:synthetic", 1, 61.0),
+]
+
+
+def test_summary_mean_and_sample_std():
+    s = summarize([80.0, 82.0])
+    assert (s.mean, s.n) == (81.0, 2)
+    assert s.std == pytest.approx(1.41421, rel=1e-4)
+    assert str(summarize([5.0])) == "5.00"
+
+
+def test_gap_table_reports_r_minus_s_over_seeds():
+    text = "\n".join(gap_lines(RECORDS))
+    assert "| cifake:real | 2 | 81.00 ± 1.41 |" in text
+    assert "| cifake:synthetic | 2 | 60.50 ± 0.71 |" in text
+    assert "Gap R − S: 20.50 pp" in text
+    assert "per-seed gaps 20.50 ± 0.71" in text
+
+
+def test_no_gap_line_without_both_sides():
+    text = "\n".join(gap_lines(RECORDS[:1]))
+    assert "cifake:real" in text and "Gap" not in text
+
+
+def test_results_contract_fields_are_required():
+    with pytest.raises(ValidationError):
+        ResultRecord(run="x", kind="baseline", source=None, target="t")
+    with pytest.raises(ValidationError):
+        record("x", "t", 0, 1.0, kind="something_else")
+
+
+def test_report_files_from_results_only(tmp_path):
+    for r in RECORDS:
+        append_result(tmp_path, r)
+    assert finished_runs(tmp_path) == {"r0", "s0", "r1", "s1"}
+    assert [r.run for r in read_results(tmp_path)] == ["r0", "s0", "r1", "s1"]
+    build_report(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "Gap R − S: 20.50 pp" in markdown
+    assert "<table>" in html and "<b>Gap R − S: 20.50 pp</b>" in html

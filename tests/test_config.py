@@ -1,0 +1,45 @@
+import pytest
+import yaml
+
+from synthgap.config import load_config, save_config
+from synthgap.errors import SynthgapError
+from synthgap.experiments.single import TrainRunConfig
+
+
+def test_defaults_then_yaml_then_overrides(tmp_path):
+    spec = tmp_path / "run.yaml"
+    spec.write_text(yaml.safe_dump({"seed": 3, "recipe": {"epochs": 7, "lr": 0.05}, "model": {"width": 0.5}}))
+    config = load_config(TrainRunConfig, spec, {"recipe.epochs": 2, "data.train": "cifake:real", "seed": None})
+    assert config.recipe.epochs == 2  # command line beats YAML
+    assert config.recipe.lr == 0.05  # YAML beats defaults
+    assert config.seed == 3  # an override of None leaves the YAML value
+    assert config.model.width == 0.5 and config.recipe.batch_size == 128
+    assert config.data.train == "cifake:real"
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    config = load_config(TrainRunConfig, None, {"recipe.epochs": 3, "model.stem": "cifar"})
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(TrainRunConfig, tmp_path / "config.yaml") == config
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("recipe:\n  epochz: 3\n", "recipe.epochz: unknown key"),
+        ("recipe:\n  epochs: 0\n", "recipe.epochs"),
+        ("seed: [1, 2\n", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("data:\n  train: nowhere:x\n", "unknown data source 'nowhere'"),
+    ],
+)
+def test_bad_configs_are_one_clear_error(tmp_path, content, message):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(content)
+    with pytest.raises(SynthgapError, match=message):
+        load_config(TrainRunConfig, spec)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(SynthgapError, match="config file not found"):
+        load_config(TrainRunConfig, tmp_path / "absent.yaml")
