@@ -24,6 +24,14 @@ DataRoot = Annotated[
     typer.Option(help="Folder holding cifake/ (default: $SYNTHGAP_DATA_ROOT).", show_default=False),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ModelCacheDir = Annotated[
+    Path | None, typer.Option(help="Folder of cached source models (default: <cache dir>/models).", show_default=False)
+]
+NList = Annotated[str | None, typer.Option("--n", help="Layer-transfer N values, e.g. 4,8,16.", show_default=False)]
+SetValues = Annotated[
+    list[str] | None, typer.Option("--set", help="Override KEY=VALUE (dotted key, YAML value), e.g. recipe.lr=0.05.")
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Validate the spec and the data layout; train nothing.")]
 
 
 @app.command()
@@ -84,6 +92,71 @@ def _check_names(augmentation: str, normalization: str) -> None:
     get_normalization(normalization)
 
 
+def _int_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SynthgapError(f"expected comma-separated integers, got {text!r}") from None
+
+
+@app.command()
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="Experiment spec (see configs/).")],
+    out: Annotated[Path, typer.Option(help="Experiment folder: results.jsonl, runs/, report.")] = Path("runs/exp"),
+    data_root: DataRoot = None,
+    seeds: Annotated[str | None, typer.Option(help="Override every block's seeds, e.g. 0,1,2.")] = None,
+    n: NList = None,
+    epochs: Annotated[int | None, typer.Option(help="Override recipe.epochs.")] = None,
+    per_class: Annotated[int | None, typer.Option(help="Override data.per_class.")] = None,
+    width: Annotated[float | None, typer.Option(help="Override model.width.")] = None,
+    set_values: SetValues = None,
+    model_cache: ModelCacheDir = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run an experiment spec (baselines, layer sweeps); rerunning the same command resumes where it stopped."""
+    from synthgap.experiments.runner import run_experiment
+    from synthgap.report.build import build_report
+
+    spec = load_spec(spec_path, data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs,
+                     per_class=per_class, width=width, set_values=set_values or [])  # fmt: skip
+    if dry_run:
+        from synthgap.experiments.dryrun import dry_run_report
+
+        typer.echo(dry_run_report(spec, out))
+        return
+    records = run_experiment(spec, out, model_cache=model_cache, progress=not quiet)
+    typer.echo(f"{len(records)} runs finished in {out / 'results.jsonl'}; report: {build_report(out)}")
+
+
+def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_values: list[str]):
+    """The spec file with command-line overrides applied, validated."""
+    import yaml
+
+    from synthgap.config import read_yaml, set_dotted, validate
+    from synthgap.experiments.spec import ExperimentSpec
+
+    raw = read_yaml(path)
+    for key, value in {"data.data_root": data_root and str(data_root), "recipe.epochs": epochs,
+                       "data.per_class": per_class, "model.width": width, "seeds": seeds}.items():  # fmt: skip
+        if value is not None:
+            set_dotted(raw, key, value)
+    for block in raw.get("experiments") or []:
+        if isinstance(block, dict):
+            if seeds is not None and "seeds" in block:
+                block["seeds"] = seeds
+            if n is not None and block.get("kind") == "layer_transfer":
+                block["n"] = n
+    for item in set_values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SynthgapError(f"--set expects KEY=VALUE, got {item!r}")
+        set_dotted(raw, key.strip(), yaml.safe_load(value))
+    return validate(ExperimentSpec, raw, where=str(path))
+
+
 @data_app.command("describe")
 def data_describe(
     path: Annotated[Path, typer.Argument(help="A CIFAKE root (or a folder holding cifake/), or an ImageFolder.")],
@@ -100,16 +173,19 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, runs/, report.md).")] = Path("synthgap-demo"),
     data_root: DataRoot = None,
     per_class: Annotated[int, typer.Option(help="Training images per class and side.")] = 1000,
-    epochs: Annotated[int, typer.Option(help="Epochs per baseline.")] = 8,
+    epochs: Annotated[int, typer.Option(help="Epochs of each baseline (layer-transfer runs train half as long).")] = 6,
     width: Annotated[float, typer.Option(help="ResNet-18 width multiplier (0.5 keeps the demo fast on a CPU).")] = 0.5,
+    n: NList = None,
+    model_cache: ModelCacheDir = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train real (R) and synthetic (S) CIFAKE baselines on a slice and print R, S and the gap R − S."""
-    from synthgap.experiments.demo import demo_table, run_demo
+    """CIFAKE demo: R and S baselines, a small layer sweep both ways, and a report. Rerun to resume."""
+    from synthgap.experiments.demo import demo_summary, run_demo
 
-    records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, progress=not quiet)
-    typer.echo(demo_table(records))
-    typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'}")
+    records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=_int_list(n),
+                       model_cache=model_cache, progress=not quiet)  # fmt: skip
+    typer.echo(demo_summary(records))
+    typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'} (and report.html, figures/)")
 
 
 @app.command()

@@ -22,3 +22,5 @@ __all__ = [
     "open_source",
     "stratified_positions",
 ]
+
+from synthgap.data import imagenet100  # noqa: F401,E402  (registers the imagenet100 source)

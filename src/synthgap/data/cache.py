@@ -35,6 +35,7 @@ class ImageTensors:
     labels: torch.Tensor
     classes: tuple[str, ...]
     skipped: list[str] = field(default_factory=list)  # files left out with --skip-bad
+    key: str = ""  # identifies the decoded images (cache key); empty for tensors made in memory
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -107,11 +108,14 @@ def load_images(
     if resolution < 8:
         raise SynthgapError(f"image resolution must be at least 8 pixels, got {resolution}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache_dir / f"{cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}.safetensors"
+    key = f"{cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}"
+    path = cache_dir / f"{key}.safetensors"
     if path.exists():
-        return _read_cache(path, index.classes)
-    tensors = _decode_all(index, resolution, skip_bad=skip_bad, workers=workers, progress=progress)
-    _write_cache(path, tensors, index)
+        tensors = _read_cache(path, index.classes)
+    else:
+        tensors = _decode_all(index, resolution, skip_bad=skip_bad, workers=workers, progress=progress)
+        _write_cache(path, tensors, index)
+    tensors.key = key
     return tensors
 
 

@@ -12,11 +12,11 @@ from synthgap.data.sources import DataRef, open_source
 from synthgap.data.subsets import stratified_positions
 
 
-class DataConfig(BaseModel):
+class DataPrep(BaseModel):
+    """How images are found and prepared; shared by single runs and experiment specs."""
+
     model_config = ConfigDict(extra="forbid")
 
-    train: str = "cifake:synthetic"  # data reference of the training images
-    test: str = "cifake:real"  # evaluated on its test split
     data_root: Path | None = None  # default: $SYNTHGAP_DATA_ROOT
     resolution: int = Field(32, ge=8)
     per_class: int | None = Field(None, ge=1)  # training images per class (None: all)
@@ -26,6 +26,11 @@ class DataConfig(BaseModel):
     cache_dir: Path | None = None
     workers: int | None = Field(None, ge=1)  # decoding processes (default: all cores)
 
+
+class DataConfig(DataPrep):
+    train: str = "cifake:synthetic"  # data reference of the training images
+    test: str = "cifake:real"  # evaluated on its test split
+
     @field_validator("train", "test")
     @classmethod
     def _valid_ref(cls, value: str) -> str:
@@ -33,8 +38,11 @@ class DataConfig(BaseModel):
         return value
 
 
-def load_split(config: DataConfig, ref: str, split: str, per_class: int | None, progress: bool = True) -> ImageTensors:
-    """Decoded images of one data reference and split, cut to `per_class` images per class when given."""
+def load_split(config: DataPrep, ref: str, split: str, per_class: int | None, progress: bool = True) -> ImageTensors:
+    """Decoded images of one data reference and split, cut to `per_class` images per class when given.
+
+    The result's `key` identifies exactly these images (file list, sizes, mtimes, resolution, subset).
+    """
     index = open_source(ref, split, config.data_root)
     tensors = load_images(
         index,
@@ -48,7 +56,9 @@ def load_split(config: DataConfig, ref: str, split: str, per_class: int | None, 
         return tensors
     labels = tensors.labels.numpy()
     positions = stratified_positions(labels, tensors.classes, per_class=per_class, seed=config.subset_seed)
-    return tensors.select(positions)
+    subset = tensors.select(positions)
+    subset.key = f"{tensors.key}:per_class={per_class}:seed={config.subset_seed}"
+    return subset
 
 
 def load_train_test(config: DataConfig, progress: bool = True) -> tuple[ImageTensors, ImageTensors]:

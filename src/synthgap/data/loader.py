@@ -39,16 +39,16 @@ class TensorLoader:
         self.seed = seed
         self.channels_last = channels_last
 
+    @property
+    def num_samples(self) -> int:
+        return len(self.data)
+
     def __len__(self) -> int:
-        n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return num_batches(self.num_samples, self.batch_size, self.drop_last)
 
     def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        n = len(self.data)
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        for batch_no in range(len(self)):
-            take = order[batch_no * self.batch_size : (batch_no + 1) * self.batch_size]
+        for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
             images = self.augmentation(self.data.images[take], generator)
             images = self.normalization(images)
             if self.channels_last:
@@ -57,3 +57,48 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
+
+
+class FeatureLoader:
+    """Batches of precomputed float features (e.g. a frozen prefix's outputs) with the same shuffling rules."""
+
+    def __init__(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.features = features
+        self.labels = labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last and len(labels) >= batch_size
+        self.seed = seed
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return num_batches(self.num_samples, self.batch_size, self.drop_last)
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
+            yield self.features[take], self.labels[take]
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def batch_positions(
+    n: int, batch_size: int, drop_last: bool, shuffle: bool, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for batch_no in range(num_batches(n, batch_size, drop_last)):
+        yield order[batch_no * batch_size : (batch_no + 1) * batch_size]

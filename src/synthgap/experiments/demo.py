@@ -1,51 +1,59 @@
-"""`synthgap demo`: the embedded default experiment — real (R) and synthetic (S) baselines on a CIFAKE slice.
+"""`synthgap demo`: the embedded default experiment on CIFAKE, sized for a few minutes on 2 CPU cores.
 
-Sized to finish in a few minutes on 2 CPU cores: a narrower student (width 0.5), 1,000 training images per class and
-side, tested on all 10,000 real CIFAKE test images. Re-running with the same --out skips finished runs.
+Real (R) and synthetic (S) baselines, then a small layer sweep in both directions (N = 4, 8, 12, 16, frozen prefix,
+no stage-2 augmentation so prefix outputs are computed once), then the report. It runs through the same resumable
+runner as `synthgap run`: rerunning with the same --out finishes what a killed demo left.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from synthgap.data.config import DataConfig
-from synthgap.experiments.results import ResultRecord, read_results
-from synthgap.experiments.single import TrainRunConfig, run_baseline
-from synthgap.models.resnet import ModelConfig
+from synthgap.config import validate
+from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.runner import run_experiment
+from synthgap.experiments.spec import ExperimentSpec
 from synthgap.report.build import build_report
 from synthgap.report.tables import gap_lines
-from synthgap.train.recipe import TrainRecipe
 
-DEMO_SIDES = ("cifake:real", "cifake:synthetic")
+DEMO_N = [4, 8, 12, 16]
 
 
-def demo_configs(data_root: Path | None, seeds: list[int], per_class: int, epochs: int, width: float):
-    for seed in seeds:
-        for side in DEMO_SIDES:
-            yield TrainRunConfig(
-                seed=seed,
-                data=DataConfig(train=side, test="cifake:real", data_root=data_root, per_class=per_class),
-                model=ModelConfig(width=width),
-                recipe=TrainRecipe(epochs=epochs),
-            )
+def demo_spec(*, data_root: Path | None, per_class: int, epochs: int, width: float, n: list[int]) -> ExperimentSpec:
+    return validate(ExperimentSpec, {
+        "name": "demo",
+        "data": {"data_root": str(data_root) if data_root else None, "per_class": per_class},
+        "model": {"width": width},
+        "recipe": {"epochs": epochs},
+        "seeds": [0],
+        "experiments": [
+            {"kind": "baseline"},
+            {"kind": "layer_transfer", "n": n, "augmentation": "none", "epochs": max(1, epochs // 2)},
+        ],
+    })  # fmt: skip
 
 
 def run_demo(
     out: Path,
     *,
     data_root: Path | None = None,
-    seeds: tuple[int, ...] = (0,),
     per_class: int = 1000,
-    epochs: int = 8,
+    epochs: int = 6,
     width: float = 0.5,
+    n: list[int] | None = None,
+    model_cache: Path | None = None,
     progress: bool = True,
 ) -> list[ResultRecord]:
-    out = Path(out)
-    for config in demo_configs(data_root, list(seeds), per_class, epochs, width):
-        run_baseline(config, out / "runs" / config.run_name(), out, progress=progress)
+    spec = demo_spec(data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=n or DEMO_N)
+    records = run_experiment(spec, out, model_cache=model_cache, progress=progress)
     build_report(out)
-    return read_results(out)
+    return records
 
 
-def demo_table(records: list[ResultRecord]) -> str:
-    return "\n".join(gap_lines(records))
+def demo_summary(records: list[ResultRecord]) -> str:
+    lines = gap_lines(records)
+    transfers = sorted((r for r in records if r.kind == "layer_transfer"), key=lambda r: (r.source, r.n_transferred))
+    if transfers:
+        lines += ["", "| layers 1..N from | rest trained on | N | top-1 (%) |", "|---|---|---|---|"]
+        lines += [f"| {r.source} | {r.target} | {r.n_transferred} | {r.top1:.2f} |" for r in transfers]
+    return "\n".join(lines)

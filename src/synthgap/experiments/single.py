@@ -9,15 +9,16 @@ import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+from torch import nn
 
 from synthgap.config import save_config
+from synthgap.data.cache import ImageTensors
 from synthgap.data.config import DataConfig, load_train_test
-from synthgap.data.loader import TensorLoader
-from synthgap.data.transforms import build_augmentation, get_normalization
 from synthgap.experiments.results import ResultRecord, append_result, read_results
 from synthgap.models.resnet import ModelConfig, build_model
 from synthgap.train.checkpoint import save_checkpoint
-from synthgap.train.loop import fit, seed_everything
+from synthgap.train.loaders import recipe_loaders
+from synthgap.train.loop import FitResult, fit, seed_everything
 from synthgap.train.recipe import TrainRecipe
 
 
@@ -41,22 +42,16 @@ def data_label(ref: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
-def make_loaders(train, test, recipe: TrainRecipe, seed: int) -> tuple[TensorLoader, TensorLoader]:
-    normalization = get_normalization(recipe.normalization)
-    train_loader = TensorLoader(
-        train,
-        batch_size=recipe.batch_size,
-        normalization=normalization,
-        augmentation=build_augmentation(recipe.augmentation),
-        shuffle=True,
-        drop_last=True,
-        seed=seed,
-        channels_last=recipe.channels_last,
-    )
-    test_loader = TensorLoader(
-        test, batch_size=recipe.eval_batch_size, normalization=normalization, channels_last=recipe.channels_last
-    )
-    return train_loader, test_loader
+def train_from_scratch(
+    train: ImageTensors, test: ImageTensors, model_config: ModelConfig, recipe: TrainRecipe, seed: int,
+    *, run_dir: Path | None, progress: bool, desc: str,
+) -> tuple[nn.Module, FitResult]:  # fmt: skip
+    """A freshly initialised student (seeded) trained on `train` and tested on `test`."""
+    train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
+    seed_everything(seed)
+    model = build_model(model_config.model_copy(update={"num_classes": len(train.classes)}))
+    result = fit(model, train_loader, test_loader, recipe, out_dir=run_dir, progress=progress, desc=desc)
+    return model, result
 
 
 def run_baseline(config: TrainRunConfig, run_dir: Path, results_dir: Path, *, progress: bool = True) -> ResultRecord:
@@ -69,10 +64,9 @@ def run_baseline(config: TrainRunConfig, run_dir: Path, results_dir: Path, *, pr
     run_dir = Path(run_dir)
     save_config(config, run_dir / "config.yaml")
     train, test = load_train_test(config.data, progress=progress)
-    train_loader, test_loader = make_loaders(train, test, config.recipe, config.seed)
-    seed_everything(config.seed)
-    model = build_model(config.model.model_copy(update={"num_classes": len(train.classes)}))
-    result = fit(model, train_loader, test_loader, config.recipe, out_dir=run_dir, progress=progress, desc=name)
+    model, result = train_from_scratch(
+        train, test, config.model, config.recipe, config.seed, run_dir=run_dir, progress=progress, desc=name
+    )
     record = ResultRecord(
         run=name,
         kind="baseline",

@@ -115,3 +115,23 @@ def train_mode(model: nn.Module) -> nn.Module:
 
 def trainable_layers(model: nn.Module, layer_map: LayerMap) -> list[int]:
     return sorted({layer_of(name, layer_map) for name, p in model.named_parameters() if p.requires_grad})
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: nn.Module, n: int, layer_map: LayerMap, batches: Iterable[torch.Tensor]) -> None:
+    """Replace the running statistics of layers 1..n's BatchNorms by plain averages over `batches` (AdaBN-style).
+
+    Only those BatchNorms are in train mode during the pass, so no other statistic moves.
+    """
+    norms = [m for m in modules_of(model, range(1, n + 1), layer_map) if isinstance(m, _BatchNorm)]
+    model.eval()
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over all batches
+        bn.train()
+    for images in batches:
+        model(images)
+    for bn, momentum in zip(norms, momenta, strict=True):
+        bn.momentum = momentum
+        bn.eval()

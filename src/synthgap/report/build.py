@@ -8,6 +8,8 @@ from pathlib import Path
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text
+from synthgap.report.figures import plot_layer_sweep
+from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines
 from synthgap.report.tables import gap_lines
 
 
@@ -24,6 +26,25 @@ def all_runs_lines(records: list[ResultRecord]) -> list[str]:
     return lines
 
 
+def layer_transfer_lines(records: list[ResultRecord], folder: Path) -> list[str]:
+    """The layer-wise transfer section; draws `figures/layer_sweep.png` as a side effect. Empty without a sweep."""
+    sweep = layer_sweep(records)
+    if not sweep:
+        return []
+    baselines = layer_baselines(records)
+    plot_layer_sweep(sweep, baselines, folder / "figures" / "layer_sweep.png")
+    return [
+        "## Layer-wise transfer",
+        "",
+        "![Layer-wise transfer (Figure 2)](figures/layer_sweep.png)",
+        "",
+        *layer_table_lines(sweep, baselines),
+        "",
+        gap_reading(sweep, baselines),
+        "",
+    ]
+
+
 def build_report(folder: Path) -> Path:
     folder = Path(folder)
     if not (folder / RESULTS_FILE).exists():
@@ -33,6 +54,7 @@ def build_report(folder: Path) -> Path:
     gap = gap_lines(records)
     if gap:
         lines += ["## Baselines: real (R) vs synthetic (S) training data", "", *gap, ""]
+    lines += layer_transfer_lines(records, folder)
     lines += ["## All runs", "", *all_runs_lines(records), ""]
     markdown = "\n".join(lines)
     atomic_write_text(folder / "report.md", markdown)

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthgap.data.loader import TensorLoader
+from synthgap.data.loader import FeatureLoader, TensorLoader
 from synthgap.models.layers import train_mode
 from synthgap.train.recipe import TrainRecipe
+
+Loader = TensorLoader | FeatureLoader
 
 
 @dataclass
@@ -112,7 +114,7 @@ class TrainStep:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: TensorLoader, *, precision: str = "auto", device: torch.device | None = None):
+def evaluate(model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None):
     """(top-1, top-5) accuracy in percent over one pass of `loader`."""
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
@@ -133,8 +135,8 @@ def evaluate(model: nn.Module, loader: TensorLoader, *, precision: str = "auto",
 
 def fit(
     model: nn.Module,
-    train_loader: TensorLoader,
-    test_loader: TensorLoader | None,
+    train_loader: Loader,
+    test_loader: Loader | None,
     recipe: TrainRecipe,
     *,
     out_dir: Path | None = None,
@@ -182,7 +184,7 @@ def fit(
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "top1")})
     bar.close()
     logger.close()
-    return FitResult(top1, top5, time.perf_counter() - start, len(train_loader.data), history)
+    return FitResult(top1, top5, time.perf_counter() - start, train_loader.num_samples, history)
 
 
 class _EpochLogger:

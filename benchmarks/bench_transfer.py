@@ -1,0 +1,59 @@
+"""Layer-transfer speed: the frozen-prefix cache (full-width ResNet-18, 32 px, CIFAKE images).
+
+- stage2_n16_cached_speedup: a whole stage-2 run with N = 16 frozen and prefix outputs cached (feature pass
+  included) vs training all 18 layers for the same epochs on the same images (target >= 10).
+- sweep_vs_full_trainings: one direction of a sweep, N = 1..17 (cached prefix where N <= 17), vs 17 full
+  trainings (target <= 0.4).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from benchmarks.common import cifake_train_real, report
+from synthgap.data.subsets import stratified_positions
+from synthgap.experiments.transfer import TransferSetup, build_student, train_student
+from synthgap.models import LAYER_MAPS, ModelConfig, build_model
+from synthgap.train.recipe import TrainRecipe
+
+PER_CLASS = 100  # 1,000 training images, 200 test images
+EPOCHS = 2
+RECIPE = TrainRecipe(epochs=EPOCHS, warmup_epochs=0, augmentation="none")
+LAYERS = LAYER_MAPS.get("resnet18")
+
+
+def images():
+    data = cifake_train_real()
+    labels = data.labels.numpy()
+    train = data.select(stratified_positions(labels, data.classes, per_class=PER_CLASS, seed=0))
+    test = data.select(stratified_positions(labels, data.classes, per_class=20, seed=1))
+    return train, test
+
+
+def timed_stage2(n: int, train, test) -> float:
+    torch.manual_seed(0)
+    source, fresh = build_model(ModelConfig()), build_model(ModelConfig())
+    setup = TransferSetup(n=n)
+    student = build_student(source, fresh, setup, LAYERS)
+    start = time.perf_counter()
+    train_student(student, setup, train, test, RECIPE, seed=0, layer_map=LAYERS, progress=False)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    train, test = images()
+    timed_stage2(0, train, test)  # warm-up
+    full = min(timed_stage2(0, train, test) for _ in range(2))  # N = 0: every layer trained, the full cost
+    n16 = min(timed_stage2(16, train, test) for _ in range(2))
+    sweep = sum(timed_stage2(n, train, test) for n in range(1, 18))
+    report("stage2_full_training_s", full, "s")
+    report("stage2_n16_cached_s", n16, "s")
+    report("stage2_n16_cached_speedup", full / n16, "x (target >= 10)")
+    report("sweep_17_runs_s", sweep, "s")
+    report("sweep_vs_full_trainings", sweep / (17 * full), "(target <= 0.4)")
+
+
+if __name__ == "__main__":
+    main()

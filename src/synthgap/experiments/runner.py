@@ -1,0 +1,165 @@
+"""Execute a spec's runs in this process: skip finished runs, reuse cached source models, append results.
+
+Resuming is safe at any moment of a kill: a run counts as finished only once its line is in results.jsonl (written
+atomically), and a model in the cache counts only once its metadata file (written last) exists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from torch import nn
+from tqdm import tqdm
+
+from synthgap.config import save_config
+from synthgap.data.cache import ImageTensors, default_cache_dir
+from synthgap.data.config import load_split
+from synthgap.data.index import check_same_classes
+from synthgap.errors import SynthgapError
+from synthgap.experiments.plan import Run, plan
+from synthgap.experiments.results import ResultRecord, append_result, finished_runs, read_results
+from synthgap.experiments.single import train_from_scratch
+from synthgap.experiments.spec import ExperimentSpec, Side
+from synthgap.experiments.transfer import TransferSetup, build_student, train_student
+from synthgap.models.layers import LAYER_MAPS
+from synthgap.models.resnet import build_model
+from synthgap.train.checkpoint import has_checkpoint, load_weights, save_checkpoint
+from synthgap.train.loaders import recipe_loaders
+from synthgap.train.loop import evaluate, seed_everything
+
+
+class DataStore:
+    """The decoded images of a spec, loaded once per process and shared by all its runs."""
+
+    def __init__(self, spec: ExperimentSpec, progress: bool) -> None:
+        self.spec = spec
+        self.progress = progress
+        self._loaded: dict[str, ImageTensors] = {}
+
+    def train(self, side: Side) -> ImageTensors:
+        return self._get(self.spec.data.ref(side), "train", self.spec.data.per_class)
+
+    def test(self) -> ImageTensors:
+        return self._get(self.spec.data.test, "test", self.spec.data.test_per_class)
+
+    def _get(self, ref: str, split: str, per_class: int | None) -> ImageTensors:
+        key = f"{ref}/{split}"
+        if key not in self._loaded:
+            self._loaded[key] = load_split(self.spec.data, ref, split, per_class, self.progress)
+            classes = [t.classes for t in self._loaded.values()]
+            for other in classes[1:]:
+                check_same_classes(classes[0], other, what="real, synthetic and test")
+        return self._loaded[key]
+
+
+class ModelCache:
+    """Source models keyed by (training images, model config, recipe, seed): trained once, reused across N,
+    directions and specs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def key(self, images: ImageTensors, spec: ExperimentSpec, seed: int) -> str:
+        identity = {"images": images.key, "model": spec.model.model_dump(mode="json"),
+                    "recipe": spec.recipe.model_dump(mode="json"), "seed": seed}  # fmt: skip
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+    def path(self, key: str) -> Path:
+        return self.folder / key
+
+    def load(self, key: str, spec: ExperimentSpec, num_classes: int) -> tuple[nn.Module, dict]:
+        model = build_model(spec.model.model_copy(update={"num_classes": num_classes}))
+        return model, load_weights(model, self.path(key))
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """One runner per output folder; the OS drops the lock when the process dies, even by SIGKILL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SynthgapError(f"another synthgap process is running in {folder}") from None
+        yield
+
+
+def run_experiment(
+    spec: ExperimentSpec, out: Path, *, model_cache: Path | None = None, progress: bool = True
+) -> list[ResultRecord]:
+    """Run every unfinished run of `spec` into `out` (results.jsonl, runs/<name>/) and return all results."""
+    out = Path(out)
+    runs = plan(spec)
+    with exclusive(out):
+        for stale in out.glob(".*.tmp"):  # left by a process killed mid-write; never read as results
+            stale.unlink()
+        save_config(spec, out / "spec.yaml")
+        done = finished_runs(out)
+        todo = [run for run in runs if run.name not in done]
+        store = DataStore(spec, progress)
+        cache = ModelCache(model_cache or default_cache_dir() / "models")
+        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=spec.name, unit="run", disable=not progress)
+        for run in todo:
+            bar.set_postfix_str(run.name)
+            execute = run_baseline if run.kind == "baseline" else run_transfer
+            append_result(out, execute(run, spec, store, cache, out / "runs" / run.name, progress))
+            bar.update(1)
+        bar.close()
+    return read_results(out)
+
+
+def _record(run: Run, spec: ExperimentSpec, **fields) -> ResultRecord:
+    return ResultRecord(run=run.name, kind=run.kind, seed=run.seed, target=spec.data.ref(run.target),
+                        test=spec.data.test, **fields)  # fmt: skip
+
+
+def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
+    """Train (or reuse from the model cache) a student from scratch on one side, and test it."""
+    start = time.perf_counter()
+    train, test = store.train(run.target), store.test()
+    key = cache.key(train, spec, run.seed)
+    reused = has_checkpoint(cache.path(key))
+    if reused:  # trained by an earlier run or spec: test it here (cheap), keep its training time
+        model, meta = cache.load(key, spec, len(train.classes))
+        test_loader = recipe_loaders(train, test, spec.recipe, run.seed)[1]
+        top1, top5 = evaluate(model, test_loader, precision=spec.recipe.precision)
+        seconds = meta["seconds"]
+    else:
+        model, result = train_from_scratch(
+            train, test, spec.model, spec.recipe, run.seed, run_dir=run_dir, progress=progress, desc=run.name
+        )
+        top1, top5, seconds = result.top1, result.top5, time.perf_counter() - start
+        save_checkpoint(cache.path(key), model, {"seconds": seconds, "train": train.key, "seed": run.seed})
+    return _record(run, spec, source=None, n_transferred=0, frozen=False, epochs=spec.recipe.epochs, top1=top1,
+                   top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused)  # fmt: skip
+
+
+def run_transfer(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
+    """Layers 1..N from the source side's baseline model, the rest trained on the target side."""
+    start = time.perf_counter()
+    source_images, train, test = store.train(run.source), store.train(run.target), store.test()
+    key = cache.key(source_images, spec, run.seed)
+    if not has_checkpoint(cache.path(key)):
+        raise SynthgapError(f"{run.name}: source model {run.needs} is not in the model cache {cache.folder}")
+    source, _ = cache.load(key, spec, len(train.classes))
+    recipe = spec.recipe.model_copy(
+        update={k: v for k, v in {"augmentation": run.augmentation, "epochs": run.epochs}.items() if v is not None}
+    )
+    setup = TransferSetup(n=run.n, freeze=run.freeze, rest=run.rest, frozen_bn=run.frozen_bn)
+    layer_map = LAYER_MAPS.get(spec.model.name)
+    seed_everything(run.seed)
+    fresh = build_model(spec.model.model_copy(update={"num_classes": len(train.classes)}))
+    student = build_student(source, fresh, setup, layer_map)
+    result, cached_prefix = train_student(student, setup, train, test, recipe, seed=run.seed, layer_map=layer_map,
+                                          out_dir=run_dir, progress=progress, desc=run.name)  # fmt: skip
+    return _record(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=run.freeze,
+                   epochs=recipe.epochs if run.n < 18 else 0, top1=result.top1, top5=result.top5,
+                   train_images=result.train_images, seconds=time.perf_counter() - start, rest=run.rest,
+                   frozen_bn=run.frozen_bn, augmentation=recipe.augmentation, prefix_cache=cached_prefix,
+                   source_model=key)  # fmt: skip

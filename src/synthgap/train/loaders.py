@@ -1,0 +1,28 @@
+"""Loaders as a recipe asks for them: shuffled, augmented training batches and plain test batches."""
+
+from __future__ import annotations
+
+from synthgap.data.cache import ImageTensors
+from synthgap.data.loader import TensorLoader
+from synthgap.data.transforms import build_augmentation, get_normalization
+from synthgap.train.recipe import TrainRecipe
+
+
+def recipe_loaders(
+    train: ImageTensors, test: ImageTensors, recipe: TrainRecipe, seed: int
+) -> tuple[TensorLoader, TensorLoader]:
+    normalization = get_normalization(recipe.normalization)
+    train_loader = TensorLoader(
+        train,
+        batch_size=recipe.batch_size,
+        normalization=normalization,
+        augmentation=build_augmentation(recipe.augmentation),
+        shuffle=True,
+        drop_last=True,
+        seed=seed,
+        channels_last=recipe.channels_last,
+    )
+    test_loader = TensorLoader(
+        test, batch_size=recipe.eval_batch_size, normalization=normalization, channels_last=recipe.channels_last
+    )
+    return train_loader, test_loader

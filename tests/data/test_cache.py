@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from synthgap.data import cache
+from synthgap.data.cache import cache_key, decode_image, load_images
+from synthgap.data.sources import open_source
+from synthgap.errors import BadImageError
+
+
+def pil_rgb(path):
+    """Reference decode of a 32x32 image: PIL → RGB → 3×H×W."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+
+
+def real_train(root):
+    return open_source("cifake:real", "train", root)
+
+
+@pytest.fixture
+def decode_calls(monkeypatch):
+    """Counts calls of cache._decode_all (the only place that decodes files)."""
+    calls = []
+    real = cache._decode_all
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "_decode_all", spy)
+    return calls
+
+
+def test_images_and_labels_match_index(cifake_root, tmp_path):
+    index = real_train(cifake_root)
+    data = load_images(index, 32, cache_dir=tmp_path / "cache", progress=False)
+    assert data.images.dtype == torch.uint8 and data.images.shape == (30, 3, 32, 32)
+    np.testing.assert_array_equal(data.labels.numpy(), index.labels)
+    for position in (0, 13, 29):
+        np.testing.assert_array_equal(data.images[position].numpy(), pil_rgb(index.paths[position]))
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+
+
+def test_second_call_does_not_decode(cifake_root, tmp_path, monkeypatch):
+    index = real_train(cifake_root)
+    first = load_images(index, 32, cache_dir=tmp_path, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded again although the cache is current")
+
+    monkeypatch.setattr(cache, "_decode_all", fail)
+    monkeypatch.setattr(cache, "decode_image", fail)
+    second = load_images(real_train(cifake_root), 32, cache_dir=tmp_path, progress=False)
+    assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
+    assert second.classes == index.classes
+
+
+@pytest.mark.parametrize("change", ["mtime", "rewrite", "add"])
+def test_changed_files_rebuild_cache(cifake_root, tmp_path, write_jpeg, decode_calls, change):
+    index = real_train(cifake_root)
+    load_images(index, 32, cache_dir=tmp_path, progress=False)
+    old_key = cache_key(index, 32)
+    target = index.paths[0]
+    if change == "mtime":
+        st = target.stat()
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+    elif change == "rewrite":
+        Image.new("RGB", (32, 32), (200, 10, 10)).save(target, format="JPEG")  # far smaller than the noise JPEG
+    else:
+        write_jpeg(target.parent / "99.jpg", seed=5)
+    new_index = real_train(cifake_root)
+    assert cache_key(new_index, 32) != old_key
+    data = load_images(new_index, 32, cache_dir=tmp_path, progress=False)
+    assert len(decode_calls) == 2
+    assert len(data) == len(new_index)
+    if change == "rewrite":
+        assert np.abs(data.images[0].numpy().astype(int) - np.array([200, 10, 10])[:, None, None]).max() <= 8
+
+
+def test_resolution_changes_key_and_size(cifake_root, tmp_path, decode_calls):
+    index = real_train(cifake_root)
+    assert cache_key(index, 16) != cache_key(index, 32)
+    load_images(index, 32, cache_dir=tmp_path, progress=False)
+    data = load_images(index, 16, cache_dir=tmp_path, progress=False)
+    assert data.images.shape == (30, 3, 16, 16)
+    assert len(decode_calls) == 2
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_bad_image_raises_naming_file(cifake_root, tmp_path):
+    index = real_train(cifake_root)
+    truncate(index.paths[4])
+    with pytest.raises(BadImageError, match=re.escape(str(index.paths[4]))):
+        load_images(index, 32, cache_dir=tmp_path, progress=False, workers=1)
+
+
+def test_skip_bad_skips_and_keeps_labels_aligned(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "CHUNK", 4)  # bad files in the first and a later chunk
+    index = real_train(cifake_root)
+    bad = [1, 9, 22]
+    truncate(index.paths[1])
+    index.paths[9].write_bytes(b"not an image at all")
+    truncate(index.paths[22])
+    good = [i for i in range(len(index)) if i not in bad]
+    for attempt in range(2):  # decoded, then read back from the cache
+        data = load_images(index, 32, cache_dir=tmp_path, skip_bad=True, workers=1, progress=False)
+        assert data.skipped == [str(index.paths[i]) for i in bad], attempt
+        np.testing.assert_array_equal(data.labels.numpy(), index.labels[good])
+        assert len(data.images) == len(good)
+        for row in (0, 1, 8, len(good) - 1):
+            np.testing.assert_array_equal(data.images[row].numpy(), pil_rgb(index.paths[good[row]]))
+
+
+def test_parallel_decode_equals_serial(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "CHUNK", 4)
+    pools = []
+
+    class SpyPool(cache.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", SpyPool)
+    index = real_train(cifake_root)
+    serial = load_images(index, 24, cache_dir=tmp_path / "serial", workers=1, progress=False)
+    assert not pools
+    parallel = load_images(index, 24, cache_dir=tmp_path / "parallel", workers=2, progress=False)
+    assert pools == [(2,)]
+    assert torch.equal(serial.images, parallel.images) and torch.equal(serial.labels, parallel.labels)
+
+
+def _palette_image():
+    im = Image.new("P", (16, 16))
+    im.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
+    im.putdata([(x // 6) for y in range(16) for x in range(16)])  # columns 0-5 red, 6-11 green, 12-15 blue
+    return im
+
+
+def test_grayscale_decodes_to_three_equal_channels(tmp_path):
+    gray = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    path = tmp_path / "gray.png"
+    Image.fromarray(gray, mode="L").save(path)
+    out = decode_image(path, 16)
+    assert out.shape == (3, 16, 16) and out.dtype == np.uint8
+    for channel in out:
+        np.testing.assert_array_equal(channel, gray)
+
+
+def test_rgba_decodes_to_rgb(tmp_path):
+    rgba = np.random.default_rng(0).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    path = tmp_path / "rgba.png"
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    out = decode_image(path, 16)
+    assert out.shape == (3, 16, 16)
+    np.testing.assert_array_equal(out, rgba[..., :3].transpose(2, 0, 1))
+
+
+def test_palette_decodes_to_palette_colours(tmp_path):
+    path = tmp_path / "pal.png"
+    _palette_image().save(path)
+    out = decode_image(path, 16)
+    assert out.shape == (3, 16, 16)
+    np.testing.assert_array_equal(out[:, 0, 0], [255, 0, 0])
+    np.testing.assert_array_equal(out[:, 5, 8], [0, 255, 0])
+    np.testing.assert_array_equal(out[:, 15, 15], [0, 0, 255])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_non_square_image_resized_and_centre_cropped(tmp_path, fmt):
+    # 128 wide × 64 high: left quarter red, middle half green, right quarter blue → a 16×16 centre crop is green.
+    array = np.zeros((64, 128, 3), np.uint8)
+    array[:, :32] = (255, 0, 0)
+    array[:, 32:96] = (0, 255, 0)
+    array[:, 96:] = (0, 0, 255)
+    path = tmp_path / f"wide.{fmt.lower()}"
+    Image.fromarray(array).save(path, format=fmt, quality=95)
+    out = decode_image(path, 16).astype(int)
+    assert out.shape == (3, 16, 16)
+    inner = out[:, 2:-2, 1:-1]
+    assert inner[1].min() >= 230 and inner[0].max() <= 30 and inner[2].max() <= 30

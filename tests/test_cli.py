@@ -1,0 +1,90 @@
+"""The command line as a user meets it: exit codes, one-line errors, dry runs of the shipped configs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from synthgap.cli import app
+from synthgap.data.imagenet100 import imagenet100_wnids
+from tests.data.test_imagenet100 import write_tree
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+runner = CliRunner()
+
+
+def synthgap(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    code = "import sys; from synthgap.cli import main; sys.argv = ['synthgap'] + sys.argv[1:]; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "--train-data", "cifake:real", "--data-root", "/nonexistent"],
+            "CIFAKE not found under /nonexistent",
+        ),
+        (["train", "--train-data", "nowhere:x"], "unknown data source 'nowhere'"),
+        (["run", "/nonexistent/spec.yaml"], "config file not found"),
+        (["data", "describe", "/nonexistent"], "no such folder"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(args, message):
+    result = synthgap(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthgap: error: ")
+    assert message in lines[0]
+
+
+def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["train", "--train-data", "cifake:synthetic", "--data-root", str(cifake_root), "--epochs", "1",
+            "--width", "0.125", "--batch-size", "8", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "baseline-synthetic-s0: top-1" in first.output
+    run_dir = tmp_path / "out" / "baseline-synthetic-s0"
+    assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "summary.csv", "checkpoint", "tensorboard"}
+    runner.invoke(app, args)  # finished: skipped, not duplicated
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["kind"] == "baseline" and record["target"] == "cifake:synthetic" and record["train_images"] == 30
+
+
+def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
+    result = runner.invoke(app, ["run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root",
+                                 str(cifake_root), "--out", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "spec 'cifake-layers': valid" in result.output
+    assert "runs: 56 (baseline 6, layer_transfer 50)" in result.output
+    assert "warning" in result.output  # 3 images per class < per_class 1000
+
+
+def test_shipped_imagenet100_config_dry_runs_on_a_fake_tree(tmp_path):
+    wnids = list(imagenet100_wnids())
+    imagenet = write_tree(tmp_path / "imagenet", {"train": 1, "val": 1}, wnids)
+    synthetic = write_tree(tmp_path / "sd", {"train": 1}, wnids) / "train"
+    overrides = [f"data.real=imagenet100:{imagenet}", f"data.test=imagenet100:{imagenet}",
+                 f"data.synthetic=folder:{synthetic}"]  # fmt: skip
+    args = ["run", str(CONFIGS / "imagenet100-layers.yaml"), "--dry-run", "--out", str(tmp_path)]
+    result = runner.invoke(app, args + [part for item in overrides for part in ("--set", item)])
+    assert result.exit_code == 0, result.output
+    assert "data imagenet100:" in result.output and "100 classes" in result.output
+    assert "runs: 40 (baseline 6, layer_transfer 34)" in result.output
+
+
+def test_dry_run_names_mismatched_classes(tmp_path):
+    wnids = list(imagenet100_wnids())
+    imagenet = write_tree(tmp_path / "imagenet", {"train": 1, "val": 1}, wnids)
+    other = write_tree(tmp_path / "other", {"train": 1}, wnids[:99] + ["n00000001"]) / "train"
+    result = synthgap("run", str(CONFIGS / "imagenet100-layers.yaml"), "--dry-run", "--out", str(tmp_path),
+                      "--set", f"data.real=imagenet100:{imagenet}", "--set", f"data.test=imagenet100:{imagenet}",
+                      "--set", f"data.synthetic=folder:{other}")  # fmt: skip
+    assert result.returncode == 2
+    assert "n00000001" in result.stderr and wnids[99] in result.stderr
