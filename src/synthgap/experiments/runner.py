@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 from torch import nn
@@ -27,6 +28,7 @@ from synthgap.experiments.results import ResultRecord, append_result, finished_r
 from synthgap.experiments.single import train_from_scratch
 from synthgap.experiments.spec import ExperimentSpec, Side
 from synthgap.experiments.transfer import TransferSetup, build_student, train_student
+from synthgap.io import atomic_write_json
 from synthgap.models.layers import LAYER_MAPS
 from synthgap.models.resnet import build_model
 from synthgap.train.checkpoint import has_checkpoint, load_weights, save_checkpoint
@@ -107,8 +109,10 @@ def run_experiment(
         bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=spec.name, unit="run", disable=not progress)
         for run in todo:
             bar.set_postfix_str(run.name)
+            run_dir = out / "runs" / run.name
+            atomic_write_json(run_dir / "run.json", {**asdict(run), "spec": spec.name})  # what this folder holds
             execute = run_baseline if run.kind == "baseline" else run_transfer
-            append_result(out, execute(run, spec, store, cache, out / "runs" / run.name, progress))
+            append_result(out, execute(run, spec, store, cache, run_dir, progress))
             bar.update(1)
         bar.close()
     return read_results(out)

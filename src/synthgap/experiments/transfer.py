@@ -18,7 +18,7 @@ from synthgap.data.transforms import get_normalization
 from synthgap.models.layers import LayerMap, freeze, reestimate_batchnorm, transfer
 from synthgap.models.split import ResNetPrefix, ResNetSuffix, supports_prefix_cut
 from synthgap.train.loaders import recipe_loaders
-from synthgap.train.loop import FitResult, evaluate, fit
+from synthgap.train.loop import FitResult, default_device, evaluate, fit
 from synthgap.train.recipe import TrainRecipe
 
 MAX_CACHED_FEATURE_BYTES = 4 << 30  # beyond this the prefix is recomputed every step rather than held in memory
@@ -44,7 +44,8 @@ def can_cache_prefix(student: nn.Module, setup: TransferSetup, recipe: TrainReci
     if not (setup.freeze and 1 <= setup.n <= 17 and recipe.augmentation == "none" and supports_prefix_cut(student)):
         return False
     with torch.no_grad():
-        width = ResNetPrefix(student, setup.n).eval()(_normalized(train.images[:1], recipe)).shape[1]
+        sample = _normalized(train.images[:1], recipe).to(next(student.parameters()).device)
+        width = ResNetPrefix(student, setup.n).eval()(sample).shape[1]
     return len(train) * width * 4 <= MAX_CACHED_FEATURE_BYTES
 
 
@@ -64,11 +65,13 @@ def train_student(
     """Prepare (BN re-estimation, freezing) and train the student; returns the fit result and whether the
     prefix cache was used. n = 18 means the source model unchanged: it is only evaluated."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
+    device = default_device()
+    student.to(device)
     if setup.frozen_bn == "reestimate" and setup.n > 0:
         plain = TensorLoader(train, batch_size=recipe.eval_batch_size, normalization=train_loader.normalization)
-        reestimate_batchnorm(student, setup.n, layer_map, (images for images, _ in plain.epoch(0)))
+        reestimate_batchnorm(student, setup.n, layer_map, (images.to(device) for images, _ in plain.epoch(0)))
     if setup.n == 18:
-        top1, top5 = evaluate(student, test_loader, precision=recipe.precision, device=torch.device("cpu"))
+        top1, top5 = evaluate(student, test_loader, precision=recipe.precision, device=device)
         return FitResult(top1, top5, 0.0, 0), False
     if setup.freeze and setup.n > 0:
         freeze(student, setup.n, layer_map)
@@ -91,11 +94,12 @@ def _fit_suffix(student, n, train_loader, test_loader, recipe, seed, out_dir, pr
 
 @torch.no_grad()
 def prefix_features(prefix: ResNetPrefix, loader: TensorLoader) -> torch.Tensor:
-    """Frozen-prefix outputs of every image in loader order (no augmentation: the loader's is `none`)."""
+    """Frozen-prefix outputs of every image in loader order (no augmentation: the loader's is `none`), on the CPU."""
     prefix.eval()
+    device = next(prefix.parameters()).device
     plain = TensorLoader(loader.data, batch_size=max(loader.batch_size, 256), normalization=loader.normalization,
                          channels_last=loader.channels_last)  # fmt: skip
-    return torch.cat([prefix(images) for images, _ in plain.epoch(0)])
+    return torch.cat([prefix(images.to(device)).cpu() for images, _ in plain.epoch(0)])
 
 
 def _normalized(images: torch.Tensor, recipe: TrainRecipe) -> torch.Tensor:
