@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synthgap.errors import SynthgapError
-from synthgap.experiments.spec import DIRECTIONS, BaselineBlock, ExperimentSpec, LayerTransferBlock, Side
+from synthgap.experiments.spec import (
+    DIRECTIONS,
+    BaselineBlock,
+    DataReductionBlock,
+    ExperimentSpec,
+    LayerTransferBlock,
+    Side,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,9 @@ class Run:
     frozen_bn: str = "eval"
     augmentation: str | None = None  # None: the recipe's
     epochs: int | None = None  # None: the recipe's
+    arm: str | None = None  # data reduction: transfer | transfer_finetune | scratch | full_finetune
+    fraction: float = 1.0  # data reduction: share of the target side's training images
+    schedule: str = "same_epochs"  # data reduction: same_steps | same_epochs
 
     @property
     def needs(self) -> str | None:
@@ -56,6 +66,8 @@ def plan(spec: ExperimentSpec) -> list[Run]:
         seeds = block.seeds if block.seeds is not None else spec.seeds
         if isinstance(block, BaselineBlock):
             baselines += [Run(baseline_name(side, s), "baseline", s, side) for s in seeds for side in block.sides]
+        elif isinstance(block, DataReductionBlock):
+            transfers += _reduction_runs(block, seeds, spec)
         else:
             transfers += _transfer_runs(block, seeds, spec)
     needed = [Run(baseline_name(r.source, r.seed), "baseline", r.seed, r.source) for r in transfers if r.source]
@@ -82,6 +94,52 @@ def _transfer_runs(block: LayerTransferBlock, seeds: list[int], spec: Experiment
                         augmentation=block.augmentation,
                         epochs=block.epochs,
                     )
+                )
+    return runs
+
+
+REDUCTION_SETUPS = {  # arm → (source side, layers copied (None: k), frozen, rest)
+    "transfer": ("synthetic", None, True, "reinit"),
+    "transfer_finetune": ("synthetic", None, True, "finetune"),
+    "scratch": (None, 0, False, "reinit"),
+    "full_finetune": ("synthetic", 18, False, "finetune"),
+}
+
+
+def divisor_label(fraction: float) -> str:
+    """1/8 → "x8"; fractions that are not 1/integer keep three significant digits: 0.3 → "x3.33"."""
+    return f"x{round(1 / fraction, 2):g}"
+
+
+def _reduction_runs(block: DataReductionBlock, seeds: list[int], spec: ExperimentSpec) -> list[Run]:
+    runs = []
+    for seed in seeds:
+        for arm in block.arms:
+            source, copied, frozen, rest = REDUCTION_SETUPS[arm]
+            for fraction in block.fractions:
+                layers = f"-k{block.k}" if copied is None else ""  # k matters only to the transfer arms
+                name = f"reduction-{arm}{layers}-{divisor_label(fraction)}-s{seed}-{block.schedule}"
+                augmentation = block.augmentation if source else None  # scratch trains with the recipe's
+                if augmentation is not None and augmentation != spec.recipe.augmentation:
+                    name += f"-aug_{augmentation}"
+                if block.epochs is not None and block.epochs != spec.recipe.epochs:
+                    name += f"-e{block.epochs}"
+                runs.append(
+                    Run(
+                        name=name,
+                        kind="data_reduction",
+                        seed=seed,
+                        target="real",
+                        source=source,
+                        n=block.k if copied is None else copied,
+                        freeze=frozen,
+                        rest=rest,
+                        augmentation=block.augmentation if arm != "scratch" else None,
+                        epochs=block.epochs,
+                        arm=arm,
+                        fraction=fraction,
+                        schedule=block.schedule,
+                    )  # fmt: skip
                 )
     return runs
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from synthgap.config import save_config
 from synthgap.data.cache import ImageTensors, default_cache_dir
 from synthgap.data.config import load_split
 from synthgap.data.index import check_same_classes
+from synthgap.data.subsets import stratified_positions
 from synthgap.errors import SynthgapError
 from synthgap.experiments.plan import Run, plan
 from synthgap.experiments.results import ResultRecord, append_result, finished_runs, read_results
@@ -34,6 +36,7 @@ from synthgap.models.resnet import build_model
 from synthgap.train.checkpoint import has_checkpoint, load_weights, save_checkpoint
 from synthgap.train.loaders import recipe_loaders
 from synthgap.train.loop import evaluate, seed_everything
+from synthgap.train.recipe import TrainRecipe
 
 
 class DataStore:
@@ -111,7 +114,7 @@ def run_experiment(
             bar.set_postfix_str(run.name)
             run_dir = out / "runs" / run.name
             atomic_write_json(run_dir / "run.json", {**asdict(run), "spec": spec.name})  # what this folder holds
-            execute = run_baseline if run.kind == "baseline" else run_transfer
+            execute = RUN_KINDS[run.kind]
             append_result(out, execute(run, spec, store, cache, run_dir, progress))
             bar.update(1)
         bar.close()
@@ -147,23 +150,62 @@ def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: P
 def run_transfer(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
     """Layers 1..N from the source side's baseline model, the rest trained on the target side."""
     start = time.perf_counter()
-    source_images, train, test = store.train(run.source), store.train(run.target), store.test()
-    key = cache.key(source_images, spec, run.seed)
+    recipe = _stage2_recipe(spec, run)
+    result, cached_prefix = _train_from_source(run, spec, store, cache, store.train(run.target), recipe, run_dir,
+                                               progress)  # fmt: skip
+    return _record(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=run.freeze,
+                   epochs=recipe.epochs if run.n < 18 else 0, top1=result.top1, top5=result.top5,
+                   train_images=result.train_images, seconds=time.perf_counter() - start, rest=run.rest,
+                   frozen_bn=run.frozen_bn, augmentation=recipe.augmentation, prefix_cache=cached_prefix)  # fmt: skip
+
+
+def run_reduction(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
+    """One arm of the data-reduction experiment on a nested, stratified fraction of the real training images."""
+    start = time.perf_counter()
+    full = store.train(run.target)
+    positions = stratified_positions(full.labels.numpy(), full.classes, fraction=run.fraction, seed=run.seed)
+    train = full.select(positions)
+    recipe = _stage2_recipe(spec, run)
+    if run.schedule == "same_steps":
+        recipe = recipe.model_copy(update={"epochs": same_steps_epochs(recipe, len(full), len(train))})
+    if run.source is None:
+        _, result = train_from_scratch(train, store.test(), spec.model, recipe, run.seed, run_dir=run_dir,
+                                       progress=progress, desc=run.name)  # fmt: skip
+        cached_prefix = False
+    else:
+        result, cached_prefix = _train_from_source(run, spec, store, cache, train, recipe, run_dir, progress)
+    return _record(run, spec, source=spec.data.ref(run.source) if run.source else None, n_transferred=run.n,
+                   frozen=run.freeze, real_fraction=run.fraction, epochs=recipe.epochs, top1=result.top1,
+                   top5=result.top5, train_images=len(train), seconds=time.perf_counter() - start, arm=run.arm,
+                   x=round(1 / run.fraction, 2), schedule=run.schedule, augmentation=recipe.augmentation,
+                   prefix_cache=cached_prefix)  # fmt: skip
+
+
+def same_steps_epochs(recipe: TrainRecipe, full_images: int, fraction_images: int) -> int:
+    """Epochs that give a fraction the optimiser steps the full set gets in `recipe.epochs` epochs."""
+    steps_per_epoch = lambda n: max(1, n // recipe.batch_size)  # noqa: E731 - drop_last batching, at least one
+    return math.ceil(recipe.epochs * steps_per_epoch(full_images) / steps_per_epoch(fraction_images))
+
+
+def _stage2_recipe(spec: ExperimentSpec, run: Run) -> TrainRecipe:
+    overrides = {"augmentation": run.augmentation, "epochs": run.epochs}
+    return spec.recipe.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _train_from_source(run: Run, spec, store: DataStore, cache: ModelCache, train: ImageTensors, recipe: TrainRecipe,
+                       run_dir: Path, progress: bool):  # fmt: skip
+    """Build the student from the source side's cached baseline model and train it on `train`."""
+    key = cache.key(store.train(run.source), spec, run.seed)
     if not has_checkpoint(cache.path(key)):
         raise SynthgapError(f"{run.name}: source model {run.needs} is not in the model cache {cache.folder}")
     source, _ = cache.load(key, spec, len(train.classes))
-    recipe = spec.recipe.model_copy(
-        update={k: v for k, v in {"augmentation": run.augmentation, "epochs": run.epochs}.items() if v is not None}
-    )
     setup = TransferSetup(n=run.n, freeze=run.freeze, rest=run.rest, frozen_bn=run.frozen_bn)
     layer_map = LAYER_MAPS.get(spec.model.name)
     seed_everything(run.seed)
     fresh = build_model(spec.model.model_copy(update={"num_classes": len(train.classes)}))
     student = build_student(source, fresh, setup, layer_map)
-    result, cached_prefix = train_student(student, setup, train, test, recipe, seed=run.seed, layer_map=layer_map,
-                                          out_dir=run_dir, progress=progress, desc=run.name)  # fmt: skip
-    return _record(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=run.freeze,
-                   epochs=recipe.epochs if run.n < 18 else 0, top1=result.top1, top5=result.top5,
-                   train_images=result.train_images, seconds=time.perf_counter() - start, rest=run.rest,
-                   frozen_bn=run.frozen_bn, augmentation=recipe.augmentation, prefix_cache=cached_prefix,
-                   source_model=key)  # fmt: skip
+    return train_student(student, setup, train, store.test(), recipe, seed=run.seed, layer_map=layer_map,
+                         out_dir=run_dir, progress=progress, desc=run.name)  # fmt: skip
+
+
+RUN_KINDS = {"baseline": run_baseline, "layer_transfer": run_transfer, "data_reduction": run_reduction}

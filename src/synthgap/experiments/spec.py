@@ -78,7 +78,36 @@ class LayerTransferBlock(_Strict):
         return values
 
 
-Block = Annotated[BaselineBlock | LayerTransferBlock, Field(discriminator="kind")]
+Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]
+
+
+class DataReductionBlock(_Strict):
+    """Students trained on a fraction of the real data (nested stratified subsets), per arm:
+    transfer: layers 1..k from the synthetic model, frozen, the rest re-initialised; transfer_finetune: the same with
+    the rest kept from the synthetic model; scratch: the whole student; full_finetune: all layers from the synthetic
+    model, all trained."""
+
+    kind: Literal["data_reduction"]
+    fractions: list[float] = [1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]
+    seeds: list[int] | None = None
+    k: int = Field(16, ge=1, le=17)
+    arms: list[Arm] = ["transfer", "transfer_finetune", "scratch"]
+    # same_steps: every fraction gets the optimiser steps of the full set (smaller sets see more epochs), so a
+    # curve measures less data, not less training; same_epochs: steps shrink with the fraction.
+    schedule: Literal["same_steps", "same_epochs"] = "same_steps"
+    augmentation: str | None = None  # stage-2 augmentation (default: the recipe's); "none" enables the prefix cache
+    epochs: int | None = Field(None, ge=1)  # epochs at fraction 1 (default: the recipe's)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_in_range(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0 < v <= 1]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1], got {bad}")
+        return values
+
+
+Block = Annotated[BaselineBlock | LayerTransferBlock | DataReductionBlock, Field(discriminator="kind")]
 
 
 class ExperimentSpec(_Strict):

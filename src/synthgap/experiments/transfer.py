@@ -63,14 +63,15 @@ def train_student(
     desc: str = "stage 2",
 ) -> tuple[FitResult, bool]:
     """Prepare (BN re-estimation, freezing) and train the student; returns the fit result and whether the
-    prefix cache was used. n = 18 means the source model unchanged: it is only evaluated."""
+    prefix cache was used. n = 18 frozen is the source model unchanged (only evaluated); n = 18 unfrozen is a full
+    fine-tune of the source model."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
     device = default_device()
     student.to(device)
     if setup.frozen_bn == "reestimate" and setup.n > 0:
         plain = TensorLoader(train, batch_size=recipe.eval_batch_size, normalization=train_loader.normalization)
         reestimate_batchnorm(student, setup.n, layer_map, (images.to(device) for images, _ in plain.epoch(0)))
-    if setup.n == 18:
+    if setup.n == 18 and setup.freeze:
         top1, top5 = evaluate(student, test_loader, precision=recipe.precision, device=device)
         return FitResult(top1, top5, 0.0, 0), False
     if setup.freeze and setup.n > 0:

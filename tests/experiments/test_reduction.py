@@ -1,0 +1,62 @@
+import pytest
+
+from synthgap.config import validate
+from synthgap.errors import SynthgapError
+from synthgap.experiments.plan import divisor_label, plan
+from synthgap.experiments.runner import run_experiment, same_steps_epochs
+from synthgap.experiments.spec import ExperimentSpec
+from synthgap.train.recipe import TrainRecipe
+
+
+def reduction_spec(data_root=None, **block) -> ExperimentSpec:
+    return validate(ExperimentSpec, {
+        "data": {"data_root": str(data_root) if data_root else None},
+        "model": {"width": 0.125},
+        "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
+        "experiments": [{"kind": "data_reduction", **block}],
+    })  # fmt: skip
+
+
+def test_plan_has_every_arm_and_fraction_after_the_synthetic_baseline():
+    runs = plan(reduction_spec(fractions=[1, 0.5], arms=["transfer", "scratch", "full_finetune"], k=15,
+                               augmentation="none"))  # fmt: skip
+    assert [r.name for r in runs] == [
+        "baseline-synthetic-s0",
+        "reduction-transfer-k15-x1-s0-same_steps-aug_none",
+        "reduction-transfer-k15-x2-s0-same_steps-aug_none",
+        "reduction-scratch-x1-s0-same_steps",  # no k, and the recipe's augmentation
+        "reduction-scratch-x2-s0-same_steps",
+        "reduction-full_finetune-x1-s0-same_steps-aug_none",
+        "reduction-full_finetune-x2-s0-same_steps-aug_none",
+    ]
+    transfer, scratch, full = runs[2], runs[3], runs[5]
+    assert (transfer.n, transfer.freeze, transfer.source, transfer.fraction) == (15, True, "synthetic", 0.5)
+    assert (scratch.n, scratch.freeze, scratch.source) == (0, False, None)
+    assert (full.n, full.freeze, full.rest) == (18, False, "finetune")
+
+
+def test_fraction_validation_and_labels():
+    with pytest.raises(SynthgapError, match=r"fractions must be in \(0, 1\]"):
+        reduction_spec(fractions=[0.5, 0])
+    assert [divisor_label(f) for f in (1, 1 / 8, 1 / 64, 0.3)] == ["x1", "x8", "x64", "x3.33"]
+
+
+def test_same_steps_gives_small_fractions_more_epochs():
+    recipe = TrainRecipe(epochs=4, batch_size=100)
+    assert same_steps_epochs(recipe, 1000, 1000) == 4
+    assert same_steps_epochs(recipe, 1000, 500) == 8  # 40 steps at 10 vs 5 steps per epoch
+    assert same_steps_epochs(recipe, 1000, 30) == 40  # fewer images than a batch: one step per epoch
+
+
+def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    spec = reduction_spec(cifake_root, fractions=[1, 1 / 3], arms=["transfer", "scratch"], augmentation="none",
+                          schedule="same_epochs")  # fmt: skip
+    records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)}
+    full = records["reduction-transfer-k16-x1-s0-same_epochs-aug_none"]
+    third = records["reduction-transfer-k16-x3-s0-same_epochs-aug_none"]
+    assert (full.train_images, third.train_images) == (30, 10)  # 3 images per class, then 1 per class
+    assert third.real_fraction == pytest.approx(1 / 3) and third.x == 3 and third.arm == "transfer"
+    assert third.prefix_cache is True and third.frozen and third.n_transferred == 16
+    scratch = records["reduction-scratch-x3-s0-same_epochs"]
+    assert scratch.source is None and scratch.train_images == 10 and scratch.epochs == 1
