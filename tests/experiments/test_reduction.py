@@ -60,3 +60,19 @@ def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeyp
     assert third.prefix_cache is True and third.frozen and third.n_transferred == 16
     scratch = records["reduction-scratch-x3-s0-same_epochs"]
     assert scratch.source is None and scratch.train_images == 10 and scratch.epochs == 1
+
+
+def test_scratch_on_all_real_data_is_the_real_baseline_reused(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    spec = validate(ExperimentSpec, {
+        "data": {"data_root": str(cifake_root)},
+        "model": {"width": 0.125},
+        "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
+        "experiments": [{"kind": "baseline", "sides": ["real"]},
+                        {"kind": "data_reduction", "fractions": [1, 0.5], "arms": ["scratch"]}],
+    })  # fmt: skip
+    models = tmp_path / "m"
+    records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=models, progress=False)}
+    baseline, scratch_all = records["baseline-real-s0"], records["reduction-scratch-x1-s0-same_steps"]
+    assert (scratch_all.top1, scratch_all.top5) == (baseline.top1, baseline.top5)
+    assert len(list(models.iterdir())) == 1  # one model trained and cached; the half-data scratch is not kept

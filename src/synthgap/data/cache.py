@@ -41,8 +41,12 @@ class ImageTensors:
         return len(self.labels)
 
     def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
+        """The images at `positions`; the key (if any) extends to name exactly this selection."""
         positions = torch.as_tensor(positions, dtype=torch.long)
-        return ImageTensors(self.images[positions], self.labels[positions], self.classes, list(self.skipped))
+        key = ""
+        if self.key:
+            key = f"{self.key}:{hashlib.sha256(positions.numpy().tobytes()).hexdigest()[:16]}"
+        return ImageTensors(self.images[positions], self.labels[positions], self.classes, list(self.skipped), key)
 
 
 def default_cache_dir() -> Path:

@@ -1,7 +1,9 @@
 """`synthgap demo`: the embedded default experiment on CIFAKE, sized for a few minutes on 2 CPU cores.
 
-Real (R) and synthetic (S) baselines, then a small layer sweep in both directions (N = 4, 8, 12, 16, frozen prefix,
-no stage-2 augmentation so prefix outputs are computed once), then the report. It runs through the same resumable
+Real (R) and synthetic (S) baselines, a small layer sweep in both directions (N = 4, 8, 12, 16, frozen prefix,
+no stage-2 augmentation so prefix outputs are computed once), a small data-reduction experiment (16 synthetic
+layers frozen + the last two trained on 1, 1/4, 1/16 of the real images, against scratch on the same), then the
+report. It runs through the same resumable
 runner as `synthgap run`: rerunning with the same --out finishes what a killed demo left.
 """
 
@@ -29,6 +31,8 @@ def demo_spec(*, data_root: Path | None, per_class: int, epochs: int, width: flo
         "experiments": [
             {"kind": "baseline"},
             {"kind": "layer_transfer", "n": n, "augmentation": "none", "epochs": max(1, epochs // 2)},
+            {"kind": "data_reduction", "fractions": [1, 1 / 4, 1 / 16], "arms": ["transfer", "scratch"],
+             "augmentation": "none"},
         ],
     })  # fmt: skip
 
@@ -56,4 +60,8 @@ def demo_summary(records: list[ResultRecord]) -> str:
     if transfers:
         lines += ["", "| layers 1..N from | rest trained on | N | top-1 (%) |", "|---|---|---|---|"]
         lines += [f"| {r.source} | {r.target} | {r.n_transferred} | {r.top1:.2f} |" for r in transfers]
+    reductions = sorted((r for r in records if r.kind == "data_reduction"), key=lambda r: (r.arm, -r.real_fraction))
+    if reductions:
+        lines += ["", "| arm | real data | top-1 (%) |", "|---|---|---|"]
+        lines += [f"| {r.arm} | 1/{r.x:g} | {r.top1:.2f} |" for r in reductions]
     return "\n".join(lines)

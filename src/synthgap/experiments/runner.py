@@ -33,7 +33,7 @@ from synthgap.experiments.transfer import TransferSetup, build_student, train_st
 from synthgap.io import atomic_write_json
 from synthgap.models.layers import LAYER_MAPS
 from synthgap.models.resnet import build_model
-from synthgap.train.checkpoint import has_checkpoint, load_weights, save_checkpoint
+from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights, save_checkpoint
 from synthgap.train.loaders import recipe_loaders
 from synthgap.train.loop import evaluate, seed_everything
 from synthgap.train.recipe import TrainRecipe
@@ -70,13 +70,18 @@ class ModelCache:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def key(self, images: ImageTensors, spec: ExperimentSpec, seed: int) -> str:
+    def key(self, images: ImageTensors, spec: ExperimentSpec, seed: int, recipe: TrainRecipe | None = None) -> str:
+        if not images.key:
+            raise ValueError("images without a key cannot identify a cached model")
         identity = {"images": images.key, "model": spec.model.model_dump(mode="json"),
-                    "recipe": spec.recipe.model_dump(mode="json"), "seed": seed}  # fmt: skip
+                    "recipe": (recipe or spec.recipe).model_dump(mode="json"), "seed": seed}  # fmt: skip
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
     def path(self, key: str) -> Path:
         return self.folder / key
+
+    def metadata(self, key: str) -> dict:
+        return json.loads((self.path(key) / METADATA).read_text())
 
     def load(self, key: str, spec: ExperimentSpec, num_classes: int) -> tuple[nn.Module, dict]:
         model = build_model(spec.model.model_copy(update={"num_classes": num_classes}))
@@ -129,22 +134,29 @@ def _record(run: Run, spec: ExperimentSpec, **fields) -> ResultRecord:
 def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
     """Train (or reuse from the model cache) a student from scratch on one side, and test it."""
     start = time.perf_counter()
-    train, test = store.train(run.target), store.test()
-    key = cache.key(train, spec, run.seed)
-    reused = has_checkpoint(cache.path(key))
-    if reused:  # trained by an earlier run or spec: test it here (cheap), keep its training time
-        model, meta = cache.load(key, spec, len(train.classes))
-        test_loader = recipe_loaders(train, test, spec.recipe, run.seed)[1]
-        top1, top5 = evaluate(model, test_loader, precision=spec.recipe.precision)
-        seconds = meta["seconds"]
-    else:
-        model, result = train_from_scratch(
-            train, test, spec.model, spec.recipe, run.seed, run_dir=run_dir, progress=progress, desc=run.name
-        )
-        top1, top5, seconds = result.top1, result.top5, time.perf_counter() - start
-        save_checkpoint(cache.path(key), model, {"seconds": seconds, "train": train.key, "seed": run.seed})
+    train = store.train(run.target)
+    key, top1, top5, reused = cached_scratch_model(train, spec, spec.recipe, store, cache, run, run_dir, progress)
+    seconds = cache.metadata(key)["seconds"] if reused else time.perf_counter() - start
     return _record(run, spec, source=None, n_transferred=0, frozen=False, epochs=spec.recipe.epochs, top1=top1,
                    top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused)  # fmt: skip
+
+
+def cached_scratch_model(train: ImageTensors, spec, recipe: TrainRecipe, store: DataStore, cache: ModelCache, run: Run,
+                         run_dir: Path, progress: bool) -> tuple[str, float, float, bool]:  # fmt: skip
+    """A from-scratch student on `train`: tested from the model cache when an earlier run or spec trained it,
+    else trained and added to the cache. Returns (cache key, top-1, top-5, reused)."""
+    test = store.test()
+    key = cache.key(train, spec, run.seed, recipe)
+    if has_checkpoint(cache.path(key)):
+        model, _ = cache.load(key, spec, len(train.classes))
+        top1, top5 = evaluate(model, recipe_loaders(train, test, recipe, run.seed)[1], precision=recipe.precision)
+        return key, top1, top5, True
+    start = time.perf_counter()
+    model, result = train_from_scratch(train, test, spec.model, recipe, run.seed, run_dir=run_dir, progress=progress,
+                                       desc=run.name)  # fmt: skip
+    metadata = {"seconds": time.perf_counter() - start, "train": train.key, "seed": run.seed}
+    save_checkpoint(cache.path(key), model, metadata)
+    return key, result.top1, result.top5, False
 
 
 def run_transfer(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
@@ -163,20 +175,27 @@ def run_reduction(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: 
     """One arm of the data-reduction experiment on a nested, stratified fraction of the real training images."""
     start = time.perf_counter()
     full = store.train(run.target)
-    positions = stratified_positions(full.labels.numpy(), full.classes, fraction=run.fraction, seed=run.seed)
-    train = full.select(positions)
+    train = full
+    if run.fraction < 1:
+        train = full.select(
+            stratified_positions(full.labels.numpy(), full.classes, fraction=run.fraction, seed=run.seed)
+        )
     recipe = _stage2_recipe(spec, run)
     if run.schedule == "same_steps":
         recipe = recipe.model_copy(update={"epochs": same_steps_epochs(recipe, len(full), len(train))})
-    if run.source is None:
+    if run.source is None and run.fraction == 1:  # the real baseline itself: reuse it when cached
+        _, top1, top5, _ = cached_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
+        cached_prefix = False
+    elif run.source is None:
         _, result = train_from_scratch(train, store.test(), spec.model, recipe, run.seed, run_dir=run_dir,
                                        progress=progress, desc=run.name)  # fmt: skip
-        cached_prefix = False
+        top1, top5, cached_prefix = result.top1, result.top5, False
     else:
         result, cached_prefix = _train_from_source(run, spec, store, cache, train, recipe, run_dir, progress)
+        top1, top5 = result.top1, result.top5
     return _record(run, spec, source=spec.data.ref(run.source) if run.source else None, n_transferred=run.n,
-                   frozen=run.freeze, real_fraction=run.fraction, epochs=recipe.epochs, top1=result.top1,
-                   top5=result.top5, train_images=len(train), seconds=time.perf_counter() - start, arm=run.arm,
+                   frozen=run.freeze, real_fraction=run.fraction, epochs=recipe.epochs, top1=top1,
+                   top5=top5, train_images=len(train), seconds=time.perf_counter() - start, arm=run.arm,
                    x=round(1 / run.fraction, 2), schedule=run.schedule, augmentation=recipe.augmentation,
                    prefix_cache=cached_prefix)  # fmt: skip
 

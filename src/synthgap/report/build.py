@@ -8,8 +8,9 @@ from pathlib import Path
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text
-from synthgap.report.figures import plot_layer_sweep
+from synthgap.report.figures import plot_layer_sweep, plot_reduction_arms, plot_reduction_fit
 from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines
+from synthgap.report.reduction import reduction_fits, reduction_points, reduction_reading, reduction_table_lines
 from synthgap.report.tables import gap_lines
 
 
@@ -45,6 +46,32 @@ def layer_transfer_lines(records: list[ResultRecord], folder: Path) -> list[str]
     ]
 
 
+def data_reduction_lines(records: list[ResultRecord], folder: Path) -> list[str]:
+    """The data-reduction section; draws `figures/reduction_{fit,arms}.png` as a side effect. Empty without runs."""
+    points = reduction_points(records)
+    if not points:
+        return []
+    fits = reduction_fits(records)
+    baselines = layer_baselines(records)
+    main = next((k for k in points if k == "transfer" or k.startswith("transfer (")), next(iter(points)))
+    main_fit = fits[main].fit if main in fits else None
+    plot_reduction_fit(points[main], main_fit, folder / "figures" / "reduction_fit.png", label=main)
+    plot_reduction_arms(points, {k: f.fit for k, f in fits.items()}, folder / "figures" / "reduction_arms.png",
+                        reference=baselines.get("R"))  # fmt: skip
+    return [
+        "## Data reduction",
+        "",
+        "![Data reduction (Figure 3)](figures/reduction_fit.png)",
+        "",
+        "![Transfer vs scratch (Figure 4)](figures/reduction_arms.png)",
+        "",
+        *reduction_table_lines(points, fits),
+        "",
+        reduction_reading(points, fits, baselines),
+        "",
+    ]
+
+
 def build_report(folder: Path) -> Path:
     folder = Path(folder)
     if not (folder / RESULTS_FILE).exists():
@@ -55,6 +82,7 @@ def build_report(folder: Path) -> Path:
     if gap:
         lines += ["## Baselines: real (R) vs synthetic (S) training data", "", *gap, ""]
     lines += layer_transfer_lines(records, folder)
+    lines += data_reduction_lines(records, folder)
     lines += ["## All runs", "", *all_runs_lines(records), ""]
     markdown = "\n".join(lines)
     atomic_write_text(folder / "report.md", markdown)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
+from synthgap.report.fits import LogFit
+from synthgap.report.reduction import fraction_label
 from synthgap.report.tables import Summary
 
 _CURVE_STYLES = [("tab:blue", "o"), ("tab:orange", "s"), ("tab:purple", "^"), ("tab:brown", "D"), ("tab:pink", "v")]
@@ -53,6 +58,105 @@ def plot_layer_sweep(sweep: dict[str, dict[int, Summary]], baselines: dict[str, 
     if entries:
         handles, labels = zip(*entries, strict=True)
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+# Data reduction (Figures 3 and 4): top-1 against the fraction 1/x of real training data on a log2 axis.
+_ARM_STYLES = {
+    "transfer": ("tab:blue", "o"),
+    "transfer_finetune": ("tab:purple", "^"),
+    "scratch": ("tab:orange", "s"),
+    "full_finetune": ("tab:brown", "D"),
+}
+
+
+def _reduction_curve(
+    ax, curve: dict[float, Summary], fit: LogFit | None, color: str, marker: str, label: str, dodge: float = 1.0
+):
+    """Means ± std over seeds as unconnected markers (drawn at x·dodge, so arms that overlap stay apart), the fit as a
+    line through the measured range. Returns the legend handles (points, fit line or None)."""
+    xs = sorted(curve)
+    spread = any(curve[x].n > 1 for x in xs)
+    points = ax.errorbar(
+        [x * dodge for x in xs],
+        [curve[x].mean for x in xs],
+        yerr=[curve[x].std for x in xs] if spread else None,
+        color=color,
+        marker=marker,
+        markersize=6,
+        linestyle="none",
+        capsize=4,
+        elinewidth=1.4,
+        label=f"{label} (mean ± std over seeds)" if spread else label,
+        zorder=3,
+    )
+    if fit is None or len(xs) < 2:
+        return points, None
+    dense = np.geomspace(min(xs), max(xs), 200)
+    (line,) = ax.plot(dense, fit(dense), color=color, linewidth=1.8, alpha=0.85,
+                      label=f"{label} fit: {fit.equation()}, R² = {fit.r2:.3f}")  # fmt: skip
+    return points, line
+
+
+def _fraction_axis(ax, xs: list[float]) -> None:
+    """x on a log2 scale, ticks at the measured x labelled as fractions of the real data (1, 1/2, ..., 1/64)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [fraction_label(x) for x in xs])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
+    ax.set_xlabel("fraction 1/x of the real training data (log scale)")
+    ax.set_ylabel("top-1 (%) on the real test set")
+    ax.grid(True, alpha=0.35)
+
+
+def plot_reduction_fit(curve: dict[float, Summary], fit: LogFit | None, path: Path, *, label: str = "transfer") -> Path:
+    """Figure 3: one arm's top-1 per x (error bars: std over seeds) with its fit f(x) = a·log10(x) + b."""
+    path = Path(path)
+    fig = Figure(figsize=(7.5, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    color, marker = _ARM_STYLES.get(label.split(" (", 1)[0], _CURVE_STYLES[0])
+    handles = [h for h in _reduction_curve(ax, curve, fit, color, marker, label) if h is not None]
+    _fraction_axis(ax, sorted(curve))
+    ax.set_title("Data reduction (Figure 3)")
+    ax.legend(handles=handles, loc="best", fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def plot_reduction_arms(
+    points: dict[str, dict[float, Summary]],
+    fits: dict[str, LogFit],
+    path: Path,
+    *,
+    reference: Summary | None = None,
+) -> Path:
+    """Figure 4: every arm's top-1 per x with its fit; R (the full-real model) as a dashed line when given."""
+    path = Path(path)
+    fig = Figure(figsize=(9.5, 6), layout="constrained")
+    ax = fig.add_subplot()
+    markers, lines = [], []  # legend: a row per arm, its points on the left and its fit on the right
+    for i, (key, curve) in enumerate(points.items()):
+        color, marker = _ARM_STYLES.get(key.split(" (", 1)[0], _CURVE_STYLES[i % len(_CURVE_STYLES)])
+        dodge = 2.0 ** (0.05 * (i - (len(points) - 1) / 2))  # a few pixels apart on the log2 axis
+        handle, line = _reduction_curve(ax, curve, fits.get(key), color, marker, key, dodge)
+        markers.append(handle)
+        lines.append(line or Line2D([], [], linestyle="none", label=f"{key}: no fit (fewer than two x)"))
+    if reference is not None:
+        color, label = _BASELINE_STYLES["R"]
+        r_label = f"{label}, all real data: {reference}"
+        markers.append(ax.axhline(reference.mean, color=color, linestyle="--", linewidth=1.4, label=r_label))
+        lines.append(Line2D([], [], linestyle="none", label=" "))
+        if reference.n > 1 and reference.std > 0:
+            ax.axhspan(reference.mean - reference.std, reference.mean + reference.std, color=color, alpha=0.12,
+                       linewidth=0)  # fmt: skip
+    _fraction_axis(ax, sorted({x for curve in points.values() for x in curve}))
+    ax.set_title("Transfer vs scratch (Figure 4)")
+    # Below the axes, as in Figure 2 (the curves span the whole plot): each arm's points then its fit, then R.
+    if markers:
+        fig.legend(handles=markers + lines, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path

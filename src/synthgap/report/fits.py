@@ -116,4 +116,3 @@ def fraction_needed(fit: LogFit, reference: float, d: float) -> float | None:
 def _xy(points: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     array = np.asarray(points, dtype=float).reshape(-1, 2)
     return array[:, 0], array[:, 1]
-
