@@ -133,7 +133,9 @@ def plot_reduction_arms(
     *,
     reference: Summary | None = None,
 ) -> Path:
-    """Figure 4: every arm's top-1 per x with its fit; R (the full-real model) as a dashed line when given."""
+    """Figure 4: every arm's top-1 per x with its fit; R (the full-real model) as a dashed line when given.
+
+    Each arm's points are drawn a little left or right of their x so that overlapping error bars stay readable."""
     path = Path(path)
     fig = Figure(figsize=(9.5, 6), layout="constrained")
     ax = fig.add_subplot()
@@ -153,6 +155,8 @@ def plot_reduction_arms(
             ax.axhspan(reference.mean - reference.std, reference.mean + reference.std, color=color, alpha=0.12,
                        linewidth=0)  # fmt: skip
     _fraction_axis(ax, sorted({x for curve in points.values() for x in curve}))
+    if len(points) > 1:
+        ax.set_xlabel("fraction 1/x of the real training data (log scale; arms' points offset slightly for legibility)")
     ax.set_title("Transfer vs scratch (Figure 4)")
     # Below the axes, as in Figure 2 (the curves span the whole plot): each arm's points then its fit, then R.
     if markers:
