@@ -102,3 +102,17 @@ def test_dry_run_names_mismatched_classes(tmp_path):
                       "--set", f"data.synthetic=folder:{other}")  # fmt: skip
     assert result.returncode == 2
     assert "n00000001" in result.stderr and wnids[99] in result.stderr
+
+
+def test_skip_bad_skips_and_counts_corrupt_images(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    (cifake_root / "cifake" / "train" / "REAL" / "1 (3).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    args = ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--epochs", "1", "--width",
+            "0.125", "--batch-size", "8", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    strict = runner.invoke(app, args)
+    assert strict.exit_code != 0 and "1 (3).jpg" in str(strict.exception)
+    lenient = runner.invoke(app, [*args, "--skip-bad"])
+    assert lenient.exit_code == 0, lenient.output
+    assert "skipped 1 unreadable images" in lenient.output
+    record = json.loads((tmp_path / "out" / "results.jsonl").read_text())
+    assert record["skipped_images"] == 1 and record["train_images"] == 29

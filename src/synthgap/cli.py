@@ -79,9 +79,11 @@ def train(
     run_config = load_config(TrainRunConfig, config, overrides)
     _check_names(run_config.recipe.augmentation, run_config.recipe.normalization)
     record = run_baseline(run_config, out / run_config.run_name(), out, progress=not quiet)
+    skipped = getattr(record, "skipped_images", 0)
     typer.echo(
         f"{record.run}: top-1 {record.top1:.2f}%  top-5 {record.top5:.2f}%  "
         f"({record.train_images} training images, {record.seconds:.0f} s) → {out / 'results.jsonl'}"
+        + (f"\nskipped {skipped} unreadable images (--skip-bad)" if skipped else "")
     )
 
 
