@@ -24,7 +24,8 @@ DEMO_N = [4, 8, 12, 16]
 def demo_spec(*, data_root: Path | None, per_class: int, epochs: int, width: float, n: list[int]) -> ExperimentSpec:
     return validate(ExperimentSpec, {
         "name": "demo",
-        "data": {"data_root": str(data_root) if data_root else None, "per_class": per_class},
+        # 5,000 of the 10,000 real test images: ±0.7 pp of sampling error, and half the evaluation cost
+        "data": {"data_root": str(data_root) if data_root else None, "per_class": per_class, "test_per_class": 500},
         "model": {"width": width},
         "recipe": {"epochs": epochs},
         "seeds": [0],
