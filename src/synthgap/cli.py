@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+generate_app = typer.Typer(help="Generate synthetic training sets with diffusers pipelines.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
 
 DataRoot = Annotated[
     Path | None,
@@ -168,6 +170,88 @@ def data_describe(
     from synthgap.data.describe import describe
 
     typer.echo(describe(path, sample=sample))
+
+
+GenModel = Annotated[str | None, typer.Option(help="Hugging Face model id or local diffusers folder.")]
+GenOut = Annotated[Path, typer.Option(help="Output folder: <class>/<class>_<index>.png, manifest.jsonl, previews/.")]
+Shard = Annotated[str, typer.Option(help="Do shard i of n (0-based, e.g. 3/8); run all n, in any order or at once.")]
+
+
+@generate_app.command("text2img")
+def generate_text2img(
+    out: GenOut,
+    model: GenModel = None,
+    revision: Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")] = None,
+    classes: Annotated[str, typer.Option(help="imagenet100 | cifar10 | a .txt/.csv/.json class list.")] = "cifar10",
+    per_class: Annotated[int, typer.Option(help="Images per class.")] = 1300,
+    seed: Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")] = 0,
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
+    size: Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")] = 512,
+    batch_size: Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")] = 8,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    scheduler: Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (the model's own).")] = "ddim",
+    template: Annotated[
+        list[str] | None, typer.Option(help="Prompt template (repeatable), e.g. 'a photo of a {name}'.")
+    ] = None,
+    negative_prompt: Annotated[str, typer.Option(help="Negative prompt for every image.")] = "",
+    text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
+    backgrounds: Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")] = None,
+    precision: Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")] = "auto",
+    safety_checker: Annotated[bool, typer.Option(help="Run the model's safety checker (off: not loaded).")] = False,
+    shard: Shard = "0/1",
+    previews: Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")] = True,
+    quiet: Quiet = False,
+) -> None:
+    """Text-to-image: prompts from a class list through any diffusers text-to-image model. Rerun to resume."""
+    from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL
+    from synthgap.generate.prompts import DEFAULT_TEMPLATES
+    from synthgap.generate.text2img import Text2ImgConfig
+    from synthgap.generate.text2img import generate_text2img as run_text2img
+
+    config = Text2ImgConfig(
+        out=out, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, classes=classes, per_class=per_class,
+        seed=seed, steps=steps, size=size, batch_size=batch_size, guidance=guidance, scheduler=scheduler,
+        templates=tuple(template or DEFAULT_TEMPLATES), negative_prompt=negative_prompt, text=text,
+        backgrounds=backgrounds, precision=precision, safety_checker=safety_checker, shard=shard, previews=previews,
+    )  # fmt: skip
+    typer.echo(run_text2img(config, progress=not quiet).summary())
+
+
+@generate_app.command("unclip")
+def generate_unclip(
+    out: GenOut,
+    source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
+    model: GenModel = None,
+    revision: Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")] = None,
+    data_root: DataRoot = None,
+    per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
+    variations: Annotated[int, typer.Option(help="Variations per real image.")] = 1,
+    noise_level: Annotated[int, typer.Option(help="Noise on the image embedding, 0..999.")] = 0,
+    prompt: Annotated[str, typer.Option(help="Optional text beside the image; may use {name}.")] = "",
+    negative_prompt: Annotated[str, typer.Option(help="Negative prompt for every image.")] = "",
+    seed: Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")] = 0,
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
+    size: Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")] = 768,
+    batch_size: Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")] = 4,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 10.0,
+    scheduler: Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (the model's own).")] = "default",
+    precision: Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")] = "auto",
+    shard: Shard = "0/1",
+    previews: Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")] = True,
+    quiet: Quiet = False,
+) -> None:
+    """unCLIP image variations of a real data source (the paper's oracle-prompt ablation). Rerun to resume."""
+    from synthgap.generate.models import DEFAULT_UNCLIP_MODEL
+    from synthgap.generate.unclip import UnclipConfig
+    from synthgap.generate.unclip import generate_unclip as run_unclip
+
+    config = UnclipConfig(
+        out=out, source=source, model=model or DEFAULT_UNCLIP_MODEL, revision=revision, data_root=data_root,
+        per_class=per_class, variations=variations, noise_level=noise_level, prompt=prompt,
+        negative_prompt=negative_prompt, seed=seed, steps=steps, size=size, batch_size=batch_size, guidance=guidance,
+        scheduler=scheduler, precision=precision, shard=shard, previews=previews,
+    )  # fmt: skip
+    typer.echo(run_unclip(config, progress=not quiet).summary())
 
 
 @app.command()

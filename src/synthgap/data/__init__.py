@@ -23,4 +23,4 @@ __all__ = [
     "stratified_positions",
 ]
 
-from synthgap.data import imagenet100  # noqa: F401,E402  (registers the imagenet100 source)
+from synthgap.data import generated, imagenet100  # noqa: F401,E402  (register the generated and imagenet100 sources)

@@ -1,0 +1,80 @@
+"""What both generators share: the result record and the resumable batch loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from synthgap.generate.output import Describe, OutputFolder
+from synthgap.generate.plan import Item, Shard
+
+MakeImages = Callable[[list[Item], list[torch.Generator]], Sequence[Image.Image]]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What one `synthgap generate` call did. `manifest` is set once every shard's images exist."""
+
+    out: Path
+    shard: Shard
+    written: int  # images written by this call
+    already_done: int  # images of this shard found done (a resumed run)
+    shard_images: int  # images assigned to this shard
+    total_images: int  # images of the whole run
+    manifest: Path | None
+    seconds: float
+
+    def summary(self) -> str:
+        state = f"manifest {self.manifest}" if self.manifest else "other shards still pending (no manifest yet)"
+        return (
+            f"shard {self.shard}: {self.written} images written, {self.already_done} already done, "
+            f"{self.shard_images} in this shard of {self.total_images} ({self.seconds:.0f} s); {state}"
+        )
+
+
+def pending(output: OutputFolder, shard_batches: list[list[Item]]) -> tuple[list[list[Item]], int]:
+    """Batches with at least one missing image (run again whole, see plan.py), and the count of done images."""
+    todo = [batch for batch in shard_batches if not all(output.is_done(item) for item in batch)]
+    done = sum(output.is_done(item) for batch in shard_batches for item in batch)
+    return todo, done
+
+
+def generators(items: list[Item]) -> list[torch.Generator]:
+    """One CPU generator per image: its noise depends on its seed only, whatever the batch or the device."""
+    return [torch.Generator(device="cpu").manual_seed(item.seed) for item in items]
+
+
+def run_batches(
+    output: OutputFolder,
+    todo: list[list[Item]],
+    make_images: MakeImages,
+    describe: Describe,
+    *,
+    total: int,
+    done: int,
+    progress: bool,
+) -> int:
+    """Generate each batch and write its missing images (with their manifest lines); returns images written."""
+    written = 0
+    with tqdm(total=total, initial=done, unit="img", desc=f"generate {output.shard}", disable=not progress) as bar:
+        for batch in todo:
+            images = make_images(batch, generators(batch))
+            for item, image in zip(batch, images, strict=True):
+                if output.is_done(item):  # done before a kill; the batch only ran to keep its arithmetic identical
+                    continue
+                output.write(item, image, describe(item))
+                written += 1
+                bar.update(1)
+    return written
+
+
+def describe_common(item: Item) -> dict[str, Any]:
+    """The manifest fields every generator writes for an image."""
+    return {"class": item.cls.id, "class_name": item.cls.name, "label": item.label, "index": item.index,
+            "seed": item.seed}  # fmt: skip

@@ -1,0 +1,181 @@
+"""Finding and loading diffusers pipelines: a Hugging Face model id or a local folder, one code path for both.
+
+A model id is first resolved to a local snapshot folder (the Hugging Face cache, downloading only if allowed), and
+the pipeline is then always loaded with ``from_pretrained(local_folder)`` — the path the tests' tiny pipelines take.
+The snapshot folder name gives the commit hash recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthgap.errors import SynthgapError
+from synthgap.registry import Registry
+
+DEFAULT_TEXT2IMG_MODEL = "CompVis/stable-diffusion-v1-4"  # the paper's generator
+OTHER_TEXT2IMG_MODELS = ("stable-diffusion-v1-5/stable-diffusion-v1-5", "stabilityai/stable-diffusion-2-1-base")
+DEFAULT_UNCLIP_MODEL = "stabilityai/stable-diffusion-2-1-unclip"
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
+
+SchedulerFactory = Callable[[Any], Any]
+SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
+
+
+@SCHEDULERS.register("default")
+def _keep(scheduler: Any) -> Any:
+    return scheduler
+
+
+@SCHEDULERS.register("ddim")
+def _ddim(scheduler: Any) -> Any:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_config(scheduler.config)
+
+
+@SCHEDULERS.register("dpm++")
+def _dpm_solver_pp(scheduler: Any) -> Any:
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler.from_config(scheduler.config, algorithm_type="dpmsolver++")
+
+
+@SCHEDULERS.register("euler_a")
+def _euler_ancestral(scheduler: Any) -> Any:
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    return EulerAncestralDiscreteScheduler.from_config(scheduler.config)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are, what the user called it, and the commit hash when known."""
+
+    model: str
+    path: Path
+    revision: str | None
+
+
+def resolve_model(model: str, revision: str | None = None) -> ResolvedModel:
+    """A local folder as is; a model id via the Hugging Face cache (downloads only when the hub is reachable)."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        _require_model_index(local, model)
+        return ResolvedModel(model, local, _snapshot_hash(local.resolve()))
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise SynthgapError(f"model folder not found: {model} (expected a diffusers folder holding model_index.json)")
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its "couldn't connect" warnings would precede our one error line
+    try:
+        folder = Path(DiffusionPipeline.download(model, revision=revision))
+    except Exception as exc:  # the hub client raises several types (OSError, HTTP, offline, gated repo)
+        raise SynthgapError(_unavailable_message(model, exc)) from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    return ResolvedModel(model, folder, _snapshot_hash(folder) or revision)
+
+
+def _unavailable_message(model: str, exc: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = reason if len(reason) <= 200 else reason[:200] + "…"
+    return (
+        f"cannot load model {model!r}: tried the local folder ./{model} and the Hugging Face cache {cache}"
+        f"{' (HF_HUB_OFFLINE is set, no download tried)' if offline else ', then a download'}: {reason}. "
+        f"Fetch it where there is network (`hf download {model}`) and point HF_HOME at that cache, "
+        "or pass --model /path/to/a/local/copy (a folder holding model_index.json)"
+    )
+
+
+def _require_model_index(folder: Path, model: str) -> None:
+    if not (folder / "model_index.json").is_file():
+        raise SynthgapError(f"{model} is not a diffusers pipeline folder (no model_index.json in {folder})")
+
+
+def _snapshot_hash(folder: Path) -> str | None:
+    match = SNAPSHOT.search(str(folder))
+    return match.group(1) if match else None
+
+
+def pipeline_class_name(folder: Path) -> str:
+    return json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name", "?")
+
+
+def choose_device_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
+    """CUDA when present; ``auto`` is fp16 on CUDA and fp32 on the CPU (CPU half precision is slow or unsupported)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if precision == "auto":
+        return device, torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise SynthgapError(f"unknown precision {precision!r}; choose from: auto, {', '.join(PRECISIONS)}")
+    return device, PRECISIONS[precision]
+
+
+def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety_checker: bool) -> Any:
+    """Load a text-to-image (`kind` "text2img") or unCLIP image-variation ("unclip") pipeline from its folder."""
+    from diffusers import AutoPipelineForText2Image, StableUnCLIPImg2ImgPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    class_name = pipeline_class_name(resolved.path)
+    model_index = json.loads((resolved.path / "model_index.json").read_text(encoding="utf-8"))
+    if not safety_checker and "safety_checker" in model_index:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)  # skip loading ~1 GB of weights
+    # loading progress bars and "weights not used" notices are noise in a command's output
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        if kind == "unclip":
+            if class_name != "StableUnCLIPImg2ImgPipeline":
+                raise SynthgapError(
+                    f"{resolved.model} is a {class_name}, not an unCLIP image-variation pipeline "
+                    f"(StableUnCLIPImg2ImgPipeline, e.g. {DEFAULT_UNCLIP_MODEL})"
+                )
+            pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(resolved.path, **kwargs)
+        else:
+            pipe = AutoPipelineForText2Image.from_pretrained(resolved.path, **kwargs)
+    except (ValueError, OSError) as exc:
+        raise SynthgapError(f"cannot load {resolved.model} ({class_name}) as a {kind} pipeline: {exc}") from None
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
+    pipe.set_progress_bar_config(disable=True)  # our own bar counts images, not denoising steps
+    return pipe
+
+
+def prepare_pipeline(pipe: Any, scheduler: str, device: torch.device) -> Any:
+    """Swap the scheduler, move to the device and use PyTorch SDPA attention on CUDA."""
+    pipe.scheduler = SCHEDULERS.get(scheduler)(pipe.scheduler)
+    pipe = pipe.to(device)
+    if device.type == "cuda" and hasattr(pipe, "unet"):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        pipe.unet.set_attn_processor(AttnProcessor2_0())  # fused scaled-dot-product attention (flash / mem-efficient)
+    return pipe
+
+
+def scheduler_name(option: str, folder: Path) -> str:
+    """The manifest's scheduler field: the option, or for "default" the class named in the model's scheduler config
+    (read from disk, so a resumed run can rebuild manifest lines without loading the pipeline)."""
+    if option != "default":
+        return option
+    config = folder / "scheduler" / "scheduler_config.json"
+    return json.loads(config.read_text(encoding="utf-8")).get("_class_name", "?") if config.is_file() else "?"

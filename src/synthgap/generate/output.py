@@ -1,0 +1,184 @@
+"""The output folder of a generation run: crash-safe image writes, per-shard manifest parts, the merged manifest.
+
+Layout::
+
+    <out>/generate.json                 settings that determine the images (a rerun must match them)
+    <out>/<folder>/<folder>_00000.png   images (ImageFolder tree); an image is done once renamed into place
+    <out>/manifest.parts/<i>-of-<n>.jsonl  one line per image written by shard i/n, appended as it goes
+    <out>/manifest.jsonl                all images sorted by (class, index), written once every image exists
+    <out>/previews/<folder>.png         a grid of each class's first images
+
+A kill can leave at most a torn last line in a part (dropped on resume) and a done image without its line (the line
+is rebuilt from the image's deterministic description plus the file's sha256). Nothing is ever lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from synthgap.errors import SynthgapError
+from synthgap.generate.plan import Item, Shard
+from synthgap.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+MANIFEST = "manifest.jsonl"
+PARTS = "manifest.parts"
+SETTINGS = "generate.json"
+PREVIEWS = "previews"
+PREVIEW_IMAGES = 16
+
+Describe = Callable[[Item], dict[str, Any]]
+
+
+class OutputFolder:
+    """Writes one shard's images and manifest lines; merges the manifest when the whole run is done."""
+
+    def __init__(self, root: Path, shard: Shard) -> None:
+        self.root = Path(root)
+        self.shard = shard
+        self.part = self.root / PARTS / f"{shard.name}.jsonl"
+        self._part_file: io.TextIOWrapper | None = None
+
+    # -- starting --------------------------------------------------------------------------------------------------
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Record the settings on first use; on a rerun (or another shard) they must be the same."""
+        path = self.root / SETTINGS
+        if path.exists():
+            old = json.loads(path.read_text(encoding="utf-8"))
+            new = json.loads(json.dumps(settings))  # normalise tuples → lists as stored
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            if changed:
+                shown = "; ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed[:4])
+                raise SynthgapError(
+                    f"{self.root} holds a generation run with other settings ({shown}); rerun with the same "
+                    "settings to resume, or choose another --out"
+                )
+            return
+        atomic_write_json(path, settings)
+
+    def open_part(self) -> dict[str, dict[str, Any]]:
+        """Lock this shard's part, drop a torn last line, and return its records by file."""
+        self.part.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.part, "a+", encoding="utf-8")  # noqa: SIM115  (held until close())
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise SynthgapError(f"another process is generating shard {self.shard} into {self.root}") from None
+        handle.seek(0)
+        text = handle.read()
+        records = _parse_lines(text)
+        clean = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records.values())
+        if clean != text:  # torn or duplicated lines: rewrite before appending (atomic; the lock is on the old inode)
+            atomic_write_text(self.part, clean)
+            handle.close()
+            handle = open(self.part, "a", encoding="utf-8")  # noqa: SIM115
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._part_file = handle
+        return records
+
+    def is_done(self, item: Item) -> bool:
+        return (self.root / item.file).exists()
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def write(self, item: Item, image: Image.Image, description: dict[str, Any]) -> dict[str, Any]:
+        """Write the PNG atomically, then append its manifest line; returns the line's record."""
+        data = encode_png(image)
+        atomic_write_bytes(self.root / item.file, data)
+        record = {**description, "file": item.file, "sha256": hashlib.sha256(data).hexdigest()}
+        assert self._part_file is not None, "open_part() first"
+        self._part_file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._part_file.flush()  # survives a kill of this process (the OS holds the data)
+        return record
+
+    def close(self) -> None:
+        if self._part_file is not None:
+            self._part_file.close()
+            self._part_file = None
+
+    # -- finishing -------------------------------------------------------------------------------------------------
+
+    def finish(self, items: list[Item], describe: Describe, previews: bool) -> Path | None:
+        """If every image of the run exists, write manifest.jsonl (and previews); else None (other shards pending).
+
+        Any shard may be the last to finish, so each one tries; concurrent merges write identical files atomically.
+        """
+        if not all(self.is_done(item) for item in items):
+            return None
+        known: dict[str, dict[str, Any]] = {}
+        for part in sorted((self.root / PARTS).glob("*.jsonl")):
+            known.update(_parse_lines(part.read_text(encoding="utf-8")))
+        lines = []
+        for item in items:  # items are in (class, index) order
+            record = known.get(item.file) or self.rebuild(item, describe)
+            lines.append(json.dumps(record, sort_keys=True) + "\n")
+        manifest = self.root / MANIFEST
+        atomic_write_text(manifest, "".join(lines))
+        if previews:
+            self.write_previews(items)
+        self._remove_temp_files(items)
+        return manifest
+
+    def rebuild(self, item: Item, describe: Describe) -> dict[str, Any]:
+        """The manifest line of a done image whose line was lost in a kill: the description is deterministic."""
+        digest = hashlib.sha256((self.root / item.file).read_bytes()).hexdigest()
+        return {**describe(item), "file": item.file, "sha256": digest}
+
+    def write_previews(self, items: list[Item]) -> None:
+        by_folder: dict[str, list[Item]] = {}
+        for item in items:
+            by_folder.setdefault(item.cls.folder, []).append(item)
+        for folder, class_items in by_folder.items():
+            images = [Image.open(self.root / item.file) for item in class_items[:PREVIEW_IMAGES]]
+            atomic_write_bytes(self.root / PREVIEWS / f"{folder}.png", encode_png(preview_grid(images)))
+
+    def _remove_temp_files(self, items: list[Item]) -> None:
+        """Temp files of writes cut by a kill. Once every image exists no writer is left: each shard writes only its
+        own missing images, and a shard cannot run twice at once (the part's lock)."""
+        for folder in {item.cls.folder for item in items}:
+            for tmp in (self.root / folder).glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG bytes (deterministic for the same pixels: same encoder settings every time)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def preview_grid(images: list[Image.Image], thumb: int = 128) -> Image.Image:
+    """Images as thumbnails (at most `thumb` px a side) on a near-square grid."""
+    columns = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / columns)
+    side = min(thumb, max(max(im.size) for im in images))
+    grid = Image.new("RGB", (columns * side, rows * side), "white")
+    for position, image in enumerate(images):
+        tile = image.convert("RGB").resize((side, side))
+        grid.paste(tile, ((position % columns) * side, (position // columns) * side))
+    return grid
+
+
+def _parse_lines(text: str) -> dict[str, dict[str, Any]]:
+    """Records by file; a line that does not parse (torn by a kill) is dropped, a repeated file keeps its first."""
+    records: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # torn last line
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "file" in record:
+            records.setdefault(record["file"], record)
+    return records

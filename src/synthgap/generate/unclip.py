@@ -1,0 +1,210 @@
+"""unCLIP image variations ("oracle prompts"): k variations of each real image of a data source.
+
+    synthgap generate unclip --source imagenet100:/data/imagenet --per-class 1300 --variations 1 \\
+        --out gen/unclip-in100 --shard 0/8
+
+The real image's CLIP image embedding replaces the text prompt (StableUnCLIPImg2ImgPipeline), so each synthetic
+image shows what a real one shows. Classes are the source's own (ids and order), so the generated set lines up with
+that source in experiments. The manifest records each image's source file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from synthgap.data.index import LabelledIndex
+from synthgap.errors import SynthgapError
+from synthgap.generate.classes import ClassInfo, finish_classes
+from synthgap.generate.common import GenerationResult, describe_common, pending, run_batches
+from synthgap.generate.models import (
+    DEFAULT_UNCLIP_MODEL,
+    SCHEDULERS,
+    choose_device_dtype,
+    load_pipeline,
+    prepare_pipeline,
+    resolve_model,
+    scheduler_name,
+)
+from synthgap.generate.output import OutputFolder
+from synthgap.generate.plan import Item, Shard, batches, image_seed, shard_batches
+
+
+@dataclass
+class UnclipConfig:
+    """Settings of an unCLIP variation run. Everything but `shard`, `progress` and `previews` fixes the images."""
+
+    out: Path
+    source: str  # a data reference, e.g. cifake:real, folder:/dir, imagenet100:/data/imagenet (its train split)
+    model: str = DEFAULT_UNCLIP_MODEL
+    revision: str | None = None
+    data_root: Path | None = None
+    per_class: int | None = None  # real images per class (the first ones in the source's order); None: all
+    variations: int = 1  # k variations per real image
+    noise_level: int = 0  # noise added to the image embedding (0..999): higher = looser variations
+    prompt: str = ""  # optional text beside the image embedding; may use {name}
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 50
+    size: int = 768
+    batch_size: int = 4
+    guidance: float = 10.0  # diffusers' default for this pipeline
+    scheduler: str = "default"
+    precision: str = "auto"
+    shard: str = "0/1"
+    previews: bool = True
+
+
+class UnclipGenerator:
+    """Runs one shard of an unCLIP image-variation run."""
+
+    def __init__(self, config: UnclipConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+
+    def check_inputs(self) -> tuple[LabelledIndex, list[ClassInfo], Shard]:
+        c = self.config
+        for name in ("variations", "steps", "size", "batch_size"):
+            if getattr(c, name) < 1:
+                raise SynthgapError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(c, name)}")
+        if c.per_class is not None and c.per_class < 1:
+            raise SynthgapError(f"--per-class must be at least 1, got {c.per_class}")
+        if c.size % 8:
+            raise SynthgapError(f"--size must be a multiple of 8 (the VAE downsamples by 8), got {c.size}")
+        if not 0 <= c.noise_level < 1000:
+            raise SynthgapError(f"--noise-level must be in 0..999, got {c.noise_level}")
+        if set(_fields(c.prompt)) - {"name"}:
+            raise SynthgapError(f"--prompt may only use the field {{name}}, got {c.prompt!r}")
+        SCHEDULERS.get(c.scheduler)
+        choose_device_dtype(c.precision)
+        shard = Shard.parse(c.shard)
+        from synthgap.data.sources import open_source
+
+        index = open_source(c.source, "train", c.data_root)
+        return index, source_classes(index), shard
+
+    def __call__(self, progress: bool = True) -> GenerationResult:
+        start = time.perf_counter()
+        # 1. check inputs (and index the real images)
+        index, classes, shard = self.check_inputs()
+
+        # 2. resolve the model without loading it
+        self.model = resolve_model(self.config.model, self.config.revision)
+
+        # 3. plan: k items per selected real image, fixed batches, this shard's share
+        items = variation_items(index, classes, self.config.per_class, self.config.variations, self.config.seed)
+        mine = shard_batches(batches(items, self.config.batch_size), shard)
+
+        # 4. output folder: same settings as any earlier run, then the work left
+        output = OutputFolder(self.out, shard)
+        output.check_settings(self.settings(classes))
+        output.open_part()
+        try:
+            todo, done = pending(output, mine)
+
+            # 5. load the pipeline only if there is work, then generate batch by batch
+            written = 0
+            if todo:
+                self.pipe = self.load()
+                written = run_batches(output, todo, self.make_images, self.describe,
+                                      total=sum(map(len, mine)), done=done, progress=progress)  # fmt: skip
+        finally:
+            output.close()
+
+        # 6. finish: the merged manifest and previews, once every shard's images exist
+        manifest = output.finish(items, self.describe, previews=self.config.previews)
+        return GenerationResult(self.out, shard, written, done, sum(map(len, mine)), len(items), manifest,
+                                time.perf_counter() - start)  # fmt: skip
+
+    def load(self) -> Any:
+        device, dtype = choose_device_dtype(self.config.precision)
+        pipe = load_pipeline(self.model, "unclip", dtype, safety_checker=False)
+        return prepare_pipeline(pipe, self.config.scheduler, device)
+
+    def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
+        c = self.config
+        images = [_load_rgb(item.source) for item in batch]
+        return self.pipe(
+            image=images,
+            prompt=[c.prompt.format(name=item.cls.name) for item in batch],
+            negative_prompt=[c.negative_prompt] * len(batch) if c.negative_prompt else None,
+            noise_level=c.noise_level,
+            num_inference_steps=c.steps,
+            guidance_scale=c.guidance,
+            height=c.size,
+            width=c.size,
+            generator=generators,
+        ).images
+
+    def describe(self, item: Item) -> dict[str, Any]:
+        c = self.config
+        return {
+            **describe_common(item),
+            "prompt": c.prompt.format(name=item.cls.name),
+            "negative_prompt": c.negative_prompt,
+            "model": c.model,
+            "revision": self.model.revision,
+            "scheduler": scheduler_name(c.scheduler, self.model.path),
+            "steps": c.steps,
+            "guidance": c.guidance,
+            "size": c.size,
+            "noise_level": c.noise_level,
+            "variation": item.index % c.variations,
+            "source": str(item.source),
+        }
+
+    def settings(self, classes: list[ClassInfo]) -> dict[str, Any]:
+        fixed = {k: v for k, v in asdict(self.config).items() if k not in ("out", "shard", "previews", "data_root")}
+        return {
+            "kind": "unclip",
+            **fixed,
+            "resolved_revision": self.model.revision,
+            "dtype": str(choose_device_dtype(self.config.precision)[1]),
+            "classes": [[cls.id, cls.name] for cls in classes],
+        }
+
+
+def source_classes(index: LabelledIndex) -> list[ClassInfo]:
+    """The source's classes as ClassInfo: ids as in the source; ImageNet wnids get their readable names."""
+    from synthgap.data.imagenet100 import load_imagenet100_classes
+
+    names = {e["wnid"]: e for e in load_imagenet100_classes()}
+    raw = [{"id": c, "name": names[c]["name"] if c in names else c} for c in index.classes]
+    return finish_classes(raw, where=index.name)
+
+
+def variation_items(
+    index: LabelledIndex, classes: list[ClassInfo], per_class: int | None, variations: int, base_seed: int
+) -> list[Item]:
+    """Class-major items: real image j of a class gives indices j*k .. j*k+k-1."""
+    by_label: dict[int, list[Path]] = {}
+    for path, label in zip(index.paths, index.labels.tolist(), strict=True):
+        by_label.setdefault(label, []).append(Path(path).absolute())
+    items = []
+    for label, cls in enumerate(classes):
+        for j, source in enumerate(by_label.get(label, [])[:per_class]):
+            for v in range(variations):
+                position = j * variations + v
+                items.append(Item(label, cls, position, image_seed(base_seed, cls.id, position), source))
+    return items
+
+
+def _load_rgb(path: Path | None) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _fields(template: str) -> list[str]:
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def generate_unclip(config: UnclipConfig, progress: bool = True) -> GenerationResult:
+    """Generate (or resume) one shard of an unCLIP image-variation run; see `UnclipGenerator`."""
+    return UnclipGenerator(config)(progress)
