@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from synthgap.generate.output import Describe, OutputFolder
-from synthgap.generate.plan import Item, Shard
+from synthgap.generate.plan import Item, Shard, batches, shard_batches
 
 MakeImages = Callable[[list[Item], list[torch.Generator]], Sequence[Image.Image]]
 
@@ -72,6 +73,40 @@ def run_batches(
                 written += 1
                 bar.update(1)
     return written
+
+
+def generate_shard(
+    out: Path,
+    shard: Shard,
+    settings: dict[str, Any],
+    items: list[Item],
+    *,
+    batch_size: int,
+    load: Callable[[], None],
+    make_images: MakeImages,
+    describe: Describe,
+    previews: bool,
+    progress: bool,
+    start: float,
+) -> GenerationResult:
+    """The steps every generator shares once its items are planned: this shard's fixed batches, the same settings as
+    any earlier run into `out`, the work left, generation, and the merged manifest once every shard is done."""
+    mine = shard_batches(batches(items, batch_size), shard)
+    output = OutputFolder(out, shard)
+    output.check_settings(settings)
+    output.open_part()
+    try:
+        todo, done = pending(output, mine)
+        written = 0
+        if todo:  # the pipeline is loaded only when there is work: a finished shard just merges
+            load()
+            written = run_batches(output, todo, make_images, describe, total=sum(map(len, mine)), done=done,
+                                  progress=progress)  # fmt: skip
+    finally:
+        output.close()
+    manifest = output.finish(items, describe, previews=previews)
+    return GenerationResult(out, shard, written, done, sum(map(len, mine)), len(items), manifest,
+                            time.perf_counter() - start)  # fmt: skip
 
 
 def describe_common(item: Item) -> dict[str, Any]:

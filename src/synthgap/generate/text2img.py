@@ -18,7 +18,7 @@ import torch
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, load_classes
-from synthgap.generate.common import GenerationResult, describe_common, pending, run_batches
+from synthgap.generate.common import GenerationResult, describe_common, generate_shard
 from synthgap.generate.models import (
     DEFAULT_TEXT2IMG_MODEL,
     SCHEDULERS,
@@ -28,8 +28,7 @@ from synthgap.generate.models import (
     resolve_model,
     scheduler_name,
 )
-from synthgap.generate.output import OutputFolder
-from synthgap.generate.plan import Item, Shard, batches, shard_batches, text2img_items
+from synthgap.generate.plan import Item, Shard, text2img_items
 from synthgap.generate.prompts import DEFAULT_TEMPLATES, PromptMaker, check_templates, load_backgrounds
 
 
@@ -92,35 +91,18 @@ class Text2ImgGenerator:
         # 2. resolve the model (a local folder, or the Hugging Face cache) without loading it
         self.model = resolve_model(self.config.model, self.config.revision)
 
-        # 3. plan: one item per image, fixed batches for the whole run, this shard's share of the batches
+        # 3. plan: one item per image
         items = text2img_items(classes, self.config.per_class, self.config.seed)
-        mine = shard_batches(batches(items, self.config.batch_size), shard)
 
-        # 4. output folder: same settings as any earlier run, then find the work left
-        output = OutputFolder(self.out, shard)
-        output.check_settings(self.settings(classes))
-        output.open_part()
-        try:
-            todo, done = pending(output, mine)
+        # 4-6. this shard's batches, the work left, generation (loading the pipeline only if needed), the merge
+        return generate_shard(self.out, shard, self.settings(classes), items, batch_size=self.config.batch_size,
+                              load=self.load, make_images=self.make_images, describe=self.describe,
+                              previews=self.config.previews, progress=progress, start=start)  # fmt: skip
 
-            # 5. load the pipeline only if there is work (a finished shard just merges)
-            written = 0
-            if todo:
-                self.pipe = self.load()
-                written = run_batches(output, todo, self.make_images, self.describe,
-                                      total=sum(map(len, mine)), done=done, progress=progress)  # fmt: skip
-        finally:
-            output.close()
-
-        # 6. finish: the merged manifest and previews, once every shard's images exist
-        manifest = output.finish(items, self.describe, previews=self.config.previews)
-        return GenerationResult(self.out, shard, written, done, sum(map(len, mine)), len(items), manifest,
-                                time.perf_counter() - start)  # fmt: skip
-
-    def load(self) -> Any:
+    def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
         pipe = load_pipeline(self.model, "text2img", dtype, self.config.safety_checker)
-        return prepare_pipeline(pipe, self.config.scheduler, device)
+        self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
         c = self.config

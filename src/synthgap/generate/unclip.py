@@ -21,7 +21,7 @@ from PIL import Image
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, finish_classes
-from synthgap.generate.common import GenerationResult, describe_common, pending, run_batches
+from synthgap.generate.common import GenerationResult, describe_common, generate_shard
 from synthgap.generate.models import (
     DEFAULT_UNCLIP_MODEL,
     SCHEDULERS,
@@ -31,8 +31,7 @@ from synthgap.generate.models import (
     resolve_model,
     scheduler_name,
 )
-from synthgap.generate.output import OutputFolder
-from synthgap.generate.plan import Item, Shard, batches, image_seed, shard_batches
+from synthgap.generate.plan import Item, Shard, image_seed
 
 
 @dataclass
@@ -96,35 +95,18 @@ class UnclipGenerator:
         # 2. resolve the model without loading it
         self.model = resolve_model(self.config.model, self.config.revision)
 
-        # 3. plan: k items per selected real image, fixed batches, this shard's share
+        # 3. plan: k items per selected real image
         items = variation_items(index, classes, self.config.per_class, self.config.variations, self.config.seed)
-        mine = shard_batches(batches(items, self.config.batch_size), shard)
 
-        # 4. output folder: same settings as any earlier run, then the work left
-        output = OutputFolder(self.out, shard)
-        output.check_settings(self.settings(classes))
-        output.open_part()
-        try:
-            todo, done = pending(output, mine)
+        # 4-6. this shard's batches, the work left, generation (loading the pipeline only if needed), the merge
+        return generate_shard(self.out, shard, self.settings(classes), items, batch_size=self.config.batch_size,
+                              load=self.load, make_images=self.make_images, describe=self.describe,
+                              previews=self.config.previews, progress=progress, start=start)  # fmt: skip
 
-            # 5. load the pipeline only if there is work, then generate batch by batch
-            written = 0
-            if todo:
-                self.pipe = self.load()
-                written = run_batches(output, todo, self.make_images, self.describe,
-                                      total=sum(map(len, mine)), done=done, progress=progress)  # fmt: skip
-        finally:
-            output.close()
-
-        # 6. finish: the merged manifest and previews, once every shard's images exist
-        manifest = output.finish(items, self.describe, previews=self.config.previews)
-        return GenerationResult(self.out, shard, written, done, sum(map(len, mine)), len(items), manifest,
-                                time.perf_counter() - start)  # fmt: skip
-
-    def load(self) -> Any:
+    def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
         pipe = load_pipeline(self.model, "unclip", dtype, safety_checker=False)
-        return prepare_pipeline(pipe, self.config.scheduler, device)
+        self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
         c = self.config
