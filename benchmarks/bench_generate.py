@@ -6,8 +6,9 @@
 - generate_loop_overhead_pct: the same cost measured inside one run (wall time outside the pipeline calls over the
   time in them, model loading included), immune to load changing between runs on a shared machine.
 - generate_cuda_fp16_img_per_s (CUDA only): the project's loop in fp16 at 512 px, 50 steps, batch 8 on the tiny
-  pipeline: an upper bound set by the loop, not Stable Diffusion's speed (that needs the real weights; see
-  docs/generate.md for the estimate). With SYNTHGAP_BENCH_MODEL=<model id or folder> it times that model instead.
+  pipeline: an upper bound set by the loop, not Stable Diffusion's speed (that needs the real weights; see the
+  README section on generation for the estimate). With SYNTHGAP_BENCH_MODEL=<model id or folder> it times that
+  model instead.
 
     python -m benchmarks.bench_generate
 """
@@ -68,13 +69,10 @@ def loop_overhead_pct(model: Path, classes_file: Path, out: Path) -> float:
     return 100 * (total / TimedGenerator.pipeline_seconds - 1)
 
 
-def project_seconds(model: Path, classes_file: Path, out: Path, **changes) -> float:
-    config = Text2ImgConfig(out=out, model=str(model), classes=str(classes_file), per_class=BATCH * BATCHES // 2,
-                            steps=STEPS, size=SIZE, batch_size=BATCH, precision="fp32", **changes)  # fmt: skip
-    start = time.perf_counter()
-    result = generate_text2img(config, progress=True)
-    assert result.written == result.total_images
-    return time.perf_counter() - start
+def project_seconds(model: Path, classes_file: Path, out: Path) -> float:
+    """The project's loop on the same images as `bare_seconds`."""
+    return project_seconds_at(model, classes_file, out, per_class=BATCH * BATCHES // len(CLASSES), steps=STEPS,
+                              size=SIZE, batch_size=BATCH, precision="fp32")  # fmt: skip
 
 
 def cuda_fp16_rate(folder: Path) -> float:
@@ -90,7 +88,8 @@ def cuda_fp16_rate(folder: Path) -> float:
 def project_seconds_at(model: Path, classes_file: Path, out: Path, **settings) -> float:
     config = Text2ImgConfig(out=out, model=str(model), classes=str(classes_file), **settings)
     start = time.perf_counter()
-    generate_text2img(config, progress=True)
+    result = generate_text2img(config, progress=True)
+    assert result.written == result.total_images
     return time.perf_counter() - start
 
 
