@@ -69,15 +69,13 @@ def end_to_end_rate() -> float:
 
 
 def main() -> None:
-    full = compute_only_rate()
-    e2e = end_to_end_rate()
+    full, e2e = [], []
+    for _ in range(2):  # interleaved, so a change in machine load hits both sides alike
+        full.append(compute_only_rate())
+        e2e.append(end_to_end_rate())
     frozen = compute_only_rate(frozen=16)
-    report("train_compute_only_img_per_s", full, "img/s")
-    report("train_e2e_img_per_s", e2e, "img/s")
-    report("train_e2e_vs_compute", e2e / full, "(target >= 0.90)")
+    report("train_compute_only_img_per_s", max(full), "img/s")
+    report("train_e2e_img_per_s", max(e2e), "img/s")
+    report("train_e2e_vs_compute", max(e2e) / max(full), "(target >= 0.90)")
     report("train_frozen16_img_per_s", frozen, "img/s")
-    report("frozen16_speedup", frozen / full, "x (target >= 3)")
-
-
-if __name__ == "__main__":
-    main()
+    report("frozen16_speedup", frozen / max(full), "x (target >= 3)")

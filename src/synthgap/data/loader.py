@@ -50,10 +50,9 @@ class TensorLoader:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
             images = self.augmentation(self.data.images[take], generator)
-            images = self.normalization(images)
-            if self.channels_last:
+            if self.channels_last:  # convert while still uint8: a quarter of the bytes of the float batch
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, self.data.labels[take]
+            yield self.normalization(images), self.data.labels[take]  # elementwise: keeps the memory format
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
