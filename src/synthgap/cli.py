@@ -175,31 +175,41 @@ def data_describe(
 GenModel = Annotated[str | None, typer.Option(help="Hugging Face model id or local diffusers folder.")]
 GenOut = Annotated[Path, typer.Option(help="Output folder: <class>/<class>_<index>.png, manifest.jsonl, previews/.")]
 Shard = Annotated[str, typer.Option(help="Do shard i of n (0-based, e.g. 3/8); run all n, in any order or at once.")]
+Revision = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")]
+GenSeed = Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")]
+Steps = Annotated[int, typer.Option(help="Denoising steps.")]
+Size = Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")]
+GenBatch = Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")]
+Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
+Scheduler = Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (the model's own).")]
+NegativePrompt = Annotated[str, typer.Option(help="Negative prompt for every image.")]
+GenPrecision = Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")]
+Previews = Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")]
 
 
 @generate_app.command("text2img")
 def generate_text2img(
     out: GenOut,
     model: GenModel = None,
-    revision: Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")] = None,
+    revision: Revision = None,
     classes: Annotated[str, typer.Option(help="imagenet100 | cifar10 | a .txt/.csv/.json class list.")] = "cifar10",
     per_class: Annotated[int, typer.Option(help="Images per class.")] = 1300,
-    seed: Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")] = 0,
-    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
-    size: Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")] = 512,
-    batch_size: Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")] = 8,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
-    scheduler: Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (the model's own).")] = "ddim",
+    seed: GenSeed = 0,
+    steps: Steps = 50,
+    size: Size = 512,
+    batch_size: GenBatch = 8,
+    guidance: Guidance = 7.5,
+    scheduler: Scheduler = "ddim",
     template: Annotated[
         list[str] | None, typer.Option(help="Prompt template (repeatable), e.g. 'a photo of a {name}'.")
     ] = None,
-    negative_prompt: Annotated[str, typer.Option(help="Negative prompt for every image.")] = "",
+    negative_prompt: NegativePrompt = "",
     text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
     backgrounds: Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")] = None,
-    precision: Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")] = "auto",
+    precision: GenPrecision = "auto",
     safety_checker: Annotated[bool, typer.Option(help="Run the model's safety checker (off: not loaded).")] = False,
     shard: Shard = "0/1",
-    previews: Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")] = True,
+    previews: Previews = True,
     quiet: Quiet = False,
 ) -> None:
     """Text-to-image: prompts from a class list through any diffusers text-to-image model. Rerun to resume."""
@@ -222,22 +232,22 @@ def generate_unclip(
     out: GenOut,
     source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
     model: GenModel = None,
-    revision: Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")] = None,
+    revision: Revision = None,
     data_root: DataRoot = None,
     per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
     variations: Annotated[int, typer.Option(help="Variations per real image.")] = 1,
     noise_level: Annotated[int, typer.Option(help="Noise on the image embedding, 0..999.")] = 0,
     prompt: Annotated[str, typer.Option(help="Optional text beside the image; may use {name}.")] = "",
-    negative_prompt: Annotated[str, typer.Option(help="Negative prompt for every image.")] = "",
-    seed: Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")] = 0,
-    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
-    size: Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")] = 768,
-    batch_size: Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")] = 4,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 10.0,
-    scheduler: Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (the model's own).")] = "default",
-    precision: Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")] = "auto",
+    negative_prompt: NegativePrompt = "",
+    seed: GenSeed = 0,
+    steps: Steps = 50,
+    size: Size = 768,
+    batch_size: GenBatch = 4,
+    guidance: Guidance = 10.0,
+    scheduler: Scheduler = "default",
+    precision: GenPrecision = "auto",
     shard: Shard = "0/1",
-    previews: Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")] = True,
+    previews: Previews = True,
     quiet: Quiet = False,
 ) -> None:
     """unCLIP image variations of a real data source (the paper's oracle-prompt ablation). Rerun to resume."""

@@ -56,9 +56,7 @@ def load_split(config: DataPrep, ref: str, split: str, per_class: int | None, pr
         return tensors
     labels = tensors.labels.numpy()
     positions = stratified_positions(labels, tensors.classes, per_class=per_class, seed=config.subset_seed)
-    subset = tensors.select(positions)
-    subset.key = f"{tensors.key}:per_class={per_class}:seed={config.subset_seed}"
-    return subset
+    return tensors.select(positions)  # its key extends the decoded set's key with these positions
 
 
 def load_train_test(config: DataConfig, progress: bool = True) -> tuple[ImageTensors, ImageTensors]:

@@ -44,7 +44,7 @@ def can_cache_prefix(student: nn.Module, setup: TransferSetup, recipe: TrainReci
     if not (setup.freeze and 1 <= setup.n <= 17 and recipe.augmentation == "none" and supports_prefix_cut(student)):
         return False
     with torch.no_grad():
-        sample = _normalized(train.images[:1], recipe).to(next(student.parameters()).device)
+        sample = get_normalization(recipe.normalization)(train.images[:1]).to(next(student.parameters()).device)
         width = ResNetPrefix(student, setup.n).eval()(sample).shape[1]
     return len(train) * width * 4 <= MAX_CACHED_FEATURE_BYTES
 
@@ -101,7 +101,3 @@ def prefix_features(prefix: ResNetPrefix, loader: TensorLoader) -> torch.Tensor:
     plain = TensorLoader(loader.data, batch_size=max(loader.batch_size, 256), normalization=loader.normalization,
                          channels_last=loader.channels_last)  # fmt: skip
     return torch.cat([prefix(images.to(device)).cpu() for images, _ in plain.epoch(0)])
-
-
-def _normalized(images: torch.Tensor, recipe: TrainRecipe) -> torch.Tensor:
-    return get_normalization(recipe.normalization)(images)

@@ -10,14 +10,13 @@ from synthgap.models.layers import (
     trainable_layers,
     transfer,
 )
-from synthgap.models.resnet import MODELS, ModelConfig, build_model, count_parameters
+from synthgap.models.resnet import MODELS, ModelConfig, build_model
 
 __all__ = [
     "LAYER_MAPS",
     "MODELS",
     "ModelConfig",
     "build_model",
-    "count_parameters",
     "freeze",
     "frozen_batchnorms",
     "layer_of",

@@ -6,7 +6,6 @@ models are exactly ``torchvision.models.resnet18``.
 
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 from torchvision.models import resnet18
@@ -78,11 +77,3 @@ def init_weights(module: nn.Module) -> None:
                 m.reset_running_stats()
         elif isinstance(m, nn.Linear):
             m.reset_parameters()
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def example_input(batch: int, resolution: int) -> torch.Tensor:
-    return torch.randn(batch, 3, resolution, resolution)
