@@ -49,7 +49,13 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default 15).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default 128).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 0.1).")] = None,
-    augmentation: Annotated[str | None, typer.Option(help="none | standard | rrc (default standard).")] = None,
+    augmentation: Annotated[
+        str | None,
+        typer.Option(
+            help="none | standard | rrc | randaugment | trivialaugment | autoaugment | autoaugment_cifar10 | "
+            "augmix (default standard)."
+        ),
+    ] = None,
     normalization: Annotated[str | None, typer.Option(help="imagenet | cifar10 | none (default imagenet).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 (default auto).")] = None,
     width: Annotated[
@@ -170,6 +176,39 @@ def data_describe(
     from synthgap.data.describe import describe
 
     typer.echo(describe(path, sample=sample))
+
+
+@data_app.command("stats")
+def data_stats(
+    source: Annotated[str, typer.Argument(help="Data reference, e.g. cifake:real, cifake:synthetic, folder:DIR.")],
+    split: Annotated[str, typer.Option(help="train | test.")] = "train",
+    data_root: DataRoot = None,
+    per_class: Annotated[int | None, typer.Option(help="Images per class (stratified, seeded; default all).")] = None,
+    resolution: Annotated[int, typer.Option(help="Image side in pixels the statistics are measured at.")] = 32,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {mean, std} as JSON (a recipe.normalization value).")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Per-channel mean and std (0..1 scale) of a data set, cached; usable as a recipe's normalization."""
+    import json
+
+    from synthgap.data.config import DataPrep
+    from synthgap.data.sources import DataRef
+    from synthgap.data.stats import source_stats
+
+    DataRef.parse(source)
+    if split not in ("train", "test"):
+        raise SynthgapError(f"split must be train or test, got {split!r}")
+    prep = DataPrep(data_root=data_root, resolution=resolution)
+    stats, count = source_stats(prep, source, split, per_class, progress=not quiet)
+    if as_json:
+        typer.echo(json.dumps({"mean": list(stats.mean), "std": list(stats.std)}))
+        return
+    typer.echo(f"{source} ({split}, {count} images at {resolution} px)")
+    typer.echo("         red      green    blue")
+    typer.echo("mean  " + "  ".join(f"{v:.4f}" for v in stats.mean))
+    typer.echo("std   " + "  ".join(f"{v:.4f}" for v in stats.std))
 
 
 GenModel = Annotated[str | None, typer.Option(help="Hugging Face model id or local diffusers folder.")]

@@ -49,6 +49,20 @@ class ImageTensors:
         return ImageTensors(self.images[positions], self.labels[positions], self.classes, list(self.skipped), key)
 
 
+def concat_images(parts: list[ImageTensors]) -> ImageTensors:
+    """One set from several with the same classes (e.g. real and synthetic images mixed); keyed by its parts."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    for part in parts[1:]:
+        if part.classes != parts[0].classes:
+            raise SynthgapError("cannot mix image sets whose class lists differ")
+    key = ""
+    if all(part.key for part in parts):
+        key = "mix-" + hashlib.sha256("\n".join(part.key for part in parts).encode()).hexdigest()[:24]
+    return ImageTensors(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), parts[0].classes,
+                        [s for p in parts for s in p.skipped], key)  # fmt: skip
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "synthgap")
 

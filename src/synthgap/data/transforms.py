@@ -134,7 +134,13 @@ NORMALIZATIONS: dict[str, Normalization] = {
 }
 
 
-def get_normalization(name: str) -> Normalization:
-    if name not in NORMALIZATIONS:
-        raise SynthgapError(f"unknown normalization {name!r}; choose from: {', '.join(NORMALIZATIONS)}")
-    return NORMALIZATIONS[name]
+def get_normalization(choice: str | Normalization) -> Normalization:
+    """A named normalization, or explicit statistics (e.g. measured by `synthgap data stats`) as they are."""
+    if isinstance(choice, Normalization):
+        return choice
+    if choice not in NORMALIZATIONS:
+        raise SynthgapError(f"unknown normalization {choice!r}; choose from: {', '.join(NORMALIZATIONS)}")
+    return NORMALIZATIONS[choice]
+
+
+from synthgap.data import autoaugment  # noqa: F401,E402  (registers randaugment, trivialaugment, autoaugment*, augmix)

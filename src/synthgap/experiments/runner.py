@@ -35,7 +35,7 @@ from synthgap.models.layers import LAYER_MAPS
 from synthgap.models.resnet import build_model
 from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights, save_checkpoint
 from synthgap.train.loaders import recipe_loaders
-from synthgap.train.loop import evaluate, seed_everything
+from synthgap.train.loop import FitResult, evaluate, seed_everything
 from synthgap.train.recipe import TrainRecipe
 
 
@@ -48,13 +48,17 @@ class DataStore:
         self._loaded: dict[str, ImageTensors] = {}
 
     def train(self, side: Side) -> ImageTensors:
-        return self._get(self.spec.data.ref(side), "train", self.spec.data.per_class)
+        return self.train_ref(self.spec.data.ref(side))
+
+    def train_ref(self, ref: str, *, all_images: bool = False) -> ImageTensors:
+        """Training images of any data reference: the spec's `per_class` of each class, or all of them."""
+        return self._get(ref, "train", None if all_images else self.spec.data.per_class)
 
     def test(self) -> ImageTensors:
         return self._get(self.spec.data.test, "test", self.spec.data.test_per_class)
 
     def _get(self, ref: str, split: str, per_class: int | None) -> ImageTensors:
-        key = f"{ref}/{split}"
+        key = f"{ref}/{split}/{per_class}"
         if key not in self._loaded:
             self._loaded[key] = load_split(self.spec.data, ref, split, per_class, self.progress)
             classes = [t.classes for t in self._loaded.values()]
@@ -73,8 +77,10 @@ class ModelCache:
     def key(self, images: ImageTensors, spec: ExperimentSpec, seed: int, recipe: TrainRecipe | None = None) -> str:
         if not images.key:
             raise ValueError("images without a key cannot identify a cached model")
-        identity = {"images": images.key, "model": spec.model.model_dump(mode="json"),
-                    "recipe": (recipe or spec.recipe).model_dump(mode="json"), "seed": seed}  # fmt: skip
+        # unset optional recipe fields are left out, so adding one keeps every existing model's key
+        recipe_fields = (recipe or spec.recipe).model_dump(mode="json", exclude_none=True)
+        identity = {"images": images.key, "model": spec.model.model_dump(mode="json"), "recipe": recipe_fields,
+                    "seed": seed}  # fmt: skip
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
     def path(self, key: str) -> Path:
@@ -126,8 +132,8 @@ def run_experiment(
     return read_results(out)
 
 
-def _record(run: Run, spec: ExperimentSpec, **fields) -> ResultRecord:
-    return ResultRecord(run=run.name, kind=run.kind, seed=run.seed, target=spec.data.ref(run.target),
+def record_for(run: Run, spec: ExperimentSpec, *, target: str | None = None, **fields) -> ResultRecord:
+    return ResultRecord(run=run.name, kind=run.kind, seed=run.seed, target=target or spec.data.ref(run.target),
                         test=spec.data.test, **fields)  # fmt: skip
 
 
@@ -137,7 +143,7 @@ def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: P
     train = store.train(run.target)
     key, top1, top5, reused = cached_scratch_model(train, spec, spec.recipe, store, cache, run, run_dir, progress)
     seconds = cache.metadata(key)["seconds"] if reused else time.perf_counter() - start
-    return _record(run, spec, source=None, n_transferred=0, frozen=False, epochs=spec.recipe.epochs, top1=top1,
+    return record_for(run, spec, source=None, n_transferred=0, frozen=False, epochs=spec.recipe.epochs, top1=top1,
                    top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused)  # fmt: skip
 
 
@@ -162,10 +168,10 @@ def cached_scratch_model(train: ImageTensors, spec, recipe: TrainRecipe, store: 
 def run_transfer(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
     """Layers 1..N from the source side's baseline model, the rest trained on the target side."""
     start = time.perf_counter()
-    recipe = _stage2_recipe(spec, run)
-    result, cached_prefix = _train_from_source(run, spec, store, cache, store.train(run.target), recipe, run_dir,
-                                               progress)  # fmt: skip
-    return _record(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=run.freeze,
+    recipe = stage2_recipe(spec, run)
+    _, result, cached_prefix = train_from_source(run, spec, store, cache, store.train(run.target), recipe, run_dir,
+                                                 progress)  # fmt: skip
+    return record_for(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=run.freeze,
                    epochs=recipe.epochs if run.n < 18 else 0, top1=result.top1, top5=result.top5,
                    train_images=result.train_images, seconds=time.perf_counter() - start, rest=run.rest,
                    frozen_bn=run.frozen_bn, augmentation=recipe.augmentation, prefix_cache=cached_prefix)  # fmt: skip
@@ -180,7 +186,7 @@ def run_reduction(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: 
         train = full.select(
             stratified_positions(full.labels.numpy(), full.classes, fraction=run.fraction, seed=run.seed)
         )
-    recipe = _stage2_recipe(spec, run)
+    recipe = stage2_recipe(spec, run)
     if run.schedule == "same_steps":
         recipe = recipe.model_copy(update={"epochs": same_steps_epochs(recipe, len(full), len(train))})
     if run.source is None and run.fraction == 1:  # the real baseline itself: reuse it when cached
@@ -191,9 +197,9 @@ def run_reduction(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: 
                                        progress=progress, desc=run.name)  # fmt: skip
         top1, top5, cached_prefix = result.top1, result.top5, False
     else:
-        result, cached_prefix = _train_from_source(run, spec, store, cache, train, recipe, run_dir, progress)
+        _, result, cached_prefix = train_from_source(run, spec, store, cache, train, recipe, run_dir, progress)
         top1, top5 = result.top1, result.top5
-    return _record(run, spec, source=spec.data.ref(run.source) if run.source else None, n_transferred=run.n,
+    return record_for(run, spec, source=spec.data.ref(run.source) if run.source else None, n_transferred=run.n,
                    frozen=run.freeze, real_fraction=run.fraction, epochs=recipe.epochs, top1=top1,
                    top5=top5, train_images=len(train), seconds=time.perf_counter() - start, arm=run.arm,
                    x=round(1 / run.fraction, 2), schedule=run.schedule, augmentation=recipe.augmentation,
@@ -206,14 +212,15 @@ def same_steps_epochs(recipe: TrainRecipe, full_images: int, fraction_images: in
     return math.ceil(recipe.epochs * steps_per_epoch(full_images) / steps_per_epoch(fraction_images))
 
 
-def _stage2_recipe(spec: ExperimentSpec, run: Run) -> TrainRecipe:
+def stage2_recipe(spec: ExperimentSpec, run: Run) -> TrainRecipe:
     overrides = {"augmentation": run.augmentation, "epochs": run.epochs}
     return spec.recipe.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
-def _train_from_source(run: Run, spec, store: DataStore, cache: ModelCache, train: ImageTensors, recipe: TrainRecipe,
-                       run_dir: Path, progress: bool):  # fmt: skip
-    """Build the student from the source side's cached baseline model and train it on `train`."""
+def train_from_source(run: Run, spec, store: DataStore, cache: ModelCache, train: ImageTensors, recipe: TrainRecipe,
+                      run_dir: Path, progress: bool) -> tuple[nn.Module, FitResult, bool]:  # fmt: skip
+    """Build the student from the source side's cached baseline model and train it on `train`; returns the trained
+    student, its fit result and whether the prefix cache was used."""
     key = cache.key(store.train(run.source), spec, run.seed)
     if not has_checkpoint(cache.path(key)):
         raise SynthgapError(f"{run.name}: source model {run.needs} is not in the model cache {cache.folder}")
@@ -223,8 +230,17 @@ def _train_from_source(run: Run, spec, store: DataStore, cache: ModelCache, trai
     seed_everything(run.seed)
     fresh = build_model(spec.model.model_copy(update={"num_classes": len(train.classes)}))
     student = build_student(source, fresh, setup, layer_map)
-    return train_student(student, setup, train, store.test(), recipe, seed=run.seed, layer_map=layer_map,
-                         out_dir=run_dir, progress=progress, desc=run.name)  # fmt: skip
+    result, cached_prefix = train_student(student, setup, train, store.test(), recipe, seed=run.seed,
+                                          layer_map=layer_map, out_dir=run_dir, progress=progress,
+                                          desc=run.name)  # fmt: skip
+    return student, result, cached_prefix
 
 
-RUN_KINDS = {"baseline": run_baseline, "layer_transfer": run_transfer, "data_reduction": run_reduction}
+def run_ablation(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
+    from synthgap.experiments.ablations import ABLATIONS  # imported here: the ablations build on this module
+
+    return ABLATIONS[run.ablation](run, spec, store, cache, run_dir, progress)
+
+
+RUN_KINDS = {"baseline": run_baseline, "layer_transfer": run_transfer, "data_reduction": run_reduction,
+             "ablation": run_ablation}  # fmt: skip

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthgap.data.config import DataPrep
 from synthgap.data.sources import DataRef
+from synthgap.data.transforms import AUGMENTATIONS
 from synthgap.models.resnet import ModelConfig
 from synthgap.train.recipe import TrainRecipe
 
@@ -107,7 +108,115 @@ class DataReductionBlock(_Strict):
         return values
 
 
-Block = Annotated[BaselineBlock | LayerTransferBlock | DataReductionBlock, Field(discriminator="kind")]
+NormalizationChoice = Literal["imagenet", "synthetic", "real", "per_dataset"]
+
+
+class NormalizationBlock(_Strict):
+    """Students trained from scratch under different normalization statistics (measured on the training images):
+    imagenet: the ImageNet constants; synthetic / real: one side's statistics for training and test; per_dataset:
+    each data set normalized with its own (training side's for training, the real side's for the real test set).
+    With `adabn`, every such student is also tested after re-estimating all its BatchNorm statistics on the
+    unlabelled real training images."""
+
+    kind: Literal["normalization"]
+    stats: list[NormalizationChoice] = ["imagenet", "synthetic", "real", "per_dataset"]
+    sides: list[Side] = ["synthetic"]
+    adabn: bool = True
+    seeds: list[int] | None = None
+
+
+class AugmentationBlock(_Strict):
+    """Students trained from scratch on each side with each augmentation preset."""
+
+    kind: Literal["augmentation"]
+    presets: list[str] = ["none", "standard", "randaugment", "trivialaugment", "autoaugment", "augmix"]
+    sides: list[Side] = ["real", "synthetic"]
+    seeds: list[int] | None = None
+
+    @field_validator("presets")
+    @classmethod
+    def _known_presets(cls, values: list[str]) -> list[str]:
+        for name in values:
+            AUGMENTATIONS.get(name)  # unknown names fail here with the list of known ones
+        return values
+
+
+class TextureShapeBlock(_Strict):
+    """Texture-vs-shape reliance of the baselines and of synthetic→real transfer students (layers 1..n frozen)."""
+
+    kind: Literal["texture_shape"]
+    sides: list[Side] = ["real", "synthetic"]
+    transfer_n: list[int] = [16]
+    blur_sigma: float = Field(1.0, gt=0)
+    grid: int = Field(4, ge=2)
+    seeds: list[int] | None = None
+
+    @field_validator("transfer_n")
+    @classmethod
+    def _n_in_range(cls, values: list[int]) -> list[int]:
+        return LayerTransferBlock._n_in_range(values)
+
+
+class GeneratorBlock(_Strict):
+    """Students trained from scratch on each synthetic source (label → data reference), tested on the real test set."""
+
+    kind: Literal["generator"]
+    sources: dict[str, str] = Field(min_length=1)
+    seeds: list[int] | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _valid_refs(cls, values: dict[str, str]) -> dict[str, str]:
+        for label, ref in values.items():
+            if not label or not all(c.isalnum() or c in "-_." for c in label):
+                raise ValueError(f"source label {label!r} must be letters, digits, '-', '_' or '.'")
+            DataRef.parse(ref)
+        return values
+
+
+class MixingBlock(_Strict):
+    """Real and synthetic images in one training set, and synthetic pretraining followed by full fine-tuning.
+
+    synthetic_shares: sets of `per_class` images per class, this share of them synthetic (0: R, 1: S);
+    added_synthetic: all real images plus this many synthetic images per real image;
+    pretrain_finetune: the synthetic baseline with all layers fine-tuned on the real images."""
+
+    kind: Literal["mixing"]
+    synthetic_shares: list[float] = [0.25, 0.5, 0.75]
+    added_synthetic: list[float] = []
+    pretrain_finetune: bool = True
+    seeds: list[int] | None = None
+
+    @field_validator("synthetic_shares")
+    @classmethod
+    def _shares_in_range(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0 <= v <= 1]
+        if bad:
+            raise ValueError(f"synthetic shares must be in [0, 1], got {bad}")
+        return values
+
+    @field_validator("added_synthetic")
+    @classmethod
+    def _ratios_positive(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if v <= 0]
+        if bad:
+            raise ValueError(f"added synthetic ratios must be positive, got {bad}")
+        return values
+
+
+ABLATION_BLOCKS = (NormalizationBlock, AugmentationBlock, TextureShapeBlock, GeneratorBlock, MixingBlock)
+
+Block = Annotated[
+    BaselineBlock
+    | LayerTransferBlock
+    | DataReductionBlock
+    | NormalizationBlock
+    | AugmentationBlock
+    | TextureShapeBlock
+    | GeneratorBlock
+    | MixingBlock,
+    Field(discriminator="kind"),
+]
 
 
 class ExperimentSpec(_Strict):

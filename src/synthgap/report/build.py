@@ -8,7 +8,21 @@ from pathlib import Path
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text
-from synthgap.report.figures import plot_layer_sweep, plot_reduction_arms, plot_reduction_fit
+from synthgap.report.ablations import (
+    ablation_reading,
+    augmentation_table,
+    generator_table,
+    mixing_table,
+    normalization_table,
+    texture_table,
+)
+from synthgap.report.figures import (
+    plot_grouped_bars,
+    plot_layer_sweep,
+    plot_mixing,
+    plot_reduction_arms,
+    plot_reduction_fit,
+)
 from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines
 from synthgap.report.reduction import reduction_fits, reduction_points, reduction_reading, reduction_table_lines
 from synthgap.report.tables import gap_lines
@@ -72,6 +86,48 @@ def data_reduction_lines(records: list[ResultRecord], folder: Path) -> list[str]
     ]
 
 
+def ablation_lines(records: list[ResultRecord], folder: Path) -> list[str]:
+    """The ablation sections (each only when its runs exist) and their reading; draws figures/ablation_*.png."""
+    baselines = layer_baselines(records)
+    references = {k: v for k, v in baselines.items() if k in ("R", "S")}
+    figures = folder / "figures"
+    sections: list[str] = []
+    table, rows = normalization_table(records, baselines)
+    if table:
+        bars = {f"{student}: {variant}": {"top-1": summary} for (student, variant), summary in rows.items()}
+        plot_grouped_bars(bars, figures / "ablation_normalization.png", title="Normalization", references=references)
+        sections += ["### Normalization", "", "![Normalization](figures/ablation_normalization.png)", "", *table, ""]
+    table, presets = augmentation_table(records)
+    if table:
+        bars = {p: {f"trained on {k}": v for k, v in by_side.items()} for p, by_side in presets.items()}
+        plot_grouped_bars(bars, figures / "ablation_augmentation.png", title="Augmentation presets")
+        sections += ["### Augmentation", "", "![Augmentation](figures/ablation_augmentation.png)", "", *table, ""]
+    table, students = texture_table(records)
+    if table:
+        bars = {k: {c: v[c] for c in ("clean", "grayscale_blur", "edges", "patch_shuffle") if c in v}
+                for k, v in students.items()}  # fmt: skip
+        plot_grouped_bars(bars, figures / "ablation_texture.png", title="Texture vs shape: accuracy per test variant")
+        sections += ["### Texture vs shape", "", "![Texture vs shape](figures/ablation_texture.png)", "", *table, ""]
+    table, _ = generator_table(records, baselines)
+    if table:
+        sections += ["### Synthetic source (generator choice)", "", *table, ""]
+    table, mixing = mixing_table(records, baselines)
+    if table:
+        shares = {float(v[5:]): m for v, m in mixing.items() if v.startswith("share")}
+        if shares and references:
+            if "R" in references:
+                shares.setdefault(0.0, references["R"])  # R's training set is the 0 % mix of the same size
+            if "S" in references:
+                shares.setdefault(1.0, references["S"])
+            plot_mixing(shares, figures / "ablation_mixing.png", references=references)
+            sections += ["### Mixing real and synthetic", "", "![Mixing](figures/ablation_mixing.png)", "", *table, ""]
+        else:
+            sections += ["### Mixing real and synthetic", "", *table, ""]
+    if not sections:
+        return []
+    return ["## Ablations", "", ablation_reading(records), "", *sections]
+
+
 def build_report(folder: Path) -> Path:
     folder = Path(folder)
     if not (folder / RESULTS_FILE).exists():
@@ -83,6 +139,7 @@ def build_report(folder: Path) -> Path:
         lines += ["## Baselines: real (R) vs synthetic (S) training data", "", *gap, ""]
     lines += layer_transfer_lines(records, folder)
     lines += data_reduction_lines(records, folder)
+    lines += ablation_lines(records, folder)
     lines += ["## All runs", "", *all_runs_lines(records), ""]
     markdown = "\n".join(lines)
     atomic_write_text(folder / "report.md", markdown)

@@ -164,3 +164,60 @@ def plot_reduction_arms(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
+
+
+def plot_grouped_bars(
+    groups: dict[str, dict[str, Summary]],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str = "top-1 (%) on the real test set",
+    references: dict[str, Summary] | None = None,
+) -> Path:
+    """One cluster of bars per group (x axis), one bar per series inside it (error bars: std over seeds);
+    `references` ("R", "S") as dashed lines."""
+    path = Path(path)
+    series = list(dict.fromkeys(name for bars in groups.values() for name in bars))
+    fig = Figure(figsize=(max(6.5, 1.2 * len(groups) * max(1, len(series)) ** 0.5 + 2), 5), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(series))
+    for i, name in enumerate(series):
+        xs = [g for g, (_, bars) in enumerate(groups.items()) if name in bars]
+        values = [bars[name] for bars in groups.values() if name in bars]
+        color = _CURVE_STYLES[i % len(_CURVE_STYLES)][0]
+        ax.bar([x + (i - (len(series) - 1) / 2) * width for x in xs], [v.mean for v in values], width,
+               yerr=[v.std for v in values], capsize=3, color=color, alpha=0.85, label=name)  # fmt: skip
+    for name, summary in (references or {}).items():
+        color, label = _BASELINE_STYLES[name]
+        ax.axhline(summary.mean, color=color, linestyle="--", linewidth=1.3, label=f"{label}: {summary}")
+    ax.set_xticks(range(len(groups)), list(groups), rotation=15 if len(groups) > 4 else 0)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.35)
+    fig.legend(loc="outside lower center", ncols=min(4, len(series) + len(references or {})), fontsize=9,
+               frameon=False)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def plot_mixing(shares: dict[float, Summary], path: Path, *, references: dict[str, Summary]) -> Path:
+    """Top-1 against the share of synthetic images in a fixed-size training set (0: R's set, 1: S's set)."""
+    path = Path(path)
+    fig = Figure(figsize=(7, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    xs = sorted(shares)
+    ax.errorbar([100 * x for x in xs], [shares[x].mean for x in xs], yerr=[shares[x].std for x in xs],
+                color=_CURVE_STYLES[0][0], marker="o", capsize=3,
+                label="real + synthetic (mean ± std over seeds)")  # fmt: skip
+    for name, summary in references.items():
+        color, label = _BASELINE_STYLES[name]
+        ax.axhline(summary.mean, color=color, linestyle="--", linewidth=1.3, label=f"{label}: {summary}")
+    ax.set_xlabel("synthetic share of the training images (%)")
+    ax.set_ylabel("top-1 (%) on the real test set")
+    ax.set_title("Mixing real and synthetic images")
+    ax.grid(True, alpha=0.35)
+    ax.legend(fontsize=9, loc="best")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path

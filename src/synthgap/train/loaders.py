@@ -12,6 +12,7 @@ def recipe_loaders(
     train: ImageTensors, test: ImageTensors, recipe: TrainRecipe, seed: int
 ) -> tuple[TensorLoader, TensorLoader]:
     normalization = get_normalization(recipe.normalization)
+    test_normalization = get_normalization(recipe.test_normalization or recipe.normalization)
     train_loader = TensorLoader(
         train,
         batch_size=recipe.batch_size,
@@ -23,6 +24,6 @@ def recipe_loaders(
         channels_last=recipe.channels_last,
     )
     test_loader = TensorLoader(
-        test, batch_size=recipe.eval_batch_size, normalization=normalization, channels_last=recipe.channels_last
+        test, batch_size=recipe.eval_batch_size, normalization=test_normalization, channels_last=recipe.channels_last
     )
     return train_loader, test_loader

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthgap.data.transforms import Normalization
+
 
 class TrainRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -19,7 +21,9 @@ class TrainRecipe(BaseModel):
     warmup_epochs: float = Field(1.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augmentation: str = "standard"  # a name in synthgap.data.AUGMENTATIONS
-    normalization: str = "imagenet"  # a name in synthgap.data.NORMALIZATIONS
+    # a name in synthgap.data.NORMALIZATIONS, or explicit {mean: [r, g, b], std: [r, g, b]} on the 0..1 scale
+    normalization: str | Normalization = "imagenet"
+    test_normalization: str | Normalization | None = None  # None: the training normalization
     # auto: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True

@@ -1,0 +1,68 @@
+"""Per-channel mean and standard deviation of a data set, on the 0..1 scale the normalization uses.
+
+synthgap data stats cifake:synthetic
+
+Statistics are measured on the decoded images at the training resolution (what the student sees) and kept in a
+small JSON file keyed on the decoded set, so asking again costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from synthgap.data.cache import ImageTensors, default_cache_dir
+from synthgap.data.config import DataPrep, load_split
+from synthgap.data.transforms import Normalization
+from synthgap.io import atomic_write_json
+
+CHUNK = 4096  # images per step: bounded memory for large sets
+
+
+def channel_stats(images: torch.Tensor) -> Normalization:
+    """Mean and (population) std per channel of uint8 images N×3×H×W, accumulated in float64."""
+    if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
+        raise ValueError(f"expected a non-empty N×3×H×W image tensor, got shape {tuple(images.shape)}")
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(images), CHUNK):
+        chunk = images[start : start + CHUNK].to(torch.float64) / 255.0
+        total += chunk.sum(dim=(0, 2, 3))
+        squares += chunk.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp(min=0).sqrt()
+    return Normalization(_rounded(mean), _rounded(std))
+
+
+def _rounded(values: torch.Tensor) -> tuple[float, float, float]:
+    a, b, c = (round(v, 6) for v in values.tolist())  # stable text in configs and cache keys
+    return a, b, c
+
+
+def stats_path(images: ImageTensors, cache_dir: Path | None = None) -> Path:
+    if not images.key:
+        raise ValueError("images without a key cannot be cached")
+    safe = images.key.replace(":", "-")
+    return Path(cache_dir or default_cache_dir()) / "stats" / f"{safe}.json"
+
+
+def dataset_stats(images: ImageTensors, cache_dir: Path | None = None) -> Normalization:
+    """`channel_stats` of a decoded set, read from / written to the stats cache."""
+    path = stats_path(images, cache_dir)
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return Normalization(tuple(stored["mean"]), tuple(stored["std"]))
+    stats = channel_stats(images.images)
+    atomic_write_json(path, {"mean": list(stats.mean), "std": list(stats.std), "images": len(images)})
+    return stats
+
+
+def source_stats(
+    prep: DataPrep, ref: str, split: str = "train", per_class: int | None = None, progress: bool = True
+) -> tuple[Normalization, int]:
+    """Statistics of one data reference's split (cut to `per_class` when given) and how many images they cover."""
+    images = load_split(prep, ref, split, per_class, progress)
+    return dataset_stats(images, prep.cache_dir), len(images)

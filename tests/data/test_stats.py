@@ -1,0 +1,65 @@
+"""Per-channel statistics: exact values, the cache, and the `data stats` command."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from synthgap.cli import app
+from synthgap.data import stats as stats_module
+from synthgap.data.cache import ImageTensors
+from synthgap.data.stats import channel_stats, dataset_stats
+
+
+def test_channel_stats_equal_plain_mean_and_population_std():
+    images = torch.randint(0, 256, (37, 3, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    stats = channel_stats(images)
+    scaled = images.double() / 255
+    assert stats.mean == pytest.approx(scaled.mean(dim=(0, 2, 3)).tolist(), abs=1e-6)
+    assert stats.std == pytest.approx(scaled.std(dim=(0, 2, 3), unbiased=False).tolist(), abs=1e-6)
+
+
+def test_channel_stats_of_constant_channels(monkeypatch):
+    monkeypatch.setattr(stats_module, "CHUNK", 2)  # several chunks accumulate to the same answer
+    images = torch.zeros(5, 3, 4, 4, dtype=torch.uint8)
+    images[:, 1] = 255
+    images[:, 2, :2] = 255  # half the pixels of channel 2 at 1.0
+    stats = channel_stats(images)
+    assert stats.mean == pytest.approx((0.0, 1.0, 0.5)) and stats.std == pytest.approx((0.0, 0.0, 0.5))
+
+
+def test_channel_stats_reject_bad_shapes():
+    with pytest.raises(ValueError, match="N×3×H×W"):
+        channel_stats(torch.zeros(0, 3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="N×3×H×W"):
+        channel_stats(torch.zeros(2, 1, 4, 4, dtype=torch.uint8))
+
+
+def test_dataset_stats_are_cached_by_image_key(tmp_path, monkeypatch):
+    images = ImageTensors(torch.full((4, 3, 2, 2), 51, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+                          ("a",), key="abc:123")  # fmt: skip
+    first = dataset_stats(images, tmp_path)
+    assert first.mean == pytest.approx((0.2, 0.2, 0.2))
+
+    def must_not_compute(_):
+        raise AssertionError("statistics recomputed despite the cache")
+
+    monkeypatch.setattr(stats_module, "channel_stats", must_not_compute)
+    assert dataset_stats(images, tmp_path) == first
+    with pytest.raises(ValueError, match="without a key"):
+        dataset_stats(ImageTensors(images.images, images.labels, ("a",)), tmp_path)
+
+
+def test_data_stats_command(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "stats", "cifake:real", "--data-root", str(cifake_root), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "cifake:real (train, 30 images at 32 px)" in result.output and result.output.count("0.") >= 6
+    as_json = runner.invoke(app, ["data", "stats", "cifake:synthetic", "--data-root", str(cifake_root), "--json",
+                                  "--split", "test", "-q"])  # fmt: skip
+    values = json.loads(as_json.output)
+    assert len(values["mean"]) == 3 and all(0 < v < 1 for v in values["mean"] + values["std"])
+    bad = runner.invoke(app, ["data", "stats", "cifake:real", "--split", "val", "--data-root", str(cifake_root)])
+    assert bad.exit_code != 0 and "split must be train or test" in str(bad.exception)

@@ -1,0 +1,142 @@
+"""Ablation spec kinds: validation, the runs they expand to, and a tiny end-to-end run of each."""
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from synthgap.config import validate
+from synthgap.errors import SynthgapError
+from synthgap.experiments.ablations import adapt_batchnorm, mixed_training_set
+from synthgap.experiments.plan import plan
+from synthgap.experiments.runner import DataStore, ModelCache, run_experiment
+from synthgap.experiments.spec import ExperimentSpec
+from synthgap.models.resnet import ModelConfig, build_model
+from synthgap.train.recipe import TrainRecipe
+
+ABLATIONS = [
+    {"kind": "baseline"},
+    {"kind": "normalization", "stats": ["imagenet", "synthetic", "per_dataset"]},
+    {"kind": "augmentation", "presets": ["none", "standard"], "sides": ["real", "synthetic"]},
+    {"kind": "texture_shape", "transfer_n": [16], "grid": 2},
+    {"kind": "mixing", "synthetic_shares": [0.5], "added_synthetic": [1]},
+    {"kind": "generator", "sources": {"sd": "cifake:synthetic", "same_as_real": "cifake:real"}},
+]
+
+
+def spec_with(data_root, experiments, **changes) -> ExperimentSpec:
+    raw = {
+        "name": "ablations",
+        "data": {"data_root": str(data_root), "per_class": 2},
+        "model": {"width": 0.125},
+        "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
+        "seeds": [0],
+        "experiments": experiments,
+    }
+    return validate(ExperimentSpec, {**raw, **changes})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"kind": "augmentation", "presets": ["sparkle"]}, "unknown augmentation preset 'sparkle'"),
+        ({"kind": "normalization", "stats": ["zscore"]}, "stats"),
+        ({"kind": "mixing", "synthetic_shares": [1.5]}, "synthetic shares must be in"),
+        ({"kind": "mixing", "added_synthetic": [0]}, "added synthetic ratios must be positive"),
+        ({"kind": "texture_shape", "transfer_n": [19]}, "N must be in 0..18"),
+        ({"kind": "texture_shape", "grid": 1}, "grid"),
+        ({"kind": "generator", "sources": {"a b": "cifake:synthetic"}}, "source label 'a b'"),
+        ({"kind": "generator", "sources": {"x": "nowhere:thing"}}, "nowhere"),
+        ({"kind": "generator", "sources": {}}, "sources"),
+        ({"kind": "normalization", "colour": True}, "colour"),
+    ],
+)
+def test_bad_ablation_blocks_are_one_clear_error(block, message, tmp_path):
+    with pytest.raises((SynthgapError, ValidationError), match=message):
+        spec_with(tmp_path, [block])
+
+
+def test_ablation_runs_are_named_by_their_setting(tmp_path):
+    names = [run.name for run in plan(spec_with(tmp_path, ABLATIONS))]
+    assert names[:2] == ["baseline-real-s0", "baseline-synthetic-s0"]
+    assert names[2:6] == [
+        "ablation-normalization-synthetic-imagenet-s0",
+        "ablation-normalization-synthetic-imagenet-s0-adabn",
+        "ablation-normalization-synthetic-synthetic-s0",
+        "ablation-normalization-synthetic-synthetic-s0-adabn",
+    ]
+    for expected in ["ablation-augmentation-real-none-s0", "ablation-texture-synthetic_to_real-n16-s0-sigma1-grid2",
+                     "ablation-mixing-share0.5-s0", "ablation-mixing-add1-s0", "ablation-mixing-pretrain_finetune-s0",
+                     "ablation-generator-same_as_real-s0"]:  # fmt: skip
+        assert expected in names
+    assert len(names) == len(set(names))
+
+
+def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    spec = spec_with(cifake_root, ABLATIONS)
+    records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models",
+                                                progress=False)}  # fmt: skip
+    assert list(records) == [run.name for run in plan(spec)]
+    assert all(r.kind == "ablation" for name, r in records.items() if name.startswith("ablation-"))
+    baseline_s = records["baseline-synthetic-s0"]
+    # the ImageNet-normalized and standard-augmented synthetic students are the synthetic baseline itself
+    for same in ("ablation-normalization-synthetic-imagenet-s0", "ablation-augmentation-synthetic-standard-s0"):
+        assert records[same].model_key == baseline_s.model_key and records[same].top1 == baseline_s.top1
+    synthetic_stats = records["ablation-normalization-synthetic-synthetic-s0"]
+    assert synthetic_stats.model_key != baseline_s.model_key
+    assert synthetic_stats.train_normalization == synthetic_stats.test_normalization
+    per_dataset = records["ablation-normalization-synthetic-per_dataset-s0"]
+    assert per_dataset.train_normalization == synthetic_stats.train_normalization
+    assert per_dataset.test_normalization != per_dataset.train_normalization
+    adabn = records["ablation-normalization-synthetic-synthetic-s0-adabn"]
+    assert adabn.adabn is True and adabn.model_key == synthetic_stats.model_key and adabn.adabn_images == 20
+    texture = records["ablation-texture-synthetic_to_real-n16-s0-sigma1-grid2"]
+    assert set(texture.cue_top1) == {"grayscale_blur", "edges", "patch_shuffle"}
+    assert texture.texture_reliance is None or 0 <= texture.texture_reliance <= 1
+    assert texture.source == "cifake:synthetic" and texture.n_transferred == 16 and texture.frozen
+    mix = records["ablation-mixing-share0.5-s0"]
+    assert (mix.real_images, mix.synthetic_images, mix.train_images) == (10, 10, 20)
+    assert mix.target == "cifake:real+cifake:synthetic"
+    added = records["ablation-mixing-add1-s0"]
+    assert (added.real_images, added.synthetic_images) == (20, 20)
+    finetune = records["ablation-mixing-pretrain_finetune-s0"]
+    assert finetune.source == "cifake:synthetic" and finetune.n_transferred == 18 and not finetune.frozen
+    generator = records["ablation-generator-same_as_real-s0"]
+    assert generator.target == "cifake:real" and generator.model_key == records["baseline-real-s0"].model_key
+
+
+def test_mixed_sets_keep_their_size_and_nest(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    spec = spec_with(cifake_root, [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}], data={
+        "data_root": str(cifake_root), "per_class": 3})  # fmt: skip
+    store = DataStore(spec, progress=False)
+    runs = [run for run in plan(spec) if run.synthetic_share is not None]
+    sizes = [mixed_training_set(run, spec, store)[1:] for run in runs]
+    assert sizes == [(30, 0), (20, 10), (0, 30)]
+    mixed, _, _ = mixed_training_set(runs[1], spec, store)
+    assert torch.bincount(mixed.labels).tolist() == [3] * 10  # still stratified: 2 real + 1 synthetic per class
+    assert mixed.key and mixed.key != mixed_training_set(runs[0], spec, store)[0].key
+
+
+def test_adabn_replaces_running_statistics_with_the_new_images():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.125, num_classes=3))
+    images = torch.randint(100, 156, (16, 3, 32, 32), dtype=torch.uint8)
+    from synthgap.data.cache import ImageTensors
+
+    data = ImageTensors(images, torch.zeros(16, dtype=torch.long), ("a", "b", "c"))
+    weights_before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
+    adapt_batchnorm(model, data, TrainRecipe(batch_size=8), "resnet18")
+    assert model.bn1.running_mean.abs().sum() > 0 and not torch.allclose(model.bn1.running_var, torch.ones(8))
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in weights_before.items() if "num_batches" not in k)
+
+
+def test_model_cache_key_ignores_unset_test_normalization(cifake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+    spec = spec_with(cifake_root, [{"kind": "baseline"}])
+    images = DataStore(spec, progress=False).train("real")
+    cache = ModelCache(tmp_path / "models")
+    plain = cache.key(images, spec, 0)
+    assert cache.key(images, spec, 0, spec.recipe.model_copy(update={"test_normalization": None})) == plain
+    assert cache.key(images, spec, 0, spec.recipe.model_copy(update={"test_normalization": "cifar10"})) != plain
