@@ -19,7 +19,7 @@ from synthgap.models import LAYER_MAPS, ModelConfig, build_model
 from synthgap.train.recipe import TrainRecipe
 
 PER_CLASS = 100  # 1,000 training images, 200 test images
-EPOCHS = 2
+EPOCHS = 4  # stage 2 of configs/cifake-layers.yaml
 RECIPE = TrainRecipe(epochs=EPOCHS, warmup_epochs=0, augmentation="none")
 LAYERS = LAYER_MAPS.get("resnet18")
 

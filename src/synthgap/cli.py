@@ -193,6 +193,7 @@ def data_stats(
     """Per-channel mean and std (0..1 scale) of a data set, cached; usable as a recipe's normalization."""
     import json
 
+    from synthgap.config import validate
     from synthgap.data.config import DataPrep
     from synthgap.data.sources import DataRef
     from synthgap.data.stats import source_stats
@@ -200,7 +201,7 @@ def data_stats(
     DataRef.parse(source)
     if split not in ("train", "test"):
         raise SynthgapError(f"split must be train or test, got {split!r}")
-    prep = DataPrep(data_root=data_root, resolution=resolution)
+    prep = validate(DataPrep, {"data_root": data_root, "resolution": resolution}, where="options")
     stats, count = source_stats(prep, source, split, per_class, progress=not quiet)
     if as_json:
         typer.echo(json.dumps({"mean": list(stats.mean), "std": list(stats.std)}))

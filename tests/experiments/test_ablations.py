@@ -5,6 +5,9 @@ import torch
 from pydantic import ValidationError
 
 from synthgap.config import validate
+from synthgap.data.cache import ImageTensors
+from synthgap.data.stats import channel_stats
+from synthgap.data.transforms import get_normalization
 from synthgap.errors import SynthgapError
 from synthgap.experiments.ablations import adapt_batchnorm, mixed_training_set
 from synthgap.experiments.plan import plan
@@ -87,7 +90,11 @@ def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path,
     assert synthetic_stats.train_normalization == synthetic_stats.test_normalization
     per_dataset = records["ablation-normalization-synthetic-per_dataset-s0"]
     assert per_dataset.train_normalization == synthetic_stats.train_normalization
-    assert per_dataset.test_normalization != per_dataset.train_normalization
+    store = DataStore(spec, progress=False)
+    real_stats = channel_stats(store.train("real").images)
+    assert per_dataset.test_normalization == [*real_stats.mean, *real_stats.std]
+    # the same training as the synthetic-statistics student: one model, tested with other statistics
+    assert per_dataset.model_key == synthetic_stats.model_key
     adabn = records["ablation-normalization-synthetic-synthetic-s0-adabn"]
     assert adabn.adabn is True and adabn.model_key == synthetic_stats.model_key and adabn.adabn_images == 20
     texture = records["ablation-texture-synthetic_to_real-n16-s0-sigma1-grid2"]
@@ -121,22 +128,41 @@ def test_mixed_sets_keep_their_size_and_nest(cifake_root, tmp_path, monkeypatch)
 def test_adabn_replaces_running_statistics_with_the_new_images():
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=0.125, num_classes=3))
-    images = torch.randint(100, 156, (16, 3, 32, 32), dtype=torch.uint8)
-    from synthgap.data.cache import ImageTensors
-
-    data = ImageTensors(images, torch.zeros(16, dtype=torch.long), ("a", "b", "c"))
+    images = torch.randint(100, 156, (17, 3, 32, 32), dtype=torch.uint8)  # 17 = two batches of 8 and one left over
+    data = ImageTensors(images, torch.zeros(17, dtype=torch.long), ("a", "b", "c"))
     weights_before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
-    adapt_batchnorm(model, data, TrainRecipe(batch_size=8), "resnet18")
-    assert model.bn1.running_mean.abs().sum() > 0 and not torch.allclose(model.bn1.running_var, torch.ones(8))
+    recipe = TrainRecipe(batch_size=8, channels_last=False)
+    adapt_batchnorm(model, data, recipe, "resnet18")
+    with torch.no_grad():  # bn1's statistics: the average over the two whole batches of conv1's batch statistics
+        stem = model.conv1(get_normalization("imagenet")(images[:16]))
+        means = [stem[i : i + 8].mean(dim=(0, 2, 3)) for i in (0, 8)]
+        variances = [stem[i : i + 8].var(dim=(0, 2, 3), unbiased=True) for i in (0, 8)]
+    torch.testing.assert_close(model.bn1.running_mean, (means[0] + means[1]) / 2, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.bn1.running_var, (variances[0] + variances[1]) / 2, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(model.layer4[1].bn2.running_var, torch.ones_like(model.layer4[1].bn2.running_var))
     after = model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in weights_before.items() if "num_batches" not in k)
 
 
-def test_model_cache_key_ignores_unset_test_normalization(cifake_root, tmp_path, monkeypatch):
+def test_model_cache_key_depends_on_training_not_on_test_normalization(cifake_root, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = spec_with(cifake_root, [{"kind": "baseline"}])
     images = DataStore(spec, progress=False).train("real")
     cache = ModelCache(tmp_path / "models")
     plain = cache.key(images, spec, 0)
-    assert cache.key(images, spec, 0, spec.recipe.model_copy(update={"test_normalization": None})) == plain
-    assert cache.key(images, spec, 0, spec.recipe.model_copy(update={"test_normalization": "cifar10"})) != plain
+    assert cache.key(images, spec, 0, spec.recipe.model_copy(update={"test_normalization": "cifar10"})) == plain
+    assert cache.key(images, spec, 0, spec.recipe.model_copy(update={"normalization": "cifar10"})) != plain
+
+
+def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, tmp_path):
+    with pytest.raises(SynthgapError, match="grid 5 does not divide the resolution 32"):
+        spec_with(cifake_root, [{"kind": "texture_shape", "grid": 5}])
+    from synthgap.experiments.dryrun import dry_run_report
+
+    sources = {"a": "cifake:synthetic", "b": f"folder:{tmp_path / 'missing'}"}
+    spec = spec_with(cifake_root, [{"kind": "generator", "sources": sources}])
+    with pytest.raises(SynthgapError, match="missing"):
+        dry_run_report(spec, tmp_path / "out")
+    spec = spec_with(cifake_root, [{"kind": "generator", "sources": {"a": "cifake:synthetic"}}])
+    report = dry_run_report(spec, tmp_path / "out")
+    assert "cifake:synthetic (train)" in report and "cifake:real (train)" not in report

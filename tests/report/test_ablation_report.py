@@ -46,7 +46,7 @@ def test_tables_average_over_seeds_and_compare_with_the_reference_setting():
         mixing["share0.5"].mean == 55 and "| 50 % of the images synthetic (same size as R's set) | 5 | 5 |" in lines[2]
     )
     lines, students = texture_table(results())
-    assert students["synthetic"]["texture_reliance"].mean == 0.6 and "Texture-reliance score" in lines[-1]
+    assert students["S: trained on synthetic"]["texture_reliance"].mean == 0.6 and "Texture-reliance score" in lines[-1]
     assert "4×4 grid" in lines[-1]
 
 
@@ -69,3 +69,41 @@ def test_report_has_an_ablation_section_with_figures(tmp_path):
     for name in ("normalization", "augmentation", "texture", "mixing"):
         assert (tmp_path / "figures" / f"ablation_{name}.png").stat().st_size > 10_000
     assert "<h2>Ablations</h2>" in (tmp_path / "report.html").read_text()
+
+
+def test_texture_rows_keep_cue_settings_apart():
+    runs = [record("tex-a", 40, ablation="texture_shape", variant="synthetic", cue_top1={"grayscale_blur": 20,
+                   "edges": 10, "patch_shuffle": 25}, texture_reliance=0.6, cue_sigma=1.0, cue_grid=4),
+            record("tex-b", 40, ablation="texture_shape", variant="synthetic", cue_top1={"grayscale_blur": 30,
+                   "edges": 30, "patch_shuffle": 10}, texture_reliance=0.0, cue_sigma=2.0, cue_grid=8)]  # fmt: skip
+    _, students = texture_table(runs)
+    assert set(students) == {"S: trained on synthetic (sigma 1, grid 4)", "S: trained on synthetic (sigma 2, grid 8)"}
+    assert all(v["texture_reliance"].n == 1 for v in students.values())
+
+
+def test_any_data_set_names_work_through_the_recorded_side(tmp_path):
+    real, synthetic = "imagenet100:/data/imagenet", "generated:/gen/sd14"
+    runs = [
+        record("baseline-real", 80, kind="baseline", target=real, side="real"),
+        record("baseline-synthetic", 55, kind="baseline", target=synthetic, side="synthetic"),
+        record("aug-r", 81, target=real, side="real", ablation="augmentation", variant="standard"),
+        record("aug-s", 56, target=synthetic, side="synthetic", ablation="augmentation", variant="standard"),
+        record("aug-s-none", 50, target=synthetic, side="synthetic", ablation="augmentation", variant="none"),
+        record("gen-unclip", 70, target="generated:/gen/unclip", side="synthetic", ablation="generator",
+               variant="unclip"),
+    ]  # fmt: skip
+    text = ablation_reading(runs)
+    assert "R = 80.00 % and S = 55.00 %" in text and "with standard, the gap R − S is 25.00 pp" in text
+    assert "unclip 70.00 % (-10.00 pp vs R)" in text and "(synthetic source: unclip, 70.00 %) recovers 60 %" in text
+    for r in runs:
+        append_result(tmp_path, r)
+    assert "**Gap R − S: 25.00 pp**" in build_report(tmp_path).read_text()
+
+
+def test_reading_without_improvement_or_without_s():
+    runs = [record("baseline-real", 60, kind="baseline", target="cifake:real"),
+            record("baseline-synthetic", 40, kind="baseline"),
+            record("aug-s-none", 35, ablation="augmentation", variant="none")]  # fmt: skip
+    assert "No setting that trains on synthetic images only improves on S." in ablation_reading(runs)
+    assert "no synthetic baseline S was run" in ablation_reading(runs[:1])
+    assert "baseline R is missing" in ablation_reading(runs[1:])

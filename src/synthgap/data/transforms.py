@@ -119,6 +119,12 @@ class Normalization:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("normalization needs three means and three stds (red, green, blue)")
+        if not all(0.0 <= m <= 1.0 for m in self.mean) or not all(s > 0.0 for s in self.std):
+            raise ValueError(f"normalization means must be in 0..1 and stds positive, got {self.mean} / {self.std}")
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 B×3×H×W → float32, (x/255 − mean)/std in one fused multiply-add."""
         std = torch.tensor(self.std)

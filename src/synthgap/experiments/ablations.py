@@ -104,7 +104,9 @@ def adapt_batchnorm(model: nn.Module, images: ImageTensors, recipe: TrainRecipe,
     device = default_device()
     model.to(device)
     normalization = get_normalization(recipe.test_normalization or recipe.normalization)
-    loader = TensorLoader(images, batch_size=recipe.batch_size, normalization=normalization,
+    # whole batches only: every batch counts equally in the average, and a last batch of one image would make
+    # BatchNorm on 1×1 maps fail
+    loader = TensorLoader(images, batch_size=recipe.batch_size, normalization=normalization, drop_last=True,
                           channels_last=recipe.channels_last)  # fmt: skip
     batches = (batch.to(device) for batch, _ in loader.epoch(0))
     reestimate_batchnorm(model, num_layers(layer_map), layer_map, batches)
@@ -158,7 +160,7 @@ def run_mixing(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Pat
         return record_for(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=False,
                           epochs=recipe.epochs, top1=result.top1, top5=result.top5, train_images=len(train),
                           seconds=time.perf_counter() - start, ablation=run.ablation, variant=run.variant,
-                          real_images=len(train), synthetic_images=0)  # fmt: skip
+                          real_images=len(train), synthetic_images=len(store.train(run.source)))  # fmt: skip
     train, real_images, synthetic_images = mixed_training_set(run, spec, store)
     target = f"{spec.data.real}+{spec.data.synthetic}"
     return _scratch_record(run, spec, store, cache, run_dir, progress, train, spec.recipe, target=target,

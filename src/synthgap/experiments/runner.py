@@ -77,8 +77,10 @@ class ModelCache:
     def key(self, images: ImageTensors, spec: ExperimentSpec, seed: int, recipe: TrainRecipe | None = None) -> str:
         if not images.key:
             raise ValueError("images without a key cannot identify a cached model")
-        # unset optional recipe fields are left out, so adding one keeps every existing model's key
-        recipe_fields = (recipe or spec.recipe).model_dump(mode="json", exclude_none=True)
+        # Unset optional fields are left out, so adding one keeps every existing model's key; the test-set
+        # normalization only changes how a model is evaluated, not the model.
+        recipe_fields = (recipe or spec.recipe).model_dump(mode="json", exclude_none=True,
+                                                           exclude={"test_normalization"})  # fmt: skip
         identity = {"images": images.key, "model": spec.model.model_dump(mode="json"), "recipe": recipe_fields,
                     "seed": seed}  # fmt: skip
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
@@ -133,8 +135,9 @@ def run_experiment(
 
 
 def record_for(run: Run, spec: ExperimentSpec, *, target: str | None = None, **fields) -> ResultRecord:
+    """A result of `run`; `side` says which side trained the rest, whatever the data sets are called."""
     return ResultRecord(run=run.name, kind=run.kind, seed=run.seed, target=target or spec.data.ref(run.target),
-                        test=spec.data.test, **fields)  # fmt: skip
+                        test=spec.data.test, side=run.target, **fields)  # fmt: skip
 
 
 def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthgap.data.config import DataPrep
 from synthgap.data.sources import DataRef
@@ -226,3 +226,27 @@ class ExperimentSpec(_Strict):
     recipe: TrainRecipe = TrainRecipe()
     seeds: list[int] = [0]
     experiments: list[Block] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _patch_grid_fits(self) -> ExperimentSpec:
+        """Checked here rather than after hours of training: the patch grid must tile the test images."""
+        for block in self.experiments:
+            if isinstance(block, TextureShapeBlock) and self.data.resolution % block.grid:
+                raise ValueError(f"texture_shape grid {block.grid} does not divide the resolution "
+                                 f"{self.data.resolution}")  # fmt: skip
+        return self
+
+    def training_refs(self) -> list[str]:
+        """Every data reference some run of the spec trains on (or measures statistics of), in first-use order."""
+        refs: list[str] = []
+        for block in self.experiments:
+            sides = getattr(block, "sides", None) or ["real", "synthetic"]
+            if isinstance(block, GeneratorBlock):
+                refs += list(block.sources.values())
+            elif isinstance(block, BaselineBlock | AugmentationBlock | TextureShapeBlock):
+                refs += [self.data.ref(side) for side in sides]
+                if isinstance(block, TextureShapeBlock) and block.transfer_n:  # synthetic→real students
+                    refs += [self.data.synthetic, self.data.real]
+            else:  # transfers, reduction, mixing and normalization use both sides (or their statistics)
+                refs += [self.data.real, self.data.synthetic]
+        return list(dict.fromkeys(refs))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from synthgap.data.cues import CueVariants
 from synthgap.experiments.results import ResultRecord
-from synthgap.report.layers import layer_baselines, side
-from synthgap.report.tables import Summary, summarize
+from synthgap.report.layers import layer_baselines
+from synthgap.report.tables import Summary, record_side, summarize
 
 NORMALIZATION_LABELS = {
     "imagenet": "ImageNet constants",
@@ -63,7 +62,7 @@ def _normalization_label(variant: str) -> str:
 
 
 def normalization_table(records: list[ResultRecord], baselines: dict[str, Summary]) -> tuple[list[str], dict]:
-    rows = _summaries(ablation_records(records, "normalization"), lambda r: (side(r.target), _extra(r, "variant")))
+    rows = _summaries(ablation_records(records, "normalization"), lambda r: (record_side(r), _extra(r, "variant")))
     if not rows:
         return [], {}
     lines = ["| student trained on | normalization | AdaBN on real images | top-1 (%) | vs ImageNet constants "
@@ -83,7 +82,7 @@ def normalization_table(records: list[ResultRecord], baselines: dict[str, Summar
 
 
 def augmentation_table(records: list[ResultRecord]) -> tuple[list[str], dict[str, dict[str, Summary]]]:
-    rows = _summaries(ablation_records(records, "augmentation"), lambda r: (_extra(r, "variant"), side(r.target)))
+    rows = _summaries(ablation_records(records, "augmentation"), lambda r: (_extra(r, "variant"), record_side(r)))
     presets: dict[str, dict[str, Summary]] = defaultdict(dict)
     for (preset, student), summary in rows.items():
         presets[preset][student] = summary
@@ -114,27 +113,38 @@ def _student_label(variant: str) -> str:
     return f"{direction.replace('_to_', '→')}, layers 1..{n} frozen"
 
 
+def _cue_settings(record: ResultRecord) -> tuple[float, int]:
+    return _extra(record, "cue_sigma", CueVariants.blur_sigma), _extra(record, "cue_grid", CueVariants.grid)
+
+
 def texture_table(records: list[ResultRecord]) -> tuple[list[str], dict[str, dict[str, Summary]]]:
+    """One row per student and cue setting (blur sigma, patch grid); seeds are averaged, settings never."""
     chosen = ablation_records(records, "texture_shape")
     if not chosen:
         return [], {}
-    variant = lambda r: (_extra(r, "variant"),)  # noqa: E731
-    columns: dict[str, dict[tuple, Summary]] = {"clean": _summaries(chosen, variant)}
+    settings = list(dict.fromkeys(_cue_settings(r) for r in chosen))
+    key = lambda r: (_extra(r, "variant"), *_cue_settings(r))  # noqa: E731
+    columns: dict[str, dict[tuple, Summary]] = {"clean": _summaries(chosen, key)}
     for cue in CUE_LABELS:
-        columns[cue] = _summaries(chosen, variant, lambda r, cue=cue: (_extra(r, "cue_top1") or {}).get(cue))
-    columns["texture_reliance"] = _summaries(chosen, variant, lambda r: _extra(r, "texture_reliance"))
-    students = {k[0]: {name: col[k] for name, col in columns.items() if k in col} for k in columns["clean"]}
+        columns[cue] = _summaries(chosen, key, lambda r, cue=cue: (_extra(r, "cue_top1") or {}).get(cue))
+    columns["texture_reliance"] = _summaries(chosen, key, lambda r: _extra(r, "texture_reliance"))
+    students = {}
+    for variant, sigma, grid in columns["clean"]:
+        label = _student_label(variant) + (f" (sigma {sigma:g}, grid {grid})" if len(settings) > 1 else "")
+        students[label] = {name: col[(variant, sigma, grid)] for name, col in columns.items()
+                           if (variant, sigma, grid) in col}  # fmt: skip
     lines = ["| student | clean (%) | " + " | ".join(f"{label} (%)" for label in CUE_LABELS.values())
              + " | texture reliance |", "|---|---|" + "---|" * len(CUE_LABELS) + "---|"]  # fmt: skip
-    for name, values in students.items():
+    for label, values in students.items():
         cells = [str(values[c]) if c in values else "–" for c in ["clean", *CUE_LABELS]]
         reliance = values.get("texture_reliance")
         reliance_text = "–" if reliance is None else (f"{reliance.mean:.3f} ± {reliance.std:.3f}" if reliance.n > 1
                                                       else f"{reliance.mean:.3f}")  # fmt: skip
-        lines.append(f"| {_student_label(name)} | " + " | ".join(cells) + f" | {reliance_text} |")
-    first = chosen[0]
-    definition = TEXTURE_DEFINITION.format(sigma=_extra(first, "cue_sigma", CueVariants.blur_sigma),
-                                           grid=_extra(first, "cue_grid", CueVariants.grid))  # fmt: skip
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {reliance_text} |")
+    sigma, grid = settings[0]
+    definition = TEXTURE_DEFINITION.format(sigma=sigma, grid=grid)
+    if len(settings) > 1:
+        definition += " Rows name their own sigma and grid where they differ from these."
     return [*lines, "", definition], students
 
 
@@ -182,64 +192,72 @@ def ablation_reading(records: list[ResultRecord]) -> str:
     """A plain-language paragraph, computed from the numbers: how each ablation moves the gap R − S."""
     baselines = layer_baselines(records)
     r, s = baselines.get("R"), baselines.get("S")
-    if not (r and s):
-        return "The R and S baselines are missing, so no ablation can be read against the gap R − S."
-    gap = r.mean - s.mean
-    sentences = [f"The baselines give R = {r.mean:.2f} % and S = {s.mean:.2f} %, a gap R − S of {gap:.2f} pp."]
-    best: list[tuple[float, str]] = []  # (top-1 of a synthetic-only student, what it was)
+    if not r:
+        return "The real-data baseline R is missing, so no ablation can be read against it."
+    gap = r.mean - s.mean if s else None
+    if s:
+        sentences = [f"The baselines give R = {r.mean:.2f} % and S = {s.mean:.2f} %, a gap R − S of {gap:.2f} pp."]
+    else:
+        sentences = [f"The real-data baseline gives R = {r.mean:.2f} % (no synthetic baseline S was run)."]
+    best: list[tuple[float, str]] = []  # (top-1 of a student that saw synthetic images only, what it was)
 
     _, normalization = normalization_table(records, baselines)
     synthetic_rows = {v: m for (student, v), m in normalization.items() if student == "synthetic"}
-    if synthetic_rows and "imagenet" in synthetic_rows:
+    if "imagenet" in synthetic_rows and len(synthetic_rows) > 1:
         reference = synthetic_rows["imagenet"].mean
         changes = [f"{_normalization_label(v)} {_pp(m.mean - reference)} pp" for v, m in synthetic_rows.items()
                    if v != "imagenet"]  # fmt: skip
         top_variant, top = max(synthetic_rows.items(), key=lambda item: item[1].mean)
-        best += [(m.mean, f"normalization: {_normalization_label(v)}") for v, m in synthetic_rows.items()]
+        # AdaBN sees unlabelled real images, so it does not count as training on synthetic images only
+        best += [
+            (m.mean, f"normalization: {_normalization_label(v)}") for v, m in synthetic_rows.items() if "+" not in v
+        ]
         sentences.append(
             f"Normalization: against the synthetic student with ImageNet constants ({reference:.2f} %), "
             + "; ".join(changes)
-            + f"; the best setting ({_normalization_label(top_variant)}) leaves a gap of "
+            + f"; the best setting ({_normalization_label(top_variant)}) leaves a gap to R of "
             f"{r.mean - top.mean:.2f} pp."
         )
 
     _, presets = augmentation_table(records)
     gaps = {p: v["real"].mean - v["synthetic"].mean for p, v in presets.items() if len(v) == 2}
-    if gaps:
-        narrowest = min(gaps, key=gaps.get)
-        best += [(v["synthetic"].mean, f"augmentation: {p}") for p, v in presets.items() if "synthetic" in v]
-        widest = max(gaps, key=gaps.get)
+    best += [(v["synthetic"].mean, f"augmentation: {p}") for p, v in presets.items() if "synthetic" in v]
+    if len(gaps) > 1:
+        narrowest, widest = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
         standard = f" (standard crop + flip: {gaps['standard']:.2f} pp)" if "standard" in gaps and "standard" not in (
             narrowest, widest) else ""  # fmt: skip
         sentences.append(
-            f"Augmentation: the gap R − S ranges from {min(gaps.values()):.2f} pp ({narrowest}) to "
-            f"{max(gaps.values()):.2f} pp ({widest}){standard}; measured per preset, both "
-            "students trained with it."
+            f"Augmentation: the gap R − S ranges from {gaps[narrowest]:.2f} pp ({narrowest}) to "
+            f"{gaps[widest]:.2f} pp ({widest}){standard}, both students trained with each preset."
         )
+    elif gaps:
+        ((preset, value),) = gaps.items()
+        sentences.append(f"Augmentation: with {preset}, the gap R − S is {value:.2f} pp.")
 
     _, students = texture_table(records)
     reliance = {k: v["texture_reliance"].mean for k, v in students.items() if "texture_reliance" in v}
     if reliance:
-        sentences.append("Texture reliance: " + ", ".join(f"{_student_label(k)} {v:.3f}" for k, v in reliance.items())
+        sentences.append("Texture reliance: " + ", ".join(f"{k} {v:.3f}" for k, v in reliance.items())
                          + " (0 = shape only, 1 = texture only).")  # fmt: skip
 
     _, generators = generator_table(records, baselines)
     if generators:
         best += [(m.mean, f"synthetic source: {label}") for (label, _), m in generators.items()]
-        sentences.append("Synthetic sources: " + ", ".join(f"{label} {m.mean:.2f} %" for (label, _), m in
-                                                            generators.items()) + ".")  # fmt: skip
+        sentences.append("Synthetic sources: " + ", ".join(f"{label} {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)"
+                                                            for (label, _), m in generators.items()) + ".")  # fmt: skip
 
     _, mixing = mixing_table(records, baselines)
     if mixing:
         sentences.append("Mixing: " + "; ".join(f"{_mixing_label(v)}: {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)"
                                                 for v, m in mixing.items()) + ".")  # fmt: skip
 
-    if best:
+    if best and s:
         top, what = max(best)
-        closed = 100.0 * (top - s.mean) / gap if gap else math.nan
         if top >= r.mean:
             sentences.append(f"One setting that trains on synthetic images only reaches R: {what}, {top:.2f} %.")
+        elif top <= s.mean:
+            sentences.append("No setting that trains on synthetic images only improves on S.")
         else:
             sentences.append(f"None of the settings that train on synthetic images only closes the gap: the best "
-                             f"({what}, {top:.2f} %) recovers {closed:.0f} % of it.")  # fmt: skip
+                             f"({what}, {top:.2f} %) recovers {100.0 * (top - s.mean) / gap:.0f} % of it.")  # fmt: skip
     return " ".join(sentences)

@@ -13,7 +13,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from synthgap.experiments.results import ResultRecord
-from synthgap.report.tables import Summary, baseline_top1, find_real_and_synthetic, summarize
+from synthgap.report.tables import (
+    Summary,
+    baseline_top1,
+    find_real_and_synthetic,
+    real_and_synthetic_targets,
+    record_side,
+    summarize,
+)
 
 S2R = "synthetic→real"
 R2S = "real→synthetic"
@@ -68,7 +75,9 @@ def layer_sweep(records: Iterable[ResultRecord]) -> dict[str, dict[int, Summary]
     varying = tuple(len({v[i] for v in variants}) > 1 for i in range(3))
     groups: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in transfers:
-        direction = f"{side(r.source)}→{side(r.target)}"
+        target = record_side(r)
+        source = {"real": "synthetic", "synthetic": "real"}.get(target) if "side" in (r.model_extra or {}) else None
+        direction = f"{source or side(r.source)}→{target}"
         groups[(direction, _variant(r))][r.n_transferred].append(r.top1)
     sweep: dict[str, dict[int, Summary]] = {}
     for direction, variant in sorted(groups, key=lambda k: (_direction_order(k[0]), _variant_order(k[1]))):
@@ -80,8 +89,9 @@ def layer_sweep(records: Iterable[ResultRecord]) -> dict[str, dict[int, Summary]
 
 def layer_baselines(records: Iterable[ResultRecord]) -> dict[str, Summary]:
     """{"R": Summary, "S": Summary} of the from-scratch baselines on the real / synthetic side (each if present)."""
-    groups = baseline_top1(list(records))
-    real, synthetic = find_real_and_synthetic(list(groups))
+    records = list(records)
+    groups = baseline_top1(records)
+    real, synthetic = real_and_synthetic_targets(records)
     out = {}
     if real:
         out["R"] = summarize(groups[real])

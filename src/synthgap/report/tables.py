@@ -39,6 +39,24 @@ def find_real_and_synthetic(targets: list[str]) -> tuple[str | None, str | None]
     return real, synthetic
 
 
+def record_side(record: ResultRecord) -> str:
+    """'real' / 'synthetic': the side a run trained on, as the runner records it, else read from the data's name
+    (results of `synthgap train`); the name itself when neither says."""
+    recorded = (record.model_extra or {}).get("side")
+    if recorded:
+        return recorded
+    real, synthetic = find_real_and_synthetic([record.target])
+    return "real" if real else "synthetic" if synthetic else record.target
+
+
+def real_and_synthetic_targets(records: list[ResultRecord]) -> tuple[str | None, str | None]:
+    """The training data of the real and of the synthetic baselines (any data set names)."""
+    sides = {r.target: record_side(r) for r in records if r.kind == "baseline"}
+    real = next((t for t, s in sides.items() if s == "real"), None)
+    synthetic = next((t for t, s in sides.items() if s == "synthetic"), None)
+    return real, synthetic
+
+
 def gap_lines(records: list[ResultRecord]) -> list[str]:
     """A Markdown table of baselines (mean ± std over seeds) and, when both sides exist, the gap R − S in pp."""
     groups = baseline_top1(records)
@@ -47,7 +65,7 @@ def gap_lines(records: list[ResultRecord]) -> list[str]:
     lines = ["| training data | seeds | top-1 (%) on real test |", "|---|---|---|"]
     for target, values in groups.items():
         lines.append(f"| {target} | {len(values)} | {summarize(values)} |")
-    real, synthetic = find_real_and_synthetic(list(groups))
+    real, synthetic = real_and_synthetic_targets(records)
     if real and synthetic:
         r, s = summarize(groups[real]), summarize(groups[synthetic])
         paired = _paired_gaps(records, real, synthetic)
