@@ -166,3 +166,18 @@ def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, t
     spec = spec_with(cifake_root, [{"kind": "generator", "sources": {"a": "cifake:synthetic"}}])
     report = dry_run_report(spec, tmp_path / "out")
     assert "cifake:synthetic (train)" in report and "cifake:real (train)" not in report
+
+
+def test_cue_accuracies_do_not_depend_on_the_chunk_size(monkeypatch):
+    from synthgap.data.cues import CueVariants
+    from synthgap.experiments import ablations
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.125, num_classes=3))
+    test = ImageTensors(torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8), torch.arange(10) % 3,
+                        ("a", "b", "c"))  # fmt: skip
+    recipe = TrainRecipe(eval_batch_size=4, precision="fp32")
+    whole = ablations.cue_accuracies(model, test, recipe, CueVariants())
+    monkeypatch.setattr(ablations, "CUE_CHUNK", 3)
+    assert ablations.cue_accuracies(model, test, recipe, CueVariants()) == whole  # the same patch orders
+    assert set(whole) == {"grayscale_blur", "edges", "patch_shuffle"}

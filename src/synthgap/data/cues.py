@@ -85,8 +85,10 @@ class CueVariants:
     SHAPE = ("grayscale_blur", "edges")
     TEXTURE = ("patch_shuffle",)
 
-    def apply(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed)
+    def apply(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The three variants of `images`; pass one generator through consecutive chunks of a set to get the
+        patch orders of the whole set at once."""
+        generator = generator or torch.Generator().manual_seed(self.seed)
         return {
             "grayscale_blur": grayscale_blur(images, self.blur_sigma),
             "edges": edge_map(images),

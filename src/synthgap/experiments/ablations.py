@@ -171,15 +171,24 @@ def run_mixing(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Pat
 # --- texture vs shape ----------------------------------------------------------------------------------------------
 
 
+CUE_CHUNK = 2048  # test images turned into variants at a time: bounded memory at 224 px
+
+
 def cue_accuracies(model: nn.Module, test: ImageTensors, recipe: TrainRecipe, variants: CueVariants) -> dict:
-    """Top-1 (%) of `model` on each cue variant of the test images."""
+    """Top-1 (%) of `model` on each cue variant of the test images, made chunk by chunk from one seeded generator,
+    so every student sees the same variants, whatever the chunk size."""
     normalization = get_normalization(recipe.test_normalization or recipe.normalization)
-    accuracy = {}
-    for name, images in variants.apply(test.images).items():
-        loader = TensorLoader(ImageTensors(images, test.labels, test.classes), batch_size=recipe.eval_batch_size,
-                              normalization=normalization, channels_last=recipe.channels_last)  # fmt: skip
-        accuracy[name] = round(evaluate(model, loader, precision=recipe.precision)[0], 2)
-    return accuracy
+    generator = torch.Generator().manual_seed(variants.seed)
+    correct: dict[str, float] = {}
+    for start in range(0, len(test), CUE_CHUNK):
+        labels = test.labels[start : start + CUE_CHUNK]
+        chunk_variants = variants.apply(test.images[start : start + CUE_CHUNK], generator)
+        for name, images in chunk_variants.items():
+            loader = TensorLoader(ImageTensors(images, labels, test.classes), batch_size=recipe.eval_batch_size,
+                                  normalization=normalization, channels_last=recipe.channels_last)  # fmt: skip
+            top1, _ = evaluate(model, loader, precision=recipe.precision)
+            correct[name] = correct.get(name, 0.0) + top1 * len(labels)
+    return {name: round(total / len(test), 2) for name, total in correct.items()}
 
 
 def run_texture_shape(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool):
