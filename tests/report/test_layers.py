@@ -214,3 +214,14 @@ def test_no_layer_section_without_layer_transfer_runs(tmp_path):
             append_result(tmp_path, r)
     markdown = build_report(tmp_path).read_text()
     assert "Layer-wise" not in markdown and not (tmp_path / "figures").exists()
+
+
+def test_reading_also_uses_the_same_recipe_references_at_n0():
+    from synthgap.report.layers import gap_reading
+    from synthgap.report.tables import Summary
+
+    sweep = {"synthetic→real": {0: Summary(50, 0, 1), 8: Summary(45, 0, 1)},
+             "real→synthetic": {0: Summary(30, 0, 1), 8: Summary(32, 0, 1)}}  # fmt: skip
+    text = gap_reading(sweep, {"R": Summary(40, 0, 1), "S": Summary(20, 0, 1)})
+    assert "125% at N = 8" in text  # (45 − 20) / (40 − 20) against the augmented baselines
+    assert "real 50.00%, synthetic 30.00%, a gap of 20.00 pp), the shares are 75% at N = 8." in text

@@ -180,6 +180,8 @@ def mixing_table(records: list[ResultRecord], baselines: dict[str, Summary]) -> 
     lines = ["| training | real images | synthetic images | top-1 (%) | vs R (pp) |", "|---|---|---|---|---|"]
     for (variant,), summary in rows.items():
         real_images, synthetic_images = sizes[(variant,)]
+        if variant == "pretrain_finetune":  # the synthetic images trained the model before, not with, the real ones
+            synthetic_images = "S's training set, before"
         lines.append(f"| {_mixing_label(variant)} | {real_images} | {synthetic_images} | {summary} | "
                      f"{_pp(summary.mean - r.mean) if r else '–'} |")  # fmt: skip
     return lines, {k[0]: v for k, v in rows.items()}

@@ -191,6 +191,14 @@ def gap_reading(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summa
                     "Share of the gap recovered with layers 1..N from the synthetic-trained model and the rest "
                     f"trained on real data (synthetic→real; recovered = (top-1(N) − S) / (R − S)): {shares}."
                 )
+            if 0 in s2r and 0 in r2s and s2r[0] > r2s[0]:  # same-recipe references: N = 0 trains from scratch
+                r0, s0 = s2r[0], r2s[0]
+                at = [n for n in RECOVERY_NS if n in s2r]
+                shares = ", ".join(f"{recovered_percent(s2r[n], r0, s0):.0f}% at N = {n}" for n in at)
+                out.append(
+                    "Measured against students trained from scratch with the stage-2 recipe (the N = 0 points: "
+                    f"real {r0:.2f}%, synthetic {s0:.2f}%, a gap of {r0 - s0:.2f} pp), the shares are {shares}."
+                )
             where = _first_below(s2r, r - gap / 2)
             out.append(
                 f"Synthetic→real falls more than half the gap below R (under {r - gap / 2:.2f}%) {where}."
