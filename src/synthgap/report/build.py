@@ -9,6 +9,7 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text
 from synthgap.report.ablations import (
+    NORMALIZATION_LABELS,
     ablation_reading,
     augmentation_table,
     generator_table,
@@ -25,7 +26,7 @@ from synthgap.report.figures import (
 )
 from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines
 from synthgap.report.reduction import reduction_fits, reduction_points, reduction_reading, reduction_table_lines
-from synthgap.report.tables import gap_lines
+from synthgap.report.tables import Summary, gap_lines
 
 
 def all_runs_lines(records: list[ResultRecord]) -> list[str]:
@@ -94,8 +95,14 @@ def ablation_lines(records: list[ResultRecord], folder: Path) -> list[str]:
     sections: list[str] = []
     table, rows = normalization_table(records, baselines)
     if table:
-        bars = {f"{student}: {variant}": {"top-1": summary} for (student, variant), summary in rows.items()}
-        plot_grouped_bars(bars, figures / "ablation_normalization.png", title="Normalization", references=references)
+        students = {student for student, _ in rows}
+        bars: dict[str, dict[str, Summary]] = {}
+        for (student, variant), summary in rows.items():
+            choice, _, adabn = variant.partition("+")
+            group = NORMALIZATION_LABELS.get(choice, choice) + (f" ({student})" if len(students) > 1 else "")
+            bars.setdefault(group, {})["with AdaBN on real images" if adabn else "as trained"] = summary
+        title = "Normalization statistics of the students"
+        plot_grouped_bars(bars, figures / "ablation_normalization.png", title=title, references=references)
         sections += ["### Normalization", "", "![Normalization](figures/ablation_normalization.png)", "", *table, ""]
     table, presets = augmentation_table(records)
     if table:

@@ -194,8 +194,8 @@ def plot_grouped_bars(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.35)
-    fig.legend(loc="outside lower center", ncols=min(4, len(series) + len(references or {})), fontsize=9,
-               frameon=False)  # fmt: skip
+    entries = len(series) + len(references or {})
+    fig.legend(loc="outside lower center", ncols=2 if entries > 3 else entries, fontsize=9, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
