@@ -10,6 +10,7 @@ from synthgap.cli import app
 from synthgap.data import stats as stats_module
 from synthgap.data.cache import ImageTensors
 from synthgap.data.stats import channel_stats, dataset_stats
+from synthgap.errors import SynthgapError
 
 
 def test_channel_stats_equal_plain_mean_and_population_std():
@@ -20,13 +21,22 @@ def test_channel_stats_equal_plain_mean_and_population_std():
     assert stats.std == pytest.approx(scaled.std(dim=(0, 2, 3), unbiased=False).tolist(), abs=1e-6)
 
 
-def test_channel_stats_of_constant_channels(monkeypatch):
+def test_channel_stats_of_two_level_channels(monkeypatch):
     monkeypatch.setattr(stats_module, "CHUNK", 2)  # several chunks accumulate to the same answer
     images = torch.zeros(5, 3, 4, 4, dtype=torch.uint8)
-    images[:, 1] = 255
-    images[:, 2, :2] = 255  # half the pixels of channel 2 at 1.0
+    images[:, 0, :2] = 255  # half the pixels at 1.0
+    images[:, 1, :1] = 255  # a quarter
+    images[:, 2] = 51
+    images[:, 2, :, :2] = 102  # half at 0.2, half at 0.4
     stats = channel_stats(images)
-    assert stats.mean == pytest.approx((0.0, 1.0, 0.5)) and stats.std == pytest.approx((0.0, 0.0, 0.5))
+    assert stats.mean == pytest.approx((0.5, 0.25, 0.3)) and stats.std == pytest.approx((0.5, 0.75**0.5 / 2, 0.1))
+
+
+def test_a_constant_channel_is_a_clear_error():
+    images = torch.full((2, 3, 4, 4), 9, dtype=torch.uint8)
+    images[:, :2, 0] = 200
+    with pytest.raises(SynthgapError, match="constant"):
+        channel_stats(images)
 
 
 def test_channel_stats_reject_bad_shapes():
@@ -37,10 +47,11 @@ def test_channel_stats_reject_bad_shapes():
 
 
 def test_dataset_stats_are_cached_by_image_key(tmp_path, monkeypatch):
-    images = ImageTensors(torch.full((4, 3, 2, 2), 51, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
-                          ("a",), key="abc:123")  # fmt: skip
+    pixels = torch.full((4, 3, 2, 2), 51, dtype=torch.uint8)
+    pixels[:, :, 0] = 102
+    images = ImageTensors(pixels, torch.zeros(4, dtype=torch.long), ("a",), key="abc:123")
     first = dataset_stats(images, tmp_path)
-    assert first.mean == pytest.approx((0.2, 0.2, 0.2))
+    assert first.mean == pytest.approx((0.3, 0.3, 0.3))
 
     def must_not_compute(_):
         raise AssertionError("statistics recomputed despite the cache")

@@ -16,6 +16,7 @@ import torch
 from synthgap.data.cache import ImageTensors, default_cache_dir
 from synthgap.data.config import DataPrep, load_split
 from synthgap.data.transforms import Normalization
+from synthgap.errors import SynthgapError
 from synthgap.io import atomic_write_json
 
 CHUNK = 4096  # images per step: bounded memory for large sets
@@ -34,6 +35,9 @@ def channel_stats(images: torch.Tensor) -> Normalization:
     count = images.shape[0] * images.shape[2] * images.shape[3]
     mean = total / count
     std = (squares / count - mean.square()).clamp(min=0).sqrt()
+    if (std == 0).any():
+        raise SynthgapError(f"a colour channel is constant in these images (std {_rounded(std)}): its statistics "
+                            "cannot normalize them")  # fmt: skip
     return Normalization(_rounded(mean), _rounded(std))
 
 
