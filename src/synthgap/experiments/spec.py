@@ -14,6 +14,7 @@ experiments:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -34,6 +35,14 @@ DIRECTIONS: dict[str, tuple[Side, Side]] = {  # direction → (side that trains 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _all_valid(values: list, valid: Callable[[float], bool], rule: str) -> list:
+    """`values` unchanged when every one satisfies `valid`, else an error stating `rule` and the offenders."""
+    bad = [v for v in values if not valid(v)]
+    if bad:
+        raise ValueError(f"{rule}, got {bad}")
+    return values
 
 
 class ExperimentData(DataPrep):
@@ -73,10 +82,7 @@ class LayerTransferBlock(_Strict):
     @field_validator("n")
     @classmethod
     def _n_in_range(cls, values: list[int]) -> list[int]:
-        bad = [v for v in values if not 0 <= v <= 18]
-        if bad:
-            raise ValueError(f"N must be in 0..18, got {bad}")
-        return values
+        return _all_valid(values, lambda v: 0 <= v <= 18, "N must be in 0..18")
 
 
 Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]
@@ -102,10 +108,7 @@ class DataReductionBlock(_Strict):
     @field_validator("fractions")
     @classmethod
     def _fractions_in_range(cls, values: list[float]) -> list[float]:
-        bad = [v for v in values if not 0 < v <= 1]
-        if bad:
-            raise ValueError(f"fractions must be in (0, 1], got {bad}")
-        return values
+        return _all_valid(values, lambda v: 0 < v <= 1, "fractions must be in (0, 1]")
 
 
 NormalizationChoice = Literal["imagenet", "synthetic", "real", "per_dataset"]
@@ -190,18 +193,12 @@ class MixingBlock(_Strict):
     @field_validator("synthetic_shares")
     @classmethod
     def _shares_in_range(cls, values: list[float]) -> list[float]:
-        bad = [v for v in values if not 0 <= v <= 1]
-        if bad:
-            raise ValueError(f"synthetic shares must be in [0, 1], got {bad}")
-        return values
+        return _all_valid(values, lambda v: 0 <= v <= 1, "synthetic shares must be in [0, 1]")
 
     @field_validator("added_synthetic")
     @classmethod
     def _ratios_positive(cls, values: list[float]) -> list[float]:
-        bad = [v for v in values if v <= 0]
-        if bad:
-            raise ValueError(f"added synthetic ratios must be positive, got {bad}")
-        return values
+        return _all_valid(values, lambda v: v > 0, "added synthetic ratios must be positive")
 
 
 ABLATION_BLOCKS = (NormalizationBlock, AugmentationBlock, TextureShapeBlock, GeneratorBlock, MixingBlock)
