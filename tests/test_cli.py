@@ -62,7 +62,7 @@ def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
                                  str(cifake_root), "--out", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "spec 'cifake-layers': valid" in result.output
-    assert "runs: 58 (baseline 6, layer_transfer 52)" in result.output
+    assert "runs: 62 (baseline 6, layer_transfer 56)" in result.output
     assert "warning" in result.output  # 3 images per class < per_class 500
 
 
