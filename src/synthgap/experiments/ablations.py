@@ -23,33 +23,31 @@ from synthgap.data.cues import CueVariants, texture_reliance
 from synthgap.data.loader import TensorLoader
 from synthgap.data.stats import dataset_stats
 from synthgap.data.subsets import stratified_positions
-from synthgap.data.transforms import Normalization, get_normalization
+from synthgap.data.transforms import Normalization
 from synthgap.experiments.plan import Run
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runner import (
     DataStore,
     ModelCache,
     cached_scratch_model,
+    ensure_scratch_model,
     record_for,
+    scratch_record,
     stage2_recipe,
     train_from_source,
 )
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.models.layers import LAYER_MAPS, num_layers, reestimate_batchnorm
-from synthgap.train.loaders import recipe_loaders
+from synthgap.train.loaders import eval_loader, test_normalization
 from synthgap.train.loop import default_device, evaluate
 from synthgap.train.recipe import TrainRecipe
 
 
 def _scratch_record(run: Run, spec: ExperimentSpec, store: DataStore, cache: ModelCache, run_dir: Path,
                     progress: bool, train: ImageTensors, recipe: TrainRecipe, **fields) -> ResultRecord:  # fmt: skip
-    """A from-scratch student on `train` under `recipe` (cached like the baselines), as a result record."""
-    start = time.perf_counter()
-    key, top1, top5, reused = cached_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
-    seconds = cache.metadata(key)["seconds"] if reused else time.perf_counter() - start
-    return record_for(run, spec, source=None, n_transferred=0, frozen=False, epochs=recipe.epochs, top1=top1,
-                      top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused,
-                      ablation=run.ablation, variant=run.variant, **fields)  # fmt: skip
+    """A from-scratch student's record (cached like the baselines), labelled with its ablation and variant."""
+    return scratch_record(run, spec, store, cache, run_dir, progress, train, recipe, ablation=run.ablation,
+                          variant=run.variant, **fields)  # fmt: skip
 
 
 # --- normalization -------------------------------------------------------------------------------------------------
@@ -84,12 +82,12 @@ def run_normalization(run: Run, spec, store: DataStore, cache: ModelCache, run_d
     if not run.adabn:
         return _scratch_record(run, spec, store, cache, run_dir, progress, train, recipe, adabn=False,
                                **_stats_fields(recipe))  # fmt: skip
-    key, *_ = cached_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
+    key, _ = ensure_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
     start = time.perf_counter()
     model, _ = cache.load(key, spec, len(train.classes))
     unlabelled_real = store.train("real")
     adapt_batchnorm(model, unlabelled_real, recipe, spec.model.name)
-    top1, top5 = evaluate(model, recipe_loaders(train, store.test(), recipe, run.seed)[1], precision=recipe.precision)
+    top1, top5 = evaluate(model, eval_loader(store.test(), recipe), precision=recipe.precision)
     return record_for(run, spec, source=None, n_transferred=0, frozen=False, epochs=recipe.epochs, top1=top1,
                       top5=top5, train_images=len(train), seconds=time.perf_counter() - start, model_key=key,
                       ablation=run.ablation, variant=run.variant, adabn=True, adabn_images=len(unlabelled_real),
@@ -103,11 +101,10 @@ def adapt_batchnorm(model: nn.Module, images: ImageTensors, recipe: TrainRecipe,
     layer_map = LAYER_MAPS.get(model_name)
     device = default_device()
     model.to(device)
-    normalization = get_normalization(recipe.test_normalization or recipe.normalization)
     # whole batches only: every batch counts equally in the average, and a last batch of one image would make
     # BatchNorm on 1×1 maps fail
-    loader = TensorLoader(images, batch_size=recipe.batch_size, normalization=normalization, drop_last=True,
-                          channels_last=recipe.channels_last)  # fmt: skip
+    loader = TensorLoader(images, batch_size=recipe.batch_size, normalization=test_normalization(recipe),
+                          drop_last=True, channels_last=recipe.channels_last)  # fmt: skip
     batches = (batch.to(device) for batch, _ in loader.epoch(0))
     reestimate_batchnorm(model, num_layers(layer_map), layer_map, batches)
 
@@ -177,15 +174,13 @@ CUE_CHUNK = 2048  # test images turned into variants at a time: bounded memory a
 def cue_accuracies(model: nn.Module, test: ImageTensors, recipe: TrainRecipe, variants: CueVariants) -> dict:
     """Top-1 (%) of `model` on each cue variant of the test images, made chunk by chunk from one seeded generator,
     so every student sees the same variants, whatever the chunk size."""
-    normalization = get_normalization(recipe.test_normalization or recipe.normalization)
     generator = torch.Generator().manual_seed(variants.seed)
     correct: dict[str, float] = {}
     for start in range(0, len(test), CUE_CHUNK):
         labels = test.labels[start : start + CUE_CHUNK]
         chunk_variants = variants.apply(test.images[start : start + CUE_CHUNK], generator)
         for name, images in chunk_variants.items():
-            loader = TensorLoader(ImageTensors(images, labels, test.classes), batch_size=recipe.eval_batch_size,
-                                  normalization=normalization, channels_last=recipe.channels_last)  # fmt: skip
+            loader = eval_loader(ImageTensors(images, labels, test.classes), recipe)
             top1, _ = evaluate(model, loader, precision=recipe.precision)
             correct[name] = correct.get(name, 0.0) + top1 * len(labels)
     return {name: round(total / len(test), 2) for name, total in correct.items()}

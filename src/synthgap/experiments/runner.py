@@ -34,7 +34,7 @@ from synthgap.io import atomic_write_json
 from synthgap.models.layers import LAYER_MAPS
 from synthgap.models.resnet import build_model
 from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights, save_checkpoint
-from synthgap.train.loaders import recipe_loaders
+from synthgap.train.loaders import eval_loader
 from synthgap.train.loop import FitResult, evaluate, seed_everything
 from synthgap.train.recipe import TrainRecipe
 
@@ -142,30 +142,46 @@ def record_for(run: Run, spec: ExperimentSpec, *, target: str | None = None, **f
 
 def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
     """Train (or reuse from the model cache) a student from scratch on one side, and test it."""
+    return scratch_record(run, spec, store, cache, run_dir, progress, store.train(run.target), spec.recipe)
+
+
+def scratch_record(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool,
+                   train: ImageTensors, recipe: TrainRecipe, **fields) -> ResultRecord:  # fmt: skip
+    """The record of a from-scratch student on `train` under `recipe` (reused from the model cache when there);
+    `fields` are extra record fields. A reused model reports the seconds its training took."""
     start = time.perf_counter()
-    train = store.train(run.target)
-    key, top1, top5, reused = cached_scratch_model(train, spec, spec.recipe, store, cache, run, run_dir, progress)
+    key, top1, top5, reused = cached_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
     seconds = cache.metadata(key)["seconds"] if reused else time.perf_counter() - start
-    return record_for(run, spec, source=None, n_transferred=0, frozen=False, epochs=spec.recipe.epochs, top1=top1,
-                   top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused)  # fmt: skip
+    return record_for(run, spec, source=None, n_transferred=0, frozen=False, epochs=recipe.epochs, top1=top1,
+                      top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused,
+                      **fields)  # fmt: skip
 
 
 def cached_scratch_model(train: ImageTensors, spec, recipe: TrainRecipe, store: DataStore, cache: ModelCache, run: Run,
                          run_dir: Path, progress: bool) -> tuple[str, float, float, bool]:  # fmt: skip
     """A from-scratch student on `train`: tested from the model cache when an earlier run or spec trained it,
     else trained and added to the cache. Returns (cache key, top-1, top-5, reused)."""
-    test = store.test()
+    key, result = ensure_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
+    if result is not None:
+        return key, result.top1, result.top5, False
+    model, _ = cache.load(key, spec, len(train.classes))
+    top1, top5 = evaluate(model, eval_loader(store.test(), recipe), precision=recipe.precision)
+    return key, top1, top5, True
+
+
+def ensure_scratch_model(train: ImageTensors, spec, recipe: TrainRecipe, store: DataStore, cache: ModelCache, run: Run,
+                         run_dir: Path, progress: bool) -> tuple[str, FitResult | None]:  # fmt: skip
+    """The cache key of a from-scratch student on `train`, trained and cached first when missing; returns the
+    fit result when it was trained now, None when the cache already held it (and it was not tested again)."""
     key = cache.key(train, spec, run.seed, recipe)
     if has_checkpoint(cache.path(key)):
-        model, _ = cache.load(key, spec, len(train.classes))
-        top1, top5 = evaluate(model, recipe_loaders(train, test, recipe, run.seed)[1], precision=recipe.precision)
-        return key, top1, top5, True
+        return key, None
     start = time.perf_counter()
-    model, result = train_from_scratch(train, test, spec.model, recipe, run.seed, run_dir=run_dir, progress=progress,
-                                       desc=run.name)  # fmt: skip
+    model, result = train_from_scratch(train, store.test(), spec.model, recipe, run.seed, run_dir=run_dir,
+                                       progress=progress, desc=run.name)  # fmt: skip
     metadata = {"seconds": time.perf_counter() - start, "train": train.key, "seed": run.seed}
     save_checkpoint(cache.path(key), model, metadata)
-    return key, result.top1, result.top5, False
+    return key, result
 
 
 def run_transfer(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:

@@ -4,7 +4,8 @@ Pure functions over `ResultRecord`s; nothing here reads files or draws.
 
 Vocabulary: a layer-transfer record's `source` trained layers 1..N (`n_transferred`), its `target` trained layers
 N+1..18. A *direction* is "<source side>→<target side>", e.g. "synthetic→real", with the sides decided by
-`find_real_and_synthetic`. R and S are the from-scratch baselines trained on the real and on the synthetic side.
+`record_side` (the side the runner recorded, else the data's name). R and S are the from-scratch baselines
+trained on the real and on the synthetic side.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from synthgap.experiments.results import ResultRecord
 from synthgap.report.tables import (
     Summary,
     baseline_top1,
-    find_real_and_synthetic,
     real_and_synthetic_targets,
     record_side,
+    side,
     summarize,
 )
 
@@ -31,12 +32,6 @@ PAPER_RULE_MIN_RECOVERED = 50.0  # ... which must still recover at least this % 
 # Variant options of a layer-transfer run and the default each record has when the field is missing.
 _DEFAULT_REST = "reinit"
 _DEFAULT_FROZEN_BN = "eval"
-
-
-def side(reference: str) -> str:
-    """'real' / 'synthetic' for a data reference, or the reference itself when its side is unknown."""
-    real, synthetic = find_real_and_synthetic([reference])
-    return "real" if real else "synthetic" if synthetic else reference
 
 
 def _variant(record: ResultRecord) -> tuple[bool, str, str]:

@@ -42,11 +42,13 @@ def find_real_and_synthetic(targets: list[str]) -> tuple[str | None, str | None]
 def record_side(record: ResultRecord) -> str:
     """'real' / 'synthetic': the side a run trained on, as the runner records it, else read from the data's name
     (results of `synthgap train`); the name itself when neither says."""
-    recorded = (record.model_extra or {}).get("side")
-    if recorded:
-        return recorded
-    real, synthetic = find_real_and_synthetic([record.target])
-    return "real" if real else "synthetic" if synthetic else record.target
+    return (record.model_extra or {}).get("side") or side(record.target)
+
+
+def side(reference: str) -> str:
+    """'real' / 'synthetic' for a data reference, or the reference itself when its side is unknown."""
+    real, synthetic = find_real_and_synthetic([reference])
+    return "real" if real else "synthetic" if synthetic else reference
 
 
 def real_and_synthetic_targets(records: list[ResultRecord]) -> tuple[str | None, str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
-from synthgap.data.transforms import build_augmentation, get_normalization
+from synthgap.data.transforms import Normalization, build_augmentation, get_normalization
 from synthgap.train.recipe import TrainRecipe
 
 
@@ -12,7 +12,6 @@ def recipe_loaders(
     train: ImageTensors, test: ImageTensors, recipe: TrainRecipe, seed: int
 ) -> tuple[TensorLoader, TensorLoader]:
     normalization = get_normalization(recipe.normalization)
-    test_normalization = get_normalization(recipe.test_normalization or recipe.normalization)
     train_loader = TensorLoader(
         train,
         batch_size=recipe.batch_size,
@@ -23,7 +22,15 @@ def recipe_loaders(
         seed=seed,
         channels_last=recipe.channels_last,
     )
-    test_loader = TensorLoader(
-        test, batch_size=recipe.eval_batch_size, normalization=test_normalization, channels_last=recipe.channels_last
-    )
-    return train_loader, test_loader
+    return train_loader, eval_loader(test, recipe)
+
+
+def test_normalization(recipe: TrainRecipe) -> Normalization:
+    """How the recipe's students see test images: the test normalization when set, else the training one."""
+    return get_normalization(recipe.test_normalization or recipe.normalization)
+
+
+def eval_loader(images: ImageTensors, recipe: TrainRecipe) -> TensorLoader:
+    """Plain batches of `images` as the recipe's students are tested on them."""
+    return TensorLoader(images, batch_size=recipe.eval_batch_size, normalization=test_normalization(recipe),
+                        channels_last=recipe.channels_last)  # fmt: skip
