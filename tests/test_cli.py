@@ -57,13 +57,22 @@ def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, mo
     assert record["kind"] == "baseline" and record["target"] == "cifake:synthetic" and record["train_images"] == 30
 
 
+SMALL = ["--per-class", "3", "--set", "data.test_per_class=3"]  # the test trees hold 3 images per class
+
+
 def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
     result = runner.invoke(app, ["run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root",
-                                 str(cifake_root), "--out", str(tmp_path)])  # fmt: skip
+                                 str(cifake_root), "--out", str(tmp_path), *SMALL])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "spec 'cifake-layers': valid" in result.output
     assert "runs: 62 (baseline 6, layer_transfer 56)" in result.output
-    assert "warning" in result.output  # 3 images per class < per_class 500
+
+
+def test_dry_run_rejects_per_class_beyond_the_smallest_class_naming_side_and_classes(cifake_root, tmp_path):
+    result = synthgap("run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root", str(cifake_root),
+                      "--out", str(tmp_path))  # per_class 500, 3 images per class
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "per_class=500, but cifake:real (train) has fewer images in 10 class(es): airplane (3)" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -73,7 +82,7 @@ def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
 )  # fmt: skip
 def test_shipped_cifake_configs_dry_run(cifake_root, tmp_path, config, runs):
     result = runner.invoke(app, ["run", str(CONFIGS / config), "--dry-run", "--data-root", str(cifake_root),
-                                 "--out", str(tmp_path)])  # fmt: skip
+                                 "--out", str(tmp_path), *SMALL])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert runs in result.output
 
@@ -91,7 +100,8 @@ def test_shipped_imagenet100_configs_dry_run_on_a_fake_tree(tmp_path, config, ru
     synthetic = write_tree(tmp_path / "sd", {"train": 1}, wnids) / "train"
     overrides = [f"data.real=imagenet100:{imagenet}", f"data.test=imagenet100:{imagenet}",
                  f"data.synthetic=folder:{synthetic}"]  # fmt: skip
-    args = ["run", str(CONFIGS / config), "--dry-run", "--out", str(tmp_path)]
+    args = ["run", str(CONFIGS / config), "--dry-run", "--out", str(tmp_path), "--per-class", "1",
+            "--set", "data.test_per_class=1"]
     result = runner.invoke(app, args + [part for item in overrides for part in ("--set", item)])
     assert result.exit_code == 0, result.output
     assert "data imagenet100:" in result.output and "100 classes" in result.output

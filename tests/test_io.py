@@ -1,8 +1,21 @@
+import errno
+import hashlib
 import json
+import os
 
 import pytest
+import torch
 
-from synthgap.io import append_jsonl, atomic_write_text, read_jsonl
+from synthgap import io
+from synthgap.io import (
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    file_digest,
+    read_jsonl,
+    save_safetensors,
+    verify_file,
+)
 
 
 def test_append_jsonl_keeps_earlier_lines_and_repairs_a_missing_newline(tmp_path):
@@ -32,3 +45,78 @@ def test_read_jsonl_of_missing_file_is_empty(tmp_path):
     assert read_jsonl(tmp_path / "none.jsonl") == []
     (tmp_path / "x.jsonl").write_text(json.dumps({"a": 1}) + "\n\n")
     assert read_jsonl(tmp_path / "x.jsonl") == [{"a": 1}]
+
+
+@pytest.fixture(params=[(0o022, 0o644), (0o002, 0o664)], ids=["umask022", "umask002"])
+def umask_and_mode(request):
+    """Sets the process umask for one test; yields the mode a new file must get (0666 & ~umask)."""
+    umask, mode = request.param
+    old = os.umask(umask)
+    yield mode
+    os.umask(old)
+
+
+def test_atomic_writes_respect_the_umask(tmp_path, umask_and_mode):
+    """tempfile.mkstemp would leave every file 0600, unreadable to the group even where the umask allows it."""
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    append_jsonl(tmp_path / "results.jsonl", {"run": "a"})
+    append_jsonl(tmp_path / "results.jsonl", {"run": "b"})
+    save_safetensors({"t": torch.zeros(4)}, tmp_path / "t.safetensors")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(("a.json", "results.jsonl", "t.safetensors"), umask_and_mode)
+
+
+def test_umask_is_read_without_changing_it():
+    old = os.umask(0o027)
+    try:
+        assert io.current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still in force
+    finally:
+        os.umask(old)
+
+
+def test_a_failed_write_names_the_target_not_the_temp_file(tmp_path, monkeypatch):
+    def no_space(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr("synthgap.io.os.replace", no_space)
+    target = tmp_path / "results.jsonl"
+    with pytest.raises(OSError) as caught:
+        append_jsonl(target, {"run": "a"})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_safetensors_io_errors_become_os_errors_naming_the_file(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    def full_disk(tensors, filename, metadata=None):
+        raise SafetensorError(f'Error while serializing: I/O error: No space left (os error 28) at path "{filename}"')
+
+    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
+    target = tmp_path / "model.safetensors"
+    with pytest.raises(OSError) as caught:
+        save_safetensors({"t": torch.zeros(2)}, target)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_digest_streams_the_same_sha256_as_hashlib(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "HASH_CHUNK", 1000)  # several chunks and a short last one
+    data = os.urandom(4321)
+    (tmp_path / "f").write_bytes(data)
+    assert file_digest(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_verify_file_catches_changes_and_malformed_records(tmp_path):
+    path = tmp_path / "t.safetensors"
+    record = save_safetensors({"t": torch.arange(1000.0)}, path)
+    assert verify_file(path, record) is None
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert verify_file(path, record) == "checksum mismatch"
+    path.write_bytes(bytes(data[:100]))
+    assert verify_file(path, record).startswith("size mismatch: 100 bytes")
+    assert verify_file(path, None) == verify_file(path, {"sha256": 5}) == "its checksum record is missing or malformed"
+    assert verify_file(tmp_path / "gone", record).startswith("cannot read it")

@@ -34,6 +34,15 @@ SetValues = Annotated[
     list[str] | None, typer.Option("--set", help="Override KEY=VALUE (dotted key, YAML value), e.g. recipe.lr=0.05.")
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Validate the spec and the data layout; train nothing.")]
+RerunChanged = Annotated[
+    bool,
+    typer.Option(
+        "--rerun-changed",
+        help="When OUT holds a run of the same name recorded with other settings, move its record to "
+        "superseded.jsonl and run it again (default: stop and name the changed settings).",
+    ),
+]
+SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Skip undecodable images (counted) instead of failing.")]
 
 
 @app.command()
@@ -64,20 +73,29 @@ def train(
     stem: Annotated[str | None, typer.Option(help="imagenet (unmodified) | cifar (3×3 conv, no pool).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (default baseline-<data>-s<seed>).")] = None,
-    skip_bad: Annotated[
-        bool, typer.Option("--skip-bad", help="Skip undecodable images (counted) instead of failing.")
-    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Model family: resnet18 | resnet34 | resnet50 | vit_tiny | vit_small.")
+    ] = None,
+    side: Annotated[
+        str | None,
+        typer.Option(help="real | synthetic: which side the training data is (default: from cifake:/generated:)."),
+    ] = None,
+    skip_bad: SkipBad = False,
     out: Annotated[
         Path, typer.Option(help="Experiment folder: results.jsonl here, the run in OUT/<run name>/.")
     ] = Path("runs"),
+    rerun_changed: RerunChanged = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train one student from scratch and test it on real images; appends one line to OUT/results.jsonl."""
+    """Train one student from scratch and test it on real images; appends one line to OUT/results.jsonl.
+
+    The same command again prints the recorded result without training; the same run name with other settings
+    (data, sizes, recipe, model) stops with the changed settings named."""
     from synthgap.config import load_config
     from synthgap.experiments.single import TrainRunConfig, run_baseline
 
     overrides = {
-        "name": name, "seed": seed,
+        "name": name, "seed": seed, "side": side, "model.name": model,
         "data.train": train_data, "data.test": test_data, "data.data_root": data_root, "data.per_class": per_class,
         "data.resolution": resolution, "data.skip_bad": skip_bad or None,
         "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.lr": lr,
@@ -86,7 +104,9 @@ def train(
     }  # fmt: skip
     run_config = load_config(TrainRunConfig, config, overrides)
     _check_names(run_config.recipe.augmentation, run_config.recipe.normalization)
-    record = run_baseline(run_config, out / run_config.run_name(), out, progress=not quiet)
+    record = run_baseline(
+        run_config, out / run_config.run_name(), out, progress=not quiet, rerun_changed=rerun_changed
+    )
     skipped = getattr(record, "skipped_images", 0)
     typer.echo(
         f"{record.run}: top-1 {record.top1:.2f}%  top-5 {record.top5:.2f}%  "
@@ -123,13 +143,24 @@ def run(
     width: Annotated[float | None, typer.Option(help="Override model.width.")] = None,
     set_values: SetValues = None,
     model_cache: ModelCacheDir = None,
+    skip_bad: SkipBad = False,
+    rerun_changed: RerunChanged = False,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="When a run fails (e.g. diverges), still run the others.")
+    ] = False,
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Run an experiment spec (baselines, layer sweeps); rerunning the same command resumes where it stopped."""
+    """Run an experiment spec (baselines, layer sweeps, data reduction, ablations).
+
+    Rerunning the same command resumes where it stopped: a run is skipped when OUT records it with the same name and
+    settings (fingerprint). A recorded run whose settings changed stops the command, naming what changed, unless
+    --rerun-changed is given; OUT/spec.yaml always describes the records in OUT."""
     from synthgap.experiments.runner import run_experiment
     from synthgap.report.build import build_report
 
+    if skip_bad:
+        set_values = [*(set_values or []), "data.skip_bad=true"]
     spec = load_spec(spec_path, data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs,
                      per_class=per_class, width=width, set_values=set_values or [])  # fmt: skip
     if dry_run:
@@ -137,7 +168,12 @@ def run(
 
         typer.echo(dry_run_report(spec, out))
         return
-    records = run_experiment(spec, out, model_cache=model_cache, progress=not quiet)
+    records = run_experiment(spec, out, model_cache=model_cache, progress=not quiet, rerun_changed=rerun_changed,
+                             keep_going=keep_going)  # fmt: skip
+    skipping = [r.skipped_images for r in records if r.skipped_images]
+    if skipping:
+        typer.echo(f"{len(skipping)} runs skipped unreadable images (up to {max(skipping)} each; --skip-bad; the "
+                   "count of each run is its skipped_images in results.jsonl)")  # fmt: skip
     typer.echo(f"{len(records)} runs finished in {out / 'results.jsonl'}; report: {build_report(out)}")
 
 
@@ -316,7 +352,7 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """CIFAKE demo: R and S baselines, a small layer sweep both ways, and a report. Rerun to resume."""
-    from synthgap.experiments.demo import demo_summary, run_demo
+    from synthgap.demo import demo_summary, run_demo
 
     records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=_int_list(n),
                        model_cache=model_cache, progress=not quiet)  # fmt: skip
@@ -337,6 +373,11 @@ def main() -> None:
         app()
     except SynthgapError as exc:
         typer.echo(f"synthgap: error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # permission, read-only, disk full, a file where a folder belongs: the user's to fix
+        from synthgap.errors import os_error_message
+
+        typer.echo(f"synthgap: error: {os_error_message(exc)}", err=True)
         sys.exit(2)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 
@@ -189,3 +191,90 @@ def test_non_square_image_resized_and_centre_cropped(tmp_path, fmt):
     assert out.shape == (3, 16, 16)
     inner = out[:, 2:-2, 1:-1]
     assert inner[1].min() >= 230 and inner[0].max() <= 30 and inner[2].max() <= 30
+
+
+# --- integrity: a damaged cache file is reported once and decoded again, never trusted -------------------------
+
+
+def _zero_middle(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+
+
+def _truncate_cache(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _garbage_with_matching_checksum(path):
+    """Bytes that pass the checksum (it was written for them) but are not a safetensors file: the parse check."""
+    garbage = b"\x07" * 1000
+    path.write_bytes(garbage)
+    record = {"file": path.name, "sha256": hashlib.sha256(garbage).hexdigest(), "bytes": len(garbage)}
+    cache.checksum_path(path).write_text(json.dumps(record))
+
+
+def _bad_checksum_json(path):
+    cache.checksum_path(path).write_text("{not json")
+
+
+def _no_checksum_file(path):
+    """A file as older synthgap versions wrote it (or a write killed between data and checksum): not trusted."""
+    cache.checksum_path(path).unlink()
+
+
+DAMAGE = {
+    "zeroed-middle": (_zero_middle, "checksum mismatch"),
+    "truncated": (_truncate_cache, "size mismatch"),
+    "empty": (_empty, "size mismatch"),
+    "garbage": (_garbage_with_matching_checksum, "cannot be parsed"),
+    "bad-checksum-json": (_bad_checksum_json, "checksum file cannot be read"),
+    "legacy": (_no_checksum_file, "has no checksum file"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_cache_warns_once_and_is_rebuilt(cifake_root, tmp_path, decode_calls, caplog, damage):
+    corrupt, reason = DAMAGE[damage]
+    index = real_train(cifake_root)
+    fresh = load_images(index, 32, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    (path,) = (tmp_path / "cache").glob("*.safetensors")
+    corrupt(path)
+
+    with caplog.at_level("WARNING", logger="synthgap"):
+        again = load_images(index, 32, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"synthgap: warning: cache file {path} ")
+    assert reason in warnings[0] and warnings[0].endswith("; rebuilding")
+    assert len(decode_calls) == 2  # decoded again, not loaded from the damaged file
+    assert torch.equal(again.images, fresh.images) and torch.equal(again.labels, fresh.labels)
+
+    caplog.clear()
+    load_images(index, 32, cache_dir=tmp_path / "cache", progress=False, workers=1)  # the rebuilt file is trusted again
+    assert len(decode_calls) == 2 and not caplog.records
+
+
+def test_cache_file_is_committed_by_its_checksum_file(cifake_root, tmp_path):
+    load_images(real_train(cifake_root), 32, cache_dir=tmp_path / "cache", progress=False)
+    (path,) = (tmp_path / "cache").glob("*.safetensors")
+    record = json.loads(cache.checksum_path(path).read_text())
+    assert record["bytes"] == path.stat().st_size and len(record["sha256"]) == 64
+    assert not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
+def test_cache_files_get_the_umask_permissions(cifake_root, tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        load_images(real_train(cifake_root), 32, cache_dir=tmp_path / "cache", progress=False)
+    finally:
+        os.umask(old)
+    files = list((tmp_path / "cache").iterdir())
+    assert len(files) == 2
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {oct(mode)}

@@ -185,3 +185,13 @@ def test_empty_class_folder(tmp_path, imagenet_root):
     (root / "val" / empty / "readme.txt").write_text("no images here")  # a non-image file does not count
     with pytest.raises(SynthgapError, match=f"imagenet100: no images in class folder .*val[/\\\\]{empty}$"):
         open_source("imagenet100:" + str(root), "test")
+
+
+def test_link_loop_in_a_class_folder_is_skipped_with_a_warning(tmp_path, imagenet_root):
+    root = tmp_path / "imagenet"
+    shutil.copytree(imagenet_root / "val", root / "val")
+    wnid = sorted(wnids_cmc_order())[7]
+    (root / "val" / wnid / "again").symlink_to(root / "val" / wnid, target_is_directory=True)
+    with pytest.warns(UserWarning, match="link loop"):
+        index = open_source("imagenet100:" + str(root), "test")
+    assert index.counts()[wnid] == VAL_PER_CLASS

@@ -117,8 +117,8 @@ def test_check_same_classes_names_differences():
     assert "only in the first: ['b']" in message and "only in the second: ['d']" in message
 
 
-def test_check_same_classes_rejects_other_order():
-    with pytest.raises(SynthgapError, match="different order"):
+def test_check_same_classes_rejects_other_order_and_says_how_to_align():
+    with pytest.raises(SynthgapError, match="different order.*reordered"):
         check_same_classes(("a", "b"), ("b", "a"))
 
 
@@ -138,3 +138,4 @@ def test_describe_image_folder(image_folder):
     assert "class folders" in text
     for name, count in (("ant", 3), ("moth", 1), ("zebra", 2)):
         assert re.search(rf"^\s+{name}\s+{count}$", text, re.M)
+    assert "min 1, median 2, max 3" in text and "imbalanced" not in text  # a ratio of 3 is not flagged

@@ -2,8 +2,9 @@ import pytest
 
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
-from synthgap.experiments.plan import divisor_label, plan
-from synthgap.experiments.runner import run_experiment, same_steps_epochs
+from synthgap.experiments.kinds.data_reduction import divisor_label, same_steps_epochs
+from synthgap.experiments.plan import plan
+from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.train.recipe import TrainRecipe
 
@@ -30,9 +31,9 @@ def test_plan_has_every_arm_and_fraction_after_the_synthetic_baseline():
         "reduction-full_finetune-x2-s0-same_steps-aug_none",
     ]
     transfer, scratch, full = runs[2], runs[3], runs[5]
-    assert (transfer.n, transfer.freeze, transfer.source, transfer.fraction) == (15, True, "synthetic", 0.5)
-    assert (scratch.n, scratch.freeze, scratch.source) == (0, False, None)
-    assert (full.n, full.freeze, full.rest) == (18, False, "finetune")
+    assert (transfer.n, transfer.setup.frozen, transfer.setup.source, transfer.fraction) == (15, True, "synthetic", 0.5)
+    assert (scratch.n, scratch.setup.frozen, scratch.setup.source) == (0, False, None)
+    assert (full.n, full.setup.frozen, full.setup.rest) == (18, False, "finetune")
 
 
 def test_fraction_validation_and_labels():
@@ -75,4 +76,5 @@ def test_scratch_on_all_real_data_is_the_real_baseline_reused(cifake_root, tmp_p
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=models, progress=False)}
     baseline, scratch_all = records["baseline-real-s0"], records["reduction-scratch-x1-s0-same_steps"]
     assert (scratch_all.top1, scratch_all.top5) == (baseline.top1, baseline.top5)
-    assert len(list(models.iterdir())) == 1  # one model trained and cached; the half-data scratch is not kept
+    cached = [p for p in models.iterdir() if not p.name.startswith(".")]
+    assert len(cached) == 1  # one model trained and cached; the half-data scratch is not kept

@@ -12,6 +12,7 @@ import yaml
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments import runner as runner_module
+from synthgap.experiments import students as students_module
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import exclusive, run_experiment
@@ -52,8 +53,7 @@ def test_runs_every_planned_run_once_and_skips_them_on_rerun(cifake_root, tmp_pa
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run was run again")
 
-    monkeypatch.setattr(runner_module, "run_baseline", must_not_run)
-    monkeypatch.setattr(runner_module, "run_transfer", must_not_run)
+    monkeypatch.setattr(runner_module, "execute_run", must_not_run)
     assert len(run_experiment(spec, tmp_path / "out", model_cache=caches, progress=False)) == len(records)
 
 
@@ -63,7 +63,7 @@ def test_source_models_are_reused_across_specs(cifake_root, tmp_path, caches, mo
     def must_not_train(*args, **kwargs):
         raise AssertionError("a cached source model was trained again")
 
-    monkeypatch.setattr(runner_module, "train_from_scratch", must_not_train)
+    monkeypatch.setattr(students_module, "train_from_scratch", must_not_train)
     other = tiny_spec(cifake_root, experiments=[{"kind": "layer_transfer", "directions": ["synthetic_to_real"],
                                                  "n": [17]}])  # fmt: skip
     records = run_experiment(other, tmp_path / "second", model_cache=caches, progress=False)

@@ -1,16 +1,19 @@
 import copy
+import dataclasses
 
+import pytest
 import torch
 
 from synthgap.data.cache import ImageTensors
+from synthgap.experiments import transfer as transfer_module
 from synthgap.experiments.transfer import TransferSetup, build_student, train_student
-from synthgap.models import LAYER_MAPS, ModelConfig, build_model
-from synthgap.models.layers import reestimate_batchnorm, state_keys
+from synthgap.models import ModelConfig, build_model, get_family, reestimate_batchnorm, state_keys
 from synthgap.train.loaders import recipe_loaders
 from synthgap.train.loop import evaluate
 from synthgap.train.recipe import TrainRecipe
 
-LAYERS = LAYER_MAPS.get("resnet18")
+FAMILY = get_family("resnet18")
+LAYERS = FAMILY.layer_map
 RECIPE = TrainRecipe(epochs=2, batch_size=8, lr=0.05, warmup_epochs=0, precision="fp32", channels_last=False,
                      augmentation="none")  # fmt: skip
 
@@ -21,18 +24,19 @@ def data(seed: int, n: int = 24) -> ImageTensors:
     return ImageTensors(images, torch.arange(n) % 3, ("a", "b", "c"))
 
 
-def models(seed: int = 0):
+def models(name: str = "resnet18", seed: int = 0):
+    config = ModelConfig(name=name, width=0.125, num_classes=3, image_size=16)
     torch.manual_seed(seed)
-    source = build_model(ModelConfig(width=0.125, num_classes=3))
+    source = build_model(config)
     torch.manual_seed(seed + 1)
-    fresh = build_model(ModelConfig(width=0.125, num_classes=3))
+    fresh = build_model(config)
     return source, fresh
 
 
 def test_reinit_student_takes_layers_1_to_n_from_the_source_only():
     source, fresh = models()
     untouched = copy.deepcopy(fresh)
-    student = build_student(source, fresh, TransferSetup(n=7), LAYERS)
+    student = build_student(source, fresh, TransferSetup(n=7), FAMILY)
     for key in student.state_dict():
         donor = source if key in state_keys(student, range(1, 8), LAYERS) else untouched
         assert torch.equal(student.state_dict()[key], donor.state_dict()[key]), key
@@ -40,44 +44,44 @@ def test_reinit_student_takes_layers_1_to_n_from_the_source_only():
 
 def test_finetune_student_starts_as_the_whole_source_model():
     source, fresh = models()
-    student = build_student(source, fresh, TransferSetup(n=7, rest="finetune"), LAYERS)
+    student = build_student(source, fresh, TransferSetup(n=7, rest="finetune"), FAMILY)
     assert student is not source
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), source.state_dict().values(),
                                                   strict=True))  # fmt: skip
 
 
-def test_cached_prefix_training_matches_ordinary_frozen_training():
-    """The fast path changes where the prefix is computed, not what is learned."""
+@pytest.mark.parametrize(("name", "n"), [("resnet18", 12), ("resnet50", 40), ("vit_tiny", 9)])
+def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, monkeypatch):
+    """The fast path changes where the prefix is computed, not what is learned, in every family with a cut. (The
+    prefix runs in the training batch size here: tiny students on random images amplify the last-bit differences
+    that other batch sizes give.)"""
+    monkeypatch.setattr(transfer_module, "PREFIX_BATCH", 1)
+    family = get_family(name)
+    recipe = RECIPE
     results = {}
     for use_cache in (True, False):
-        source, fresh = models()
-        student = build_student(source, fresh, TransferSetup(n=12), LAYERS)
-        recipe = RECIPE if use_cache else RECIPE.model_copy(update={"augmentation": "none"})
-        if not use_cache:  # same work through the ordinary path: pretend the model cannot be cut
-            import synthgap.experiments.transfer as transfer_module
-
-            original = transfer_module.supports_prefix_cut
-            transfer_module.supports_prefix_cut = lambda model: False
-        try:
-            result, cached = train_student(student, TransferSetup(n=12), data(1), data(2), recipe, seed=0,
-                                           layer_map=LAYERS, progress=False)  # fmt: skip
-        finally:
-            if not use_cache:
-                transfer_module.supports_prefix_cut = original
-        assert cached is use_cache
-        results[use_cache] = (result.top1, student.state_dict())
+        source, fresh = models(name)
+        student = build_student(source, fresh, TransferSetup(n=n), family)
+        # the same work through the ordinary path: the family without its cut
+        used = family if use_cache else dataclasses.replace(family, split=None)
+        result = train_student(student, TransferSetup(n=n), data(1), data(2), recipe, seed=0, family=used,
+                               progress=False)
+        assert result.prefix_cache is use_cache
+        assert (result.prefix_cache_note is None) is use_cache  # the ordinary path says why it did not cache
+        results[use_cache] = (result.fit.top1, student.state_dict())
     assert results[True][0] == results[False][0]
     for key, value in results[True][1].items():
-        torch.testing.assert_close(value, results[False][1][key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(value, results[False][1][key], rtol=1e-5, atol=1e-6)
 
 
-def test_n18_only_evaluates_the_source_model():
+def test_all_layers_frozen_only_evaluates_the_source_model():
     source, fresh = models()
-    student = build_student(source, fresh, TransferSetup(n=18), LAYERS)
-    result, cached = train_student(student, TransferSetup(n=18), data(1), data(2), RECIPE, seed=0, layer_map=LAYERS,
-                                   progress=False)  # fmt: skip
+    student = build_student(source, fresh, TransferSetup(n=18), FAMILY)
+    result = train_student(student, TransferSetup(n=18), data(1), data(2), RECIPE, seed=0, family=FAMILY,
+                           progress=False)
     expected = evaluate(source, recipe_loaders(data(1), data(2), RECIPE, 0)[1], precision="fp32")
-    assert (result.top1, result.top5) == expected and result.train_images == 0 and not cached
+    assert (result.fit.top1, result.fit.top5) == expected and result.fit.train_images == 0
+    assert not result.prefix_cache
 
 
 def test_reestimated_statistics_are_the_target_data_statistics():

@@ -49,10 +49,23 @@ def test_duplicate_names_are_disambiguated(tmp_path):
     )
     names = [c.name for c in load_classes(tmp_path / "dup.json")]
     assert names == ["crane (wading bird)", "crane (n03126707)", "Crane (n9)"]
-    (tmp_path / "dup.txt").write_text("cat\ncat\ndog\n")
-    classes = load_classes(tmp_path / "dup.txt")
-    assert [c.name for c in classes] == ["cat", "cat (2)", "dog"]
-    assert len({c.folder for c in classes}) == 3
+    (tmp_path / "syn.csv").write_text("name,synonyms\ncrane,wading bird\ncrane,lifting machine\n")
+    assert [c.name for c in load_classes(tmp_path / "syn.csv")] == ["crane (wading bird)", "crane (lifting machine)"]
+
+
+@pytest.mark.parametrize(
+    "file, text, message",
+    [
+        ("dup.txt", "# fruit\nOat-Milk\napple\n\nOat-Milk\n", r"'Oat-Milk' is listed more than once \(lines 2, 5\)"),
+        ("dup.txt", "cat\nCat\ndog\ndog\n", r"'cat' is listed more than once \(lines 1, 2\); 'dog' .*\(lines 3, 4\)"),
+        ("dup.csv", "name,hypernym\napple,fruit\npear,fruit\napple,fruit\n", r"'apple' .*\(lines 2, 4\)"),
+        ("dup.json", json.dumps(["ant", "bee", "ant"]), r"'ant' .*\(items 1, 3\)"),
+    ],
+)
+def test_repeated_classes_are_an_error_naming_the_lines(tmp_path, file, text, message):
+    (tmp_path / file).write_text(text)
+    with pytest.raises(SynthgapError, match=message):
+        load_classes(tmp_path / file)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from synthgap.config import validate
+from synthgap.data.index import align_classes, check_same_classes
 from synthgap.data.sources import CIFAR10_CLASSES, open_source
 from synthgap.errors import SynthgapError
 from synthgap.experiments.runner import run_experiment
@@ -51,3 +52,19 @@ def test_experiment_trains_on_a_generated_set(reference_set, cifake_root, tmp_pa
     assert record.run == "baseline-synthetic-s0" and record.kind == "baseline"
     assert record.target == f"generated:{reference_set}" and record.train_images == 30
     assert 0 <= record.top1 <= 100 and record.top1 <= record.top5 <= 100 and record.epochs == 1
+
+
+def test_generated_set_in_another_class_order_aligns_with_the_folder_by_name(reference_set, tmp_path):
+    out = tmp_path / "gen"
+    shutil.copytree(reference_set, out)
+    lines = (out / MANIFEST).read_text().splitlines()
+    (out / MANIFEST).write_text("\n".join(lines[3:] + lines[:3]) + "\n")  # class order: automobile, ..., airplane
+    real = open_source(f"folder:{out}")  # the same images as a plain folder: previews/ and manifest.parts/ ignored
+    generated = open_source(f"generated:{out}")
+    assert real.classes == CIFAR10_CLASSES and real.counts() == dict.fromkeys(CIFAR10_CLASSES, 3)
+    with pytest.raises(SynthgapError, match="different order"):
+        check_same_classes(real.classes, generated.classes)
+    real, aligned = align_classes([real, generated])
+    assert aligned.classes == real.classes
+    by_path = dict(zip(real.paths, real.labels.tolist(), strict=True))
+    assert all(by_path[p] == label for p, label in zip(aligned.paths, aligned.labels.tolist(), strict=True))

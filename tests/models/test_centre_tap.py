@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from synthgap.models.resnet import CentreTapConv2d, ModelConfig, build_model, use_centre_tap_shortcut
+from synthgap.models import CentreTapConv2d, ModelConfig, build_model
+from synthgap.models.resnet import use_centre_tap_shortcut
 
 
 @pytest.mark.parametrize("size", [1, 3])

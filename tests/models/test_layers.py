@@ -11,14 +11,16 @@ from synthgap.models import (
     build_model,
     freeze,
     frozen_batchnorms,
+    get_family,
     layer_of,
+    reestimate_batchnorm,
     reinitialize,
     train_mode,
     trainable_layers,
     transfer,
 )
 
-MAP = LAYER_MAPS.get("resnet18")
+MAP = get_family("resnet18").layer_map
 SMALL = ModelConfig(width=0.25, stem="cifar")
 
 
@@ -137,3 +139,50 @@ def test_freeze_and_train_mode_keep_frozen_layers_fixed():
         assert not torch.equal(after[f"layer4.1.bn2.{key}"], before[f"layer4.1.bn2.{key}"]), key
     assert not torch.equal(after["layer4.1.conv2.weight"], before["layer4.1.conv2.weight"])
     assert not torch.equal(after["fc.weight"], before["fc.weight"])
+
+
+def test_layer_map_follows_the_design_table():
+    assert MAP[1] == ("conv1", "bn1")
+    assert MAP[2] == ("layer1.0.conv1", "layer1.0.bn1") and MAP[5] == ("layer1.1.conv2", "layer1.1.bn2")
+    for number, stage in ((7, 2), (11, 3), (15, 4)):  # the shortcut joins the conv where the residual is added
+        assert MAP[number] == (f"layer{stage}.0.conv2", f"layer{stage}.0.bn2", f"layer{stage}.0.downsample")
+    assert sum("downsample" in entry for entries in MAP.values() for entry in entries) == 3
+
+
+def test_transitional_layer_maps_view_reads_the_family():
+    assert LAYER_MAPS.get("resnet18") is MAP and "resnet50" in LAYER_MAPS
+    with pytest.raises(SynthgapError):
+        LAYER_MAPS.get("vgg")
+
+
+def test_reestimate_covers_every_batchnorm_of_the_first_n_layers_including_shortcuts():
+    model = make_model(0)
+    before = snapshot(model)
+    images = torch.randn(8, 3, 16, 16) * 2 + 1
+    reestimate_batchnorm(model, 7, MAP, [images[:4], images[4:]])
+    after = model.state_dict()
+    for key, value in after.items():
+        if "running_mean" in key:
+            assert torch.equal(value, before[key]) == (layer_of(key, MAP) > 7), key
+    assert all(not m.training for m in model.modules())
+
+
+def test_reestimate_on_a_layernorm_family_changes_nothing():
+    torch.manual_seed(0)
+    family = get_family("vit_tiny")
+    model = build_model(ModelConfig(name="vit_tiny", width=0.125, num_classes=5))
+    before = snapshot(model)
+    reestimate_batchnorm(model, family.num_layers, family.layer_map, [torch.randn(2, 3, 32, 32)])
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_reinitialize_reaches_bare_parameters_of_a_vit():
+    torch.manual_seed(0)
+    family = get_family("vit_tiny")
+    model = build_model(ModelConfig(name="vit_tiny", width=0.125, num_classes=5))
+    before = snapshot(model)
+    reinitialize(model, 1, family.layer_map)
+    after = model.state_dict()
+    assert not torch.equal(after["cls_token"], before["cls_token"])
+    assert not torch.equal(after["pos_embed"], before["pos_embed"])
+    assert not torch.equal(after["blocks.0.attn.qkv.weight"], before["blocks.0.attn.qkv.weight"])

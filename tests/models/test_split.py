@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from synthgap.models import ModelConfig, build_model
-from synthgap.models.split import ResNetPrefix, ResNetSuffix, cut_point, supports_prefix_cut
+from synthgap.errors import SynthgapError
+from synthgap.models import ModelConfig, build_model, get_family
+from synthgap.models.split import CutPoint, ResNetPrefix, ResNetSuffix, cut_point, supports_prefix_cut
 
 
 @pytest.mark.parametrize("stem", ["imagenet", "cifar"])
@@ -20,15 +21,43 @@ def test_prefix_then_suffix_equals_the_whole_model_at_every_cut(stem):
 
 
 def test_cut_points_follow_the_layer_map():
-    assert cut_point(1).block is None
-    assert cut_point(2) == cut_point(2).__class__(block=0, mid_block=True)  # after layer1.0.conv1
-    assert cut_point(3).mid_block is False and cut_point(3).block == 0  # after layer1.0 (conv2 + shortcut)
-    assert cut_point(16).block == 7 and cut_point(16).mid_block  # after layer4.1.conv1
-    assert cut_point(17).block == 7 and not cut_point(17).mid_block
-    with pytest.raises(ValueError):
-        cut_point(18)
+    model = build_model(ModelConfig(width=0.125))
+    assert cut_point(model, 1).block is None
+    assert cut_point(model, 2) == CutPoint(block=0, convs=1) and cut_point(model, 2).inside(model)  # layer1.0.conv1
+    assert cut_point(model, 3) == CutPoint(block=0, convs=2) and not cut_point(model, 3).inside(model)  # + shortcut
+    assert cut_point(model, 16) == CutPoint(block=7, convs=1)  # after layer4.1.conv1
+    assert cut_point(model, 17) == CutPoint(block=7, convs=2)
+    with pytest.raises(SynthgapError):
+        cut_point(model, 18)
 
 
-def test_only_basic_block_resnets_support_the_cut():
+def test_bottleneck_cuts_carry_the_block_input_inside_a_block():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="resnet50", width=0.125)).eval()
+    assert cut_point(model, 3) == CutPoint(block=0, convs=2) and cut_point(model, 3).inside(model)
+    assert cut_point(model, 4) == CutPoint(block=0, convs=3) and not cut_point(model, 4).inside(model)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        after_conv2, after_block = (ResNetPrefix(model, n) for n in (3, 4))
+        after_conv2(x)
+        after_block(x)
+    stem_out = torch.Size([8, 8, 8])  # 8 channels at 1/8 width, 32 px → 8 px after the stem and max-pool
+    assert after_conv2.shapes == [stem_out, torch.Size([8, 8, 8])]
+    assert after_block.shapes == [torch.Size([32, 8, 8])]
+
+
+def test_the_family_split_learns_the_shapes_from_the_prefix():
+    model = build_model(ModelConfig(width=0.125)).eval()
+    prefix, suffix = get_family("resnet18").split(model, 4)
+    with pytest.raises(SynthgapError, match="prefix"):
+        suffix(torch.zeros(1, 10))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(suffix(prefix(x)), model(x))
+
+
+def test_only_resnets_support_the_resnet_cut():
     assert supports_prefix_cut(build_model(ModelConfig(width=0.125)))
     assert not supports_prefix_cut(torch.nn.Linear(2, 2))
+    with pytest.raises(SynthgapError):
+        get_family("resnet18").split(torch.nn.Linear(2, 2), 1)

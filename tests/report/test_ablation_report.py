@@ -1,39 +1,85 @@
-"""Ablation tables, figures and reading computed from hand-made results (known numbers in, known text out)."""
+"""Ablation tables, figures and reading computed from hand-made results (known numbers in, known text out).
+
+Ablation records are built with variant="" (the label of old versions appears only where a test says so): the report
+must read the typed fields, never the label."""
 
 from synthgap.experiments.results import ResultRecord, append_result
-from synthgap.report.ablations import ablation_reading, augmentation_table, mixing_table, texture_table
+from synthgap.report.ablations import (
+    MixingArm,
+    ablation_reading,
+    augmentation_table,
+    mixing_table,
+    normalization_table,
+    texture_table,
+)
 from synthgap.report.build import build_report
+from synthgap.report.layers import layer_baselines
+from tests.report.records import make_record
+
+SYNTH = "cifake:synthetic"
+CUES = {"grayscale_blur": 20, "edges": 10, "patch_shuffle": 25}
 
 
-def record(run, top1, *, kind="ablation", target="cifake:synthetic", seed=0, **extra) -> ResultRecord:
-    return ResultRecord(run=f"{run}-s{seed}", kind=kind, source=extra.pop("source", None), target=target,
-                        n_transferred=0, frozen=False, seed=seed, epochs=1, top1=top1, top5=99.0, train_images=10,
-                        seconds=1.0, **extra)  # fmt: skip
+def ablation(run, top1, ablation, *, seed=0, side="synthetic", target=SYNTH, **fields) -> ResultRecord:
+    return make_record(
+        run=f"{run}-s{seed}",
+        kind="ablation",
+        ablation=ablation,
+        variant="",
+        side=side,
+        target=target,
+        seed=seed,
+        top1=top1,
+        **fields,
+    )
+
+
+def baselines(seed=0, shift=0.0) -> list[ResultRecord]:
+    return [
+        make_record(run=f"baseline-real-s{seed}", side="real", target="cifake:real", seed=seed, top1=60 + shift),
+        make_record(run=f"baseline-synthetic-s{seed}", side="synthetic", target=SYNTH, seed=seed, top1=40 + shift),
+    ]
 
 
 def results() -> list[ResultRecord]:
     out = []
+    real = {"side": "real", "target": "cifake:real"}
     for seed, shift in ((0, -1.0), (1, 1.0)):
+        out += baselines(seed, shift)
         out += [
-            record("baseline-real", 60 + shift, kind="baseline", target="cifake:real", seed=seed),
-            record("baseline-synthetic", 40 + shift, kind="baseline", seed=seed),
-            record("norm-imagenet", 40 + shift, seed=seed, ablation="normalization", variant="imagenet"),
-            record("norm-real", 44 + shift, seed=seed, ablation="normalization", variant="real"),
-            record("norm-real-adabn", 47 + shift, seed=seed, ablation="normalization", variant="real+adabn"),
-            record("aug-r-std", 60 + shift, target="cifake:real", seed=seed, ablation="augmentation",
-                   variant="standard"),
-            record("aug-s-std", 40 + shift, seed=seed, ablation="augmentation", variant="standard"),
-            record("aug-r-ra", 62 + shift, target="cifake:real", seed=seed, ablation="augmentation",
-                   variant="randaugment"),
-            record("aug-s-ra", 50 + shift, seed=seed, ablation="augmentation", variant="randaugment"),
-            record("tex-s", 40, seed=seed, ablation="texture_shape", variant="synthetic",
-                   cue_top1={"grayscale_blur": 20, "edges": 10, "patch_shuffle": 25}, texture_reliance=0.6,
-                   cue_sigma=1.0, cue_grid=4),
-            record("mix-0.5", 55 + shift, target="cifake:real+cifake:synthetic", seed=seed, ablation="mixing",
-                   variant="share0.5", real_images=5, synthetic_images=5),
-            record("mix-ft", 63 + shift, target="cifake:real", seed=seed, ablation="mixing",
-                   variant="pretrain_finetune", real_images=10, synthetic_images=0, source="cifake:synthetic"),
-        ]  # fmt: skip
+            ablation("norm-imagenet", 40 + shift, "normalization", seed=seed, normalization="imagenet"),
+            ablation("norm-real", 44 + shift, "normalization", seed=seed, normalization="real"),
+            ablation("norm-real-adabn", 47 + shift, "normalization", seed=seed, normalization="real", adabn=True),
+            ablation("aug-r-std", 60 + shift, "augmentation", seed=seed, augmentation="standard", **real),
+            ablation("aug-s-std", 40 + shift, "augmentation", seed=seed, augmentation="standard"),
+            ablation("aug-r-ra", 62 + shift, "augmentation", seed=seed, augmentation="randaugment", **real),
+            ablation("aug-s-ra", 50 + shift, "augmentation", seed=seed, augmentation="randaugment"),
+            ablation("tex-s", 40, "texture_shape", seed=seed, student="synthetic", cue_top1=CUES, texture_reliance=0.6),
+            ablation(
+                "mix-0.5",
+                55 + shift,
+                "mixing",
+                seed=seed,
+                side="real",
+                target="cifake:real+cifake:synthetic",
+                mixing="share",
+                synthetic_share=0.5,
+                real_images=5,
+                synthetic_images=5,
+            ),
+            ablation(
+                "mix-ft",
+                63 + shift,
+                "mixing",
+                seed=seed,
+                mixing="pretrain_finetune",
+                source=SYNTH,
+                source_side="synthetic",
+                real_images=10,
+                synthetic_images=0,
+                **real,
+            ),
+        ]
     return out
 
 
@@ -43,7 +89,8 @@ def test_tables_average_over_seeds_and_compare_with_the_reference_setting():
     assert "| randaugment | 62.00 ± 1.41 | 50.00 ± 1.41 | 12.00 | -8.00 |" in lines
     lines, mixing = mixing_table(results(), {})
     assert (
-        mixing["share0.5"].mean == 55 and "| 50 % of the images synthetic (same size as R's set) | 5 | 5 |" in lines[2]
+        mixing[MixingArm("share", synthetic_share=0.5)].mean == 55
+        and "| 50 % of the images synthetic (same size as R's set) | 5 | 5 |" in lines[2]
     )
     lines, students = texture_table(results())
     assert students["S: trained on synthetic"]["texture_reliance"].mean == 0.6 and "Texture-reliance score" in lines[-1]
@@ -72,10 +119,20 @@ def test_report_has_an_ablation_section_with_figures(tmp_path):
 
 
 def test_texture_rows_keep_cue_settings_apart():
-    runs = [record("tex-a", 40, ablation="texture_shape", variant="synthetic", cue_top1={"grayscale_blur": 20,
-                   "edges": 10, "patch_shuffle": 25}, texture_reliance=0.6, cue_sigma=1.0, cue_grid=4),
-            record("tex-b", 40, ablation="texture_shape", variant="synthetic", cue_top1={"grayscale_blur": 30,
-                   "edges": 30, "patch_shuffle": 10}, texture_reliance=0.0, cue_sigma=2.0, cue_grid=8)]  # fmt: skip
+    cues = {"grayscale_blur": 30, "edges": 30, "patch_shuffle": 10}
+    runs = [
+        ablation("tex-a", 40, "texture_shape", student="synthetic", cue_top1=CUES, texture_reliance=0.6),
+        ablation(
+            "tex-b",
+            40,
+            "texture_shape",
+            student="synthetic",
+            cue_top1=cues,
+            texture_reliance=0.0,
+            cue_sigma=2.0,
+            cue_grid=8,
+        ),
+    ]
     _, students = texture_table(runs)
     assert set(students) == {"S: trained on synthetic (sigma 1, grid 4)", "S: trained on synthetic (sigma 2, grid 8)"}
     assert all(v["texture_reliance"].n == 1 for v in students.values())
@@ -84,14 +141,13 @@ def test_texture_rows_keep_cue_settings_apart():
 def test_any_data_set_names_work_through_the_recorded_side(tmp_path):
     real, synthetic = "imagenet100:/data/imagenet", "generated:/gen/sd14"
     runs = [
-        record("baseline-real", 80, kind="baseline", target=real, side="real"),
-        record("baseline-synthetic", 55, kind="baseline", target=synthetic, side="synthetic"),
-        record("aug-r", 81, target=real, side="real", ablation="augmentation", variant="standard"),
-        record("aug-s", 56, target=synthetic, side="synthetic", ablation="augmentation", variant="standard"),
-        record("aug-s-none", 50, target=synthetic, side="synthetic", ablation="augmentation", variant="none"),
-        record("gen-unclip", 70, target="generated:/gen/unclip", side="synthetic", ablation="generator",
-               variant="unclip"),
-    ]  # fmt: skip
+        make_record(run="baseline-real", target=real, side="real", top1=80),
+        make_record(run="baseline-synthetic", target=synthetic, side="synthetic", top1=55),
+        ablation("aug-r", 81, "augmentation", target=real, side="real", augmentation="standard"),
+        ablation("aug-s", 56, "augmentation", target=synthetic, augmentation="standard"),
+        ablation("aug-s-none", 50, "augmentation", target=synthetic, augmentation="none"),
+        ablation("gen-unclip", 70, "generator", target="generated:/gen/unclip", label="unclip"),
+    ]
     text = ablation_reading(runs)
     assert "R = 80.00 % and S = 55.00 %" in text and "with standard, the gap R − S is 25.00 pp" in text
     assert "unclip 70.00 % (-10.00 pp vs R)" in text and "(synthetic source: unclip, 70.00 %) recovers 60 %" in text
@@ -101,9 +157,53 @@ def test_any_data_set_names_work_through_the_recorded_side(tmp_path):
 
 
 def test_reading_without_improvement_or_without_s():
-    runs = [record("baseline-real", 60, kind="baseline", target="cifake:real"),
-            record("baseline-synthetic", 40, kind="baseline"),
-            record("aug-s-none", 35, ablation="augmentation", variant="none")]  # fmt: skip
+    runs = [*baselines(), ablation("aug-s-none", 35, "augmentation", augmentation="none")]
     assert "No setting that trains on synthetic images only improves on S." in ablation_reading(runs)
     assert "no synthetic baseline S was run" in ablation_reading(runs[:1])
     assert "baseline R is missing" in ablation_reading(runs[1:])
+
+
+def test_tables_read_the_typed_fields():
+    transfer = {"side": "real", "target": "cifake:real", "source": SYNTH, "source_side": "synthetic"}
+    runs = [
+        *baselines(),
+        ablation("norm-imagenet", 41, "normalization", normalization="imagenet"),
+        ablation("norm-own-adabn", 45, "normalization", normalization="per_dataset", adabn=True),
+        ablation("norm-real-student", 58, "normalization", side="real", target="cifake:real", normalization="real"),
+        ablation(
+            "tex-t", 50, "texture_shape", student="synthetic_to_real", n_transferred=12, cue_top1=CUES, **transfer
+        ),
+        ablation(
+            "mix-add",
+            61,
+            "mixing",
+            side="real",
+            mixing="added",
+            added_synthetic=2.0,
+            real_images=10,
+            synthetic_images=20,
+        ),
+        ablation("mix-share", 57, "mixing", side="real", mixing="share", synthetic_share=0.25),
+    ]
+    lines, rows = normalization_table(runs, layer_baselines(runs))
+    assert "| synthetic | each data set's own statistics | yes | 45.00 | +4.00 | 15.00 |" in lines
+    assert "| real | real-data statistics | no | 58.00 | – | 2.00 |" in lines
+    assert set(rows) == {("synthetic", "imagenet", False), ("synthetic", "per_dataset", True), ("real", "real", False)}
+    assert "each data set's own statistics + AdaBN +4.00 pp" in ablation_reading(runs)
+    _, students = texture_table(runs)
+    assert list(students) == ["synthetic→real, layers 1..12 frozen"]
+    lines, mixing = mixing_table(runs, {})
+    assert "| all real images + 2× as many synthetic | 10 | 20 | 61.00 | – |" in lines
+    assert mixing[MixingArm("share", synthetic_share=0.25)].mean == 57
+    assert "25 % of the images synthetic (same size as R's set)" in "\n".join(lines)
+
+
+def test_ablation_records_without_typed_fields_are_left_out_of_the_tables():
+    old = [  # as written by versions that had only the variant label (and no side)
+        make_record(run="n", kind="ablation", ablation="normalization", variant="real+adabn", side=None),
+        make_record(run="m", kind="ablation", ablation="mixing", variant="share0.5"),
+        make_record(run="t", kind="ablation", ablation="texture_shape", variant="synthetic"),
+    ]
+    assert normalization_table(old, {}) == ([], {})
+    assert mixing_table(old, {}) == ([], {})
+    assert texture_table(old) == ([], {})

@@ -4,34 +4,18 @@ import math
 
 import pytest
 
-from synthgap.experiments.results import ResultRecord, append_result
+from synthgap.experiments.results import append_result
 from synthgap.report.build import build_report
 from synthgap.report.figures import plot_layer_sweep
 from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines
 from synthgap.report.tables import Summary
+from tests.report.records import make_record
 
 REAL, SYNTH = "cifake:real", "cifake:synthetic"
+DATA = {"real": REAL, "synthetic": SYNTH}
 NOISE = {0: +1.0, 1: -1.0}  # two seeds at mean ± 1 → sample std √2
 SQRT2 = math.sqrt(2)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def rec(run, kind, source, target, n, seed, top1, **extra):
-    return ResultRecord(
-        run=run,
-        kind=kind,
-        source=source,
-        target=target,
-        n_transferred=n,
-        frozen=kind == "layer_transfer",
-        seed=seed,
-        epochs=1,
-        top1=top1,
-        top5=95.0,
-        train_images=100,
-        seconds=1.0,
-        **extra,
-    )
 
 
 def s2r_mean(n):  # synthetic layers 1..N, real rest: from R = 80 down by 1 pp per layer
@@ -42,20 +26,38 @@ def r2s_mean(n):  # real layers 1..N, synthetic rest: 64 at N = 1, equals S = 60
     return 65.0 - n
 
 
+def baseline(side, seed, top1, **family):
+    return make_record(run=f"{side}-{seed}", target=DATA[side], side=side, seed=seed, top1=top1, **family)
+
+
+def transfer(source_side, side, n, seed, top1, **fields):
+    """Layers 1..n from the `source_side` baseline, the rest trained on `side`."""
+    return make_record(
+        run=f"{source_side}-{side}-{n}-{seed}",
+        kind="layer_transfer",
+        source=DATA[source_side],
+        source_side=source_side,
+        target=DATA[side],
+        side=side,
+        n_transferred=n,
+        frozen=True,
+        seed=seed,
+        top1=top1,
+        **fields,
+    )
+
+
 def sweep_records(seeds=(0, 1), directions=("s2r", "r2s"), baselines=True, **extra):
     out = []
     for seed in seeds:
         noise = NOISE[seed] if len(seeds) > 1 else 0.0
         if baselines:
-            out += [
-                rec(f"R-{seed}", "baseline", None, REAL, 0, seed, 80.0 + noise),
-                rec(f"S-{seed}", "baseline", None, SYNTH, 0, seed, 60.0 + noise),
-            ]
+            out += [baseline("real", seed, 80.0 + noise), baseline("synthetic", seed, 60.0 + noise)]
         for n in range(1, 18):
             if "s2r" in directions:
-                out.append(rec(f"s2r-{n}-{seed}", "layer_transfer", SYNTH, REAL, n, seed, s2r_mean(n) + noise, **extra))
+                out.append(transfer("synthetic", "real", n, seed, s2r_mean(n) + noise, **extra))
             if "r2s" in directions:
-                out.append(rec(f"r2s-{n}-{seed}", "layer_transfer", REAL, SYNTH, n, seed, r2s_mean(n) + noise, **extra))
+                out.append(transfer("real", "synthetic", n, seed, r2s_mean(n) + noise, **extra))
     return out
 
 
@@ -79,9 +81,7 @@ def test_variants_get_keys_only_when_several_are_present():
     explicit_defaults = sweep_records(rest="reinit", frozen_bn="eval")
     assert list(layer_sweep(explicit_defaults + RECORDS)) == ["synthetic→real", "real→synthetic"]
     reestimated = [
-        ResultRecord.model_validate(
-            {**r.model_dump(), "run": r.run + "-re", "top1": r.top1 - 5, "frozen_bn": "reestimate"}
-        )
+        make_record(**{**r.model_dump(), "run": r.run + "-re", "top1": r.top1 - 5, "frozen_bn": "reestimate"})
         for r in RECORDS
     ]
     sweep = layer_sweep(reestimated + RECORDS)
@@ -217,11 +217,10 @@ def test_no_layer_section_without_layer_transfer_runs(tmp_path):
 
 
 def test_reading_also_uses_the_same_recipe_references_at_n0():
-    from synthgap.report.layers import gap_reading
-    from synthgap.report.tables import Summary
-
-    sweep = {"synthetic→real": {0: Summary(50, 0, 1), 8: Summary(45, 0, 1)},
-             "real→synthetic": {0: Summary(30, 0, 1), 8: Summary(32, 0, 1)}}  # fmt: skip
+    sweep = {
+        "synthetic→real": {0: Summary(50, 0, 1), 8: Summary(45, 0, 1)},
+        "real→synthetic": {0: Summary(30, 0, 1), 8: Summary(32, 0, 1)},
+    }
     text = gap_reading(sweep, {"R": Summary(40, 0, 1), "S": Summary(20, 0, 1)})
     assert "125% at N = 8" in text  # (45 − 20) / (40 − 20) against the augmented baselines
     assert "real 50.00%, synthetic 30.00%, a gap of 20.00 pp), the shares are 75% at N = 8." in text

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from synthgap.experiments.results import ResultRecord, append_result
+from synthgap.experiments.results import append_result
 from synthgap.report.build import build_report
 from synthgap.report.figures import plot_reduction_arms, plot_reduction_fit
 from synthgap.report.layers import layer_baselines
@@ -15,6 +15,7 @@ from synthgap.report.reduction import (
     reduction_table_lines,
 )
 from synthgap.report.tables import Summary
+from tests.report.records import make_record
 
 REAL, SYNTH = "cifake:real", "cifake:synthetic"
 XS = (1, 2, 4, 8, 16, 32, 64)
@@ -31,36 +32,36 @@ def scratch_mean(x):  # 78 with all real data, −4 pp per halving: 66 at 1/8, 5
     return 78.0 - 4 * math.log2(x)
 
 
-def rec(run, kind, source, n, seed, top1, x=None, **extra):
-    fields = {"real_fraction": 1 / x, "x": round(x, 2)} if x is not None else {}  # x as the runner writes it
-    return ResultRecord(
-        run=run,
-        kind=kind,
-        source=source,
-        target=REAL,
-        n_transferred=n,
-        frozen=source is not None,
+def reduction(arm, x, seed, top1, k=16, **family):
+    """A student of `arm` trained on 1/x of the real data (transfer: layers 1..k from the synthetic model)."""
+    transfer = arm == "transfer"
+    return make_record(
+        run=f"{arm}-k{k if transfer else 0}-x{x}-s{seed}",
+        kind="data_reduction",
+        arm=arm,
+        source=SYNTH if transfer else None,
+        source_side="synthetic" if transfer else None,
+        side="real",
+        n_transferred=k if transfer else 0,
+        frozen=transfer,
+        real_fraction=1 / x,
+        x=round(x, 2),  # x as the runner writes it
         seed=seed,
-        epochs=1,
         top1=top1,
-        top5=95.0,
-        train_images=100,
-        seconds=1.0,
-        **fields,
-        **extra,
+        **family,
     )
 
 
-def reduction_records(seeds=(0, 1), arms=("scratch", "transfer"), xs=XS, r=True, k=16):
+def reduction_records(seeds=(0, 1), arms=("scratch", "transfer"), xs=XS, r=True, k=16, **family):
     out = []
     for seed in seeds:
         noise = NOISE[seed] if len(seeds) > 1 else 0.0
         if r:
-            out.append(rec(f"R-{seed}", "baseline", None, 0, seed, 82.0 + noise))
+            out.append(make_record(run=f"R-{seed}", side="real", seed=seed, top1=82.0 + noise, **family))
         for arm in arms:  # scratch first on purpose: the report orders arms itself
             for x in xs:
-                mean, source, n = (transfer_mean(x), SYNTH, k) if arm == "transfer" else (scratch_mean(x), None, 0)
-                out.append(rec(f"{arm}-k{n}-x{x}-s{seed}", "data_reduction", source, n, seed, mean + noise, x, arm=arm))
+                mean = transfer_mean(x) if arm == "transfer" else scratch_mean(x)
+                out.append(reduction(arm, x, seed, mean + noise, k=k, **family))
     return out
 
 
@@ -79,8 +80,8 @@ def test_points_per_arm_and_x():
 
 
 def test_x_falls_back_to_real_fraction():
-    no_x = [ResultRecord.model_validate({k: v for k, v in r.model_dump().items() if k != "x"}) for r in RECORDS]
-    assert "x" not in (no_x[-1].model_extra or {})
+    no_x = [make_record(**{k: v for k, v in r.model_dump().items() if k != "x"}) for r in RECORDS]
+    assert no_x[-1].x is None
     points = reduction_points(no_x)
     assert list(points["transfer"]) == list(XS) and points["scratch"][8].mean == pytest.approx(66.0)
 
@@ -169,9 +170,9 @@ def test_reading_with_missing_arms_and_points():
 
 def test_several_k_split_the_transfer_arm():
     records = RECORDS + [
-        ResultRecord.model_validate({**r.model_dump(), "run": r.run + "-k12", "n_transferred": 12, "top1": r.top1 + 1})
+        make_record(**{**r.model_dump(), "run": r.run + "-k12", "n_transferred": 12, "top1": r.top1 + 1})
         for r in RECORDS
-        if (r.model_extra or {}).get("arm") == "transfer"
+        if r.kind == "data_reduction" and r.arm == "transfer"
     ]
     points = reduction_points(records)
     assert list(points) == ["transfer (k=16)", "transfer (k=12)", "scratch"]

@@ -4,30 +4,13 @@ from pydantic import ValidationError
 from synthgap.experiments.results import ResultRecord, append_result, finished_runs, read_results
 from synthgap.report.build import build_report
 from synthgap.report.tables import gap_lines, summarize
-
-
-def record(run, target, seed, top1, kind="baseline"):
-    return ResultRecord(
-        run=run,
-        kind=kind,
-        source=None,
-        target=target,
-        n_transferred=0,
-        frozen=False,
-        seed=seed,
-        epochs=1,
-        top1=top1,
-        top5=90.0,
-        train_images=100,
-        seconds=1.0,
-    )
-
+from tests.report.records import make_record
 
 RECORDS = [
-    record("r0", "cifake:real", 0, 80.0),
-    record("s0", "cifake:synthetic", 0, 60.0),
-    record("r1", "cifake:real", 1, 82.0),
-    record("s1", "cifake:synthetic", 1, 61.0),
+    make_record(run="r0", target="cifake:real", side="real", seed=0, top1=80.0),
+    make_record(run="s0", target="cifake:synthetic", side="synthetic", seed=0, top1=60.0),
+    make_record(run="r1", target="cifake:real", side="real", seed=1, top1=82.0),
+    make_record(run="s1", target="cifake:synthetic", side="synthetic", seed=1, top1=61.0),
 ]
 
 
@@ -55,7 +38,7 @@ def test_results_contract_fields_are_required():
     with pytest.raises(ValidationError):
         ResultRecord(run="x", kind="baseline", source=None, target="t")
     with pytest.raises(ValidationError):
-        record("x", "t", 0, 1.0, kind="something_else")
+        make_record(kind="something_else")
 
 
 def test_report_files_from_results_only(tmp_path):
@@ -68,3 +51,18 @@ def test_report_files_from_results_only(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "Gap R − S: 20.50 pp" in markdown
     assert "<table>" in html and "<b>Gap R − S: 20.50 pp</b>" in html
+
+
+def test_sides_come_from_the_recorded_side_only():
+    photos, renders = "folder:/x/real_photos", "folder:/x/renders"
+    records = [
+        make_record(run="r", target=photos, side="real", top1=70.0),
+        make_record(run="s", target=renders, side="synthetic", top1=40.0),
+    ]
+    assert "Gap R − S: 30.00 pp" in "\n".join(gap_lines(records))
+    # names that look like a side decide nothing: without `side` (records of old versions) there is no R or S
+    unsided = [make_record(**{**r.model_dump(), "side": None}) for r in RECORDS]
+    named = [make_record(run="r", target="x:real", side=None), make_record(run="s", target="generated:/g", side=None)]
+    for records in (unsided, named):
+        text = "\n".join(gap_lines(records))
+        assert "| training data |" in text and "Gap" not in text

@@ -146,7 +146,10 @@ def test_autocast_choice(monkeypatch):
 
 
 def test_bf16_training_runs_and_stays_finite():
-    train, test = loaders(colour_classes(n_per_class=16))
+    # 32 px, not 16: at 16 px layer4's first conv (3×3, stride 2) sees 1×1 maps, where oneDNN's bf16 weight-gradient
+    # kernel (torch 2.14.1, CPU) returns NaN now and then; fit's divergence check then stops the run. The project's
+    # settings (32 px and up) never give that conv a 1×1 input.
+    train, test = loaders(colour_classes(n_per_class=16, size=32))
     result = fit(
         tiny_model(), train, test, RECIPE.model_copy(update={"epochs": 1, "precision": "bf16"}), progress=False
     )

@@ -2,6 +2,11 @@
 
 The cache key covers the file list with sizes and modification times, the resolution and the decoder version, so
 editing, adding or removing a file rebuilds the cache, and a second run never decodes a JPEG again.
+
+Each cache file `<key>.safetensors` has a checksum file `<key>.checksum.json` (SHA-256 and size), written after it:
+the data file only counts as complete when its checksum file exists and matches. A file that fails the check or
+cannot be parsed is reported in one warning line and decoded again. A cache file without a checksum file (written
+by an older synthgap, or by a process killed between the two writes) is stale and rebuilt the same way.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from synthgap.data.index import LabelledIndex
-from synthgap.errors import BadImageError, SynthgapError
+from synthgap.errors import BadImageError, SynthgapError, warn
+from synthgap.io import atomic_write_json, save_safetensors, verify_file
 
 CACHE_ENV = "SYNTHGAP_CACHE_DIR"
 DECODER_VERSION = 1  # bump when decode_image changes its output
@@ -59,8 +66,13 @@ def concat_images(parts: list[ImageTensors]) -> ImageTensors:
     key = ""
     if all(part.key for part in parts):
         key = "mix-" + hashlib.sha256("\n".join(part.key for part in parts).encode()).hexdigest()[:24]
-    return ImageTensors(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), parts[0].classes,
-                        [s for p in parts for s in p.skipped], key)  # fmt: skip
+    return ImageTensors(
+        torch.cat([p.images for p in parts]),
+        torch.cat([p.labels for p in parts]),
+        parts[0].classes,
+        [s for p in parts for s in p.skipped],
+        key,
+    )
 
 
 def default_cache_dir() -> Path:
@@ -128,9 +140,8 @@ def load_images(
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     key = f"{cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}"
     path = cache_dir / f"{key}.safetensors"
-    if path.exists():
-        tensors = _read_cache(path, index.classes)
-    else:
+    tensors = _read_cache(path, index.classes) if path.exists() else None
+    if tensors is None:
         tensors = _decode_all(index, resolution, skip_bad=skip_bad, workers=workers, progress=progress)
         _write_cache(path, tensors, index)
     tensors.key = key
@@ -164,21 +175,58 @@ def _decode_all(index: LabelledIndex, resolution: int, *, skip_bad: bool, worker
     return ImageTensors(images, labels, index.classes, skipped)
 
 
+def checksum_path(path: Path) -> Path:
+    """The checksum file that commits the cache file `path`: `<key>.checksum.json` beside `<key>.safetensors`."""
+    return path.with_suffix(".checksum.json")
+
+
 def _write_cache(path: Path, tensors: ImageTensors, index: LabelledIndex) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write the data file, then its checksum file: a reader trusts the data only once the second write is done."""
+    checksum_path(path).unlink(missing_ok=True)  # un-commit an older file before replacing it
     metadata = {"classes": json.dumps(list(index.classes)), "skipped": json.dumps(tensors.skipped), "name": index.name}
+    record = save_safetensors({"images": tensors.images, "labels": tensors.labels}, path, metadata=metadata)
+    atomic_write_json(checksum_path(path), {"file": path.name, **record})
+
+
+def _read_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors | None:
+    """The cached tensors when the file matches its checksum and parses; else one warning and None (rebuild)."""
+    problem = _cache_problem(path)
+    tensors = None
+    if problem is None:
+        try:
+            tensors = _parse_cache(path, classes)
+        except (SafetensorError, ValueError, KeyError, TypeError) as exc:
+            problem = f"is corrupt (cannot be parsed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    if problem is not None:
+        warn(f"cache file {path} {problem}; rebuilding")
+    return tensors
+
+
+def _cache_problem(path: Path) -> str | None:
+    """What is wrong with the cache file `path` against its checksum file, as a clause ("is corrupt (...)")."""
     try:
-        save_file({"images": tensors.images, "labels": tensors.labels}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        record = json.loads(checksum_path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "has no checksum file (written by an older synthgap, or its write was interrupted)"
+    except (OSError, ValueError) as exc:
+        return f"is corrupt (its checksum file cannot be read: {type(exc).__name__})"
+    reason = verify_file(path, record)
+    return None if reason is None else f"is corrupt ({reason})"
 
 
-def _read_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
+def _parse_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
+    """Load a verified cache file, checking that it holds what this module writes (raises ValueError if not)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
     tensors = load_file(str(path))
-    return ImageTensors(tensors["images"], tensors["labels"], classes, json.loads(metadata.get("skipped", "[]")))
+    images, labels = tensors["images"], tensors["labels"]
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or labels.shape != (len(images),):
+        raise ValueError(f"unexpected tensors: images {tuple(images.shape)}, labels {tuple(labels.shape)}")
+    if tuple(json.loads(metadata.get("classes", "null")) or ()) != classes:
+        raise ValueError("its class list differs from the index")
+    skipped = json.loads(metadata.get("skipped", "[]"))
+    if not isinstance(skipped, list):
+        raise ValueError("malformed list of skipped files")
+    return ImageTensors(images, labels, classes, skipped)

@@ -2,8 +2,11 @@
 
 Reference: ``generated:/path/to/out``. Classes follow the manifest's class order (the class list the images were
 generated from: for ImageNet-100 the sorted wnids, for CIFAR-10 the CIFAR order), so a generated set lines up with
-the real source of the same classes. The split is ignored: a generated set has only training images. The manifest
-exists only once every shard has finished, so an unfinished run is refused rather than read half-way.
+the real source of the same classes. A class list in another order (a .txt not sorted like the real folder's class
+names) gives the same classes in another order: sides are matched by class id with ``align_classes`` or
+``open_source(..., classes=...)`` (data/index.py, data/sources.py), never by position. The split is ignored: a
+generated set has only training images. The manifest exists only once every shard has finished, so an unfinished
+run is refused rather than read half-way.
 """
 
 from __future__ import annotations

@@ -11,14 +11,13 @@ Classes are the 100 wnids sorted, as torchvision's ImageFolder over those folder
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from synthgap.data.index import LabelledIndex
-from synthgap.data.sources import IMAGE_EXTENSIONS, SOURCES
+from synthgap.data.sources import SOURCES, find_images
 from synthgap.errors import SynthgapError
 
 CLASSES_FILE = "imagenet100_classes.json"
@@ -52,18 +51,6 @@ def _split_dir(root: Path, split: str) -> Path:
     return folder
 
 
-def _class_files(class_dir: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        files += [
-            Path(dirpath, name)
-            for name in filenames
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-        ]
-    return sorted(files)
-
-
 def _scan(folder: Path, wnids: tuple[str, ...]) -> tuple[list[Path], list[int]]:
     missing = [wnid for wnid in wnids if not (folder / wnid).is_dir()]
     if missing:
@@ -74,7 +61,7 @@ def _scan(folder: Path, wnids: tuple[str, ...]) -> tuple[list[Path], list[int]]:
     paths: list[Path] = []
     labels: list[int] = []
     for label, wnid in enumerate(wnids):
-        files = _class_files(folder / wnid)
+        files = find_images(folder / wnid, above=(folder,))  # links followed; a link loop is skipped, not walked
         if not files:
             raise SynthgapError(f"imagenet100: no images in class folder {folder / wnid}")
         paths += files

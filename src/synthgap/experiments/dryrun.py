@@ -1,33 +1,39 @@
-"""`synthgap run --dry-run`: check a spec and its data layout without decoding or training anything."""
+"""`synthgap run --dry-run`: check a spec and its data layout without decoding or training anything.
+
+Everything a run would reject later is rejected here, with the same message: the spec itself (validated when
+loaded), the class lists of every side, and whether every side has `per_class` images in each class.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from synthgap.data.index import check_same_classes
-from synthgap.data.sources import open_source
+from synthgap.experiments.checks import open_spec_sources
+from synthgap.experiments.identity import fingerprints
 from synthgap.experiments.plan import plan
-from synthgap.experiments.results import finished_runs
+from synthgap.experiments.results import recorded_fingerprints
 from synthgap.experiments.spec import ExperimentSpec
+from synthgap.experiments.store import DataStore
 
 
 def dry_run_report(spec: ExperimentSpec, out: Path) -> str:
     runs = plan(spec)
-    done = finished_runs(out)
     lines = [f"spec {spec.name!r}: valid"]
-    uses = [(ref, "train") for ref in spec.training_refs()] + [(spec.data.test, "test")]
-    indexes = {f"{ref} ({split})": open_source(ref, split, spec.data.data_root) for ref, split in uses}
-    first = next(iter(indexes.values()))
-    for name, index in indexes.items():
-        check_same_classes(first.classes, index.classes, what=f"{first.name} and {index.name}")
+    for name, index in open_spec_sources(spec).items():
         smallest = min(index.counts().values())
         lines.append(f"  data {name}: {len(index)} images, {len(index.classes)} classes, smallest class {smallest}")
-    if spec.data.per_class is not None:
-        for name, index in list(indexes.items())[:-1]:
-            if min(index.counts().values()) < spec.data.per_class:
-                lines.append(f"  warning: {name} has a class with fewer than per_class={spec.data.per_class} images")
+    prints = fingerprints(runs, spec, DataStore(spec, progress=False))
+    recorded = recorded_fingerprints(out)
+    finished = sum(1 for run in runs if recorded.get(run.name) == prints[run.name][0])
+    changed = sum(1 for run in runs if run.name in recorded and recorded[run.name] != prints[run.name][0])
     kinds = Counter(run.kind for run in runs)
-    lines.append(f"  runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in kinds.items())}); "
-                 f"{len(done & {r.name for r in runs})} already finished in {out}")  # fmt: skip
+    lines.append(
+        f"  runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in kinds.items())}); {finished} already finished in {out}"
+    )
+    if changed:
+        lines.append(
+            f"  warning: {changed} recorded run(s) in {out} were made with other settings "
+            "(a run stops on them unless --rerun-changed)"
+        )
     return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""The results contract: one JSON object per finished run in `<experiment dir>/results.jsonl`."""
+"""The results contract: one JSON object per finished run in `<experiment dir>/results.jsonl`.
+
+Records are typed per kind: the report reads their fields directly. `read_results` picks the class from a line's
+`kind` (and, for ablations, its `ablation`), so a file written by any version parses into the richest class it fits.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from synthgap.io import append_jsonl, read_jsonl
 
 RESULTS_FILE = "results.jsonl"
+SUPERSEDED_FILE = "superseded.jsonl"
 RunKind = Literal["baseline", "layer_transfer", "data_reduction", "ablation"]
 
 
@@ -31,14 +36,118 @@ class ResultRecord(BaseModel):
     top5: float
     train_images: int
     seconds: float
+    # Identity and context: which sides trained the rest and layers 1..N ("real" / "synthetic", whatever the data
+    # are called), the
+    # hash of every setting that determined this number, and the model family with its layer count.
+    side: str | None = None
+    source_side: str | None = None  # which side trained layers 1..N (None: no transfer)
+    fingerprint: str | None = None
+    test: str | None = None
+    model: str | None = None
+    num_layers: int | None = None
+    skipped_images: int = 0
+
+
+class BaselineRecord(ResultRecord):
+    kind: Literal["baseline"] = "baseline"
+    model_key: str | None = None  # the model cache entry holding this student
+    reused_model: bool = False
+
+
+class TransferRecord(ResultRecord):
+    kind: Literal["layer_transfer"] = "layer_transfer"
+    rest: str = "reinit"
+    frozen_bn: str = "eval"
+    augmentation: str | None = None
+    prefix_cache: bool = False
+    prefix_cache_note: str | None = None  # why frozen layers were not cached, when they could not be
+
+
+class ReductionRecord(ResultRecord):
+    kind: Literal["data_reduction"] = "data_reduction"
+    arm: str = "unlabelled"
+    x: float | None = None  # divisor of the real data: the student saw 1/x of it
+    schedule: str = "same_steps"
+    augmentation: str | None = None
+    prefix_cache: bool = False
+
+
+class AblationRecord(ResultRecord):
+    kind: Literal["ablation"] = "ablation"
+    ablation: str
+    variant: str = ""  # a label for people; the report reads the typed fields of each ablation's record
+
+
+class NormalizationRecord(AblationRecord):
+    ablation: Literal["normalization"] = "normalization"
+    normalization: str | None = None  # imagenet | synthetic | real | per_dataset
+    adabn: bool = False
+    adabn_images: int | None = None
+    train_normalization: list[float] | str | None = None
+    test_normalization: list[float] | str | None = None
+    model_key: str | None = None
+
+
+class AugmentationRecord(AblationRecord):
+    ablation: Literal["augmentation"] = "augmentation"
+    augmentation: str | None = None
+    model_key: str | None = None
+
+
+class TextureRecord(AblationRecord):
+    ablation: Literal["texture_shape"] = "texture_shape"
+    student: str = ""  # real | synthetic (a baseline) | synthetic_to_real (a transfer student with n_transferred)
+    cue_top1: dict[str, float] = {}
+    texture_reliance: float | None = None
+    cue_sigma: float = 1.0
+    cue_grid: int = 4
+
+
+class GeneratorRecord(AblationRecord):
+    ablation: Literal["generator"] = "generator"
+    label: str = ""  # the spec's name for the synthetic source
+    model_key: str | None = None
+
+
+class MixingRecord(AblationRecord):
+    ablation: Literal["mixing"] = "mixing"
+    mixing: str = ""  # share | added | pretrain_finetune
+    synthetic_share: float | None = None
+    added_synthetic: float | None = None
+    real_images: int | None = None
+    synthetic_images: int | None = None
+
+
+RECORD_CLASSES: dict[str, type[ResultRecord]] = {
+    "baseline": BaselineRecord,
+    "layer_transfer": TransferRecord,
+    "data_reduction": ReductionRecord,
+    "ablation:normalization": NormalizationRecord,
+    "ablation:augmentation": AugmentationRecord,
+    "ablation:texture_shape": TextureRecord,
+    "ablation:generator": GeneratorRecord,
+    "ablation:mixing": MixingRecord,
+}
+
+
+def parse_record(data: dict) -> ResultRecord:
+    """The typed record for one results line (a plain `ResultRecord` when its kind is unknown here)."""
+    kind = data.get("kind")
+    key = f"ablation:{data.get('ablation')}" if kind == "ablation" else kind
+    return RECORD_CLASSES.get(key, ResultRecord).model_validate(data)
 
 
 def read_results(folder: Path) -> list[ResultRecord]:
-    return [ResultRecord.model_validate(r) for r in read_jsonl(Path(folder) / RESULTS_FILE)]
+    return [parse_record(r) for r in read_jsonl(Path(folder) / RESULTS_FILE)]
+
+
+def recorded_fingerprints(folder: Path) -> dict[str, str | None]:
+    """{run name: fingerprint} of every record in the folder (None for records written without one)."""
+    return {r["run"]: r.get("fingerprint") for r in read_jsonl(Path(folder) / RESULTS_FILE)}
 
 
 def finished_runs(folder: Path) -> set[str]:
-    return {r["run"] for r in read_jsonl(Path(folder) / RESULTS_FILE)}
+    return set(recorded_fingerprints(folder))
 
 
 def append_result(folder: Path, record: ResultRecord) -> None:

@@ -1,104 +1,54 @@
-"""Execute a spec's runs in this process: skip finished runs, reuse cached source models, append results.
+"""Run a spec's runs in this process: skip finished runs, reuse cached models, append results.
 
-Resuming is safe at any moment of a kill: a run counts as finished only once its line is in results.jsonl (written
-atomically), and a model in the cache counts only once its metadata file (written last) exists.
+A run counts as finished only when results.jsonl holds a record with its name and its fingerprint (the hash of its
+settings, `identity.py`). A recorded run whose settings have changed since is never answered with its old record:
+the runner stops and names the changed settings, or, with `rerun_changed`, moves the old record to
+superseded.jsonl and runs it again. Resuming is safe at any moment of a kill: the executor writes its record into its
+run folder, the driver alone appends it to results.jsonl (atomically), and a model in the cache counts only once its
+metadata file (written last) exists and its checksum holds.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import math
-import time
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
-from torch import nn
+import torch
 from tqdm import tqdm
 
 from synthgap.config import save_config
-from synthgap.data.cache import ImageTensors, default_cache_dir
-from synthgap.data.config import load_split
-from synthgap.data.index import check_same_classes
-from synthgap.data.subsets import stratified_positions
-from synthgap.errors import SynthgapError
-from synthgap.experiments.plan import Run, plan
-from synthgap.experiments.results import ResultRecord, append_result, finished_runs, read_results
-from synthgap.experiments.single import train_from_scratch
-from synthgap.experiments.spec import ExperimentSpec, Side
-from synthgap.experiments.transfer import TransferSetup, build_student, train_student
-from synthgap.io import atomic_write_json
-from synthgap.models.layers import LAYER_MAPS
-from synthgap.models.resnet import build_model
-from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights, save_checkpoint
-from synthgap.train.loaders import eval_loader
-from synthgap.train.loop import FitResult, evaluate, seed_everything
-from synthgap.train.recipe import TrainRecipe
+from synthgap.data.cache import default_cache_dir
+from synthgap.errors import DivergenceError, SynthgapError
+from synthgap.experiments import kinds
+from synthgap.experiments.checks import open_spec_sources
+from synthgap.experiments.identity import changed_settings, fingerprints
+from synthgap.experiments.plan import plan
+from synthgap.experiments.results import (
+    RESULTS_FILE,
+    SUPERSEDED_FILE,
+    ResultRecord,
+    append_result,
+    parse_record,
+    read_results,
+    recorded_fingerprints,
+)
+from synthgap.experiments.runs import Run, RunContext
+from synthgap.experiments.spec import ExperimentSpec
+from synthgap.experiments.store import DataStore, ModelCache
+from synthgap.io import atomic_write_json, atomic_write_text, read_jsonl
+from synthgap.train.loop import default_device
 
-
-class DataStore:
-    """The decoded images of a spec, loaded once per process and shared by all its runs."""
-
-    def __init__(self, spec: ExperimentSpec, progress: bool) -> None:
-        self.spec = spec
-        self.progress = progress
-        self._loaded: dict[str, ImageTensors] = {}
-
-    def train(self, side: Side) -> ImageTensors:
-        return self.train_ref(self.spec.data.ref(side))
-
-    def train_ref(self, ref: str, *, all_images: bool = False) -> ImageTensors:
-        """Training images of any data reference: the spec's `per_class` of each class, or all of them."""
-        return self._get(ref, "train", None if all_images else self.spec.data.per_class)
-
-    def test(self) -> ImageTensors:
-        return self._get(self.spec.data.test, "test", self.spec.data.test_per_class)
-
-    def _get(self, ref: str, split: str, per_class: int | None) -> ImageTensors:
-        key = f"{ref}/{split}/{per_class}"
-        if key not in self._loaded:
-            self._loaded[key] = load_split(self.spec.data, ref, split, per_class, self.progress)
-            classes = [t.classes for t in self._loaded.values()]
-            for other in classes[1:]:
-                check_same_classes(classes[0], other, what="real, synthetic and test")
-        return self._loaded[key]
-
-
-class ModelCache:
-    """Source models keyed by (training images, model config, recipe, seed): trained once, reused across N,
-    directions and specs."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-
-    def key(self, images: ImageTensors, spec: ExperimentSpec, seed: int, recipe: TrainRecipe | None = None) -> str:
-        if not images.key:
-            raise ValueError("images without a key cannot identify a cached model")
-        # Unset optional fields are left out, so adding one keeps every existing model's key; the test-set
-        # normalization only changes how a model is evaluated, not the model.
-        recipe_fields = (recipe or spec.recipe).model_dump(mode="json", exclude_none=True,
-                                                           exclude={"test_normalization"})  # fmt: skip
-        identity = {"images": images.key, "model": spec.model.model_dump(mode="json"), "recipe": recipe_fields,
-                    "seed": seed}  # fmt: skip
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
-
-    def path(self, key: str) -> Path:
-        return self.folder / key
-
-    def metadata(self, key: str) -> dict:
-        return json.loads((self.path(key) / METADATA).read_text())
-
-    def load(self, key: str, spec: ExperimentSpec, num_classes: int) -> tuple[nn.Module, dict]:
-        model = build_model(spec.model.model_copy(update={"num_classes": num_classes}))
-        return model, load_weights(model, self.path(key))
+RECORD_FILE = "record.json"
+RUN_FILE = "run.json"
 
 
 @contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
-    """One runner per output folder; the OS drops the lock when the process dies, even by SIGKILL."""
+    """One writer per output folder; the OS drops the lock when the process dies, even by SIGKILL."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as handle:
         try:
@@ -108,8 +58,36 @@ def exclusive(folder: Path) -> Iterator[None]:
         yield
 
 
+def execute_run(run: Run, ctx: RunContext, fingerprint: str) -> ResultRecord:
+    """Execute one run and write its record (with its fingerprint) into its run folder. The same call serves every
+    place a run can execute; only the driver appends records to results.jsonl."""
+    record = kinds.execute(run, ctx).model_copy(update={"fingerprint": fingerprint})
+    atomic_write_json(ctx.run_dir(run) / RECORD_FILE, record.model_dump(mode="json"))
+    return record
+
+
+def committed_record(run_dir: Path, fingerprint: str) -> ResultRecord | None:
+    """The record a run wrote into its folder before the driver could append it (a kill in between), if it is
+    this run's with these settings."""
+    path = run_dir / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return parse_record(data) if data.get("fingerprint") == fingerprint else None
+
+
 def run_experiment(
-    spec: ExperimentSpec, out: Path, *, model_cache: Path | None = None, progress: bool = True
+    spec: ExperimentSpec,
+    out: Path,
+    *,
+    model_cache: Path | None = None,
+    progress: bool = True,
+    rerun_changed: bool = False,
+    keep_going: bool = False,
+    device: torch.device | None = None,
 ) -> list[ResultRecord]:
     """Run every unfinished run of `spec` into `out` (results.jsonl, runs/<name>/) and return all results."""
     out = Path(out)
@@ -117,149 +95,116 @@ def run_experiment(
     with exclusive(out):
         for stale in out.glob(".*.tmp"):  # left by a process killed mid-write; never read as results
             stale.unlink()
-        save_config(spec, out / "spec.yaml")
-        done = finished_runs(out)
-        todo = [run for run in runs if run.name not in done]
+        open_spec_sources(spec)  # class lists and sizes, before any decoding or training
         store = DataStore(spec, progress)
-        cache = ModelCache(model_cache or default_cache_dir() / "models")
-        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=spec.name, unit="run", disable=not progress)
-        for run in todo:
-            bar.set_postfix_str(run.name)
-            run_dir = out / "runs" / run.name
-            atomic_write_json(run_dir / "run.json", {**asdict(run), "spec": spec.name})  # what this folder holds
-            execute = RUN_KINDS[run.kind]
-            append_result(out, execute(run, spec, store, cache, run_dir, progress))
-            bar.update(1)
-        bar.close()
+        prints = fingerprints(runs, spec, store)
+        settle_recorded(out, prints, rerun_changed)
+        save_config(spec, out / "spec.yaml")  # every record now belongs to this spec's runs and settings
+        done = recorded_fingerprints(out)
+        todo = [run for run in runs if run.name not in done]
+        ctx = RunContext(
+            spec,
+            store,
+            ModelCache(model_cache or default_cache_dir() / "models"),
+            out,
+            device or default_device(),
+            progress,
+        )
+        failed = _run_all(todo, ctx, prints, keep_going, total=len(runs))
+    if failed:
+        raise SynthgapError(f"{len(failed)} run(s) failed and were not recorded: " + "; ".join(failed))
     return read_results(out)
 
 
-def record_for(run: Run, spec: ExperimentSpec, *, target: str | None = None, **fields) -> ResultRecord:
-    """A result of `run`; `side` says which side trained the rest, whatever the data sets are called."""
-    return ResultRecord(run=run.name, kind=run.kind, seed=run.seed, target=target or spec.data.ref(run.target),
-                        test=spec.data.test, side=run.target, **fields)  # fmt: skip
+def _run_all(
+    todo: list[Run], ctx: RunContext, prints: dict[str, tuple[str, dict]], keep_going: bool, total: int
+) -> list[str]:
+    """Execute and record `todo` in order; returns one line per failed run (only with `keep_going`)."""
+    failed: dict[str, str] = {}
+    bar = tqdm(total=total, initial=total - len(todo), desc=ctx.spec.name, unit="run", disable=not ctx.progress)
+    for run in todo:
+        bar.set_postfix_str(run.name)
+        blocked = [need.name for need in run.needs() if need.name in failed]
+        if blocked:
+            failed[run.name] = f"{run.name}: skipped, it needs {', '.join(blocked)}"
+            continue
+        fingerprint, settings = prints[run.name]
+        run_dir = ctx.run_dir(run)
+        record = committed_record(run_dir, fingerprint)
+        if record is None:
+            atomic_write_json(
+                run_dir / RUN_FILE,
+                {"run": run.name, "spec": ctx.spec.name, "fingerprint": fingerprint, "settings": settings},
+            )
+            try:
+                record = execute_run(run, ctx, fingerprint)
+            except DivergenceError as exc:
+                if not keep_going:
+                    raise
+                failed[run.name] = str(exc)
+                continue
+        append_result(ctx.out, record)
+        bar.update(1)
+    bar.close()
+    return list(failed.values())
 
 
-def run_baseline(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
-    """Train (or reuse from the model cache) a student from scratch on one side, and test it."""
-    return scratch_record(run, spec, store, cache, run_dir, progress, store.train(run.target), spec.recipe)
-
-
-def scratch_record(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool,
-                   train: ImageTensors, recipe: TrainRecipe, **fields) -> ResultRecord:  # fmt: skip
-    """The record of a from-scratch student on `train` under `recipe` (reused from the model cache when there);
-    `fields` are extra record fields. A reused model reports the seconds its training took."""
-    start = time.perf_counter()
-    key, top1, top5, reused = cached_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
-    seconds = cache.metadata(key)["seconds"] if reused else time.perf_counter() - start
-    return record_for(run, spec, source=None, n_transferred=0, frozen=False, epochs=recipe.epochs, top1=top1,
-                      top5=top5, train_images=len(train), seconds=seconds, model_key=key, reused_model=reused,
-                      **fields)  # fmt: skip
-
-
-def cached_scratch_model(train: ImageTensors, spec, recipe: TrainRecipe, store: DataStore, cache: ModelCache, run: Run,
-                         run_dir: Path, progress: bool) -> tuple[str, float, float, bool]:  # fmt: skip
-    """A from-scratch student on `train`: tested from the model cache when an earlier run or spec trained it,
-    else trained and added to the cache. Returns (cache key, top-1, top-5, reused)."""
-    key, result = ensure_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
-    if result is not None:
-        return key, result.top1, result.top5, False
-    model, _ = cache.load(key, spec, len(train.classes))
-    top1, top5 = evaluate(model, eval_loader(store.test(), recipe), precision=recipe.precision)
-    return key, top1, top5, True
-
-
-def ensure_scratch_model(train: ImageTensors, spec, recipe: TrainRecipe, store: DataStore, cache: ModelCache, run: Run,
-                         run_dir: Path, progress: bool) -> tuple[str, FitResult | None]:  # fmt: skip
-    """The cache key of a from-scratch student on `train`, trained and cached first when missing; returns the
-    fit result when it was trained now, None when the cache already held it (and it was not tested again)."""
-    key = cache.key(train, spec, run.seed, recipe)
-    if has_checkpoint(cache.path(key)):
-        return key, None
-    start = time.perf_counter()
-    model, result = train_from_scratch(train, store.test(), spec.model, recipe, run.seed, run_dir=run_dir,
-                                       progress=progress, desc=run.name)  # fmt: skip
-    metadata = {"seconds": time.perf_counter() - start, "train": train.key, "seed": run.seed}
-    save_checkpoint(cache.path(key), model, metadata)
-    return key, result
-
-
-def run_transfer(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
-    """Layers 1..N from the source side's baseline model, the rest trained on the target side."""
-    start = time.perf_counter()
-    recipe = stage2_recipe(spec, run)
-    _, result, cached_prefix = train_from_source(run, spec, store, cache, store.train(run.target), recipe, run_dir,
-                                                 progress)  # fmt: skip
-    return record_for(run, spec, source=spec.data.ref(run.source), n_transferred=run.n, frozen=run.freeze,
-                   epochs=recipe.epochs if run.n < 18 else 0, top1=result.top1, top5=result.top5,
-                   train_images=result.train_images, seconds=time.perf_counter() - start, rest=run.rest,
-                   frozen_bn=run.frozen_bn, augmentation=recipe.augmentation, prefix_cache=cached_prefix)  # fmt: skip
-
-
-def run_reduction(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
-    """One arm of the data-reduction experiment on a nested, stratified fraction of the real training images."""
-    start = time.perf_counter()
-    full = store.train(run.target)
-    train = full
-    if run.fraction < 1:
-        train = full.select(
-            stratified_positions(full.labels.numpy(), full.classes, fraction=run.fraction, seed=run.seed)
+def settle_recorded(out: Path, planned: dict[str, tuple[str, dict]], rerun_changed: bool) -> None:
+    """Make sure every record in `out` is a planned run with its current fingerprint: stop with the changed settings
+    named, or (`rerun_changed`) move the other records to superseded.jsonl so their runs run again."""
+    recorded = recorded_fingerprints(out)
+    changed = sorted(name for name, fp in recorded.items() if name in planned and fp != planned[name][0])
+    unplanned = sorted(name for name in recorded if name not in planned)
+    if not changed and not unplanned:
+        return
+    if rerun_changed:
+        supersede(out, set(changed) | set(unplanned))
+        return
+    problems = []
+    if changed:
+        first = changed[0]
+        problems.append(
+            f"{len(changed)} recorded run(s) were made with other settings, e.g. {first}: "
+            f"{_what_changed(out, first, *planned[first])}"
         )
-    recipe = stage2_recipe(spec, run)
-    if run.schedule == "same_steps":
-        recipe = recipe.model_copy(update={"epochs": same_steps_epochs(recipe, len(full), len(train))})
-    if run.source is None and run.fraction == 1:  # the real baseline itself: reuse it when cached
-        _, top1, top5, _ = cached_scratch_model(train, spec, recipe, store, cache, run, run_dir, progress)
-        cached_prefix = False
-    elif run.source is None:
-        _, result = train_from_scratch(train, store.test(), spec.model, recipe, run.seed, run_dir=run_dir,
-                                       progress=progress, desc=run.name)  # fmt: skip
-        top1, top5, cached_prefix = result.top1, result.top5, False
-    else:
-        _, result, cached_prefix = train_from_source(run, spec, store, cache, train, recipe, run_dir, progress)
-        top1, top5 = result.top1, result.top5
-    return record_for(run, spec, source=spec.data.ref(run.source) if run.source else None, n_transferred=run.n,
-                   frozen=run.freeze, real_fraction=run.fraction, epochs=recipe.epochs, top1=top1,
-                   top5=top5, train_images=len(train), seconds=time.perf_counter() - start, arm=run.arm,
-                   x=round(1 / run.fraction, 2), schedule=run.schedule, augmentation=recipe.augmentation,
-                   prefix_cache=cached_prefix)  # fmt: skip
+    if unplanned:
+        problems.append(f"{len(unplanned)} recorded run(s) are not part of this spec, e.g. {unplanned[0]}")
+    raise SynthgapError(
+        f"{out}: " + "; ".join(problems) + ". Use a new --out, or --rerun-changed to move those "
+        f"records to {SUPERSEDED_FILE} (and run them again where the spec plans them)"
+    )
 
 
-def same_steps_epochs(recipe: TrainRecipe, full_images: int, fraction_images: int) -> int:
-    """Epochs that give a fraction the optimiser steps the full set gets in `recipe.epochs` epochs."""
-    steps_per_epoch = lambda n: max(1, n // recipe.batch_size)  # noqa: E731 - drop_last batching, at least one
-    return math.ceil(recipe.epochs * steps_per_epoch(full_images) / steps_per_epoch(fraction_images))
+def _what_changed(out: Path, name: str, fingerprint: str, settings: dict) -> str:
+    """The settings of the recorded run `name` that differ from the planned run's (its run.json holds them)."""
+    recorded = {r["run"]: r for r in read_jsonl(out / RESULTS_FILE)}[name]
+    if not recorded.get("fingerprint"):
+        return "recorded by an older synthgap, without a settings fingerprint"
+    try:
+        saved = json.loads((out / "runs" / name / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    if saved.get("fingerprint") != recorded["fingerprint"]:
+        return f"fingerprint {recorded['fingerprint']} recorded, {fingerprint} now"
+    return changed_settings(saved["settings"], settings)
 
 
-def stage2_recipe(spec: ExperimentSpec, run: Run) -> TrainRecipe:
-    overrides = {"augmentation": run.augmentation, "epochs": run.epochs}
-    return spec.recipe.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-
-
-def train_from_source(run: Run, spec, store: DataStore, cache: ModelCache, train: ImageTensors, recipe: TrainRecipe,
-                      run_dir: Path, progress: bool) -> tuple[nn.Module, FitResult, bool]:  # fmt: skip
-    """Build the student from the source side's cached baseline model and train it on `train`; returns the trained
-    student, its fit result and whether the prefix cache was used."""
-    key = cache.key(store.train(run.source), spec, run.seed)
-    if not has_checkpoint(cache.path(key)):
-        raise SynthgapError(f"{run.name}: source model {run.needs} is not in the model cache {cache.folder}")
-    source, _ = cache.load(key, spec, len(train.classes))
-    setup = TransferSetup(n=run.n, freeze=run.freeze, rest=run.rest, frozen_bn=run.frozen_bn)
-    layer_map = LAYER_MAPS.get(spec.model.name)
-    seed_everything(run.seed)
-    fresh = build_model(spec.model.model_copy(update={"num_classes": len(train.classes)}))
-    student = build_student(source, fresh, setup, layer_map)
-    result, cached_prefix = train_student(student, setup, train, store.test(), recipe, seed=run.seed,
-                                          layer_map=layer_map, out_dir=run_dir, progress=progress,
-                                          desc=run.name)  # fmt: skip
-    return student, result, cached_prefix
-
-
-def run_ablation(run: Run, spec, store: DataStore, cache: ModelCache, run_dir: Path, progress: bool) -> ResultRecord:
-    from synthgap.experiments.ablations import ABLATIONS  # imported here: the ablations build on this module
-
-    return ABLATIONS[run.ablation](run, spec, store, cache, run_dir, progress)
-
-
-RUN_KINDS = {"baseline": run_baseline, "layer_transfer": run_transfer, "data_reduction": run_reduction,
-             "ablation": run_ablation}  # fmt: skip
+def supersede(out: Path, names: set[str]) -> None:
+    """Move the records of `names` from results.jsonl to superseded.jsonl, and their run folders aside."""
+    lines = read_jsonl(out / RESULTS_FILE)
+    moving = [r for r in lines if r["run"] in names]
+    old = read_jsonl(out / SUPERSEDED_FILE)
+    seen = {(r["run"], r.get("fingerprint")) for r in old}
+    kept_old = [json.dumps(r, sort_keys=True) for r in old]
+    new = [json.dumps(r, sort_keys=True) for r in moving if (r["run"], r.get("fingerprint")) not in seen]
+    atomic_write_text(out / SUPERSEDED_FILE, "".join(line + "\n" for line in kept_old + new))
+    atomic_write_text(
+        out / RESULTS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in lines if r["run"] not in names)
+    )
+    for record in moving:
+        folder = out / "runs" / record["run"]
+        if folder.is_dir():
+            target = out / "superseded" / f"{record['run']}.{record.get('fingerprint') or 'unknown'}"
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folder.rename(target)

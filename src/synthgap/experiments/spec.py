@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from synthgap.data.config import DataPrep
 from synthgap.data.sources import DataRef
 from synthgap.data.transforms import AUGMENTATIONS
-from synthgap.models.resnet import ModelConfig
+from synthgap.models import ModelConfig, get_family
 from synthgap.train.recipe import TrainRecipe
 
 Side = Literal["real", "synthetic"]
@@ -31,6 +31,10 @@ DIRECTIONS: dict[str, tuple[Side, Side]] = {  # direction → (side that trains 
     "synthetic_to_real": ("synthetic", "real"),
     "real_to_synthetic": ("real", "synthetic"),
 }
+
+
+def _check_layers(values: list[int], low: int, high: int, what: str) -> None:
+    _all_valid(values, lambda v: low <= v <= high, f"{what}: N must be in {low}..{high}")
 
 
 class _Strict(BaseModel):
@@ -65,24 +69,24 @@ class ExperimentData(DataPrep):
 class BaselineBlock(_Strict):
     kind: Literal["baseline"]
     sides: list[Side] = ["real", "synthetic"]
-    seeds: list[int] | None = None  # default: the spec's seeds
+    seeds: list[int] | None = Field(None, min_length=1)  # default: the spec's seeds
 
 
 class LayerTransferBlock(_Strict):
     kind: Literal["layer_transfer"]
     directions: list[Direction] = ["synthetic_to_real", "real_to_synthetic"]
-    n: list[int] = list(range(1, 18))
-    seeds: list[int] | None = None
+    n: list[int] | None = None  # default: 1..L-1 (L: the model family's number of layers)
+    seeds: list[int] | None = Field(None, min_length=1)
     freeze: bool = True  # layers 1..N frozen (else fine-tuned with the rest)
-    rest: Literal["reinit", "finetune"] = "reinit"  # layers N+1..18: fresh, or kept from the source and fine-tuned
+    rest: Literal["reinit", "finetune"] = "reinit"  # layers N+1..L: fresh, or kept from the source and fine-tuned
     frozen_bn: Literal["eval", "reestimate"] = "eval"  # frozen BatchNorm statistics: source's, or re-estimated
     augmentation: str | None = None  # stage-2 augmentation (default: the recipe's); "none" enables the prefix cache
     epochs: int | None = Field(None, ge=1)  # stage-2 epochs (default: the recipe's)
 
     @field_validator("n")
     @classmethod
-    def _n_in_range(cls, values: list[int]) -> list[int]:
-        return _all_valid(values, lambda v: 0 <= v <= 18, "N must be in 0..18")
+    def _n_not_negative(cls, values: list[int] | None) -> list[int] | None:
+        return None if values is None else _all_valid(values, lambda v: v >= 0, "N must not be negative")
 
 
 Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]
@@ -96,8 +100,8 @@ class DataReductionBlock(_Strict):
 
     kind: Literal["data_reduction"]
     fractions: list[float] = [1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]
-    seeds: list[int] | None = None
-    k: int = Field(16, ge=1, le=17)
+    seeds: list[int] | None = Field(None, min_length=1)
+    k: int | None = Field(None, ge=1)  # layers from the synthetic model (default: L-2, the paper's 16 of 18)
     arms: list[Arm] = ["transfer", "transfer_finetune", "scratch"]
     # same_steps: every fraction gets the optimiser steps of the full set (smaller sets see more epochs), so a
     # curve measures less data, not less training; same_epochs: steps shrink with the fraction.
@@ -125,7 +129,7 @@ class NormalizationBlock(_Strict):
     stats: list[NormalizationChoice] = ["imagenet", "synthetic", "real", "per_dataset"]
     sides: list[Side] = ["synthetic"]
     adabn: bool = True
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(None, min_length=1)
 
 
 class AugmentationBlock(_Strict):
@@ -134,7 +138,7 @@ class AugmentationBlock(_Strict):
     kind: Literal["augmentation"]
     presets: list[str] = ["none", "standard", "randaugment", "trivialaugment", "autoaugment", "augmix"]
     sides: list[Side] = ["real", "synthetic"]
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(None, min_length=1)
 
     @field_validator("presets")
     @classmethod
@@ -149,15 +153,15 @@ class TextureShapeBlock(_Strict):
 
     kind: Literal["texture_shape"]
     sides: list[Side] = ["real", "synthetic"]
-    transfer_n: list[int] = [16]
+    transfer_n: list[int] | None = None  # default: [L-2]
     blur_sigma: float = Field(1.0, gt=0)
     grid: int = Field(4, ge=2)
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(None, min_length=1)
 
     @field_validator("transfer_n")
     @classmethod
-    def _n_in_range(cls, values: list[int]) -> list[int]:
-        return LayerTransferBlock._n_in_range(values)
+    def _n_not_negative(cls, values: list[int] | None) -> list[int] | None:
+        return LayerTransferBlock._n_not_negative(values)
 
 
 class GeneratorBlock(_Strict):
@@ -165,7 +169,7 @@ class GeneratorBlock(_Strict):
 
     kind: Literal["generator"]
     sources: dict[str, str] = Field(min_length=1)
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(None, min_length=1)
 
     @field_validator("sources")
     @classmethod
@@ -188,7 +192,7 @@ class MixingBlock(_Strict):
     synthetic_shares: list[float] = [0.25, 0.5, 0.75]
     added_synthetic: list[float] = []
     pretrain_finetune: bool = True
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(None, min_length=1)
 
     @field_validator("synthetic_shares")
     @classmethod
@@ -221,7 +225,7 @@ class ExperimentSpec(_Strict):
     data: ExperimentData = ExperimentData()
     model: ModelConfig = ModelConfig()
     recipe: TrainRecipe = TrainRecipe()
-    seeds: list[int] = [0]
+    seeds: list[int] = Field([0], min_length=1)
     experiments: list[Block] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -229,8 +233,30 @@ class ExperimentSpec(_Strict):
         """Checked here rather than after hours of training: the patch grid must tile the test images."""
         for block in self.experiments:
             if isinstance(block, TextureShapeBlock) and self.data.resolution % block.grid:
-                raise ValueError(f"texture_shape grid {block.grid} does not divide the resolution "
-                                 f"{self.data.resolution}")  # fmt: skip
+                raise ValueError(
+                    f"texture_shape grid {block.grid} does not divide the resolution {self.data.resolution}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _layers_fit_the_model(self) -> ExperimentSpec:
+        """Layer numbers come from the model family (L layers): defaults are filled in, and every N is checked."""
+        family = get_family(self.model.name)
+        last = family.num_layers
+        for block in self.experiments:
+            if isinstance(block, LayerTransferBlock):
+                block.n = list(range(1, last)) if block.n is None else block.n
+                _check_layers(block.n, 0, last, f"layer_transfer n ({family.name} has {last} layers)")
+                if block.frozen_bn == "reestimate" and family.norm != "batchnorm":
+                    raise ValueError(f"frozen_bn: reestimate needs BatchNorm layers; {family.name} uses {family.norm}")
+            elif isinstance(block, DataReductionBlock):
+                block.k = last - 2 if block.k is None else block.k
+                _check_layers([block.k], 1, last - 1, f"data_reduction k ({family.name} has {last} layers)")
+            elif isinstance(block, TextureShapeBlock):
+                block.transfer_n = [last - 2] if block.transfer_n is None else block.transfer_n
+                _check_layers(block.transfer_n, 0, last, f"texture_shape transfer_n ({family.name} has {last} layers)")
+            elif isinstance(block, NormalizationBlock) and block.adabn and family.norm != "batchnorm":
+                raise ValueError(f"normalization adabn needs BatchNorm layers; {family.name} uses {family.norm}")
         return self
 
     def training_refs(self) -> list[str]:

@@ -3,7 +3,8 @@
 A class has an `id` (its label in the manifest and in the ``generated`` data source, so a generated set lines up with
 the real source of the same classes: WordNet ids for ImageNet-100, names for CIFAR-10), a display `name` used in
 prompts (made unique), synonyms, free extra fields (``hypernym``, ``definition``, ``background``, ...), and a `folder`
-name (the id made safe for a path).
+name (the id made safe for a path). A class listed twice in a file is an error naming its lines; different classes
+that share a name (ImageNet's two cranes) are told apart by synonym or id.
 
 Files: ``.txt`` (one name per line, ``#`` comments), ``.csv`` (a header with a ``name`` column; optional ``id``,
 ``synonyms`` separated by ``;``, any other column becomes an extra field), ``.json`` (a list of strings or of objects
@@ -41,6 +42,7 @@ class ClassInfo:
 def load_classes(spec: str | Path) -> list[ClassInfo]:
     """The class list named by `spec`: ``imagenet100``, ``cifar10``, or a .txt/.csv/.json file."""
     text = str(spec)
+    origins = None
     if text == "imagenet100":
         raw = _imagenet100_entries()
     elif text == "cifar10":
@@ -48,14 +50,18 @@ def load_classes(spec: str | Path) -> list[ClassInfo]:
 
         raw = [{"name": name} for name in CIFAR10_CLASSES]
     else:
-        raw = _read_class_file(Path(text).expanduser())
-    return finish_classes(raw, where=text)
+        raw, origins = _read_class_file(Path(text).expanduser())
+    return finish_classes(raw, where=text, origins=origins)
 
 
-def finish_classes(raw: list[dict], *, where: str) -> list[ClassInfo]:
-    """Entries (dicts with name, optional id/synonyms/extra keys) → classes with unique names, ids and folders."""
+def finish_classes(raw: list[dict], *, where: str, origins: list[str] | None = None) -> list[ClassInfo]:
+    """Entries (dicts with name, optional id/synonyms/extra keys) → classes with unique names, ids and folders.
+
+    `origins` says where each entry was written ("line 3", "item 2") for error messages.
+    """
     if not raw:
         raise SynthgapError(f"empty class list: {where} names no classes")
+    check_no_repeats(raw, where=where, origins=origins or [f"item {i}" for i in range(1, len(raw) + 1)])
     names = disambiguate_names(raw)
     ids = [str(entry.get("id") or name) for entry, name in zip(raw, names, strict=True)]
     duplicate_ids = sorted({i for i in ids if ids.count(i) > 1})
@@ -68,10 +74,34 @@ def finish_classes(raw: list[dict], *, where: str) -> list[ClassInfo]:
     ]
 
 
+def check_no_repeats(raw: list[dict], *, where: str, origins: list[str]) -> None:
+    """A class written twice is an error naming it and where: the same name (ignoring case), the same id (or none)
+    and the same synonyms. Different classes sharing a name (ImageNet's two cranes, with different ids or synonyms)
+    are kept and told apart by `disambiguate_names`."""
+    places: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+    first_name: dict[tuple[str, str, tuple[str, ...]], str] = {}
+    for entry, origin in zip(raw, origins, strict=True):
+        name = str(entry["name"]).strip()
+        key = (name.casefold(), str(entry.get("id") or ""), tuple(sorted(s.casefold() for s in _synonyms(entry))))
+        places.setdefault(key, []).append(origin)
+        first_name.setdefault(key, name)
+    repeats = [
+        f"{first_name[key]!r} is listed more than once ({_places(at)})" for key, at in places.items() if len(at) > 1
+    ]
+    if repeats:
+        raise SynthgapError(f"class list {where}: {'; '.join(repeats)}; keep one line per class")
+
+
+def _places(origins: list[str]) -> str:
+    """ "line 2", "line 5" → "lines 2, 5"."""
+    kind = origins[0].split()[0]
+    return f"{kind}s " + ", ".join(origin.split()[1] for origin in origins)
+
+
 def disambiguate_names(raw: list[dict]) -> list[str]:
     """Display names, unique ignoring case. Every member of a group sharing a name gets its first distinguishing
-    synonym, else its id, e.g. ``crane (bird)`` / ``crane (n03126707)``, so no prompt is ambiguous; plain repeats
-    without either (a .txt listing ``cat`` twice) keep the name once and then get a number: ``cat``, ``cat (2)``."""
+    synonym, else its id, e.g. ``crane (bird)`` / ``crane (n03126707)``, so no prompt is ambiguous (a name that
+    still collides gets a number). Plain repeats of one class are refused earlier by `check_no_repeats`."""
     plain = [str(entry["name"]).strip() for entry in raw]
     keys = [name.casefold() for name in plain]
     taken = {key for key in keys if keys.count(key) == 1}
@@ -133,7 +163,8 @@ def _imagenet100_entries() -> list[dict]:
     return [{"id": e["wnid"], "name": e["name"], "synonyms": e.get("synonyms", [])} for e in entries]
 
 
-def _read_class_file(path: Path) -> list[dict]:
+def _read_class_file(path: Path) -> tuple[list[dict], list[str]]:
+    """Entries and where each was written ("line 3" for .txt/.csv, "item 2" for .json, counted from 1)."""
     if not path.is_file():
         raise SynthgapError(
             f"class list not found: {path} (use imagenet100, cifar10, or a .txt/.csv/.json file of class names)"
@@ -143,19 +174,24 @@ def _read_class_file(path: Path) -> list[dict]:
     if suffix == ".csv":
         return _from_csv(text, path)
     if suffix == ".json":
-        return _from_json(text, path)
-    return [{"name": line.strip()} for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        entries = _from_json(text, path)
+        return entries, [f"item {i}" for i in range(1, len(entries) + 1)]
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1)]
+    kept = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    return [{"name": line} for _, line in kept], [f"line {number}" for number, _ in kept]
 
 
-def _from_csv(text: str, path: Path) -> list[dict]:
+def _from_csv(text: str, path: Path) -> tuple[list[dict], list[str]]:
     reader = csv.DictReader(io.StringIO(text))
     if "name" not in (reader.fieldnames or []):
         raise SynthgapError(f"class list {path}: the CSV header needs a 'name' column, got {reader.fieldnames}")
-    rows = [dict(row) for row in reader]
-    for number, row in enumerate(rows, start=2):
+    rows, origins = [], []
+    for row in reader:
         if not (row.get("name") or "").strip():
-            raise SynthgapError(f"class list {path}, line {number}: empty name")
-    return rows
+            raise SynthgapError(f"class list {path}, line {reader.line_num}: empty name")
+        rows.append(dict(row))
+        origins.append(f"line {reader.line_num}")
+    return rows, origins
 
 
 def _from_json(text: str, path: Path) -> list[dict]:
@@ -170,6 +206,6 @@ def _from_json(text: str, path: Path) -> list[dict]:
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, dict) or not str(item.get("name") or "").strip():
-            raise SynthgapError(f"class list {path}: item {position} has no 'name': {item!r}")
+            raise SynthgapError(f"class list {path}: item {position + 1} has no 'name': {item!r}")
         entries.append({**item, "id": item.get("id") or item.get("wnid")})
     return entries

@@ -3,6 +3,9 @@
 A model id is first resolved to a local snapshot folder (the Hugging Face cache, downloading only if allowed), and
 the pipeline is then always loaded with ``from_pretrained(local_folder)`` — the path the tests' tiny pipelines take.
 The snapshot folder name gives the commit hash recorded in the manifest.
+
+Only safetensors weights are loaded. A component stored only as pickle files (`pytorch_model.bin`, `.pt`, `.ckpt`)
+is refused before anything is read: unpickling a file from the hub can run arbitrary code.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ OTHER_TEXT2IMG_MODELS = ("stable-diffusion-v1-5/stable-diffusion-v1-5", "stabili
 DEFAULT_UNCLIP_MODEL = "stabilityai/stable-diffusion-2-1-unclip"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weight files torch.load would unpickle
 
 SchedulerFactory = Callable[[Any], Any]
 SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
@@ -132,11 +136,12 @@ def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
     class_name = pipeline_class_name(resolved.path)
     model_index = json.loads((resolved.path / "model_index.json").read_text(encoding="utf-8"))
     if not safety_checker and "safety_checker" in model_index:
         kwargs.update(safety_checker=None, requires_safety_checker=False)  # skip loading ~1 GB of weights
+    refuse_pickled_weights(resolved, model_index, skip={k for k, v in kwargs.items() if v is None})
     # loading progress bars and "weights not used" notices are noise in a command's output
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
@@ -159,6 +164,29 @@ def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety
         transformers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)  # our own bar counts images, not denoising steps
     return pipe
+
+
+def refuse_pickled_weights(resolved: ResolvedModel, model_index: dict[str, Any], skip: Collection[str] = ()) -> None:
+    """Raise a SynthgapError when a component the pipeline will load has pickle weight files and no safetensors.
+
+    Checked on the folder before loading, so the user gets one line naming the file rather than a loader's
+    fallback to `torch.load` or a long unpickling traceback.
+    """
+    for component, spec in sorted(model_index.items()):
+        if component.startswith("_") or component in skip or not isinstance(spec, list) or None in spec:
+            continue  # "_class_name" etc., components passed as None, components the pipeline leaves out
+        folder = resolved.path / component
+        if not folder.is_dir():
+            continue
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        pickled = [p for p in files if p.suffix in PICKLE_SUFFIXES]
+        if pickled and not any(p.suffix == ".safetensors" for p in files):
+            raise SynthgapError(
+                f"refusing {pickled[0]}: {resolved.model} stores its {component} weights only as pickle files, and "
+                "loading them would unpickle untrusted code; convert them to safetensors (load the component where "
+                "you trust the file and save it with save_pretrained(..., safe_serialization=True)), or use a model "
+                "that ships .safetensors weights"
+            )
 
 
 def prepare_pipeline(pipe: Any, scheduler: str, device: torch.device) -> Any:

@@ -5,12 +5,21 @@ the name with its synonyms, with its WordNet hypernym, and inside a scene backgr
 ``{synonyms}`` (the synonyms other than the name, comma-separated), ``{hypernym}``, ``{definition}``,
 ``{background}``, ``{text}`` (free text from ``--text``) and any extra field of the class list. A template whose
 field a class lacks (CIFAR-10 has no synonyms) is skipped for that class only.
+
+An "a" or "an" written right before a field is made to agree with the value filled in: "a photo of a {name}" gives
+"a photo of an apple". The rule is by spelling, kept simple: "an" before a vowel letter (accents ignored), with small
+exception lists for a vowel letter that sounds like a consonant ("a unicorn", "a European", "a one-off") and a silent
+"h" ("an hour", "an honest"). Acronyms and numbers are not read aloud ("a FBI agent", "a 8-ball"): write the template
+without the article for such names.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import string
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +38,10 @@ DEFAULT_BACKGROUNDS = (
     "a garage", "a lake", "a mountain landscape", "an office", "a supermarket", "a garden", "a snowy landscape",
     "a river bank", "a museum", "a workshop", "a classroom", "a harbour",
 )  # fmt: skip
+# Word starts, lower-case, whose sound breaks the vowel-letter rule.
+CONSONANT_SOUND_STARTS = ("uni", "use", "usu", "uku", "ure", "uro", "eu", "ewe", "one", "once", "ubiq", "uto")
+SILENT_H_STARTS = ("hour", "honest", "honor", "honour", "heir")
+ARTICLE_BEFORE_FIELD = re.compile(r"\b(a|an)(\s+)$", re.IGNORECASE)
 STANDARD_FIELDS = frozenset({"name", "id", "synonyms", "hypernym", "definition", "background", "text"})
 
 
@@ -61,7 +74,43 @@ class PromptMaker:
         rng = random.Random(seed)  # its own RNG: the choice never depends on which other images ran before
         template = rng.choice(self.usable_templates(cls))
         background = rng.choice(self.backgrounds)
-        return template.format_map(self.field_values(cls, background)), template
+        return fill_template(template, self.field_values(cls, background)), template
+
+
+def indefinite_article(phrase: str) -> str:
+    """ "a" or "an" for `phrase`, by its first letters (see the module docstring for the rule and its limits)."""
+    start = unicodedata.normalize("NFKD", phrase.strip()).casefold()  # "É" → "e" + accent
+    if start.startswith(SILENT_H_STARTS):
+        return "an"
+    if start.startswith(CONSONANT_SOUND_STARTS):
+        return "a"
+    return "an" if start[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+def fill_template(template: str, values: Mapping[str, str]) -> str:
+    """`template` with its fields filled from `values`, each "a"/"an" right before a field agreeing with its value."""
+    formatter = string.Formatter()
+    out = []
+    for literal, field_name, spec, conversion in formatter.parse(template):
+        if field_name is None:
+            out.append(literal)
+            continue
+        value, _ = formatter.get_field(field_name, (), values)
+        text = formatter.format_field(formatter.convert_field(value, conversion), spec or "")
+        out.append(_agree(literal, text))
+        out.append(text)
+    return "".join(out)
+
+
+def _agree(literal: str, value: str) -> str:
+    """`literal` with a trailing article replaced by the one `value` needs, keeping a capital first letter."""
+    match = ARTICLE_BEFORE_FIELD.search(literal)
+    if match is None:
+        return literal
+    article = indefinite_article(value)
+    if match.group(1)[0].isupper():
+        article = article.capitalize()
+    return literal[: match.start(1)] + article + match.group(2)
 
 
 def template_fields(template: str) -> list[str]:

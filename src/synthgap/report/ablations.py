@@ -1,14 +1,29 @@
-"""Ablation tables and their reading: which cheap fix narrows the gap R − S, and by how much (from results only)."""
+"""Ablation tables and their reading: which cheap fix narrows the gap R − S, and by how much (from results only).
+
+Every table reads the typed fields of its ablation's records (`NormalizationRecord.normalization` / `adabn`,
+`AugmentationRecord.augmentation`, `TextureRecord.student`, `MixingRecord.mixing` / `synthetic_share` /
+`added_synthetic`, ...) and the side each student trained on from `side`; the `variant` label is never read back.
+Records that lack the field a table needs (files written by old versions: no `side`, no `normalization`, ...) are left
+out of that table and are listed only with every run.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import NamedTuple, TypeVar
 
-from synthgap.data.cues import CueVariants
-from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.results import (
+    AblationRecord,
+    AugmentationRecord,
+    GeneratorRecord,
+    MixingRecord,
+    NormalizationRecord,
+    ResultRecord,
+    TextureRecord,
+)
 from synthgap.report.layers import layer_baselines
-from synthgap.report.tables import Summary, record_side, summarize
+from synthgap.report.tables import Summary, summarize
 
 NORMALIZATION_LABELS = {
     "imagenet": "ImageNet constants",
@@ -28,17 +43,23 @@ TEXTURE_DEFINITION = (
     "1 only texture-keeping ones; it is undefined when neither beats chance."
 )
 
-
-def ablation_records(records: Iterable[ResultRecord], ablation: str) -> list[ResultRecord]:
-    return [r for r in records if r.kind == "ablation" and (r.model_extra or {}).get("ablation") == ablation]
+RecordT = TypeVar("RecordT", bound=AblationRecord)
 
 
-def _extra(record: ResultRecord, name: str, default=None):
-    return (record.model_extra or {}).get(name, default)
+def ablation_records(records: Iterable[ResultRecord], cls: type[RecordT]) -> list[RecordT]:
+    """The records of one ablation, by their typed class (e.g. `NormalizationRecord`)."""
+    return [r for r in records if isinstance(r, cls)]
 
 
-def _summaries(records: Iterable[ResultRecord], key: Callable[[ResultRecord], tuple],
-               value: Callable[[ResultRecord], float | None] = lambda r: r.top1) -> dict[tuple, Summary]:  # fmt: skip
+def _top1(record: ResultRecord) -> float | None:
+    return record.top1
+
+
+def _summaries(
+    records: Iterable[RecordT],
+    key: Callable[[RecordT], tuple],
+    value: Callable[[RecordT], float | None] = _top1,
+) -> dict[tuple, Summary]:
     """Mean ± std over seeds of `value` per `key`, in first-seen order; values that are None are left out."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for record in records:
@@ -53,28 +74,37 @@ def _pp(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def _normalization_label(variant: str) -> str:
-    choice, _, adabn = variant.partition("+")
-    return NORMALIZATION_LABELS.get(choice, choice) + (" + AdaBN" if adabn else "")
+def _gap_to(reference: Summary | None, summary: Summary) -> str:
+    return f"{reference.mean - summary.mean:.2f}" if reference else "–"
 
 
 # --- normalization -------------------------------------------------------------------------------------------------
 
 
+def normalization_label(normalization: str, adabn: bool) -> str:
+    return NORMALIZATION_LABELS.get(normalization, normalization) + (" + AdaBN" if adabn else "")
+
+
 def normalization_table(records: list[ResultRecord], baselines: dict[str, Summary]) -> tuple[list[str], dict]:
-    rows = _summaries(ablation_records(records, "normalization"), lambda r: (record_side(r), _extra(r, "variant")))
+    """The table and its rows {(side, normalization, adabn): Summary}."""
+    chosen = [r for r in ablation_records(records, NormalizationRecord) if r.side and r.normalization]
+    rows = _summaries(chosen, lambda r: (r.side, r.normalization, r.adabn))
     if not rows:
         return [], {}
-    lines = ["| student trained on | normalization | AdaBN on real images | top-1 (%) | vs ImageNet constants "
-             "(pp) | gap to R (pp) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| student trained on | normalization | AdaBN on real images | top-1 (%) | vs ImageNet constants (pp) | "
+        "gap to R (pp) |",
+        "|---|---|---|---|---|---|",
+    ]
     r = baselines.get("R")
-    for (student, variant), summary in rows.items():
-        choice, _, adabn = variant.partition("+")
-        reference = rows.get((student, "imagenet"))
-        delta = _pp(summary.mean - reference.mean) if reference and variant != "imagenet" else "–"
-        gap = f"{r.mean - summary.mean:.2f}" if r else "–"
-        lines.append(f"| {student} | {NORMALIZATION_LABELS.get(choice, choice)} | {'yes' if adabn else 'no'} | "
-                     f"{summary} | {delta} | {gap} |")  # fmt: skip
+    for (student, normalization, adabn), summary in rows.items():
+        reference = rows.get((student, "imagenet", False))
+        is_reference = normalization == "imagenet" and not adabn
+        delta = _pp(summary.mean - reference.mean) if reference and not is_reference else "–"
+        label = NORMALIZATION_LABELS.get(normalization, normalization)
+        lines.append(
+            f"| {student} | {label} | {'yes' if adabn else 'no'} | {summary} | {delta} | {_gap_to(r, summary)} |"
+        )
     return lines, rows
 
 
@@ -82,7 +112,9 @@ def normalization_table(records: list[ResultRecord], baselines: dict[str, Summar
 
 
 def augmentation_table(records: list[ResultRecord]) -> tuple[list[str], dict[str, dict[str, Summary]]]:
-    rows = _summaries(ablation_records(records, "augmentation"), lambda r: (_extra(r, "variant"), record_side(r)))
+    """The table and {preset: {side: Summary}}."""
+    chosen = [r for r in ablation_records(records, AugmentationRecord) if r.side and r.augmentation]
+    rows = _summaries(chosen, lambda r: (r.augmentation, r.side))
     presets: dict[str, dict[str, Summary]] = defaultdict(dict)
     for (preset, student), summary in rows.items():
         presets[preset][student] = summary
@@ -90,57 +122,66 @@ def augmentation_table(records: list[ResultRecord]) -> tuple[list[str], dict[str
         return [], {}
     standard = presets.get("standard", {})
     standard_gap = standard["real"].mean - standard["synthetic"].mean if len(standard) == 2 else None
-    lines = ["| augmentation | R: trained on real (%) | S: trained on synthetic (%) | gap R − S (pp) | "
-             "gap vs standard (pp) |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| augmentation | R: trained on real (%) | S: trained on synthetic (%) | gap R − S (pp) | "
+        "gap vs standard (pp) |",
+        "|---|---|---|---|---|",
+    ]
     for preset, by_side in presets.items():
         real, synthetic = by_side.get("real"), by_side.get("synthetic")
         gap = real.mean - synthetic.mean if real and synthetic else None
-        change = (
-            _pp(gap - standard_gap) if gap is not None and standard_gap is not None and preset != "standard" else "–"
-        )
-        lines.append(f"| {preset} | {real or '–'} | {synthetic or '–'} | "
-                     f"{'–' if gap is None else f'{gap:.2f}'} | {change} |")  # fmt: skip
+        compared = gap is not None and standard_gap is not None and preset != "standard"
+        change = _pp(gap - standard_gap) if compared else "–"
+        gap_text = "–" if gap is None else f"{gap:.2f}"
+        lines.append(f"| {preset} | {real or '–'} | {synthetic or '–'} | {gap_text} | {change} |")
     return lines, dict(presets)
 
 
 # --- texture vs shape ----------------------------------------------------------------------------------------------
 
 
-def _student_label(variant: str) -> str:
-    if variant in ("real", "synthetic"):
-        return f"{'R' if variant == 'real' else 'S'}: trained on {variant}"
-    direction, _, n = variant.partition("-n")
-    return f"{direction.replace('_to_', '→')}, layers 1..{n} frozen"
+def _student_label(student: str, n_transferred: int) -> str:
+    if student in ("real", "synthetic"):
+        return f"{'R' if student == 'real' else 'S'}: trained on {student}"
+    return f"{student.replace('_to_', '→')}, layers 1..{n_transferred} frozen"
 
 
-def _cue_settings(record: ResultRecord) -> tuple[float, int]:
-    return _extra(record, "cue_sigma", CueVariants.blur_sigma), _extra(record, "cue_grid", CueVariants.grid)
+def _texture_key(record: TextureRecord) -> tuple:
+    """A row: the student and the cue settings it was tested with (seeds are averaged, settings never)."""
+    return record.student, record.n_transferred, record.cue_sigma, record.cue_grid
+
+
+def _reliance_text(reliance: Summary | None) -> str:
+    if reliance is None:
+        return "–"
+    return f"{reliance.mean:.3f} ± {reliance.std:.3f}" if reliance.n > 1 else f"{reliance.mean:.3f}"
 
 
 def texture_table(records: list[ResultRecord]) -> tuple[list[str], dict[str, dict[str, Summary]]]:
-    """One row per student and cue setting (blur sigma, patch grid); seeds are averaged, settings never."""
-    chosen = ablation_records(records, "texture_shape")
+    """One row per student and cue setting (blur sigma, patch grid); seeds are averaged, settings never.
+
+    Returns the table and {row label: {"clean" | cue | "texture_reliance": Summary}}."""
+    chosen = [r for r in ablation_records(records, TextureRecord) if r.student]
     if not chosen:
         return [], {}
-    settings = list(dict.fromkeys(_cue_settings(r) for r in chosen))
-    key = lambda r: (_extra(r, "variant"), *_cue_settings(r))  # noqa: E731
-    columns: dict[str, dict[tuple, Summary]] = {"clean": _summaries(chosen, key)}
+    settings = list(dict.fromkeys((r.cue_sigma, r.cue_grid) for r in chosen))
+    columns: dict[str, dict[tuple, Summary]] = {"clean": _summaries(chosen, _texture_key)}
     for cue in CUE_LABELS:
-        columns[cue] = _summaries(chosen, key, lambda r, cue=cue: (_extra(r, "cue_top1") or {}).get(cue))
-    columns["texture_reliance"] = _summaries(chosen, key, lambda r: _extra(r, "texture_reliance"))
-    students = {}
-    for variant, sigma, grid in columns["clean"]:
-        label = _student_label(variant) + (f" (sigma {sigma:g}, grid {grid})" if len(settings) > 1 else "")
-        students[label] = {name: col[(variant, sigma, grid)] for name, col in columns.items()
-                           if (variant, sigma, grid) in col}  # fmt: skip
-    lines = ["| student | clean (%) | " + " | ".join(f"{label} (%)" for label in CUE_LABELS.values())
-             + " | texture reliance |", "|---|---|" + "---|" * len(CUE_LABELS) + "---|"]  # fmt: skip
+        columns[cue] = _summaries(chosen, _texture_key, lambda r, cue=cue: r.cue_top1.get(cue))
+    columns["texture_reliance"] = _summaries(chosen, _texture_key, lambda r: r.texture_reliance)
+    students: dict[str, dict[str, Summary]] = {}
+    for key in columns["clean"]:
+        student, n, sigma, grid = key
+        label = _student_label(student, n) + (f" (sigma {sigma:g}, grid {grid})" if len(settings) > 1 else "")
+        students[label] = {name: column[key] for name, column in columns.items() if key in column}
+    cue_headers = " | ".join(f"{label} (%)" for label in CUE_LABELS.values())
+    lines = [
+        f"| student | clean (%) | {cue_headers} | texture reliance |",
+        "|---|---|" + "---|" * len(CUE_LABELS) + "---|",
+    ]
     for label, values in students.items():
         cells = [str(values[c]) if c in values else "–" for c in ["clean", *CUE_LABELS]]
-        reliance = values.get("texture_reliance")
-        reliance_text = "–" if reliance is None else (f"{reliance.mean:.3f} ± {reliance.std:.3f}" if reliance.n > 1
-                                                      else f"{reliance.mean:.3f}")  # fmt: skip
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {reliance_text} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_reliance_text(values.get('texture_reliance'))} |")
     sigma, grid = settings[0]
     definition = TEXTURE_DEFINITION.format(sigma=sigma, grid=grid)
     if len(settings) > 1:
@@ -152,42 +193,115 @@ def texture_table(records: list[ResultRecord]) -> tuple[list[str], dict[str, dic
 
 
 def generator_table(records: list[ResultRecord], baselines: dict[str, Summary]) -> tuple[list[str], dict]:
-    rows = _summaries(ablation_records(records, "generator"), lambda r: (_extra(r, "variant"), r.target))
+    """The table and its rows {(label, data): Summary}."""
+    # `variant` is only a display label; records of old versions carry the source's name there and not in `label`
+    rows = _summaries(ablation_records(records, GeneratorRecord), lambda r: (r.label or r.variant, r.target))
     if not rows:
         return [], {}
     r = baselines.get("R")
     lines = ["| synthetic source | data | top-1 (%) on real test | gap to R (pp) |", "|---|---|---|---|"]
     for (label, ref), summary in rows.items():
-        lines.append(f"| {label} | {ref} | {summary} | {f'{r.mean - summary.mean:.2f}' if r else '–'} |")
+        lines.append(f"| {label} | {ref} | {summary} | {_gap_to(r, summary)} |")
     return lines, rows
 
 
-def _mixing_label(variant: str) -> str:
-    if variant.startswith("share"):
-        return f"{float(variant[5:]) * 100:g} % of the images synthetic (same size as R's set)"
-    if variant.startswith("add"):
-        return f"all real images + {variant[3:]}× as many synthetic"
-    return "synthetic pretraining, then all layers fine-tuned on real" if variant == "pretrain_finetune" else variant
+class MixingArm(NamedTuple):
+    """One way of mixing real and synthetic images (a row of the mixing table)."""
+
+    mixing: str  # share | added | pretrain_finetune
+    synthetic_share: float | None = None
+    added_synthetic: float | None = None
+
+    @property
+    def label(self) -> str:
+        if self.mixing == "share" and self.synthetic_share is not None:
+            return f"{self.synthetic_share * 100:g} % of the images synthetic (same size as R's set)"
+        if self.mixing == "added" and self.added_synthetic is not None:
+            return f"all real images + {self.added_synthetic:g}× as many synthetic"
+        if self.mixing == "pretrain_finetune":
+            return "synthetic pretraining, then all layers fine-tuned on real"
+        return self.mixing
+
+
+def _mixing_arm(record: MixingRecord) -> MixingArm:
+    return MixingArm(record.mixing, record.synthetic_share, record.added_synthetic)
 
 
 def mixing_table(records: list[ResultRecord], baselines: dict[str, Summary]) -> tuple[list[str], dict]:
-    chosen = ablation_records(records, "mixing")
-    rows = _summaries(chosen, lambda r: (_extra(r, "variant"),))
+    """The table and its rows {MixingArm: Summary}."""
+    chosen = [r for r in ablation_records(records, MixingRecord) if r.mixing]
+    rows = _summaries(chosen, lambda r: (_mixing_arm(r),))
     if not rows:
         return [], {}
-    sizes = {(_extra(r, "variant"),): (_extra(r, "real_images"), _extra(r, "synthetic_images")) for r in chosen}
+    sizes = {_mixing_arm(r): (r.real_images, r.synthetic_images) for r in chosen}
     r = baselines.get("R")
     lines = ["| training | real images | synthetic images | top-1 (%) | vs R (pp) |", "|---|---|---|---|---|"]
-    for (variant,), summary in rows.items():
-        real_images, synthetic_images = sizes[(variant,)]
-        if variant == "pretrain_finetune":  # the synthetic images trained the model before, not with, the real ones
+    for (arm,), summary in rows.items():
+        real_images, synthetic_images = sizes[arm]
+        if arm.mixing == "pretrain_finetune":  # the synthetic images trained the model before, not with, the real ones
             synthetic_images = "S's training set, before"
-        lines.append(f"| {_mixing_label(variant)} | {real_images} | {synthetic_images} | {summary} | "
-                     f"{_pp(summary.mean - r.mean) if r else '–'} |")  # fmt: skip
-    return lines, {k[0]: v for k, v in rows.items()}
+        versus = _pp(summary.mean - r.mean) if r else "–"
+        lines.append(f"| {arm.label} | {real_images} | {synthetic_images} | {summary} | {versus} |")
+    return lines, {arm: summary for (arm,), summary in rows.items()}
 
 
 # --- the reading ---------------------------------------------------------------------------------------------------
+
+
+def _normalization_sentence(
+    records: list[ResultRecord], baselines: dict[str, Summary], best: list[tuple[float, str]]
+) -> str | None:
+    """How the synthetic student's normalization moves it against ImageNet constants; adds candidates to `best`."""
+    _, rows = normalization_table(records, baselines)
+    synthetic_rows = {(choice, adabn): m for (side, choice, adabn), m in rows.items() if side == "synthetic"}
+    if ("imagenet", False) not in synthetic_rows or len(synthetic_rows) < 2:
+        return None
+    reference = synthetic_rows[("imagenet", False)].mean
+    changes = [
+        f"{normalization_label(*setting)} {_pp(m.mean - reference)} pp"
+        for setting, m in synthetic_rows.items()
+        if setting != ("imagenet", False)
+    ]
+    top_setting, top = max(synthetic_rows.items(), key=lambda item: item[1].mean)
+    # AdaBN sees unlabelled real images, so it does not count as training on synthetic images only
+    best += [(m.mean, f"normalization: {normalization_label(*s)}") for s, m in synthetic_rows.items() if not s[1]]
+    return (
+        f"Normalization: against the synthetic student with ImageNet constants ({reference:.2f} %), "
+        + "; ".join(changes)
+        + f"; the best setting ({normalization_label(*top_setting)}) leaves a gap to R of "
+        f"{baselines['R'].mean - top.mean:.2f} pp."
+    )
+
+
+def _augmentation_sentence(records: list[ResultRecord], best: list[tuple[float, str]]) -> str | None:
+    _, presets = augmentation_table(records)
+    gaps = {p: v["real"].mean - v["synthetic"].mean for p, v in presets.items() if len(v) == 2}
+    best += [(v["synthetic"].mean, f"augmentation: {p}") for p, v in presets.items() if "synthetic" in v]
+    if len(gaps) > 1:
+        narrowest, widest = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
+        shown = "standard" in gaps and "standard" not in (narrowest, widest)
+        standard = f" (standard crop + flip: {gaps['standard']:.2f} pp)" if shown else ""
+        return (
+            f"Augmentation: the gap R − S ranges from {gaps[narrowest]:.2f} pp ({narrowest}) to "
+            f"{gaps[widest]:.2f} pp ({widest}){standard}, both students trained with each preset."
+        )
+    if gaps:
+        ((preset, value),) = gaps.items()
+        return f"Augmentation: with {preset}, the gap R − S is {value:.2f} pp."
+    return None
+
+
+def _closing_sentence(best: list[tuple[float, str]], r: Summary, s: Summary) -> str:
+    top, what = max(best)
+    if top >= r.mean:
+        return f"One setting that trains on synthetic images only reaches R: {what}, {top:.2f} %."
+    if top <= s.mean:
+        return "No setting that trains on synthetic images only improves on S."
+    recovered = 100.0 * (top - s.mean) / (r.mean - s.mean)
+    return (
+        f"None of the settings that train on synthetic images only closes the gap: the best ({what}, {top:.2f} %) "
+        f"recovers {recovered:.0f} % of it."
+    )
 
 
 def ablation_reading(records: list[ResultRecord]) -> str:
@@ -196,70 +310,36 @@ def ablation_reading(records: list[ResultRecord]) -> str:
     r, s = baselines.get("R"), baselines.get("S")
     if not r:
         return "The real-data baseline R is missing, so no ablation can be read against it."
-    gap = r.mean - s.mean if s else None
+    sentences: list[str | None] = []  # None: an ablation with nothing to say
     if s:
-        sentences = [f"The baselines give R = {r.mean:.2f} % and S = {s.mean:.2f} %, a gap R − S of {gap:.2f} pp."]
+        sentences.append(
+            f"The baselines give R = {r.mean:.2f} % and S = {s.mean:.2f} %, a gap R − S of {r.mean - s.mean:.2f} pp."
+        )
     else:
-        sentences = [f"The real-data baseline gives R = {r.mean:.2f} % (no synthetic baseline S was run)."]
+        sentences.append(f"The real-data baseline gives R = {r.mean:.2f} % (no synthetic baseline S was run).")
     best: list[tuple[float, str]] = []  # (top-1 of a student that saw synthetic images only, what it was)
-
-    _, normalization = normalization_table(records, baselines)
-    synthetic_rows = {v: m for (student, v), m in normalization.items() if student == "synthetic"}
-    if "imagenet" in synthetic_rows and len(synthetic_rows) > 1:
-        reference = synthetic_rows["imagenet"].mean
-        changes = [f"{_normalization_label(v)} {_pp(m.mean - reference)} pp" for v, m in synthetic_rows.items()
-                   if v != "imagenet"]  # fmt: skip
-        top_variant, top = max(synthetic_rows.items(), key=lambda item: item[1].mean)
-        # AdaBN sees unlabelled real images, so it does not count as training on synthetic images only
-        best += [
-            (m.mean, f"normalization: {_normalization_label(v)}") for v, m in synthetic_rows.items() if "+" not in v
-        ]
-        sentences.append(
-            f"Normalization: against the synthetic student with ImageNet constants ({reference:.2f} %), "
-            + "; ".join(changes)
-            + f"; the best setting ({_normalization_label(top_variant)}) leaves a gap to R of "
-            f"{r.mean - top.mean:.2f} pp."
-        )
-
-    _, presets = augmentation_table(records)
-    gaps = {p: v["real"].mean - v["synthetic"].mean for p, v in presets.items() if len(v) == 2}
-    best += [(v["synthetic"].mean, f"augmentation: {p}") for p, v in presets.items() if "synthetic" in v]
-    if len(gaps) > 1:
-        narrowest, widest = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
-        standard = f" (standard crop + flip: {gaps['standard']:.2f} pp)" if "standard" in gaps and "standard" not in (
-            narrowest, widest) else ""  # fmt: skip
-        sentences.append(
-            f"Augmentation: the gap R − S ranges from {gaps[narrowest]:.2f} pp ({narrowest}) to "
-            f"{gaps[widest]:.2f} pp ({widest}){standard}, both students trained with each preset."
-        )
-    elif gaps:
-        ((preset, value),) = gaps.items()
-        sentences.append(f"Augmentation: with {preset}, the gap R − S is {value:.2f} pp.")
+    sentences.append(_normalization_sentence(records, baselines, best))
+    sentences.append(_augmentation_sentence(records, best))
 
     _, students = texture_table(records)
     reliance = {k: v["texture_reliance"].mean for k, v in students.items() if "texture_reliance" in v}
     if reliance:
-        sentences.append("Texture reliance: " + ", ".join(f"{k} {v:.3f}" for k, v in reliance.items())
-                         + " (0 = shape only, 1 = texture only).")  # fmt: skip
+        listed = ", ".join(f"{k} {v:.3f}" for k, v in reliance.items())
+        sentences.append(f"Texture reliance: {listed} (0 = shape only, 1 = texture only).")
 
     _, generators = generator_table(records, baselines)
     if generators:
         best += [(m.mean, f"synthetic source: {label}") for (label, _), m in generators.items()]
-        sentences.append("Synthetic sources: " + ", ".join(f"{label} {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)"
-                                                            for (label, _), m in generators.items()) + ".")  # fmt: skip
+        listed = ", ".join(
+            f"{label} {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)" for (label, _), m in generators.items()
+        )
+        sentences.append(f"Synthetic sources: {listed}.")
 
     _, mixing = mixing_table(records, baselines)
     if mixing:
-        sentences.append("Mixing: " + "; ".join(f"{_mixing_label(v)}: {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)"
-                                                for v, m in mixing.items()) + ".")  # fmt: skip
+        listed = "; ".join(f"{arm.label}: {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)" for arm, m in mixing.items())
+        sentences.append(f"Mixing: {listed}.")
 
     if best and s:
-        top, what = max(best)
-        if top >= r.mean:
-            sentences.append(f"One setting that trains on synthetic images only reaches R: {what}, {top:.2f} %.")
-        elif top <= s.mean:
-            sentences.append("No setting that trains on synthetic images only improves on S.")
-        else:
-            sentences.append(f"None of the settings that train on synthetic images only closes the gap: the best "
-                             f"({what}, {top:.2f} %) recovers {100.0 * (top - s.mean) / gap:.0f} % of it.")  # fmt: skip
-    return " ".join(sentences)
+        sentences.append(_closing_sentence(best, r, s))
+    return " ".join(sentence for sentence in sentences if sentence)

@@ -11,16 +11,37 @@ from matplotlib.ticker import NullLocator
 
 from synthgap.report.fits import LogFit
 from synthgap.report.reduction import fraction_label
-from synthgap.report.tables import Summary
+from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary
 
 _CURVE_STYLES = [("tab:blue", "o"), ("tab:orange", "s"), ("tab:purple", "^"), ("tab:brown", "D"), ("tab:pink", "v")]
 _BASELINE_STYLES = {"R": ("tab:green", "R (trained on real)"), "S": ("tab:red", "S (trained on synthetic)")}
 
 
-def plot_layer_sweep(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summary], path: Path) -> Path:
-    """Top-1 against N per curve (error bars: std over seeds), R and S as dashed lines with ±std bands."""
+def plot_layer_sweep(
+    sweep: dict[str, dict[int, Summary]],
+    baselines: dict[str, Summary],
+    path: Path,
+    *,
+    num_layers: int = LEGACY_NUM_LAYERS,
+) -> Path:
+    """Figure 2 (`layer_sweep_figure`) saved as a PNG at `path`."""
     path = Path(path)
-    fig = Figure(figsize=(8, 5.2), layout="constrained")
+    fig = layer_sweep_figure(sweep, baselines, num_layers=num_layers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def layer_sweep_figure(
+    sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summary], *, num_layers: int = LEGACY_NUM_LAYERS
+) -> Figure:
+    """Top-1 against N per curve (error bars: std over seeds), R and S as dashed lines with ±std bands.
+
+    The x axis has a tick at every N = 1..L − 1 of the family's L = `num_layers` layers (the N a sweep can transfer
+    and still train something), plus any other N in the sweep (0: from scratch, L: the source model). The default L
+    is ResNet-18's, for sweeps written by hand."""
+    # Deep families get a wider figure, so that a tick label per layer stays readable.
+    fig = Figure(figsize=(max(8.0, 0.22 * num_layers), 5.2), layout="constrained")
     ax = fig.add_subplot()
     for i, (key, curve) in enumerate(sweep.items()):
         color, marker = _CURVE_STYLES[i % len(_CURVE_STYLES)]
@@ -45,7 +66,7 @@ def plot_layer_sweep(sweep: dict[str, dict[int, Summary]], baselines: dict[str, 
         if b.n > 1 and b.std > 0:
             ax.axhspan(b.mean - b.std, b.mean + b.std, color=color, alpha=0.12, linewidth=0)
     all_ns = {n for curve in sweep.values() for n in curve}
-    ticks = sorted(set(range(1, 18)) | all_ns)
+    ticks = sorted(set(range(1, num_layers)) | all_ns)
     ax.set_xticks(ticks)
     ax.set_xlim(min(ticks) - 0.5, max(ticks) + 0.5)
     ax.set_xlabel("N = layers 1..N transferred from the source model (rest trained on the target data)")
@@ -58,9 +79,7 @@ def plot_layer_sweep(sweep: dict[str, dict[int, Summary]], baselines: dict[str, 
     if entries:
         handles, labels = zip(*entries, strict=True)
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    return path
+    return fig
 
 
 # Data reduction (Figures 3 and 4): top-1 against the fraction 1/x of real training data on a log2 axis.
@@ -95,8 +114,14 @@ def _reduction_curve(
     if fit is None or len(xs) < 2:
         return points, None
     dense = np.geomspace(min(xs), max(xs), 200)
-    (line,) = ax.plot(dense, fit(dense), color=color, linewidth=1.8, alpha=0.85,
-                      label=f"{label} fit: {fit.equation()}, R² = {fit.r2:.3f}")  # fmt: skip
+    (line,) = ax.plot(
+        dense,
+        fit(dense),
+        color=color,
+        linewidth=1.8,
+        alpha=0.85,
+        label=f"{label} fit: {fit.equation()}, R² = {fit.r2:.3f}",
+    )
     return points, line
 
 
@@ -152,8 +177,9 @@ def plot_reduction_arms(
         markers.append(ax.axhline(reference.mean, color=color, linestyle="--", linewidth=1.4, label=r_label))
         lines.append(Line2D([], [], linestyle="none", label=" "))
         if reference.n > 1 and reference.std > 0:
-            ax.axhspan(reference.mean - reference.std, reference.mean + reference.std, color=color, alpha=0.12,
-                       linewidth=0)  # fmt: skip
+            ax.axhspan(
+                reference.mean - reference.std, reference.mean + reference.std, color=color, alpha=0.12, linewidth=0
+            )
     _fraction_axis(ax, sorted({x for curve in points.values() for x in curve}))
     if len(points) > 1:
         ax.set_xlabel("fraction 1/x of the real training data (log scale; arms' points offset slightly for legibility)")
@@ -185,8 +211,16 @@ def plot_grouped_bars(
         xs = [g for g, (_, bars) in enumerate(groups.items()) if name in bars]
         values = [bars[name] for bars in groups.values() if name in bars]
         color = _CURVE_STYLES[i % len(_CURVE_STYLES)][0]
-        ax.bar([x + (i - (len(series) - 1) / 2) * width for x in xs], [v.mean for v in values], width,
-               yerr=[v.std for v in values], capsize=3, color=color, alpha=0.85, label=name)  # fmt: skip
+        ax.bar(
+            [x + (i - (len(series) - 1) / 2) * width for x in xs],
+            [v.mean for v in values],
+            width,
+            yerr=[v.std for v in values],
+            capsize=3,
+            color=color,
+            alpha=0.85,
+            label=name,
+        )
     for name, summary in (references or {}).items():
         color, label = _BASELINE_STYLES[name]
         ax.axhline(summary.mean, color=color, linestyle="--", linewidth=1.3, label=f"{label}: {summary}")
@@ -207,9 +241,15 @@ def plot_mixing(shares: dict[float, Summary], path: Path, *, references: dict[st
     fig = Figure(figsize=(7, 4.8), layout="constrained")
     ax = fig.add_subplot()
     xs = sorted(shares)
-    ax.errorbar([100 * x for x in xs], [shares[x].mean for x in xs], yerr=[shares[x].std for x in xs],
-                color=_CURVE_STYLES[0][0], marker="o", capsize=3,
-                label="real + synthetic (mean ± std over seeds)")  # fmt: skip
+    ax.errorbar(
+        [100 * x for x in xs],
+        [shares[x].mean for x in xs],
+        yerr=[shares[x].std for x in xs],
+        color=_CURVE_STYLES[0][0],
+        marker="o",
+        capsize=3,
+        label="real + synthetic (mean ± std over seeds)",
+    )
     for name, summary in references.items():
         color, label = _BASELINE_STYLES[name]
         ax.axhline(summary.mean, color=color, linestyle="--", linewidth=1.3, label=f"{label}: {summary}")

@@ -1,11 +1,16 @@
 """Layer-wise transfer (the paper's Figure 2) from result records: sweep summaries, a table and a reading.
 
-Pure functions over `ResultRecord`s; nothing here reads files or draws.
+Pure functions over `ResultRecord`s of ONE model family; nothing here reads files or draws.
 
 Vocabulary: a layer-transfer record's `source` trained layers 1..N (`n_transferred`), its `target` trained layers
-N+1..18. A *direction* is "<source side>→<target side>", e.g. "synthetic→real", with the sides decided by
-`record_side` (the side the runner recorded, else the data's name). R and S are the from-scratch baselines
-trained on the real and on the synthetic side.
+N+1..L, where L is the family's layer count (the records' `num_layers`). A *direction* is
+"<source_side>→<side>", e.g. "synthetic→real", read from the record's `source_side` and `side` only; records
+without both (written by old versions) are not part of any curve. R and S are the from-scratch baselines whose side
+is "real" / "synthetic" (see `tables.side_baselines`).
+
+The reading's fixed points scale with L: it reports the share of the gap recovered at N = round(4L/9), round(2L/3),
+L − 2 and L − 1, and checks the paper's rule at N = round(2L/3). For ResNet-18 (L = 18) these are the paper's
+N = 8, 12, 16, 17 and 12.
 """
 
 from __future__ import annotations
@@ -13,35 +18,37 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from synthgap.experiments.results import ResultRecord
-from synthgap.report.tables import (
-    Summary,
-    baseline_top1,
-    real_and_synthetic_targets,
-    record_side,
-    side,
-    summarize,
-)
+from synthgap.experiments.results import ResultRecord, TransferRecord
+from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary, by_model, side_baselines, summarize
 
 S2R = "synthetic→real"
 R2S = "real→synthetic"
-RECOVERY_NS = (8, 12, 16, 17)  # N at which the reading reports the fraction of the gap recovered
-PAPER_RULE_N = 12  # the paper's finding is checked on the student with the first 12 layers from synthetic data
-PAPER_RULE_MIN_RECOVERED = 50.0  # ... which must still recover at least this % of the gap R − S
+PAPER_RULE_MIN_RECOVERED = 50.0  # the student at `paper_rule_n` must still recover at least this % of the gap R − S
 
-# Variant options of a layer-transfer run and the default each record has when the field is missing.
-_DEFAULT_REST = "reinit"
-_DEFAULT_FROZEN_BN = "eval"
+# The paper's setting of a layer-transfer run; records of it come first in every direction.
+_PAPER_REST = "reinit"
+_PAPER_FROZEN_BN = "eval"
 
 
-def _variant(record: ResultRecord) -> tuple[bool, str, str]:
-    extra = record.model_extra or {}
-    return record.frozen, extra.get("rest") or _DEFAULT_REST, extra.get("frozen_bn") or _DEFAULT_FROZEN_BN
+def recovery_ns(num_layers: int) -> tuple[int, ...]:
+    """N at which the reading reports the share of the gap recovered: round(4L/9), round(2L/3), L − 2, L − 1
+    (8, 12, 16, 17 for ResNet-18's 18 layers), without repeats for very shallow models."""
+    points = (round(4 * num_layers / 9), round(2 * num_layers / 3), num_layers - 2, num_layers - 1)
+    return tuple(sorted({n for n in points if n >= 1}))
+
+
+def paper_rule_n(num_layers: int) -> int:
+    """The N of the paper's check: the first 2/3 of the layers from synthetic data (12 of ResNet-18's 18)."""
+    return round(2 * num_layers / 3)
+
+
+def _variant(record: TransferRecord) -> tuple[bool, str, str]:
+    return record.frozen, record.rest, record.frozen_bn
 
 
 def _variant_order(variant: tuple[bool, str, str]) -> tuple:
     frozen, rest, bn = variant  # the paper's setting (frozen, reinit, BN eval) first
-    return (not frozen, rest != _DEFAULT_REST, bn != _DEFAULT_FROZEN_BN, rest, bn)
+    return (not frozen, rest != _PAPER_REST, bn != _PAPER_FROZEN_BN, rest, bn)
 
 
 def _variant_label(variant: tuple[bool, str, str], varying: tuple[bool, bool, bool]) -> str:
@@ -54,26 +61,33 @@ def _direction_order(direction: str) -> tuple:
     return ({S2R: 0, R2S: 1}.get(direction, 2), direction)
 
 
+def transfer_records(records: Iterable[ResultRecord]) -> list[TransferRecord]:
+    """The layer-transfer records that belong to a curve: those that say which side trained each part."""
+    return [r for r in records if isinstance(r, TransferRecord) and r.source_side and r.side]
+
+
 def layer_sweep(records: Iterable[ResultRecord]) -> dict[str, dict[int, Summary]]:
     """Top-1 over seeds per N for each curve: {curve key: {N: Summary}}, N ascending.
 
-    Curve keys: the direction ("synthetic→real", "real→synthetic"; other pairs such as "real→real" are kept as
-    "<side>→<side>") when every layer-transfer record has the same variant (frozen, rest, frozen_bn). When several
-    variants are present, every key gets the options that differ between them in parentheses, e.g.
-    "synthetic→real (frozen, BN eval)" and "synthetic→real (frozen, BN reestimate)"; options the records all
-    share are left out. Missing `rest` / `frozen_bn` fields count as "reinit" / "eval" (the defaults).
-    Keys are ordered synthetic→real, real→synthetic, others; within a direction the paper's setting
-    (frozen, rest reinit, BN eval) comes first. Records without a source are skipped.
+    Curve keys: the direction "<source_side>→<side>" ("synthetic→real", "real→synthetic"; other pairs such as
+    "real→real" are kept as they are) when every layer-transfer record has the same variant (frozen, rest,
+    frozen_bn). When several variants are present, every key gets the options that differ between them in
+    parentheses, e.g. "synthetic→real (frozen, BN eval)" and "synthetic→real (frozen, BN reestimate)"; options the
+    records all share are left out. Keys are ordered synthetic→real, real→synthetic, others; within a direction the
+    paper's setting (frozen, rest reinit, BN eval) comes first. Records without `source_side` or `side` are skipped.
+
+    The records must come from one model family (their N are layers of different networks otherwise): a ValueError
+    names the families when they do not.
     """
-    transfers = [r for r in records if r.kind == "layer_transfer" and r.source]
+    transfers = transfer_records(records)
+    families = by_model(transfers)
+    if len(families) > 1:
+        raise ValueError(f"layer sweep over several model families {list(families)}: split the records by_model first")
     variants = {_variant(r) for r in transfers}
     varying = tuple(len({v[i] for v in variants}) > 1 for i in range(3))
     groups: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in transfers:
-        target = record_side(r)
-        source = {"real": "synthetic", "synthetic": "real"}.get(target) if "side" in (r.model_extra or {}) else None
-        direction = f"{source or side(r.source)}→{target}"
-        groups[(direction, _variant(r))][r.n_transferred].append(r.top1)
+        groups[(f"{r.source_side}→{r.side}", _variant(r))][r.n_transferred].append(r.top1)
     sweep: dict[str, dict[int, Summary]] = {}
     for direction, variant in sorted(groups, key=lambda k: (_direction_order(k[0]), _variant_order(k[1]))):
         key = f"{direction} ({_variant_label(variant, varying)})" if any(varying) else direction
@@ -84,15 +98,7 @@ def layer_sweep(records: Iterable[ResultRecord]) -> dict[str, dict[int, Summary]
 
 def layer_baselines(records: Iterable[ResultRecord]) -> dict[str, Summary]:
     """{"R": Summary, "S": Summary} of the from-scratch baselines on the real / synthetic side (each if present)."""
-    records = list(records)
-    groups = baseline_top1(records)
-    real, synthetic = real_and_synthetic_targets(records)
-    out = {}
-    if real:
-        out["R"] = summarize(groups[real])
-    if synthetic:
-        out["S"] = summarize(groups[synthetic])
-    return out
+    return {name: summarize([r.top1 for r in group]) for name, group in side_baselines(list(records)).items()}
 
 
 def recovered_percent(top1: float, r: float, s: float) -> float:
@@ -100,8 +106,14 @@ def recovered_percent(top1: float, r: float, s: float) -> float:
     return 100.0 * (top1 - s) / (r - s)
 
 
-def layer_table_lines(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summary]) -> list[str]:
-    """Markdown: one row per N, one column per curve, then R and S rows (repeated in each column)."""
+def layer_table_lines(
+    sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summary], *, num_layers: int = LEGACY_NUM_LAYERS
+) -> list[str]:
+    """Markdown: one row per N, one column per curve, then R and S rows (repeated in each column).
+
+    `num_layers`: the family's layer count L (`tables.num_layers(records)`); the default, ResNet-18's, is for sweeps
+    written by hand.
+    """
     if not sweep:
         return []
     keys = list(sweep)
@@ -117,7 +129,7 @@ def layer_table_lines(sweep: dict[str, dict[int, Summary]], baselines: dict[str,
     spread = f"mean ± sample std over {usual} seeds" if usual > 1 else "single seed"
     lines = [
         f"Top-1 (%) on the real test set ({spread}; n = seeds where a cell differs). N = layers 1..N taken from "
-        "the model trained on the first-named data, layers N+1..18 trained on the second.",
+        f"the model trained on the first-named data, layers N+1..{num_layers} trained on the second.",
         "",
         "| N | " + " | ".join(keys) + " |",
         "|---" * (len(keys) + 1) + "|",
@@ -152,13 +164,18 @@ def _range(name: str, curve: dict[int, float]) -> str:
     return f"{name} goes from {v_lo:.2f}% at N = {lo} to {v_hi:.2f}% at N = {hi}."
 
 
-def gap_reading(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summary]) -> str:
-    """One paragraph of plain language, every number computed from the sweep and the baselines."""
+def gap_reading(
+    sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summary], *, num_layers: int = LEGACY_NUM_LAYERS
+) -> str:
+    """One paragraph of plain language, every number computed from the sweep, the baselines and the family's layer
+    count L (`num_layers`, as in `layer_table_lines`): recovery shares at `recovery_ns(L)`, the paper's rule at
+    `paper_rule_n(L)`."""
     s2r_key, s2r = _main_curve(sweep, S2R)
     r2s_key, r2s = _main_curve(sweep, R2S)
     r = baselines["R"].mean if "R" in baselines else None
     s = baselines["S"].mean if "S" in baselines else None
     gap = r - s if r is not None and s is not None else None
+    recovery_at, rule_n = recovery_ns(num_layers), paper_rule_n(num_layers)
     out: list[str] = []
 
     if gap is not None:
@@ -179,7 +196,7 @@ def gap_reading(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summa
 
     if s2r:
         if gap is not None and gap > 0:
-            at = [n for n in RECOVERY_NS if n in s2r]
+            at = [n for n in recovery_at if n in s2r]
             if at:
                 shares = ", ".join(f"{recovered_percent(s2r[n], r, s):.0f}% at N = {n}" for n in at)
                 out.append(
@@ -188,7 +205,7 @@ def gap_reading(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summa
                 )
             if 0 in s2r and 0 in r2s and s2r[0] > r2s[0]:  # same-recipe references: N = 0 trains from scratch
                 r0, s0 = s2r[0], r2s[0]
-                at = [n for n in RECOVERY_NS if n in s2r]
+                at = [n for n in recovery_at if n in s2r]
                 shares = ", ".join(f"{recovered_percent(s2r[n], r0, s0):.0f}% at N = {n}" for n in at)
                 out.append(
                     "Measured against students trained from scratch with the stage-2 recipe (the N = 0 points: "
@@ -217,17 +234,17 @@ def gap_reading(sweep: dict[str, dict[int, Summary]], baselines: dict[str, Summa
             out.append(_range("Real→synthetic", r2s))
 
     finding = "the paper's finding that the drop mainly stems from the final layers"
-    if gap is not None and gap > 0 and PAPER_RULE_N in s2r:
-        kept = recovered_percent(s2r[PAPER_RULE_N], r, s)
+    if gap is not None and gap > 0 and rule_n in s2r:
+        kept = recovered_percent(s2r[rule_n], r, s)
         verdict = "match" if kept >= PAPER_RULE_MIN_RECOVERED else "do not match"
         out.append(
-            f"Rule for {finding}: the student whose first {PAPER_RULE_N} layers come from synthetic data must "
+            f"Rule for {finding}: the student whose first {rule_n} layers come from synthetic data must "
             f"still recover at least {PAPER_RULE_MIN_RECOVERED:.0f}% of the gap; it recovers {kept:.0f}%, so these "
             f"results {verdict} that finding."
         )
     else:
         out.append(
             f"Whether this matches {finding} cannot be decided here: that needs R, S with R > S, and "
-            f"synthetic→real at N = {PAPER_RULE_N}."
+            f"synthetic→real at N = {rule_n}."
         )
     return " ".join(out)

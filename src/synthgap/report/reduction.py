@@ -8,18 +8,22 @@ from the synthetic-trained model, frozen, the rest re-initialised), "transfer_fi
 initialised from the synthetic model and fine-tuned), "scratch" (the whole student from scratch) or "full_finetune"
 (every layer from the synthetic model, all trained). R is the from-scratch baseline on the real side (the full-real
 model). Curves are fitted with f(x) = a·log10(x) + b (see `fits`).
+
+The paper's numbers (its Figure 3 fit, the cost at 1/8) are for a ResNet-18 with k = 16 of its 18 layers transferred.
+The reading compares with them only when the transfer arm's records are that setting; for any other model or k it
+shows them for reference. Records of one call should come from one model family (the report splits them).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.results import ReductionRecord, ResultRecord
 from synthgap.report.fits import BOOTSTRAP_LEVEL, LogFit, bootstrap_fit, fit_log10, fraction_needed
-from synthgap.report.tables import Summary, summarize
+from synthgap.report.tables import Summary, layer_count, model_name, num_layers, summarize
 
 ARMS = ("transfer", "transfer_finetune", "scratch", "full_finetune")  # table / figure order
 ARM_DESCRIPTIONS = {
@@ -32,10 +36,24 @@ ARM_DESCRIPTIONS = {
 PAPER_A, PAPER_B = -2.23, 85.61  # the paper's fit of its transfer arm (ImageNet-100, k = 16), Figure 3
 PAPER_R = 87.8  # the paper's real-only student (top-1, %)
 PAPER_COST_AT_8 = 4.2  # pp the paper reports for 1/8 of the real data (= PAPER_R − f(8), see the reading)
-PAPER_K = 16
+PAPER_MODEL, PAPER_K = "resnet18", 16  # the paper's student and the layers it transfers (all but the last two)
 READING_X = 8  # the reading reports the cost of keeping 1/READING_X of the real data
 DEFAULT_D = 5.0  # pp: "within d of the full-real model"
 _DEFAULT_SCHEDULE = "same_steps"
+
+
+@dataclass(frozen=True)
+class ArmSetting:
+    """What a curve's students are: the model family, its layer count L and the layers k taken from the synthetic
+    model."""
+
+    model: str
+    num_layers: int
+    k: int
+
+    def is_paper(self) -> bool:
+        """Whether this is the paper's setting, the only one its fit and costs can be compared with."""
+        return self.model == PAPER_MODEL and self.k == PAPER_K
 
 
 @dataclass(frozen=True)
@@ -47,47 +65,52 @@ class ArmFit:
     n_boot: int
 
 
-def record_x(record: ResultRecord) -> float:
+def record_x(record: ReductionRecord) -> float:
     """The divisor x of the real data a record's student saw (the record's `x`, else 1 / real_fraction)."""
-    x = (record.model_extra or {}).get("x")
-    return float(x) if x is not None else round(1.0 / record.real_fraction, 2)
+    return float(record.x) if record.x is not None else round(1.0 / record.real_fraction, 2)
 
 
-def _arm(record: ResultRecord) -> str:
-    return (record.model_extra or {}).get("arm") or "unlabelled"
+def _variant(record: ReductionRecord) -> tuple[int, str, str]:
+    return record.n_transferred, record.schedule, str(record.augmentation)
 
 
-def _variant(record: ResultRecord) -> tuple[int, str, str]:
-    extra = record.model_extra or {}
-    return record.n_transferred, extra.get("schedule") or _DEFAULT_SCHEDULE, str(extra.get("augmentation"))
+def _variant_order(variant: tuple[int, str, str], paper_k: int) -> tuple:
+    k, schedule, augmentation = variant  # the paper's setting (all but the last two layers, same steps) first
+    return (k != paper_k, k, schedule != _DEFAULT_SCHEDULE, schedule, augmentation)
 
 
-def _variant_order(variant: tuple[int, str, str]) -> tuple:
-    k, schedule, augmentation = variant  # the paper's setting (k = 16, same steps) first
-    return (k != PAPER_K, k, schedule != _DEFAULT_SCHEDULE, schedule, augmentation)
-
-
-def _groups(records: Iterable[ResultRecord]) -> dict[str, list[ResultRecord]]:
+def _groups(records: Iterable[ResultRecord]) -> dict[str, list[ReductionRecord]]:
     """Data-reduction records per curve key, in table order.
 
     The key is the arm, with the options that vary between that arm's records in parentheses when there are several
     (e.g. "transfer (k=12)" and "transfer (k=16)"; options: k, schedule, augmentation). Records of one key are pooled
-    whatever their source / target.
+    whatever their source / target. Within an arm, k = L − 2 (the paper's 16 of 18: all but the last two layers)
+    comes first.
     """
-    by_arm: dict[str, dict[tuple, list[ResultRecord]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        if r.kind == "data_reduction":
-            by_arm[_arm(r)][_variant(r)].append(r)
-    out: dict[str, list[ResultRecord]] = {}
+    reductions = [r for r in records if isinstance(r, ReductionRecord)]
+    paper_k = num_layers(reductions) - 2
+    by_arm: dict[str, dict[tuple, list[ReductionRecord]]] = defaultdict(lambda: defaultdict(list))
+    for r in reductions:
+        by_arm[r.arm][_variant(r)].append(r)
+    out: dict[str, list[ReductionRecord]] = {}
     for arm in sorted(by_arm, key=lambda a: (ARMS.index(a) if a in ARMS else len(ARMS), a)):
         variants = by_arm[arm]
         varying = [len({v[i] for v in variants}) > 1 for i in range(3)]
-        for variant in sorted(variants, key=_variant_order):
+        for variant in sorted(variants, key=lambda v: _variant_order(v, paper_k)):
             k, schedule, augmentation = variant
             parts = [f"k={k}", schedule, f"augmentation {augmentation}"]
             label = ", ".join(p for p, v in zip(parts, varying, strict=True) if v)
             out[f"{arm} ({label})" if label else arm] = variants[variant]
     return out
+
+
+def reduction_settings(records: Iterable[ResultRecord]) -> dict[str, ArmSetting]:
+    """{curve key: ArmSetting} of every curve of `reduction_points` (model, layer count and k of its records)."""
+    settings = {}
+    for key, group in _groups(records).items():
+        first = group[0]
+        settings[key] = ArmSetting(model_name(first), layer_count(first), first.n_transferred)
+    return settings
 
 
 def reduction_points(records: Iterable[ResultRecord]) -> dict[str, dict[float, Summary]]:
@@ -129,8 +152,27 @@ def _base_arm(key: str) -> str:
     return key.split(" (", 1)[0]
 
 
-def reduction_table_lines(points: dict[str, dict[float, Summary]], fits: dict[str, ArmFit]) -> list[str]:
-    """Markdown: top-1 per x (rows) and arm (columns), then the fits table with the paper's fit as the last row."""
+def _reference_only(
+    points: dict[str, dict[float, Summary]], settings: Mapping[str, ArmSetting] | None
+) -> ArmSetting | None:
+    """The setting of the transfer arm when it is not the paper's, so that the paper's numbers are shown for reference
+    only; None when they can be compared (the paper's setting, no transfer arm, or curves built by hand: no
+    `settings`)."""
+    transfer = _main_key(points, "transfer")
+    setting = settings.get(transfer) if settings is not None and transfer is not None else None
+    return setting if setting is not None and not setting.is_paper() else None
+
+
+def reduction_table_lines(
+    points: dict[str, dict[float, Summary]],
+    fits: dict[str, ArmFit],
+    *,
+    settings: Mapping[str, ArmSetting] | None = None,
+) -> list[str]:
+    """Markdown: top-1 per x (rows) and arm (columns), then the fits table with the paper's fit as the last row.
+
+    `settings` (`reduction_settings(records)`) say whether the paper's row is a comparison or a reference: it is
+    labelled as ResNet-18, k = 16, for reference, when the transfer arm here is another model or k."""
     if not points:
         return []
     keys = list(points)
@@ -170,7 +212,10 @@ def reduction_table_lines(points: dict[str, dict[float, Summary]], fits: dict[st
         else:
             a, b = f"{f.fit.a:.2f} (1 seed)", f"{f.fit.b:.2f} (1 seed)"
         lines.append(f"| {key} | {a} | {b} | {f.fit.r2:.3f} | {f.fit.n_points} |")
-    lines.append(f"| paper (ImageNet-100, transfer) | {PAPER_A:.2f} | {PAPER_B:.2f} | – | – |")
+    paper = "paper (ImageNet-100, transfer)"
+    if _reference_only(points, settings):
+        paper = f"paper (ImageNet-100, transfer, {PAPER_MODEL}, k={PAPER_K}; for reference)"
+    lines.append(f"| {paper} | {PAPER_A:.2f} | {PAPER_B:.2f} | – | – |")
     return lines
 
 
@@ -239,7 +284,7 @@ def _needed(points, fits, keys, r: Summary | None, d: float) -> str:
     return f"Smallest fraction of the real data that keeps the fitted top-1 {target}: {'; '.join(parts)}."
 
 
-def _paper(points, fits, transfer: str | None, r: Summary | None) -> str:
+def _paper(points, fits, transfer: str | None, r: Summary | None, reference_only: ArmSetting | None) -> str:
     paper_f8 = PAPER_A * math.log10(READING_X) + PAPER_B
     out = (
         f"The paper (ImageNet-100, transfer arm, k = {PAPER_K}) fits a = {PAPER_A:.2f}, b = {PAPER_B:.2f}, i.e. "
@@ -249,6 +294,12 @@ def _paper(points, fits, transfer: str | None, r: Summary | None) -> str:
     )
     if transfer is None or transfer not in fits:
         return out + " There is no fitted transfer arm here to compare with."
+    if reference_only is not None:
+        return (
+            out + f" That fit is for a {PAPER_MODEL} with k = {PAPER_K}; the transfer arm here is a "
+            f"{reference_only.model} with k = {reference_only.k} of its {reference_only.num_layers} layers, so the "
+            "paper's numbers are shown for reference only."
+        )
     a = fits[transfer].fit.a
     ratio = f" ({a / PAPER_A:.2f}× the paper's)" if a < 0 else ""
     here = [f"here {transfer} loses {-a:.2f} pp per tenfold reduction{ratio}"]
@@ -272,12 +323,16 @@ def reduction_reading(
     fits: dict[str, ArmFit],
     baselines: dict[str, Summary],
     d: float = DEFAULT_D,
+    *,
+    settings: Mapping[str, ArmSetting] | None = None,
 ) -> str:
     """One paragraph of plain language, every number computed from the curves, the fits and R (`baselines["R"]`).
 
     Covers: the cost of 1/8 of the real data per arm (top-1 at x = 1 minus top-1 at x = 8, same arm), the fitted
     loss per tenfold reduction (−a), the smallest fraction keeping the fit within `d` pp of R (of the arm's own
-    x = 1 mean when R is missing), and the comparison with the paper's a = −2.23 and 4.2 pp at 1/8.
+    x = 1 mean when R is missing), and the comparison with the paper's a = −2.23 and 4.2 pp at 1/8 — made only when
+    the transfer arm is the paper's ResNet-18 with k = 16 (`settings`, from `reduction_settings(records)`; curves
+    built by hand without them are taken as that setting), else the paper's numbers are given for reference.
     """
     if not points:
         return "There are no data-reduction runs in these results."
@@ -296,5 +351,5 @@ def reduction_reading(
     needed = _needed(points, fits, keys, r, d)
     if needed:
         out.append(needed)
-    out.append(_paper(points, fits, _main_key(points, "transfer"), r))
+    out.append(_paper(points, fits, _main_key(points, "transfer"), r, _reference_only(points, settings)))
     return " ".join(out)

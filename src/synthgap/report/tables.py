@@ -1,12 +1,25 @@
-"""Tables computed from result records (never from anything but results.jsonl)."""
+"""Tables computed from result records (never from anything but results.jsonl), and the shared readers of a record's
+side and model family.
+
+Sides: a record's `side` ("real" / "synthetic") is the only thing that says which side trained it. R is the
+from-scratch baseline whose side is "real", S the one whose side is "synthetic". Records without a `side` (written by
+old versions) have no side: the report lists them with every run but never uses them as R or S, whatever their data
+are called.
+"""
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
 from synthgap.experiments.results import ResultRecord
+
+# Records written before `model` / `num_layers` existed all came from ResNet-18, the only family those versions had.
+# This is the one place the report assumes a layer count; everything else reads it from the records.
+LEGACY_MODEL = "resnet18"
+LEGACY_NUM_LAYERS = 18
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,44 @@ def summarize(values: list[float]) -> Summary:
     return Summary(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
 
 
+# --- model families ------------------------------------------------------------------------------------------------
+
+
+def model_name(record: ResultRecord) -> str:
+    """The record's model family (`LEGACY_MODEL` for records written before the field existed)."""
+    return record.model or LEGACY_MODEL
+
+
+def layer_count(record: ResultRecord) -> int:
+    """The layer count L of the record's model family (`LEGACY_NUM_LAYERS` for records written without one)."""
+    return record.num_layers or LEGACY_NUM_LAYERS
+
+
+def num_layers(records: list[ResultRecord]) -> int:
+    """The one layer count L of `records`; a ValueError when they come from families with different counts, whose
+    layer numbers N must never share an axis."""
+    counts = sorted({layer_count(r) for r in records})
+    if len(counts) > 1:
+        raise ValueError(f"records of model families with different layer counts {counts}: split them by_model first")
+    return counts[0] if counts else LEGACY_NUM_LAYERS
+
+
+def by_model(records: list[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """Records per model family, in the order the families first appear."""
+    groups: dict[str, list[ResultRecord]] = defaultdict(list)
+    for record in records:
+        groups[model_name(record)].append(record)
+    return dict(groups)
+
+
+def file_tag(model: str) -> str:
+    """A model name made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", model)
+
+
+# --- baselines and sides -------------------------------------------------------------------------------------------
+
+
 def baseline_top1(records: list[ResultRecord]) -> dict[str, list[float]]:
     """Top-1 of from-scratch baselines, grouped by training data, in the order they first appear."""
     groups: dict[str, list[float]] = defaultdict(list)
@@ -32,31 +83,18 @@ def baseline_top1(records: list[ResultRecord]) -> dict[str, list[float]]:
     return dict(groups)
 
 
-def find_real_and_synthetic(targets: list[str]) -> tuple[str | None, str | None]:
-    """Which training data is the real side and which the synthetic one (by the data reference's side name)."""
-    real = next((t for t in targets if t.endswith(":real")), None)
-    synthetic = next((t for t in targets if t.endswith(":synthetic") or t.startswith("generated:")), None)
-    return real, synthetic
+def side_baselines(records: list[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """{"R": [...], "S": [...]}: the baselines whose recorded side is "real" / "synthetic" (each only if present).
 
-
-def record_side(record: ResultRecord) -> str:
-    """'real' / 'synthetic': the side a run trained on, as the runner records it, else read from the data's name
-    (results of `synthgap train`); the name itself when neither says."""
-    return (record.model_extra or {}).get("side") or side(record.target)
-
-
-def side(reference: str) -> str:
-    """'real' / 'synthetic' for a data reference, or the reference itself when its side is unknown."""
-    real, synthetic = find_real_and_synthetic([reference])
-    return "real" if real else "synthetic" if synthetic else reference
-
-
-def real_and_synthetic_targets(records: list[ResultRecord]) -> tuple[str | None, str | None]:
-    """The training data of the real and of the synthetic baselines (any data set names)."""
-    sides = {r.target: record_side(r) for r in records if r.kind == "baseline"}
-    real = next((t for t, s in sides.items() if s == "real"), None)
-    synthetic = next((t for t, s in sides.items() if s == "synthetic"), None)
-    return real, synthetic
+    When several data sets were trained on one side, the first one in the results is that side's baseline.
+    Baselines without a side are never R or S.
+    """
+    out: dict[str, list[ResultRecord]] = {}
+    for name, side in (("R", "real"), ("S", "synthetic")):
+        on_side = [r for r in records if r.kind == "baseline" and r.side == side]
+        if on_side:
+            out[name] = [r for r in on_side if r.target == on_side[0].target]
+    return out
 
 
 def gap_lines(records: list[ResultRecord]) -> list[str]:
@@ -67,18 +105,18 @@ def gap_lines(records: list[ResultRecord]) -> list[str]:
     lines = ["| training data | seeds | top-1 (%) on real test |", "|---|---|---|"]
     for target, values in groups.items():
         lines.append(f"| {target} | {len(values)} | {summarize(values)} |")
-    real, synthetic = real_and_synthetic_targets(records)
-    if real and synthetic:
-        r, s = summarize(groups[real]), summarize(groups[synthetic])
-        paired = _paired_gaps(records, real, synthetic)
+    sided = side_baselines(records)
+    if "R" in sided and "S" in sided:
+        r = summarize([x.top1 for x in sided["R"]])
+        s = summarize([x.top1 for x in sided["S"]])
+        paired = _paired_gaps(sided["R"], sided["S"])
         spread = f" (per-seed gaps {summarize(paired)})" if len(paired) > 1 else ""
         lines += ["", f"**Gap R − S: {r.mean - s.mean:.2f} pp**{spread}"]
     return lines
 
 
-def _paired_gaps(records: list[ResultRecord], real: str, synthetic: str) -> list[float]:
-    by_seed: dict[int, dict[str, float]] = defaultdict(dict)
-    for record in records:
-        if record.kind == "baseline" and record.target in (real, synthetic):
-            by_seed[record.seed][record.target] = record.top1
-    return [v[real] - v[synthetic] for v in by_seed.values() if len(v) == 2]
+def _paired_gaps(real: list[ResultRecord], synthetic: list[ResultRecord]) -> list[float]:
+    """R − S per seed, for the seeds both sides have (the last record of a seed counts)."""
+    r_by_seed = {x.seed: x.top1 for x in real}
+    s_by_seed = {x.seed: x.top1 for x in synthetic}
+    return [r_by_seed[seed] - s_by_seed[seed] for seed in r_by_seed if seed in s_by_seed]

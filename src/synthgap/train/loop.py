@@ -15,10 +15,12 @@ from torch import nn
 from tqdm import tqdm
 
 from synthgap.data.loader import FeatureLoader, TensorLoader
+from synthgap.errors import DivergenceError
 from synthgap.models.layers import train_mode
 from synthgap.train.recipe import TrainRecipe
 
 Loader = TensorLoader | FeatureLoader
+CHECK_EVERY = 50  # steps between divergence checks: one device sync each, so a GPU is never stalled per step
 
 
 @dataclass
@@ -163,28 +165,94 @@ def fit(
     start = time.perf_counter()
     bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
 
-    # 2. Epochs of steps; frozen BatchNorms stay in eval mode (train_mode).
-    for epoch in range(recipe.epochs):
-        train_mode(model)
-        loss_sum = torch.zeros((), device=device)
-        for images, labels in train_loader.epoch(epoch):
-            loss_sum += step(images, labels)
-            scheduler.step()
-            bar.update(1)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / steps_per_epoch, "lr": scheduler.get_last_lr()[0]}
+    # 2. Epochs of steps; frozen BatchNorms stay in eval mode (train_mode). A diverged run raises DivergenceError
+    #    before it is evaluated or returned, so no number of it can be recorded.
+    try:
+        for epoch in range(recipe.epochs):
+            train_mode(model)
+            loss = train_epoch(step, scheduler, train_loader, epoch, bar, desc=desc, lr=recipe.lr)
+            row = {"epoch": epoch + 1, "train_loss": loss, "lr": scheduler.get_last_lr()[0]}
 
-        # 3. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
-        last = epoch + 1 == recipe.epochs
-        if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
-            top1, top5 = evaluate(model, test_loader, precision=recipe.precision, device=device)
-            row.update(top1=top1, top5=top5)
-        row["seconds"] = time.perf_counter() - start
-        history.append(row)
-        logger.log(row)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "top1")})
-    bar.close()
-    logger.close()
+            # 3. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
+            last = epoch + 1 == recipe.epochs
+            if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
+                top1, top5 = evaluate(model, test_loader, precision=recipe.precision, device=device)
+                row.update(top1=top1, top5=top5)
+            row["seconds"] = time.perf_counter() - start
+            history.append(row)
+            logger.log(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "top1")})
+    finally:
+        bar.close()
+        logger.close()
     return FitResult(top1, top5, time.perf_counter() - start, train_loader.num_samples, history)
+
+
+def train_epoch(
+    step: TrainStep,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loader: Loader,
+    epoch: int,
+    bar: tqdm,
+    *,
+    desc: str,
+    lr: float,
+) -> float:
+    """One epoch of optimisation steps; returns the mean training loss, or raises DivergenceError when a loss or,
+    at the end, a parameter is not finite."""
+    watch = LossWatch(desc, epoch + 1, lr)
+    for images, labels in loader.epoch(epoch):
+        watch.add(step(images, labels))
+        scheduler.step()
+        bar.update(1)
+    watch.check()
+    check_finite_parameters(step.model, desc, epoch + 1, watch.steps, lr)
+    return watch.total / max(1, watch.steps)
+
+
+class LossWatch:
+    """The training losses of one epoch, checked for NaN/inf every `CHECK_EVERY` steps and at the end.
+
+    Step losses stay on the device until a check, which moves them in one transfer, so the check costs one sync per
+    `CHECK_EVERY` steps and still names the first bad step exactly.
+    """
+
+    def __init__(self, desc: str, epoch: int, lr: float) -> None:
+        self.desc, self.epoch, self.lr = desc, epoch, lr
+        self.pending: list[torch.Tensor] = []
+        self.steps = 0  # steps checked so far
+        self.total = 0.0  # sum of the checked losses
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss)
+        if len(self.pending) >= CHECK_EVERY:
+            self.check()
+
+    def check(self) -> None:
+        if not self.pending:
+            return
+        losses = torch.stack(self.pending).float().cpu()
+        bad = torch.nonzero(~torch.isfinite(losses))
+        if len(bad):
+            position = int(bad[0])
+            what = f"loss is {losses[position].item()}"
+            raise DivergenceError(self.desc, what, epoch=self.epoch, step=self.steps + position + 1, lr=self.lr)
+        self.total += losses.sum().item()
+        self.steps += len(self.pending)
+        self.pending.clear()
+
+
+@torch.no_grad()
+def check_finite_parameters(model: nn.Module, desc: str, epoch: int, step: int, lr: float) -> None:
+    """Raise DivergenceError when a weight or a BatchNorm statistic is NaN/inf (one device sync for all of them)."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if not tensors:
+        return
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors])
+    if not bool(finite.all()):
+        names = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_floating_point()]
+        first = names[int(torch.nonzero(~finite.cpu())[0])]
+        raise DivergenceError(desc, f"parameter {first} is not finite", epoch=epoch, step=step, lr=lr)
 
 
 class _EpochLogger:

@@ -10,7 +10,8 @@ from synthgap.data.transforms import Normalization
 
 
 class TrainRecipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: `lr: .inf` or a NaN weight decay is an input error, never a run that diverges later
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(128, ge=1)

@@ -5,6 +5,8 @@ no stage-2 augmentation so prefix outputs are computed once), a small data-reduc
 layers frozen + the last two trained on 1, 1/4, 1/16 of the real images, against scratch on the same), then the
 report. It runs through the same resumable
 runner as `synthgap run`: rerunning with the same --out finishes what a killed demo left.
+
+Orchestration (an experiment, then its report), so it lives beside the CLI rather than in a pipeline stage.
 """
 
 from __future__ import annotations
@@ -22,20 +24,27 @@ DEMO_N = [4, 8, 12, 16]
 
 
 def demo_spec(*, data_root: Path | None, per_class: int, epochs: int, width: float, n: list[int]) -> ExperimentSpec:
-    return validate(ExperimentSpec, {
-        "name": "demo",
-        # 5,000 of the 10,000 real test images: ±0.7 pp of sampling error, and half the evaluation cost
-        "data": {"data_root": str(data_root) if data_root else None, "per_class": per_class, "test_per_class": 500},
-        "model": {"width": width},
-        "recipe": {"epochs": epochs},
-        "seeds": [0],
-        "experiments": [
-            {"kind": "baseline"},
-            {"kind": "layer_transfer", "n": n, "augmentation": "none", "epochs": max(1, epochs // 2)},
-            {"kind": "data_reduction", "fractions": [1, 1 / 4, 1 / 16], "arms": ["transfer", "scratch"],
-             "augmentation": "none"},
-        ],
-    })  # fmt: skip
+    return validate(
+        ExperimentSpec,
+        {
+            "name": "demo",
+            # 5,000 of the 10,000 real test images: ±0.7 pp of sampling error, and half the evaluation cost
+            "data": {"data_root": str(data_root) if data_root else None, "per_class": per_class, "test_per_class": 500},
+            "model": {"width": width},
+            "recipe": {"epochs": epochs},
+            "seeds": [0],
+            "experiments": [
+                {"kind": "baseline"},
+                {"kind": "layer_transfer", "n": n, "augmentation": "none", "epochs": max(1, epochs // 2)},
+                {
+                    "kind": "data_reduction",
+                    "fractions": [1, 1 / 4, 1 / 16],
+                    "arms": ["transfer", "scratch"],
+                    "augmentation": "none",
+                },
+            ],
+        },
+    )
 
 
 def run_demo(

@@ -1,0 +1,71 @@
+"""Run identity: everything that determines a run's result, and its hash (the run's fingerprint).
+
+A run is known by its name and its fingerprint. The settings behind a fingerprint are written to the run's folder
+(`run.json`), so a run whose settings changed can be told apart from a finished one, with the changed settings named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from synthgap.experiments.runs import Run
+from synthgap.experiments.spec import ExperimentSpec
+from synthgap.experiments.store import DataStore
+
+
+def fingerprint_of(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def run_settings(run: Run, spec: ExperimentSpec, store: DataStore, needed: dict[str, str]) -> dict[str, Any]:
+    """Everything that determines `run`'s result: its own settings, the identity of every image set it reads (file
+    lists with sizes and mtimes, subset), the model, the recipe, the test set, and the fingerprints of the runs whose
+    models it starts from (`needed`: name → fingerprint)."""
+    data = {
+        role: store.identity(use.ref, use.split, all_images=use.all_images) for role, use in run.data_used(spec).items()
+    }
+    data["test"] = store.test_identity()
+    return {
+        "run": run.settings(),
+        "data": data,
+        "model": {**spec.model.model_dump(mode="json", exclude_none=True), "image_size": spec.data.resolution},
+        "recipe": spec.recipe.model_dump(mode="json", exclude_none=True),
+        "needs": {name: needed[name] for name in sorted(needed)},
+    }
+
+
+def fingerprints(runs: list[Run], spec: ExperimentSpec, store: DataStore) -> dict[str, tuple[str, dict]]:
+    """{run name: (fingerprint, settings)} for runs in dependency order (each run's needs come before it)."""
+    out: dict[str, tuple[str, dict]] = {}
+    for run in runs:
+        needed = {need.name: out[need.name][0] for need in run.needs()}
+        settings = run_settings(run, spec, store, needed)
+        out[run.name] = (fingerprint_of(settings), settings)
+    return out
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b": value} for every leaf of nested dicts."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str:
+    """'recipe.epochs 4 → 3, data.train.files 1a2b… → 9f8e…' for the leaves that differ."""
+    before, after = flatten(old), flatten(new)
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+    def show(value: Any) -> str:
+        text = json.dumps(value, default=str) if not isinstance(value, str) else value
+        return text if len(text) <= 40 else text[:37] + "…"
+
+    parts = [f"{key} {show(before.get(key))} → {show(after.get(key))}" for key in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"and {len(keys) - limit} more")
+    return ", ".join(parts) or "no setting differs (the fingerprint was made by another synthgap version)"

@@ -1,0 +1,151 @@
+"""Data reduction (the paper's Figures 3 and 4): students trained on nested, stratified fractions of the real data,
+starting from the synthetic model's layers (transfer arms) or from scratch."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from synthgap.data.subsets import stratified_positions
+from synthgap.experiments.results import ReductionRecord
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.spec import DataReductionBlock, ExperimentSpec, Side
+from synthgap.experiments.students import scratch_student, train_from_scratch, train_from_source
+from synthgap.experiments.transfer import TransferSetup
+from synthgap.models import get_family
+from synthgap.train.recipe import TrainRecipe
+
+
+@dataclass(frozen=True)
+class ArmSetup:
+    """How an arm's student starts: from the synthetic model's layers 1..n (None: none), frozen or not."""
+
+    source: Side | None
+    layers: str  # "k": the block's k; "all": every layer; "none"
+    frozen: bool
+    rest: str
+
+
+ARMS = {
+    "transfer": ArmSetup("synthetic", "k", True, "reinit"),
+    "transfer_finetune": ArmSetup("synthetic", "k", True, "finetune"),
+    "scratch": ArmSetup(None, "none", False, "reinit"),
+    "full_finetune": ArmSetup("synthetic", "all", False, "finetune"),
+}
+
+
+@dataclass(frozen=True)
+class ReductionRun(Run):
+    arm: str = "transfer"
+    n: int = 0  # layers taken from the synthetic model
+    fraction: float = 1.0  # share of the real training images
+    schedule: str = "same_steps"
+    augmentation: str | None = None  # None: the recipe's
+    epochs: int | None = None  # epochs at fraction 1; None: the recipe's
+    kind: ClassVar[str] = "data_reduction"
+
+    @property
+    def setup(self) -> ArmSetup:
+        return ARMS[self.arm]
+
+    def needs(self) -> tuple[BaselineRun, ...]:
+        return (baseline(self.setup.source, self.seed),) if self.setup.source else ()
+
+    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+        used = {"train": DataUse(spec.data.real)}
+        if self.setup.source:
+            used["source"] = DataUse(spec.data.ref(self.setup.source))
+        return used
+
+
+def divisor_label(fraction: float) -> str:
+    """1/8 → "x8"; fractions that are not 1/integer keep three significant digits: 0.3 → "x3.33"."""
+    return f"x{round(1 / fraction, 2):g}"
+
+
+def plan(block: DataReductionBlock, seeds: list[int], spec: ExperimentSpec) -> list[ReductionRun]:
+    num_layers = get_family(spec.model.name).num_layers
+    runs = []
+    for seed in seeds:
+        for arm in block.arms:
+            setup = ARMS[arm]
+            n = {"k": block.k, "all": num_layers, "none": 0}[setup.layers]
+            augmentation = block.augmentation if setup.source else None  # scratch trains with the recipe's
+            for fraction in block.fractions:
+                layers = f"-k{block.k}" if setup.layers == "k" else ""  # k matters only to the transfer arms
+                name = f"reduction-{arm}{layers}-{divisor_label(fraction)}-s{seed}-{block.schedule}"
+                if augmentation is not None and augmentation != spec.recipe.augmentation:
+                    name += f"-aug_{augmentation}"
+                if block.epochs is not None and block.epochs != spec.recipe.epochs:
+                    name += f"-e{block.epochs}"
+                runs.append(ReductionRun(name, seed, arm, n, fraction, block.schedule, augmentation, block.epochs))
+    return runs
+
+
+def same_steps_epochs(recipe: TrainRecipe, full_images: int, fraction_images: int) -> int:
+    """Epochs that give a fraction the optimiser steps the full set gets in `recipe.epochs` epochs."""
+
+    def steps_per_epoch(images: int) -> int:
+        return max(1, images // recipe.batch_size)  # drop_last batching, at least one
+
+    return math.ceil(recipe.epochs * steps_per_epoch(full_images) / steps_per_epoch(fraction_images))
+
+
+def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
+    """One arm of the data-reduction experiment on a nested, stratified fraction of the real training images."""
+    start = time.perf_counter()
+    full = ctx.store.train("real")
+    train = full
+    if run.fraction < 1:
+        positions = stratified_positions(full.labels.numpy(), full.classes, fraction=run.fraction, seed=run.seed)
+        train = full.select(positions)
+    recipe = ctx.stage2_recipe(run.augmentation, run.epochs)
+    if run.schedule == "same_steps":
+        recipe = recipe.model_copy(update={"epochs": same_steps_epochs(recipe, len(full), len(train))})
+    cached_prefix = False
+    if run.setup.source is None and run.fraction == 1:  # the real baseline itself: reuse it when cached
+        student = scratch_student(ctx, run, train, recipe)
+        top1, top5 = student.top1, student.top5
+    elif run.setup.source is None:
+        _, result = train_from_scratch(
+            train,
+            ctx.store.test(),
+            ctx.model_config(len(train.classes)),
+            recipe,
+            run.seed,
+            run_dir=ctx.run_dir(run),
+            progress=ctx.progress,
+            desc=run.name,
+            device=ctx.device,
+        )
+        top1, top5 = result.top1, result.top5
+    else:
+        (source,) = run.needs()
+        setup = TransferSetup(n=run.n, freeze=run.setup.frozen, rest=run.setup.rest)
+        source_train = ctx.store.train(run.setup.source)
+        _, stage2 = train_from_source(ctx, run, source, source_train, setup, train, recipe)
+        top1, top5, cached_prefix = stage2.fit.top1, stage2.fit.top5, stage2.prefix_cache
+    return ReductionRecord(
+        **ctx.record_fields(run, "real"),
+        source=ctx.spec.data.ref(run.setup.source) if run.setup.source else None,
+        source_side=run.setup.source,
+        n_transferred=run.n,
+        frozen=run.setup.frozen,
+        real_fraction=run.fraction,
+        epochs=recipe.epochs,
+        top1=top1,
+        top5=top5,
+        train_images=len(train),
+        seconds=time.perf_counter() - start,
+        arm=run.arm,
+        x=round(1 / run.fraction, 2),
+        schedule=run.schedule,
+        augmentation=recipe.augmentation,
+        prefix_cache=cached_prefix,
+        skipped_images=len(full.skipped),
+    )
+
+
+KIND = Kind("data_reduction", DataReductionBlock, plan, (ReductionRun,), execute)

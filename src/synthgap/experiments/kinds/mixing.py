@@ -1,0 +1,128 @@
+"""Mixing ablation: real and synthetic images in one training set, and synthetic pretraining followed by full
+fine-tuning on the real images."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from synthgap.data.cache import ImageTensors, concat_images
+from synthgap.data.subsets import stratified_positions
+from synthgap.experiments.results import MixingRecord
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.spec import ExperimentSpec, MixingBlock
+from synthgap.experiments.students import scratch_fields, scratch_student, train_from_source
+from synthgap.experiments.transfer import TransferSetup
+
+
+@dataclass(frozen=True)
+class MixingRun(Run):
+    mode: str = "share"  # share | added | pretrain_finetune
+    synthetic_share: float | None = None  # share: synthetic share of a per_class-sized set
+    added_synthetic: float | None = None  # added: synthetic images per real image on top of all real ones
+    kind: ClassVar[str] = "ablation"
+    ablation: ClassVar[str] = "mixing"
+
+    def needs(self) -> tuple[BaselineRun, ...]:
+        return (baseline("synthetic", self.seed),) if self.mode == "pretrain_finetune" else ()
+
+    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+        used = {"train": DataUse(spec.data.real), "synthetic": DataUse(spec.data.synthetic)}
+        if self.mode == "added":
+            used["synthetic"] = DataUse(spec.data.synthetic, all_images=True)
+        return used
+
+    @property
+    def variant(self) -> str:
+        if self.mode == "share":
+            return f"share{self.synthetic_share:g}"
+        return f"add{self.added_synthetic:g}" if self.mode == "added" else self.mode
+
+
+def plan(block: MixingBlock, seeds: list[int], spec: ExperimentSpec) -> list[MixingRun]:
+    runs = []
+    for seed in seeds:
+        for share in block.synthetic_shares:
+            runs.append(MixingRun(f"ablation-mixing-share{share:g}-s{seed}", seed, "share", synthetic_share=share))
+        for ratio in block.added_synthetic:
+            runs.append(MixingRun(f"ablation-mixing-add{ratio:g}-s{seed}", seed, "added", added_synthetic=ratio))
+        if block.pretrain_finetune:  # the synthetic baseline, every layer fine-tuned on the real images
+            runs.append(MixingRun(f"ablation-mixing-pretrain_finetune-s{seed}", seed, "pretrain_finetune"))
+    return runs
+
+
+def mixed_training_set(run: MixingRun, ctx: RunContext) -> tuple[ImageTensors, int, int]:
+    """The training images of a mixing run and how many of them are real and synthetic.
+
+    share s: per class, round(s·m) synthetic and m − round(s·m) real images, m = real images per class, so the
+    set's size does not change with s; added r: all real images plus round(r·m) synthetic ones per class."""
+    spec, store = ctx.spec, ctx.store
+    real = store.train("real")
+    m = int(torch.bincount(real.labels).min())
+
+    def subset(images: ImageTensors, k: int) -> ImageTensors:  # nested, stratified, seeded like every subset
+        return images.select(
+            stratified_positions(images.labels.numpy(), images.classes, per_class=k, seed=spec.data.subset_seed)
+        )
+
+    if run.mode == "share":
+        synthetic_k = round(run.synthetic_share * m)
+        parts = [(subset(real, m - synthetic_k), "real")] if synthetic_k < m else []
+        if synthetic_k:
+            parts.append((subset(store.train("synthetic"), synthetic_k), "synthetic"))
+    else:
+        everything = store.train_ref(spec.data.synthetic, all_images=True)
+        parts = [(real, "real"), (subset(everything, round(run.added_synthetic * m)), "synthetic")]
+
+    def count(side: str) -> int:
+        return sum(len(images) for images, s in parts if s == side)
+
+    return concat_images([images for images, _ in parts]), count("real"), count("synthetic")
+
+
+def execute(run: MixingRun, ctx: RunContext) -> MixingRecord:
+    common = {
+        "variant": run.variant,
+        "mixing": run.mode,
+        "synthetic_share": run.synthetic_share,
+        "added_synthetic": run.added_synthetic,
+    }
+    if run.mode == "pretrain_finetune":  # synthetic pretraining, then every layer fine-tuned on the real images
+        start = time.perf_counter()
+        recipe = ctx.stage2_recipe(None, None)
+        train = ctx.store.train("real")
+        synthetic = ctx.store.train("synthetic")
+        (source,) = run.needs()
+        setup = TransferSetup(n=ctx.num_layers, freeze=False, rest="finetune")
+        _, result = train_from_source(ctx, run, source, synthetic, setup, train, recipe)
+        return MixingRecord(
+            **ctx.record_fields(run, "real"),
+            **common,
+            source=ctx.spec.data.synthetic,
+            source_side="synthetic",
+            n_transferred=ctx.num_layers,
+            frozen=False,
+            epochs=recipe.epochs,
+            top1=result.fit.top1,
+            top5=result.fit.top5,
+            train_images=len(train),
+            seconds=time.perf_counter() - start,
+            real_images=len(train),
+            synthetic_images=len(synthetic),
+        )
+    train, real_images, synthetic_images = mixed_training_set(run, ctx)
+    target = f"{ctx.spec.data.real}+{ctx.spec.data.synthetic}"
+    student = scratch_student(ctx, run, train, ctx.spec.recipe)
+    return MixingRecord(
+        **ctx.record_fields(run, "real", target=target),
+        **common,
+        **scratch_fields(student, train, ctx.spec.recipe),
+        real_images=real_images,
+        synthetic_images=synthetic_images,
+    )
+
+
+KIND = Kind("mixing", MixingBlock, plan, (MixingRun,), execute)

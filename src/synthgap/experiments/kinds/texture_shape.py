@@ -1,0 +1,123 @@
+"""Texture-vs-shape ablation: accuracy on cue-conflict variants of the real test set and a texture-reliance score,
+for the baselines and for synthetic→real transfer students."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from synthgap.data.cache import ImageTensors
+from synthgap.data.cues import CueVariants, texture_reliance
+from synthgap.experiments.results import TextureRecord
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.spec import ExperimentSpec, TextureShapeBlock
+from synthgap.experiments.students import ensure_scratch_model, scratch_student, train_from_source
+from synthgap.experiments.transfer import TransferSetup
+from synthgap.train.loaders import eval_loader
+from synthgap.train.loop import evaluate
+from synthgap.train.recipe import TrainRecipe
+
+CUE_CHUNK = 2048  # test images turned into variants at a time: bounded memory at 224 px
+TRANSFER_STUDENT = "synthetic_to_real"
+
+
+@dataclass(frozen=True)
+class TextureRun(Run):
+    student: str = "real"  # real | synthetic (that side's baseline) | synthetic_to_real (a transfer student)
+    n: int = 0  # layers from the synthetic model (transfer student)
+    cue_sigma: float = 1.0
+    cue_grid: int = 4
+    kind: ClassVar[str] = "ablation"
+    ablation: ClassVar[str] = "texture_shape"
+
+    @property
+    def side(self) -> str:
+        return "real" if self.student == TRANSFER_STUDENT else self.student
+
+    def needs(self) -> tuple[BaselineRun, ...]:
+        return (baseline("synthetic", self.seed),) if self.student == TRANSFER_STUDENT else ()
+
+    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+        used = {"train": DataUse(spec.data.ref(self.side))}
+        if self.student == TRANSFER_STUDENT:
+            used["source"] = DataUse(spec.data.synthetic)
+        return used
+
+    @property
+    def variant(self) -> str:
+        return f"{self.student}-n{self.n}" if self.student == TRANSFER_STUDENT else self.student
+
+
+def plan(block: TextureShapeBlock, seeds: list[int], spec: ExperimentSpec) -> list[TextureRun]:
+    settings = "" if (block.blur_sigma, block.grid) == (1.0, 4) else f"-sigma{block.blur_sigma:g}-grid{block.grid}"
+    cues = {"cue_sigma": block.blur_sigma, "cue_grid": block.grid}
+    runs = []
+    for seed in seeds:
+        for side in block.sides:
+            runs.append(TextureRun(f"ablation-texture-{side}-s{seed}{settings}", seed, side, **cues))
+        for n in block.transfer_n:  # a synthetic→real transfer student, as in the layer sweep (frozen, no aug)
+            name = f"ablation-texture-{TRANSFER_STUDENT}-n{n:02d}-s{seed}{settings}"
+            runs.append(TextureRun(name, seed, TRANSFER_STUDENT, n, **cues))
+    return runs
+
+
+def cue_accuracies(model: nn.Module, test: ImageTensors, recipe: TrainRecipe, variants: CueVariants) -> dict:
+    """Top-1 (%) of `model` on each cue variant of the test images, made chunk by chunk from one seeded generator,
+    so every student sees the same variants, whatever the chunk size."""
+    generator = torch.Generator().manual_seed(variants.seed)
+    correct: dict[str, float] = {}
+    for start in range(0, len(test), CUE_CHUNK):
+        labels = test.labels[start : start + CUE_CHUNK]
+        chunk_variants = variants.apply(test.images[start : start + CUE_CHUNK], generator)
+        for name, images in chunk_variants.items():
+            loader = eval_loader(ImageTensors(images, labels, test.classes), recipe)
+            top1, _ = evaluate(model, loader, precision=recipe.precision)
+            correct[name] = correct.get(name, 0.0) + top1 * len(labels)
+    return {name: round(total / len(test), 2) for name, total in correct.items()}
+
+
+def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
+    start = time.perf_counter()
+    test = ctx.store.test()
+    train = ctx.store.train(run.side)
+    if run.student != TRANSFER_STUDENT:  # a baseline student, from the model cache (trained now if not yet)
+        recipe = ctx.spec.recipe
+        student = scratch_student(ctx, run, train, recipe)
+        key, _ = ensure_scratch_model(ctx, run, train, recipe)
+        model, _ = ctx.models.load(key, ctx.model_config(len(test.classes)))
+        model.to(ctx.device)
+        top1, top5 = student.top1, student.top5
+    else:  # a transfer student, trained as in the layer sweep
+        recipe = ctx.stage2_recipe("none", None)
+        (source,) = run.needs()
+        setup = TransferSetup(n=run.n, freeze=True)
+        model, result = train_from_source(ctx, run, source, ctx.store.train("synthetic"), setup, train, recipe)
+        top1, top5 = result.fit.top1, result.fit.top5
+    accuracy = cue_accuracies(model, test, recipe, CueVariants(blur_sigma=run.cue_sigma, grid=run.cue_grid))
+    reliance = texture_reliance(accuracy, len(test.classes))
+    return TextureRecord(
+        **ctx.record_fields(run, run.side),
+        source=ctx.spec.data.synthetic if run.student == TRANSFER_STUDENT else None,
+        source_side="synthetic" if run.student == TRANSFER_STUDENT else None,
+        n_transferred=run.n,
+        frozen=run.student == TRANSFER_STUDENT,
+        epochs=recipe.epochs,
+        top1=top1,
+        top5=top5,
+        train_images=len(train),
+        seconds=time.perf_counter() - start,
+        variant=run.variant,
+        student=run.student,
+        cue_top1=accuracy,
+        texture_reliance=None if math.isnan(reliance) else round(reliance, 4),
+        cue_sigma=run.cue_sigma,
+        cue_grid=run.cue_grid,
+    )
+
+
+KIND = Kind("texture_shape", TextureShapeBlock, plan, (TextureRun,), execute)

@@ -1,0 +1,127 @@
+"""Runs as plain typed data, and the context an executor gets.
+
+A run is a frozen dataclass per kind (`experiments/kinds/`) holding only its own settings. It declares the runs
+whose models it starts from (`needs`) and the data it reads (`data_used`); the runner derives the execution order
+and the run's fingerprint from these declarations. An executor is a function `(run, context) -> record`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.spec import ExperimentSpec, Side
+from synthgap.experiments.store import DataStore, ModelCache
+from synthgap.models import ModelConfig, ModelFamily, get_family
+from synthgap.train.recipe import TrainRecipe
+
+
+@dataclass(frozen=True)
+class DataUse:
+    """One set of images a run reads: a data reference, its split, and whether the spec's per_class applies."""
+
+    ref: str
+    split: str = "train"
+    all_images: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    seed: int
+    kind: ClassVar[str] = ""
+    ablation: ClassVar[str | None] = None
+
+    def needs(self) -> tuple[Run, ...]:
+        """Runs whose trained models this run starts from (they execute first)."""
+        return ()
+
+    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+        """Every set of training images this run reads, by role (the real test set is always read too)."""
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """The run's own settings (everything but its name), as plain data."""
+        fields = asdict(self)
+        del fields["name"]
+        return {"kind": self.kind, "ablation": self.ablation, **fields}
+
+
+def baseline_name(side: Side, seed: int) -> str:
+    return f"baseline-{side}-s{seed}"
+
+
+@dataclass(frozen=True)
+class BaselineRun(Run):
+    """A student trained from scratch on one side with the spec's recipe."""
+
+    side: Side = "real"
+    kind: ClassVar[str] = "baseline"
+
+    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+        return {"train": DataUse(spec.data.ref(self.side))}
+
+
+def baseline(side: Side, seed: int) -> BaselineRun:
+    return BaselineRun(baseline_name(side, seed), seed, side)
+
+
+@dataclass
+class RunContext:
+    """Everything an executor needs besides its run: data, model cache, device, output folder, progress."""
+
+    spec: ExperimentSpec
+    store: DataStore
+    models: ModelCache
+    out: Path
+    device: torch.device
+    progress: bool = True
+
+    def run_dir(self, run: Run) -> Path:
+        return self.out / "runs" / run.name
+
+    @property
+    def family(self) -> ModelFamily:
+        return get_family(self.spec.model.name)
+
+    @property
+    def num_layers(self) -> int:
+        return self.family.num_layers
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        """The spec's model for this data: its class count and the image size it sees."""
+        return self.spec.model.model_copy(update={"num_classes": num_classes, "image_size": self.spec.data.resolution})
+
+    def stage2_recipe(self, augmentation: str | None, epochs: int | None) -> TrainRecipe:
+        """The spec's recipe with a block's stage-2 overrides (None keeps the recipe's value)."""
+        overrides = {"augmentation": augmentation, "epochs": epochs}
+        return self.spec.recipe.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+    def record_fields(self, run: Run, side: str, target: str | None = None) -> dict:
+        """Fields every record of `run` has: identity, which side trained the rest, the test set, the model."""
+        return {
+            "run": run.name,
+            "seed": run.seed,
+            "side": side,
+            "target": target or self.spec.data.ref(side),
+            "test": self.spec.data.test,
+            "model": self.spec.model.name,
+            "num_layers": self.num_layers,
+        }
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of run, tying its spec block to its planner and its executor. Every kind is one module in
+    `experiments/kinds/` (and its report section one in `report/`)."""
+
+    name: str  # the spec block's `kind`
+    block: type
+    plan: Callable[[Any, list[int], ExperimentSpec], list[Run]]  # (block, seeds, spec) -> runs
+    run_types: tuple[type[Run], ...]
+    execute: Callable[[Any, RunContext], ResultRecord]  # (run, context) -> record

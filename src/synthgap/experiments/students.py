@@ -1,0 +1,149 @@
+"""The two ways a run gets its student: from scratch (cached, shared by every run that trains the same model) or
+from a source model's layers 1..N (stage 2). Every executor builds on these."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from synthgap.data.cache import ImageTensors
+from synthgap.experiments.runs import Run, RunContext
+from synthgap.experiments.transfer import StageTwoResult, TransferSetup, build_student, train_student
+from synthgap.models import ModelConfig, build_model
+from synthgap.train.checkpoint import save_checkpoint, verify_checkpoint
+from synthgap.train.loaders import eval_loader, recipe_loaders
+from synthgap.train.loop import FitResult, evaluate, fit, seed_everything
+from synthgap.train.recipe import TrainRecipe
+
+
+def train_from_scratch(
+    train: ImageTensors,
+    test: ImageTensors,
+    model_config: ModelConfig,
+    recipe: TrainRecipe,
+    seed: int,
+    *,
+    run_dir: Path | None,
+    progress: bool,
+    desc: str,
+    device: torch.device | None = None,
+) -> tuple[nn.Module, FitResult]:
+    """A freshly initialised student (seeded) trained on `train` and tested on `test`."""
+    train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
+    seed_everything(seed)
+    model = build_model(model_config)
+    result = fit(model, train_loader, test_loader, recipe, out_dir=run_dir, progress=progress, desc=desc, device=device)
+    return model, result
+
+
+@dataclass(frozen=True)
+class ScratchStudent:
+    key: str  # model cache entry
+    top1: float
+    top5: float
+    reused: bool  # taken from the cache (trained by an earlier run or spec)
+    seconds: float  # training time (of the earlier run when reused)
+
+
+def ensure_scratch_model(
+    ctx: RunContext, run: Run, train: ImageTensors, recipe: TrainRecipe
+) -> tuple[str, FitResult | None]:
+    """The cache key of a from-scratch student on `train`, trained and cached first when missing (or when the cached
+    file fails its check); returns the fit result when it was trained now, None when the cache already held it.
+    The key is locked while training, so two processes never train the same model."""
+    config = ctx.model_config(len(train.classes))
+    key = ctx.models.key(train, config, recipe, run.seed)
+    with ctx.models.lock(key):
+        if verify_checkpoint(ctx.models.path(key)):
+            return key, None
+        start = time.perf_counter()
+        model, result = train_from_scratch(
+            train,
+            ctx.store.test(),
+            config,
+            recipe,
+            run.seed,
+            run_dir=ctx.run_dir(run),
+            progress=ctx.progress,
+            desc=run.name,
+            device=ctx.device,
+        )
+        metadata = {
+            "seconds": time.perf_counter() - start,
+            "train": train.key,
+            "seed": run.seed,
+            "model": config.model_dump(mode="json"),
+            "classes": list(train.classes),
+        }
+        save_checkpoint(ctx.models.path(key), model, metadata)
+    return key, result
+
+
+def scratch_student(ctx: RunContext, run: Run, train: ImageTensors, recipe: TrainRecipe) -> ScratchStudent:
+    """A from-scratch student on `train`: tested from the model cache when an earlier run or spec trained it, else
+    trained and added to the cache."""
+    start = time.perf_counter()
+    key, result = ensure_scratch_model(ctx, run, train, recipe)
+    if result is not None:
+        return ScratchStudent(key, result.top1, result.top5, False, time.perf_counter() - start)
+    model, metadata = ctx.models.load(key, ctx.model_config(len(train.classes)))
+    top1, top5 = evaluate(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
+    return ScratchStudent(key, top1, top5, True, metadata["seconds"])
+
+
+def scratch_fields(student: ScratchStudent, train: ImageTensors, recipe: TrainRecipe) -> dict:
+    """Record fields of a from-scratch student."""
+    return {
+        "source": None,
+        "n_transferred": 0,
+        "frozen": False,
+        "epochs": recipe.epochs,
+        "top1": student.top1,
+        "top5": student.top5,
+        "train_images": len(train),
+        "seconds": student.seconds,
+        "model_key": student.key,
+        "skipped_images": len(train.skipped),
+    }
+
+
+def source_model(ctx: RunContext, source_run: Run, source_train: ImageTensors) -> nn.Module:
+    """The cached model `source_run` trained. It ran first (the runner orders runs by their needs); should its
+    cache entry have gone or failed its check since, it is trained again here, identically (same seed)."""
+    key, _ = ensure_scratch_model(ctx, source_run, source_train, ctx.spec.recipe)
+    model, _ = ctx.models.load(key, ctx.model_config(len(source_train.classes)))
+    return model
+
+
+def train_from_source(
+    ctx: RunContext,
+    run: Run,
+    source_run: Run,
+    source_train: ImageTensors,
+    setup: TransferSetup,
+    train: ImageTensors,
+    recipe: TrainRecipe,
+) -> tuple[nn.Module, StageTwoResult]:
+    """The student with layers 1..N of `source_run`'s model, trained on `train`; returns it and its result."""
+    source = source_model(ctx, source_run, source_train)
+    seed_everything(run.seed)
+    fresh = build_model(ctx.model_config(len(train.classes)))
+    student = build_student(source, fresh, setup, ctx.family)
+    result = train_student(
+        student,
+        setup,
+        train,
+        ctx.store.test(),
+        recipe,
+        seed=run.seed,
+        family=ctx.family,
+        device=ctx.device,
+        out_dir=ctx.run_dir(run),
+        progress=ctx.progress,
+        desc=run.name,
+    )
+    return student, result
