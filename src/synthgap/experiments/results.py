@@ -46,12 +46,18 @@ class ResultRecord(BaseModel):
     model: str | None = None
     num_layers: int | None = None
     skipped_images: int = 0
+    # Per class, on the real test set (classes in the order of the baselines' `classes`): mean per-class top-1,
+    # which an imbalanced test set does not tilt, and each class's top-1 (None for a class without test images).
+    balanced_top1: float | None = None
+    per_class_top1: list[float | None] | None = None
 
 
 class BaselineRecord(ResultRecord):
     kind: Literal["baseline"] = "baseline"
     model_key: str | None = None  # the model cache entry holding this student
     reused_model: bool = False
+    classes: list[str] | None = None  # class names, in label order
+    confusion: list[list[int]] | None = None  # test counts: row = true class, column = predicted class
 
 
 class TransferRecord(ResultRecord):

@@ -146,6 +146,8 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool) -> BaselineRec
         train_images=result.train_images,
         seconds=time.perf_counter() - start,
         skipped_images=len(train.skipped) + len(test.skipped),
+        classes=list(train.classes),
+        **result.evaluation.record_fields(confusion=True),
     )
     metadata = {
         "config": config.model_dump(mode="json"),

@@ -16,7 +16,7 @@ from synthgap.experiments.transfer import StageTwoResult, TransferSetup, build_s
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import save_checkpoint, verify_checkpoint
 from synthgap.train.loaders import eval_loader, recipe_loaders
-from synthgap.train.loop import FitResult, evaluate, fit, seed_everything
+from synthgap.train.loop import Evaluation, FitResult, fit, measure, seed_everything
 from synthgap.train.recipe import TrainRecipe
 
 
@@ -47,6 +47,7 @@ class ScratchStudent:
     top5: float
     reused: bool  # taken from the cache (trained by an earlier run or spec)
     seconds: float  # training time (of the earlier run when reused)
+    evaluation: Evaluation
 
 
 def ensure_scratch_model(
@@ -89,15 +90,20 @@ def scratch_student(ctx: RunContext, run: Run, train: ImageTensors, recipe: Trai
     start = time.perf_counter()
     key, result = ensure_scratch_model(ctx, run, train, recipe)
     if result is not None:
-        return ScratchStudent(key, result.top1, result.top5, False, time.perf_counter() - start)
+        return ScratchStudent(key, result.top1, result.top5, False, time.perf_counter() - start, result.evaluation)
     model, metadata = ctx.models.load(key, ctx.model_config(len(train.classes)))
-    top1, top5 = evaluate(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
-    return ScratchStudent(key, top1, top5, True, metadata["seconds"])
+    evaluation = measure(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
+    return ScratchStudent(key, evaluation.top1, evaluation.top5, True, metadata["seconds"], evaluation)
 
 
-def scratch_fields(student: ScratchStudent, train: ImageTensors, recipe: TrainRecipe) -> dict:
-    """Record fields of a from-scratch student."""
+def scratch_fields(
+    student: ScratchStudent, train: ImageTensors, recipe: TrainRecipe, *, confusion: bool = False
+) -> dict:
+    """Record fields of a from-scratch student (with its class list and confusion matrix where asked for)."""
+    extra = {"classes": list(train.classes)} if confusion else {}
     return {
+        **student.evaluation.record_fields(confusion=confusion),
+        **extra,
         "source": None,
         "n_transferred": 0,
         "frozen": False,

@@ -18,7 +18,7 @@ from synthgap.data.loader import FeatureLoader, TensorLoader
 from synthgap.data.transforms import get_normalization
 from synthgap.models import ModelFamily, freeze, reestimate_batchnorm, transfer
 from synthgap.train.loaders import recipe_loaders
-from synthgap.train.loop import FitResult, default_device, evaluate, fit
+from synthgap.train.loop import FitResult, default_device, fit, measure
 from synthgap.train.recipe import TrainRecipe
 
 MAX_CACHED_FEATURE_BYTES = 4 << 30  # beyond this the prefix is recomputed every step rather than held in memory
@@ -89,8 +89,8 @@ def train_student(
         plain = TensorLoader(train, batch_size=recipe.eval_batch_size, normalization=train_loader.normalization)
         reestimate_batchnorm(student, setup.n, layer_map, (images.to(device) for images, _ in plain.epoch(0)))
     if setup.n == family.num_layers and setup.freeze:
-        top1, top5 = evaluate(student, test_loader, precision=recipe.precision, device=device)
-        return StageTwoResult(FitResult(top1, top5, 0.0, 0), False)
+        evaluation = measure(student, test_loader, precision=recipe.precision, device=device)
+        return StageTwoResult(FitResult(evaluation.top1, evaluation.top5, 0.0, 0, evaluation=evaluation), False)
     if setup.freeze and setup.n > 0:
         freeze(student, setup.n, layer_map)
     cached, note = prefix_cache_plan(student, setup, recipe, train, family)

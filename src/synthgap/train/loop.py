@@ -30,6 +30,7 @@ class FitResult:
     seconds: float
     train_images: int  # distinct training images
     history: list[dict[str, float]] = field(default_factory=list)
+    evaluation: Evaluation | None = None  # the last test pass, per class
 
 
 def seed_everything(seed: int) -> None:
@@ -115,24 +116,64 @@ class TrainStep:
         return loss.detach()
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What one pass over a labelled test set measured: top-1 and top-5 (percent) and the confusion matrix."""
+
+    top1: float
+    top5: float
+    confusion: torch.Tensor  # C×C counts on the CPU: row = true class, column = predicted class
+
+    @property
+    def per_class_top1(self) -> list[float]:
+        """Top-1 (percent) of each class's test images; NaN for a class without test images."""
+        totals = self.confusion.sum(dim=1).double()
+        return (100.0 * self.confusion.diagonal().double() / totals).tolist()
+
+    @property
+    def balanced_top1(self) -> float:
+        """Mean per-class top-1 over the classes that have test images (insensitive to class imbalance)."""
+        values = [v for v in self.per_class_top1 if not math.isnan(v)]
+        return sum(values) / len(values)
+
+    def record_fields(self, *, confusion: bool = False) -> dict:
+        """Per-class fields of a result record (rounded; the confusion matrix only where asked for)."""
+        fields = {
+            "balanced_top1": round(self.balanced_top1, 4),
+            "per_class_top1": [None if math.isnan(v) else round(v, 4) for v in self.per_class_top1],
+        }
+        if confusion:
+            fields["confusion"] = self.confusion.tolist()
+        return fields
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None):
-    """(top-1, top-5) accuracy in percent over one pass of `loader`."""
+def measure(model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None):
+    """Top-1, top-5 and the confusion matrix over one pass of `loader`."""
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
     model.eval()
-    correct1 = correct5 = total = 0
+    correct5 = total = 0
+    confusion = None
     for images, labels in loader.epoch(0):
         images, labels = images.to(device), labels.to(device)
         with autocast(device, dtype):
             logits = model(images)
-        k = min(5, logits.shape[1])
+        classes = logits.shape[1]
+        k = min(5, classes)
         top = logits.float().topk(k, dim=1).indices
-        hits = top == labels[:, None]
-        correct1 += hits[:, 0].sum().item()
-        correct5 += hits.any(dim=1).sum().item()
+        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
         total += len(labels)
-    return 100.0 * correct1 / total, 100.0 * correct5 / total
+        pairs = torch.bincount(labels * classes + top[:, 0], minlength=classes * classes).view(classes, classes)
+        confusion = pairs.cpu() if confusion is None else confusion + pairs.cpu()
+    top1 = 100.0 * confusion.diagonal().sum().item() / total
+    return Evaluation(top1, 100.0 * correct5 / total, confusion)
+
+
+def evaluate(model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None):
+    """(top-1, top-5) accuracy in percent over one pass of `loader`."""
+    result = measure(model, loader, precision=precision, device=device)
+    return result.top1, result.top5
 
 
 def fit(
@@ -162,6 +203,7 @@ def fit(
     logger = _EpochLogger(out_dir)
     history: list[dict[str, float]] = []
     top1 = top5 = float("nan")
+    evaluation = None
     start = time.perf_counter()
     bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
 
@@ -176,7 +218,8 @@ def fit(
             # 3. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
             last = epoch + 1 == recipe.epochs
             if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
-                top1, top5 = evaluate(model, test_loader, precision=recipe.precision, device=device)
+                evaluation = measure(model, test_loader, precision=recipe.precision, device=device)
+                top1, top5 = evaluation.top1, evaluation.top5
                 row.update(top1=top1, top5=top5)
             row["seconds"] = time.perf_counter() - start
             history.append(row)
@@ -185,7 +228,7 @@ def fit(
     finally:
         bar.close()
         logger.close()
-    return FitResult(top1, top5, time.perf_counter() - start, train_loader.num_samples, history)
+    return FitResult(top1, top5, time.perf_counter() - start, train_loader.num_samples, history, evaluation)
 
 
 def train_epoch(

@@ -18,7 +18,7 @@ def execute(run: BaselineRun, ctx: RunContext) -> BaselineRecord:
     student = scratch_student(ctx, run, train, ctx.spec.recipe)
     return BaselineRecord(
         **ctx.record_fields(run, run.side),
-        **scratch_fields(student, train, ctx.spec.recipe),
+        **scratch_fields(student, train, ctx.spec.recipe, confusion=True),
         reused_model=student.reused,
     )
 

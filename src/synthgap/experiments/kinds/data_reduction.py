@@ -107,7 +107,7 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
     cached_prefix = False
     if run.setup.source is None and run.fraction == 1:  # the real baseline itself: reuse it when cached
         student = scratch_student(ctx, run, train, recipe)
-        top1, top5 = student.top1, student.top5
+        evaluation = student.evaluation
     elif run.setup.source is None:
         _, result = train_from_scratch(
             train,
@@ -120,13 +120,13 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
             desc=run.name,
             device=ctx.device,
         )
-        top1, top5 = result.top1, result.top5
+        evaluation = result.evaluation
     else:
         (source,) = run.needs()
         setup = TransferSetup(n=run.n, freeze=run.setup.frozen, rest=run.setup.rest)
         source_train = ctx.store.train(run.setup.source)
         _, stage2 = train_from_source(ctx, run, source, source_train, setup, train, recipe)
-        top1, top5, cached_prefix = stage2.fit.top1, stage2.fit.top5, stage2.prefix_cache
+        evaluation, cached_prefix = stage2.fit.evaluation, stage2.prefix_cache
     return ReductionRecord(
         **ctx.record_fields(run, "real"),
         source=ctx.spec.data.ref(run.setup.source) if run.setup.source else None,
@@ -135,8 +135,8 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
         frozen=run.setup.frozen,
         real_fraction=run.fraction,
         epochs=recipe.epochs,
-        top1=top1,
-        top5=top5,
+        top1=evaluation.top1,
+        top5=evaluation.top5,
         train_images=len(train),
         seconds=time.perf_counter() - start,
         arm=run.arm,
@@ -145,6 +145,7 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
         augmentation=recipe.augmentation,
         prefix_cache=cached_prefix,
         skipped_images=len(full.skipped),
+        **evaluation.record_fields(),
     )
 
 

@@ -99,6 +99,7 @@ def execute(run: TransferRun, ctx: RunContext) -> TransferRecord:
         prefix_cache=result.prefix_cache,
         prefix_cache_note=result.prefix_cache_note,
         skipped_images=len(train.skipped),
+        **result.fit.evaluation.record_fields(),
     )
 
 

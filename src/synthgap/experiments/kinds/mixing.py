@@ -112,6 +112,7 @@ def execute(run: MixingRun, ctx: RunContext) -> MixingRecord:
             seconds=time.perf_counter() - start,
             real_images=len(train),
             synthetic_images=len(synthetic),
+            **result.fit.evaluation.record_fields(),
         )
     train, real_images, synthetic_images = mixed_training_set(run, ctx)
     target = f"{ctx.spec.data.real}+{ctx.spec.data.synthetic}"

@@ -19,7 +19,7 @@ from synthgap.experiments.spec import ExperimentSpec, NormalizationBlock, Side
 from synthgap.experiments.students import ensure_scratch_model, scratch_fields, scratch_student
 from synthgap.models import ModelFamily, reestimate_batchnorm
 from synthgap.train.loaders import eval_loader, test_normalization
-from synthgap.train.loop import evaluate
+from synthgap.train.loop import measure
 from synthgap.train.recipe import TrainRecipe
 
 
@@ -134,20 +134,21 @@ def execute(run: NormalizationRun, ctx: RunContext) -> NormalizationRecord:
     model, _ = ctx.models.load(key, ctx.model_config(len(train.classes)))
     unlabelled_real = ctx.store.train("real")
     adapt_batchnorm(model, unlabelled_real, recipe, ctx.family, ctx.device)
-    top1, top5 = evaluate(model, eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
+    evaluation = measure(model, eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
     return NormalizationRecord(
         **common,
         source=None,
         n_transferred=0,
         frozen=False,
         epochs=recipe.epochs,
-        top1=top1,
-        top5=top5,
+        top1=evaluation.top1,
+        top5=evaluation.top5,
         train_images=len(train),
         seconds=time.perf_counter() - start,
         model_key=key,
         adabn=True,
         adabn_images=len(unlabelled_real),
+        **evaluation.record_fields(),
     )
 
 

@@ -91,13 +91,13 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
         key, _ = ensure_scratch_model(ctx, run, train, recipe)
         model, _ = ctx.models.load(key, ctx.model_config(len(test.classes)))
         model.to(ctx.device)
-        top1, top5 = student.top1, student.top5
+        evaluation = student.evaluation
     else:  # a transfer student, trained as in the layer sweep
         recipe = ctx.stage2_recipe("none", None)
         (source,) = run.needs()
         setup = TransferSetup(n=run.n, freeze=True)
         model, result = train_from_source(ctx, run, source, ctx.store.train("synthetic"), setup, train, recipe)
-        top1, top5 = result.fit.top1, result.fit.top5
+        evaluation = result.fit.evaluation
     accuracy = cue_accuracies(model, test, recipe, CueVariants(blur_sigma=run.cue_sigma, grid=run.cue_grid))
     reliance = texture_reliance(accuracy, len(test.classes))
     return TextureRecord(
@@ -107,8 +107,8 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
         n_transferred=run.n,
         frozen=run.student == TRANSFER_STUDENT,
         epochs=recipe.epochs,
-        top1=top1,
-        top5=top5,
+        top1=evaluation.top1,
+        top5=evaluation.top5,
         train_images=len(train),
         seconds=time.perf_counter() - start,
         variant=run.variant,
@@ -117,6 +117,7 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
         texture_reliance=None if math.isnan(reliance) else round(reliance, 4),
         cue_sigma=run.cue_sigma,
         cue_grid=run.cue_grid,
+        **evaluation.record_fields(),
     )
 
 
