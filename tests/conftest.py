@@ -21,6 +21,20 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test decodes into its own cache folder (never the user's ~/.cache/synthgap)."""
+    folder = tmp_path / "synthgap-cache"
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def model_cache(tmp_path: Path) -> Path:
+    """A fresh model cache folder for `run_experiment(..., model_cache=...)`."""
+    return tmp_path / "models"
+
+
 def cifake_name(number: int, label: int) -> str:
     return f"{number}.jpg" if label == 0 else f"{number} ({label + 1}).jpg"
 

@@ -1,18 +1,358 @@
-"""File-system failures become one line naming the path and the cause (`os_error_message`).
+"""Bad input meets one line: `synthgap: error: ...` on stderr, exit code 2, no traceback.
 
-Real situations where a test can make them (a file where a folder is expected, a missing file, a folder where a
-file is expected); errno-built errors where it cannot (tests run as root, so permission bits do not stop them, and
-there is no read-only or full file system to write to).
+First the corpus: malformed specs, command-line values and files, each given to `synthgap run` with and without
+`--dry-run` (both must reject it with the same line, before anything is decoded or trained), or to `synthgap train`.
+Then file-system failures (`os_error_message`): real situations where a test can make them (a file where a folder is
+expected, a missing file, a folder where a file is expected); errno-built errors where it cannot (tests run as root,
+so permission bits do not stop them, and there is no read-only or full file system to write to). End-to-end checks
+of divergence, damaged caches, locks and refused writes are in tests/experiments/test_reliability.py.
 """
 
 import errno
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+import yaml
 
+from synthgap import cli
 from synthgap.errors import os_error_message
 from synthgap.io import append_jsonl, atomic_write_json
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Nothing here should decode, but if it did, never into the user's cache."""
+    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def synthgap(capsys, *args) -> tuple[int, str, str]:
+    """`synthgap ARGS` as the console script runs it (`cli.main`), in this process: exit code, stdout, stderr."""
+    with mock.patch.object(sys, "argv", ["synthgap", *map(str, args)]):
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def only_line(err: str) -> str:
+    """The one line of `err`, which must be a `synthgap: error:` line."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthgap: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# --- the corpus: specs ----------------------------------------------------------------------------------------
+
+SPEC = {
+    "name": "bad",
+    "data": {"per_class": 3, "test_per_class": 3},
+    "model": {"width": 0.125},
+    "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
+    "seeds": [0],
+    "experiments": [{"kind": "baseline"}],
+}
+FINITE = "Input should be a finite number"
+AUGMENTATIONS = "augmix, autoaugment, autoaugment_cifar10, none, randaugment, rrc, standard, trivialaugment"
+ALL_SHORT = ", ".join(
+    f"{name} (3)" for name in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+)
+
+# name: (dotted key → value in SPEC, what the error line says after "synthgap: error: ")
+BAD_SPECS = {
+    "lr-inf": ({"recipe.lr": float("inf")}, f"{{spec}}: recipe.lr: {FINITE}"),
+    "lr-nan": ({"recipe.lr": float("nan")}, f"{{spec}}: recipe.lr: {FINITE}"),
+    "lr-nan-word": ({"recipe.lr": "nan"}, f"{{spec}}: recipe.lr: {FINITE}"),
+    "weight-decay-nan": ({"recipe.weight_decay": float("nan")}, f"{{spec}}: recipe.weight_decay: {FINITE}"),
+    "lr-zero": ({"recipe.lr": 0}, "{spec}: recipe.lr: Input should be greater than 0"),
+    "width-zero": ({"model.width": 0}, "width multiplier must be positive, got width=0.0"),
+    "width-negative": ({"model.width": -0.5}, "width multiplier must be positive, got width=-0.5"),
+    "unknown-model": ({"model.name": "resnet9000"}, "unknown model family 'resnet9000'; choose from: resnet18"),
+    "unknown-augmentation": (
+        {"recipe.augmentation": "sparkle"},
+        f"{{spec}}: recipe.augmentation: Value error, unknown augmentation preset 'sparkle'; choose from: "
+        f"{AUGMENTATIONS}",
+    ),
+    "unknown-normalization": (
+        {"recipe.normalization": "nope"},
+        "{spec}: recipe.normalization: Value error, unknown normalization 'nope'; choose from: imagenet, cifar10, none",
+    ),
+    "unknown-test-normalization": (
+        {"recipe.test_normalization": "nope"},
+        "{spec}: recipe.test_normalization: Value error, unknown normalization 'nope'",
+    ),
+    "unknown-key": ({"recipe.lrr": 0.1}, "{spec}: recipe.lrr: unknown key"),
+    "empty-seeds": ({"seeds": []}, "{spec}: seeds: List should have at least 1 item after validation, not 0"),
+    "empty-block-seeds": (
+        {"experiments": [{"kind": "baseline", "seeds": []}]},
+        "{spec}: experiments.0.baseline.seeds: List should have at least 1 item after validation, not 0",
+    ),
+    "unknown-data-source": ({"data.real": "nowhere:x"}, "unknown data source 'nowhere'"),
+    "per-class-beyond-every-class": (
+        {"data.per_class": 4},
+        f"per_class=4, but cifake:real (train) has fewer images in 10 class(es): {ALL_SHORT}",
+    ),
+    "test-per-class-beyond-every-class": (
+        {"data.test_per_class": 4},
+        f"test_per_class=4, but cifake:real (test) has fewer images in 10 class(es): {ALL_SHORT}",
+    ),
+}
+
+
+def write_spec(folder: Path, data_root: Path, changes: dict, name: str = "spec.yaml") -> Path:
+    spec = json.loads(json.dumps(SPEC))
+    spec["data"]["data_root"] = str(data_root)
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        node = spec
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def assert_run_and_dry_run_reject(capsys, spec: Path, out: Path, expected: str, *extra: str) -> None:
+    """`synthgap run --dry-run` and `synthgap run` both stop with the same line, which starts with `expected` (a
+    list of known names may follow), and nothing was recorded."""
+    lines = []
+    for dry_run in (["--dry-run"], []):
+        code, _, err = synthgap(capsys, "run", spec, "--out", out, "-q", *extra, *dry_run)
+        assert code == 2, err
+        lines.append(only_line(err))
+    assert lines[0] == lines[1]
+    assert lines[0].startswith(f"synthgap: error: {expected}"), lines[0]
+    assert not (out / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_a_bad_spec_is_rejected_by_dry_run_and_run_with_the_same_line(cifake_root, tmp_path, capsys, case):
+    changes, expected = BAD_SPECS[case]
+    spec = write_spec(tmp_path, cifake_root, changes)
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected.format(spec=spec))
+
+
+def test_explicit_normalization_statistics_are_still_accepted(cifake_root, tmp_path, capsys):
+    """The name check leaves `{mean, std}` values (e.g. from `synthgap data stats --json`) alone."""
+    stats = {"mean": [0.5, 0.4, 0.3], "std": [0.25, 0.25, 0.25]}
+    spec = write_spec(tmp_path, cifake_root, {"recipe.normalization": stats, "recipe.test_normalization": "cifar10"})
+    code, out, err = synthgap(capsys, "run", spec, "--out", tmp_path / "out", "--dry-run")
+    assert code == 0 and "valid" in out, err
+
+
+def remove_images(root: Path, split: str, side: str, names: list[str]) -> None:
+    for name in names:
+        (root / "cifake" / split / side / name).unlink()
+
+
+@pytest.mark.parametrize(
+    ("split", "side", "removed", "expected"),
+    [
+        (
+            "train",
+            "REAL",
+            ["2 (5).jpg"],
+            "per_class=3, but cifake:real (train) has fewer images in 1 class(es): deer (2)",
+        ),
+        (
+            "train",
+            "FAKE",
+            ["1 (4).jpg", "10 (9).jpg", "2 (9).jpg"],
+            "per_class=3, but cifake:synthetic (train) has fewer images in 2 class(es): ship (1), cat (2)",
+        ),
+        (
+            "test",
+            "REAL",
+            ["10 (2).jpg"],
+            "test_per_class=3, but cifake:real (test) has fewer images in 1 class(es): automobile (2)",
+        ),
+    ],
+    ids=["real", "synthetic", "test"],
+)
+def test_a_side_short_of_per_class_is_named_with_every_short_class(
+    cifake_root, tmp_path, capsys, split, side, removed, expected
+):
+    """Only one side is short; the line names that side and each of its short classes with its count (the
+    smallest first), whichever side it is."""
+    remove_images(cifake_root, split, side, removed)
+    spec = write_spec(tmp_path, cifake_root, {})
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected)
+
+
+def test_a_blocks_unknown_augmentation_is_rejected_by_dry_run(cifake_root, tmp_path, capsys):
+    spec = write_spec(
+        tmp_path, cifake_root, {"experiments": [{"kind": "layer_transfer", "n": [2], "augmentation": "sparkle"}]}
+    )
+    code, _, err = synthgap(capsys, "run", spec, "--out", tmp_path / "out", "--dry-run")
+    assert code == 2 and "unknown augmentation preset 'sparkle'" in only_line(err)
+
+
+# --- the corpus: files and command-line values ----------------------------------------------------------------
+
+
+def _no_spec(folder: Path) -> Path:
+    return folder / "missing.yaml"
+
+
+def _empty_spec(folder: Path) -> Path:
+    (folder / "empty.yaml").write_text("")
+    return folder / "empty.yaml"
+
+
+def _truncated_spec(folder: Path) -> Path:
+    (folder / "cut.yaml").write_text("name: cut\nexperiments:\n  - {kind: [")
+    return folder / "cut.yaml"
+
+
+def _list_spec(folder: Path) -> Path:
+    (folder / "list.yaml").write_text("- kind: baseline\n")
+    return folder / "list.yaml"
+
+
+BAD_FILES = {
+    "missing": (_no_spec, "config file not found: {spec}"),
+    "empty": (_empty_spec, "{spec}: experiments: Field required"),
+    "truncated": (_truncated_spec, "{spec}: not valid YAML: "),
+    "a-list": (_list_spec, "{spec}: expected a mapping at the top level, got list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_a_malformed_spec_file_is_one_line(tmp_path, capsys, case):
+    make, expected = BAD_FILES[case]
+    spec = make(tmp_path)
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected.format(spec=spec))
+
+
+def test_a_spec_that_is_not_text_is_one_line(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(b"\x00\xff\xfe binary")
+    code, _, err = synthgap(capsys, "run", spec, "--dry-run")
+    assert code == 2 and str(spec) in only_line(err)
+
+
+@pytest.mark.parametrize("content", ['{"run": "baseline-real-s0", "ki', "\0\0\0\n"], ids=["torn", "zeros"])
+def test_a_corrupt_results_file_is_one_line(cifake_root, tmp_path, capsys, content):
+    """results.jsonl is only ever replaced whole, so a torn line means someone else damaged it: stop and name it
+    rather than guess which runs finished."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.jsonl").write_text(content)
+    spec = write_spec(tmp_path, cifake_root, {})
+    code, _, err = synthgap(capsys, "run", spec, "--out", tmp_path / "out", "--dry-run")
+    assert code == 2 and "results.jsonl" in only_line(err)
+
+
+def test_out_naming_a_file_is_one_line(cifake_root, tmp_path, capsys):
+    spec = write_spec(tmp_path, cifake_root, {})
+    out = tmp_path / "out"
+    out.write_text("I am a file")
+    code, _, err = synthgap(capsys, "run", spec, "--out", out, "-q")
+    assert code == 2
+    assert only_line(err) == f"synthgap: error: cannot use {out}: it is a file, not a folder"
+    assert out.read_text() == "I am a file"
+
+
+BAD_RUN_OPTIONS = {
+    "seeds-not-numbers": (["--seeds", "a,b"], "expected comma-separated integers, got 'a,b'"),
+    "seeds-empty": (["--seeds", ","], "{spec}: seeds: List should have at least 1 item after validation, not 0"),
+    "set-without-value": (["--set", "recipe.lr"], "--set expects KEY=VALUE, got 'recipe.lr'"),
+    "set-nan": (["--set", "recipe.lr=.nan"], f"{{spec}}: recipe.lr: {FINITE}"),
+    "set-inf": (["--set", "recipe.lr=inf"], f"{{spec}}: recipe.lr: {FINITE}"),
+    "width-zero": (["--width", "0"], "width multiplier must be positive, got width=0.0"),
+    "per-class-zero": (["--per-class", "0"], "{spec}: data.per_class: Input should be greater than or equal to 1"),
+    "epochs-zero": (["--epochs", "0"], "{spec}: recipe.epochs: Input should be greater than or equal to 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RUN_OPTIONS))
+def test_a_bad_run_option_is_one_line(cifake_root, tmp_path, capsys, case):
+    options, expected = BAD_RUN_OPTIONS[case]
+    spec = write_spec(tmp_path, cifake_root, {})
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected.format(spec=spec), *options)
+
+
+BAD_TRAIN_OPTIONS = {
+    "lr-nan": (["--lr", "nan"], f"options: recipe.lr: {FINITE}"),
+    "lr-inf": (["--lr", "inf"], f"options: recipe.lr: {FINITE}"),
+    "width-negative": (["--width", "-1"], "width multiplier must be positive, got width=-1.0"),
+    "unknown-model": (["--model", "resnet9000"], "unknown model family 'resnet9000'; choose from: resnet18"),
+    "unknown-augmentation": (
+        ["--augmentation", "sparkle"],
+        f"options: recipe.augmentation: Value error, unknown augmentation preset 'sparkle'; choose from: "
+        f"{AUGMENTATIONS}",
+    ),
+    "unknown-normalization": (
+        ["--normalization", "nope"],
+        "options: recipe.normalization: Value error, unknown normalization 'nope'; choose from: imagenet, cifar10",
+    ),
+    "unknown-data": (["--test-data", "nowhere:x"], "unknown data source 'nowhere'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRAIN_OPTIONS))
+def test_a_bad_train_option_is_one_line_before_anything_is_written(cifake_root, tmp_path, capsys, case):
+    options, expected = BAD_TRAIN_OPTIONS[case]
+    out = tmp_path / "out"
+    code, _, err = synthgap(
+        capsys, "train", "--train-data", "cifake:real", "--data-root", cifake_root, "--out", out, "-q", *options
+    )
+    assert code == 2
+    assert only_line(err).startswith(f"synthgap: error: {expected}")
+    assert not (out / "results.jsonl").exists()
+
+
+# In a real process (no pytest capture, no logging handlers), several cases in one interpreter to save start-ups.
+DRIVER = """
+import contextlib, io, json, sys, traceback
+from synthgap.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.argv = ["synthgap", *args]
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code
+        except BaseException:
+            traceback.print_exc()  # what the interpreter would print
+            code = 1
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_bad_inputs_in_a_real_process_are_one_line_without_traceback(cifake_root, tmp_path):
+    nan_spec = write_spec(tmp_path, cifake_root, {"recipe.lr": float("nan")}, name="nan.yaml")
+    (tmp_path / "file").write_text("")
+    cases = [
+        ["run", str(nan_spec), "--dry-run"],
+        ["run", str(nan_spec), "--out", str(tmp_path / "out"), "-q"],
+        ["run", str(_truncated_spec(tmp_path)), "--dry-run"],
+        ["run", str(write_spec(tmp_path, cifake_root, {})), "--out", str(tmp_path / "file"), "-q"],
+        ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--lr", "nan", "-q"],
+        ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--augmentation", "x", "-q"],
+    ]
+    env = {**os.environ, "SYNTHGAP_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    for args, (code, out, err) in zip(cases, json.loads(done.stdout), strict=True):
+        assert code == 2 and out == "", (args, out, err)
+        only_line(err)
+
+
+# --- file-system errors become one line ------------------------------------------------------------------------
 
 
 def raised(action) -> OSError:

@@ -102,24 +102,14 @@ def train(
         "recipe.augmentation": augmentation, "recipe.normalization": normalization, "recipe.precision": precision,
         "model.width": width, "model.stem": stem,
     }  # fmt: skip
-    run_config = load_config(TrainRunConfig, config, overrides)
-    _check_names(run_config.recipe.augmentation, run_config.recipe.normalization)
-    record = run_baseline(
-        run_config, out / run_config.run_name(), out, progress=not quiet, rerun_changed=rerun_changed
-    )
+    run_config = load_config(TrainRunConfig, config, overrides)  # unknown augmentation/normalization names fail here
+    record = run_baseline(run_config, out / run_config.run_name(), out, progress=not quiet, rerun_changed=rerun_changed)
     skipped = getattr(record, "skipped_images", 0)
     typer.echo(
         f"{record.run}: top-1 {record.top1:.2f}%  top-5 {record.top5:.2f}%  "
         f"({record.train_images} training images, {record.seconds:.0f} s) → {out / 'results.jsonl'}"
         + (f"\nskipped {skipped} unreadable images (--skip-bad)" if skipped else "")
     )
-
-
-def _check_names(augmentation: str, normalization: str) -> None:
-    from synthgap.data.transforms import AUGMENTATIONS, get_normalization
-
-    AUGMENTATIONS.get(augmentation)
-    get_normalization(normalization)
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -148,6 +138,28 @@ def run(
     keep_going: Annotated[
         bool, typer.Option("--keep-going", help="When a run fails (e.g. diverges), still run the others.")
     ] = False,
+    backend: Annotated[
+        str,
+        typer.Option(help="Where runs execute: local (this process) | ray (Ray tasks) | slurm (jobs via submitit)."),
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="ray: address of an existing Ray cluster (default: start Ray here).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="ray without --address: runs at once on this machine; slurm: jobs in the queue at once."),
+    ] = None,
+    cpus_per_run: Annotated[
+        int | None, typer.Option(help="CPU threads of each run (default: the spec's resources.cpus, 1).")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None, typer.Option(help="GPUs of each run, e.g. 1 or 0.5 (default: the spec's resources.gpus, 0).")
+    ] = None,
+    slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition to submit to.")] = None,
+    slurm_time: Annotated[int | None, typer.Option(help="slurm: time limit of each job in minutes.")] = None,
+    slurm_cluster: Annotated[
+        str | None, typer.Option(help="slurm: submitit cluster (default: slurm when sbatch exists; 'local' to try).")
+    ] = None,
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
@@ -168,13 +180,29 @@ def run(
 
         typer.echo(dry_run_report(spec, out))
         return
+    from synthgap.experiments.backends import Resources, make_backend
+
+    resources = Resources(cpus=cpus_per_run or spec.resources.cpus,
+                          gpus=spec.resources.gpus if gpus_per_run is None else gpus_per_run)  # fmt: skip
+    slurm = {"slurm_partition": slurm_partition, "timeout_min": slurm_time}
+    engine = make_backend(backend, resources, out=out, address=address, workers=workers, slurm_cluster=slurm_cluster,
+                          slurm_parameters={k: v for k, v in slurm.items() if v is not None})  # fmt: skip
     records = run_experiment(spec, out, model_cache=model_cache, progress=not quiet, rerun_changed=rerun_changed,
-                             keep_going=keep_going)  # fmt: skip
+                             keep_going=keep_going, backend=engine)  # fmt: skip
+    _print_flags(records)
     skipping = [r.skipped_images for r in records if r.skipped_images]
     if skipping:
         typer.echo(f"{len(skipping)} runs skipped unreadable images (up to {max(skipping)} each; --skip-bad; the "
                    "count of each run is its skipped_images in results.jsonl)")  # fmt: skip
     typer.echo(f"{len(records)} runs finished in {out / 'results.jsonl'}; report: {build_report(out)}")
+
+
+def _print_flags(records: list) -> None:
+    """Results that should come with a warning (a student at chance, S ≥ R, ...), one line each, on stderr."""
+    from synthgap.report.sanity import sanity_flags
+
+    for flag in sanity_flags(records):
+        typer.echo(f"synthgap: warning: {flag}", err=True)
 
 
 def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_values: list[str]):
@@ -357,6 +385,7 @@ def demo(
     records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=_int_list(n),
                        model_cache=model_cache, progress=not quiet)  # fmt: skip
     typer.echo(demo_summary(records))
+    _print_flags(records)
     typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'} (and report.html, figures/)")
 
 

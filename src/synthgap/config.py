@@ -19,7 +19,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SynthgapError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise SynthgapError(f"{path}: not a text (UTF-8) file") from None
     except yaml.YAMLError as exc:
         raise SynthgapError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

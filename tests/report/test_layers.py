@@ -205,7 +205,7 @@ def test_build_report_embeds_the_figure_and_section(tmp_path):
     assert "![Layer-wise transfer (Figure 2)](figures/layer_sweep.png)" in markdown
     assert "| 12 | 68.00 ± 1.41 | 53.00 ± 1.41 |" in markdown
     assert "40% at N = 12" in markdown
-    assert "<img alt='Layer-wise transfer (Figure 2)' src='figures/layer_sweep.png'>" in html
+    assert '<img src="figures/layer_sweep.png" alt="Layer-wise transfer (Figure 2)" />' in html
 
 
 def test_no_layer_section_without_layer_transfer_runs(tmp_path):

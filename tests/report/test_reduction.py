@@ -207,7 +207,7 @@ def test_build_report_has_the_data_reduction_section(tmp_path):
     assert "| 8 | 1/8 | 77.00 ± 1.41 | 66.00 ± 1.41 |" in markdown
     assert "| transfer | -3.32 [-3.32, -3.32] | 80.00 [79.00, 81.00] | 0.800 | 14 |" in markdown
     assert "1/8 of the real data costs 3.00 pp (transfer) vs 12.00 pp (scratch)." in markdown
-    assert "<img alt='Transfer vs scratch (Figure 4)' src='figures/reduction_arms.png'>" in html
+    assert '<img src="figures/reduction_arms.png" alt="Transfer vs scratch (Figure 4)" />' in html
 
 
 def test_no_reduction_section_without_reduction_runs(tmp_path):

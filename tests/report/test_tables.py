@@ -50,7 +50,7 @@ def test_report_files_from_results_only(tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert "Gap R − S: 20.50 pp" in markdown
-    assert "<table>" in html and "<b>Gap R − S: 20.50 pp</b>" in html
+    assert "<table>" in html and "<strong>Gap R − S: 20.50 pp</strong>" in html
 
 
 def test_sides_come_from_the_recorded_side_only():

@@ -23,11 +23,11 @@ import torch
 from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from tqdm import tqdm
 
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import BadImageError, SynthgapError, warn
 from synthgap.io import atomic_write_json, save_safetensors, verify_file
+from synthgap.progress import progress_bar
 
 CACHE_ENV = "SYNTHGAP_CACHE_DIR"
 DECODER_VERSION = 1  # bump when decode_image changes its output
@@ -151,7 +151,7 @@ def load_images(
 def _decode_all(index: LabelledIndex, resolution: int, *, skip_bad: bool, workers: int | None, progress: bool):
     chunks = [list(index.paths[i : i + CHUNK]) for i in range(0, len(index), CHUNK)]
     workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(index), desc=f"decode {index.name}", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(len(index), desc=f"decode {index.name}", unit="img", enabled=progress, leave=False)
     results = []
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:

@@ -61,9 +61,9 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -
     before, after = flatten(old), flatten(new)
     keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
-    def show(value: Any) -> str:
+    def show(value: Any) -> str:  # long values (paths) keep both ends: where they differ is usually the end
         text = json.dumps(value, default=str) if not isinstance(value, str) else value
-        return text if len(text) <= 40 else text[:37] + "…"
+        return text if len(text) <= 60 else f"{text[:20]}…{text[-39:]}"
 
     parts = [f"{key} {show(before.get(key))} → {show(after.get(key))}" for key in keys[:limit]]
     if len(keys) > limit:

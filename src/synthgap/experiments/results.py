@@ -56,6 +56,7 @@ class BaselineRecord(ResultRecord):
     kind: Literal["baseline"] = "baseline"
     model_key: str | None = None  # the model cache entry holding this student
     reused_model: bool = False
+    augmentation: str | None = None  # the recipe's (stage 2 of a sweep may use another)
     classes: list[str] | None = None  # class names, in label order
     confusion: list[list[int]] | None = None  # test counts: row = true class, column = predicted class
 

@@ -16,15 +16,17 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from synthgap.config import save_config
 from synthgap.data.cache import default_cache_dir
-from synthgap.errors import DivergenceError, SynthgapError
+from synthgap.errors import SynthgapError
 from synthgap.experiments import kinds
+from synthgap.experiments.backends import Backend, LocalBackend, Resources, shared_folders
 from synthgap.experiments.checks import open_spec_sources
+from synthgap.experiments.examples import EXAMPLES_FILE, write_examples
 from synthgap.experiments.identity import changed_settings, fingerprints
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import (
@@ -40,6 +42,7 @@ from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.io import atomic_write_json, atomic_write_text, read_jsonl
+from synthgap.progress import Progress, progress_bar
 from synthgap.train.loop import default_device
 
 RECORD_FILE = "record.json"
@@ -54,7 +57,9 @@ def exclusive(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SynthgapError(f"another synthgap process is running in {folder}") from None
+            raise SynthgapError(
+                f"another synthgap process is running in {folder}; wait for it to finish or use another --out"
+            ) from None
         yield
 
 
@@ -88,8 +93,12 @@ def run_experiment(
     rerun_changed: bool = False,
     keep_going: bool = False,
     device: torch.device | None = None,
+    backend: Backend | None = None,
 ) -> list[ResultRecord]:
-    """Run every unfinished run of `spec` into `out` (results.jsonl, runs/<name>/) and return all results."""
+    """Run every unfinished run of `spec` into `out` (results.jsonl, runs/<name>/) and return all results.
+
+    `backend` decides where runs execute (default: one after another in this process); this function decides
+    which runs, in what order (a run starts once the runs it needs are recorded), and records them."""
     out = Path(out)
     runs = plan(spec)
     with exclusive(out):
@@ -100,53 +109,87 @@ def run_experiment(
         prints = fingerprints(runs, spec, store)
         settle_recorded(out, prints, rerun_changed)
         save_config(spec, out / "spec.yaml")  # every record now belongs to this spec's runs and settings
+        sides = {spec.data.real, spec.data.synthetic}
+        if sides <= set(spec.training_refs()) and not (out / EXAMPLES_FILE).exists():
+            write_examples(store, out)  # the report's picture of both sides' training images
         done = recorded_fingerprints(out)
         todo = [run for run in runs if run.name not in done]
+        models = ModelCache(model_cache or default_cache_dir() / "models")
         ctx = RunContext(
             spec,
             store,
-            ModelCache(model_cache or default_cache_dir() / "models"),
+            models,
             out,
             device or default_device(),
             progress,
+            fingerprints={name: fp for name, (fp, _) in prints.items()},
         )
-        failed = _run_all(todo, ctx, prints, keep_going, total=len(runs))
+        for folder in shared_folders(ctx).values():
+            folder.mkdir(parents=True, exist_ok=True)
+        backend = backend or LocalBackend(Resources())
+        try:
+            failed = _run_all(todo, set(done), ctx, prints, backend, keep_going=keep_going, total=len(runs))
+        finally:
+            backend.close()
     if failed:
         raise SynthgapError(f"{len(failed)} run(s) failed and were not recorded: " + "; ".join(failed))
     return read_results(out)
 
 
 def _run_all(
-    todo: list[Run], ctx: RunContext, prints: dict[str, tuple[str, dict]], keep_going: bool, total: int
+    todo: list[Run],
+    done: set[str],
+    ctx: RunContext,
+    prints: dict[str, tuple[str, dict]],
+    backend: Backend,
+    *,
+    keep_going: bool,
+    total: int,
 ) -> list[str]:
-    """Execute and record `todo` in order; returns one line per failed run (only with `keep_going`)."""
+    """Start every run of `todo` once the runs it needs are recorded, as many at once as the backend takes, and
+    record each as it ends; returns one line per failed run (only with `keep_going`)."""
+    pending = list(todo)
+    in_flight: dict[Any, Run] = {}
     failed: dict[str, str] = {}
-    bar = tqdm(total=total, initial=total - len(todo), desc=ctx.spec.name, unit="run", disable=not ctx.progress)
-    for run in todo:
-        bar.set_postfix_str(run.name)
-        blocked = [need.name for need in run.needs() if need.name in failed]
-        if blocked:
-            failed[run.name] = f"{run.name}: skipped, it needs {', '.join(blocked)}"
-            continue
-        fingerprint, settings = prints[run.name]
-        run_dir = ctx.run_dir(run)
-        record = committed_record(run_dir, fingerprint)
-        if record is None:
-            atomic_write_json(
-                run_dir / RUN_FILE,
-                {"run": run.name, "spec": ctx.spec.name, "fingerprint": fingerprint, "settings": settings},
-            )
-            try:
-                record = execute_run(run, ctx, fingerprint)
-            except DivergenceError as exc:
-                if not keep_going:
-                    raise
-                failed[run.name] = str(exc)
-                continue
-        append_result(ctx.out, record)
-        bar.update(1)
+    bar = progress_bar(total, initial=total - len(todo), desc=ctx.spec.name, unit="run", enabled=ctx.progress)
+    while pending or in_flight:
+        for run in list(pending):
+            needs = [need.name for need in run.needs()]
+            if any(name in failed for name in needs):
+                failed[run.name] = f"{run.name}: skipped, it needs {', '.join(n for n in needs if n in failed)}"
+                pending.remove(run)
+            elif all(name in done for name in needs) and len(in_flight) < backend.slots:
+                pending.remove(run)
+                fingerprint, settings = prints[run.name]
+                record = committed_record(ctx.run_dir(run), fingerprint)
+                if record is not None:  # executed before the driver was stopped: record it, run nothing
+                    _record(ctx, run, record, done, bar)
+                    continue
+                atomic_write_json(
+                    ctx.run_dir(run) / RUN_FILE,
+                    {"run": run.name, "spec": ctx.spec.name, "fingerprint": fingerprint, "settings": settings},
+                )
+                bar.set_postfix_str(run.name)
+                in_flight[backend.submit(run, ctx, fingerprint)] = run
+        if not in_flight:
+            break  # what is left waits for failed runs only
+        for handle in backend.wait(list(in_flight)):
+            run = in_flight.pop(handle)
+            outcome = backend.outcome(handle)
+            if outcome.record is not None:
+                _record(ctx, run, outcome.record, done, bar)
+            elif outcome.diverged and keep_going:
+                failed[run.name] = outcome.error
+            else:
+                raise SynthgapError(outcome.error)
     bar.close()
     return list(failed.values())
+
+
+def _record(ctx: RunContext, run: Run, record: ResultRecord, done: set[str], bar: Progress) -> None:
+    append_result(ctx.out, record)
+    done.add(run.name)
+    bar.update(1)
 
 
 def settle_recorded(out: Path, planned: dict[str, tuple[str, dict]], rerun_changed: bool) -> None:

@@ -8,7 +8,7 @@ and the run's fingerprint from these declarations. An executor is a function `(r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -81,6 +81,7 @@ class RunContext:
     out: Path
     device: torch.device
     progress: bool = True
+    fingerprints: dict[str, str] = field(default_factory=dict)  # run name → fingerprint (resumes a killed training)
 
     def run_dir(self, run: Run) -> Path:
         return self.out / "runs" / run.name

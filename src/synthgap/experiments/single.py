@@ -95,7 +95,7 @@ def run_baseline(
         if recorded is not None:
             supersede(results_dir, {name})
         atomic_write_json(run_dir / RUN_FILE, {"run": name, "fingerprint": fingerprint, "settings": settings})
-        record = _train(config, run_dir, progress).model_copy(update={"fingerprint": fingerprint})
+        record = _train(config, run_dir, progress, fingerprint)
         append_result(results_dir, record)
     return record
 
@@ -110,7 +110,7 @@ def _what_changed(run_dir: Path, recorded: ResultRecord, settings: dict) -> str:
     return changed_settings(saved.get("settings", {}), settings)
 
 
-def _train(config: TrainRunConfig, run_dir: Path, progress: bool) -> BaselineRecord:
+def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: str) -> BaselineRecord:
     start = time.perf_counter()
     save_config(config, run_dir / "config.yaml")
     train, test = load_train_test(config.data, progress=progress)
@@ -127,6 +127,8 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool) -> BaselineRec
         progress=progress,
         desc=config.run_name(),
         device=default_device(),
+        state_dir=run_dir,  # a killed training resumes from its last epoch when run again with the same settings
+        state_token=fingerprint,
     )
     record = BaselineRecord(
         run=config.run_name(),
@@ -144,9 +146,11 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool) -> BaselineRec
         top1=result.top1,
         top5=result.top5,
         train_images=result.train_images,
-        seconds=time.perf_counter() - start,
+        seconds=max(result.seconds, time.perf_counter() - start),
+        fingerprint=fingerprint,
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
+        augmentation=config.recipe.augmentation,
         **result.evaluation.record_fields(confusion=True),
     )
     metadata = {

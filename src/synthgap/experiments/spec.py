@@ -33,6 +33,13 @@ DIRECTIONS: dict[str, tuple[Side, Side]] = {  # direction → (side that trains 
 }
 
 
+def _known_preset(name: str | None) -> str | None:
+    """Unknown augmentation names fail when the spec is read, with the list of known ones, not after training."""
+    if name is not None:
+        AUGMENTATIONS.get(name)
+    return name
+
+
 def _check_layers(values: list[int], low: int, high: int, what: str) -> None:
     _all_valid(values, lambda v: low <= v <= high, f"{what}: N must be in {low}..{high}")
 
@@ -88,6 +95,11 @@ class LayerTransferBlock(_Strict):
     def _n_not_negative(cls, values: list[int] | None) -> list[int] | None:
         return None if values is None else _all_valid(values, lambda v: v >= 0, "N must not be negative")
 
+    @field_validator("augmentation")
+    @classmethod
+    def _known_augmentation(cls, value: str | None) -> str | None:
+        return _known_preset(value)
+
 
 Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]
 
@@ -108,6 +120,11 @@ class DataReductionBlock(_Strict):
     schedule: Literal["same_steps", "same_epochs"] = "same_steps"
     augmentation: str | None = None  # stage-2 augmentation (default: the recipe's); "none" enables the prefix cache
     epochs: int | None = Field(None, ge=1)  # epochs at fraction 1 (default: the recipe's)
+
+    @field_validator("augmentation")
+    @classmethod
+    def _known_augmentation(cls, value: str | None) -> str | None:
+        return _known_preset(value)
 
     @field_validator("fractions")
     @classmethod
@@ -220,6 +237,13 @@ Block = Annotated[
 ]
 
 
+class RunResources(_Strict):
+    """What each run asks a Ray or SLURM backend for (the command line can override it)."""
+
+    cpus: int = Field(1, ge=1)
+    gpus: float = Field(0.0, ge=0)
+
+
 class ExperimentSpec(_Strict):
     name: str = "experiment"
     data: ExperimentData = ExperimentData()
@@ -227,6 +251,7 @@ class ExperimentSpec(_Strict):
     recipe: TrainRecipe = TrainRecipe()
     seeds: list[int] = Field([0], min_length=1)
     experiments: list[Block] = Field(min_length=1)
+    resources: RunResources = RunResources()
 
     @model_validator(mode="after")
     def _patch_grid_fits(self) -> ExperimentSpec:

@@ -31,12 +31,26 @@ def train_from_scratch(
     progress: bool,
     desc: str,
     device: torch.device | None = None,
+    state_dir: Path | None = None,
+    state_token: str | None = None,
 ) -> tuple[nn.Module, FitResult]:
-    """A freshly initialised student (seeded) trained on `train` and tested on `test`."""
+    """A freshly initialised student (seeded) trained on `train` and tested on `test`. With `state_dir`, the training
+    state is saved every epoch and a killed training with the same `state_token` resumes where it stopped."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
     seed_everything(seed)
     model = build_model(model_config)
-    result = fit(model, train_loader, test_loader, recipe, out_dir=run_dir, progress=progress, desc=desc, device=device)
+    result = fit(
+        model,
+        train_loader,
+        test_loader,
+        recipe,
+        out_dir=run_dir,
+        progress=progress,
+        desc=desc,
+        device=device,
+        state_dir=state_dir,
+        state_token=state_token,
+    )
     return model, result
 
 
@@ -72,9 +86,11 @@ def ensure_scratch_model(
             progress=ctx.progress,
             desc=run.name,
             device=ctx.device,
+            state_dir=ctx.models.path(key),  # a killed training resumes from here, for any run or spec
+            state_token=key,
         )
         metadata = {
-            "seconds": time.perf_counter() - start,
+            "seconds": max(result.seconds, time.perf_counter() - start),  # with the time before a resume
             "train": train.key,
             "seed": run.seed,
             "model": config.model_dump(mode="json"),
@@ -151,5 +167,13 @@ def train_from_source(
         out_dir=ctx.run_dir(run),
         progress=ctx.progress,
         desc=run.name,
+        **resume_state(ctx, run),
     )
     return student, result
+
+
+def resume_state(ctx: RunContext, run: Run) -> dict:
+    """Where a run's own training (not a cached model's) saves its state, and the token a resume must match: the
+    run's fingerprint, so only a run with the same settings continues it."""
+    fingerprint = ctx.fingerprints.get(run.name)
+    return {"state_dir": ctx.run_dir(run), "state_token": fingerprint} if fingerprint else {}

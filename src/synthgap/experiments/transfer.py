@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -78,6 +79,8 @@ def train_student(
     out_dir=None,
     progress: bool = True,
     desc: str = "stage 2",
+    state_dir: Path | None = None,
+    state_token: str | None = None,
 ) -> StageTwoResult:
     """Prepare (BN re-estimation, freezing) and train the student. n = L frozen (every layer) is the source model
     unchanged (only evaluated); n = L unfrozen is a full fine-tune of the source model."""
@@ -94,7 +97,14 @@ def train_student(
     if setup.freeze and setup.n > 0:
         freeze(student, setup.n, layer_map)
     cached, note = prefix_cache_plan(student, setup, recipe, train, family)
-    common = {"out_dir": out_dir, "progress": progress, "desc": desc, "device": device}
+    common = {
+        "out_dir": out_dir,
+        "progress": progress,
+        "desc": desc,
+        "device": device,
+        "state_dir": state_dir,
+        "state_token": state_token,
+    }
     if cached:
         prefix, suffix = family.split(student, setup.n)
         result = _fit_suffix(prefix, suffix, train_loader, test_loader, recipe, seed, **common)

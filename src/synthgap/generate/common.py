@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from synthgap.generate.output import Describe, OutputFolder
 from synthgap.generate.plan import Item, Shard, batches, shard_batches
+from synthgap.progress import progress_bar
 
 MakeImages = Callable[[list[Item], list[torch.Generator]], Sequence[Image.Image]]
 
@@ -63,7 +63,7 @@ def run_batches(
 ) -> int:
     """Generate each batch and write its missing images (with their manifest lines); returns images written."""
     written = 0
-    with tqdm(total=total, initial=done, unit="img", desc=f"generate {output.shard}", disable=not progress) as bar:
+    with progress_bar(total, initial=done, unit="img", desc=f"generate {output.shard}", enabled=progress) as bar:
         for batch in todo:
             images = make_images(batch, generators(batch))
             for item, image in zip(batch, images, strict=True):

@@ -5,16 +5,28 @@ from several model families (e.g. a ResNet-18 and a ResNet-50 experiment written
 per family, each family's records apart, headings and figure names tagged with the family: layer numbers N, baselines
 R and S and the paper comparisons only make sense within one network. A folder of one family reads as it always did.
 Records without a `side` (written by old versions) are listed under "All runs" but are never R or S.
+
+Sections, in order: a "Warnings" list (`sanity.sanity_flags`, only when something looks wrong), then per family the
+baselines (with balanced top-1 where records carry it), per-class results (gap per class, confusion matrices; only
+for records with per-class fields), layer-wise transfer, data reduction and ablations; then example training images
+(from `examples.safetensors`, written by the runner, when present) and every run. report.html is report.md rendered
+by markdown-it-py (CommonMark + tables), each table in a box that scrolls sideways on a narrow page.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from safetensors import SafetensorError
+
 from synthgap.errors import SynthgapError
+from synthgap.experiments.examples import EXAMPLES_FILE, read_examples
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text
 from synthgap.report.ablations import (
@@ -25,6 +37,15 @@ from synthgap.report.ablations import (
     normalization_label,
     normalization_table,
     texture_table,
+)
+from synthgap.report.class_figures import plot_confusions, plot_examples, plot_per_class
+from synthgap.report.classes import (
+    TABLE_ENDS,
+    PerClassGaps,
+    first_seed_confusions,
+    per_class_gaps,
+    per_class_reading,
+    per_class_table_lines,
 )
 from synthgap.report.figures import (
     plot_grouped_bars,
@@ -41,7 +62,10 @@ from synthgap.report.reduction import (
     reduction_settings,
     reduction_table_lines,
 )
+from synthgap.report.sanity import sanity_flags
 from synthgap.report.tables import Summary, by_model, file_tag, gap_lines, model_name, num_layers
+
+EXAMPLE_ROWS = 12  # the example figure shows at most this many classes
 
 
 @dataclass(frozen=True)
@@ -64,17 +88,23 @@ class Scope:
 
 
 def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> list[str]:
-    """Every record, one row each (the model column only when the folder holds several families)."""
+    """Every record, one row each (the model column only when the folder holds several families, the balanced
+    top-1 column only when some record carries it)."""
     model_head, model_rule = ("model | ", "---|") if with_model else ("", "")
+    balanced = any(r.balanced_top1 is not None for r in records)
+    balanced_head, balanced_rule = ("balanced top-1 | ", "---|") if balanced else ("", "")
     lines = [
-        f"| run | kind | {model_head}source | target | N | frozen | seed | epochs | images | top-1 | top-5 | seconds |",
-        f"|---|---|{model_rule}---|---|---|---|---|---|---|---|---|---|",
+        f"| run | kind | {model_head}source | target | N | frozen | seed | epochs | images | top-1 | "
+        f"{balanced_head}top-5 | seconds |",
+        f"|---|---|{model_rule}---|---|---|---|---|---|---|---|{balanced_rule}---|---|",
     ]
     for r in records:
         model = f"{model_name(r)} | " if with_model else ""
+        balanced_cell = ("–" if r.balanced_top1 is None else f"{r.balanced_top1:.2f}") + " | " if balanced else ""
         lines.append(
             f"| {r.run} | {r.kind} | {model}{r.source or '–'} | {r.target} | {r.n_transferred} | {r.frozen} | "
-            f"{r.seed} | {r.epochs} | {r.train_images} | {r.top1:.2f} | {r.top5:.2f} | {r.seconds:.0f} |"
+            f"{r.seed} | {r.epochs} | {r.train_images} | {r.top1:.2f} | {balanced_cell}{r.top5:.2f} | "
+            f"{r.seconds:.0f} |"
         )
     return lines
 
@@ -82,6 +112,39 @@ def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> 
 def baseline_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     gap = gap_lines(records)
     return [scope.heading("Baselines: real (R) vs synthetic (S) training data"), "", *gap, ""] if gap else []
+
+
+def per_class_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    """The per-class section: the gap R − S per class (table and figure) and the confusion matrices of R and S;
+    draws the per_class and confusion figures. Empty when no baseline carries per-class results."""
+    gaps = per_class_gaps(records)
+    confusions = first_seed_confusions(records)
+    if gaps is None and confusions is None:
+        return []
+    lines = [scope.heading("Per-class results"), ""]
+    if gaps is not None:
+        plot_per_class(gaps, scope.figure_path("per_class"))
+        lines += [
+            per_class_reading(gaps),
+            "",
+            f"![Per-class top-1 of R and S and the gap R − S]({scope.figure('per_class')})",
+            "",
+        ]
+        if len(gaps.classes) > 2 * TABLE_ENDS:
+            lines += [f"The {TABLE_ENDS} largest and {TABLE_ENDS} smallest gaps (the figure shows every class):", ""]
+        lines += [*per_class_table_lines(gaps), ""]
+    if confusions is not None:
+        plot_confusions(confusions, scope.figure_path("confusion"))
+        sides = " and ".join(k for k in ("R", "S") if k in confusions.matrices)
+        lines += [
+            f"Confusion matrices of {sides} on the real test set, from the baselines of seed {confusions.seed}: "
+            "row = true class, column = predicted class, each row divided by the class's test images (so an "
+            "imbalanced test set does not darken its large classes).",
+            "",
+            f"![Confusion matrices of R and S (seed {confusions.seed})]({scope.figure('confusion')})",
+            "",
+        ]
+    return lines
 
 
 def layer_transfer_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
@@ -195,25 +258,78 @@ def family_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     """Every section computed from one model family's records."""
     return [
         *baseline_lines(records, scope),
+        *per_class_lines(records, scope),
         *layer_transfer_lines(records, scope),
         *data_reduction_lines(records, scope),
         *ablation_lines(records, scope),
     ]
 
 
+def warning_lines(records: list[ResultRecord]) -> list[str]:
+    """The "Warnings" section: one bullet per `sanity_flags` line; empty when nothing looks wrong."""
+    flags = sanity_flags(records)
+    if not flags:
+        return []
+    return ["## Warnings", "", *(f"- {flag}" for flag in flags), ""]
+
+
+def examples_lines(folder: Path, records: list[ResultRecord]) -> list[str]:
+    """The example-images section from `folder`/examples.safetensors (written by the experiment runner); draws
+    figures/examples.png. Empty without the file; one line saying why when it cannot be read."""
+    path = folder / EXAMPLES_FILE
+    if not path.is_file():
+        return []
+    heading = ["## Training images", ""]
+    try:
+        examples = read_examples(path)
+    except (OSError, ValueError, SafetensorError) as exc:
+        return [*heading, f"{EXAMPLES_FILE} could not be read ({str(exc).splitlines()[0]}), so no pictures here.", ""]
+    if not examples.classes:
+        return []
+    gaps = per_class_gaps(next(iter(by_model(records).values()), []))
+    rows, why = example_rows(examples.classes, gaps)
+    plot_examples(examples, rows, folder / "figures" / "examples.png")
+    k = examples.per_class
+    return [
+        *heading,
+        f"The first {k} training images of each class, in index order: real on the left, synthetic on the right "
+        f"({why}).",
+        "",
+        "![Training images: real | synthetic](figures/examples.png)",
+        "",
+    ]
+
+
+def example_rows(classes: tuple[str, ...], gaps: PerClassGaps | None, limit: int = EXAMPLE_ROWS) -> tuple[list, str]:
+    """Which classes the example figure shows (indices into `classes`), and a phrase saying which: all of them up
+    to `limit`, else the `limit` with the largest gap R − S when the baselines have per-class results, else the
+    first `limit`."""
+    if len(classes) <= limit:
+        return list(range(len(classes))), f"all {len(classes)} classes"
+    if gaps is not None:
+        index = {name: i for i, name in enumerate(classes)}
+        largest = [index[c.name] for c in gaps.classes if c.name in index][:limit]
+        if largest:
+            return largest, f"the {len(largest)} of {len(classes)} classes with the largest gap R − S, largest first"
+    return list(range(limit)), f"the first {limit} of {len(classes)} classes"
+
+
 def build_report(folder: Path) -> Path:
-    """Write `folder`/report.md, report.html and figures/*.png from `folder`/results.jsonl; returns report.md."""
+    """Write `folder`/report.md, report.html and figures/*.png from `folder`/results.jsonl (and the example images
+    in `folder`/examples.safetensors when there are any); returns report.md."""
     folder = Path(folder)
     if not (folder / RESULTS_FILE).exists():
         raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with --out {folder} first")
     records = read_results(folder)
     families = by_model(records)
     lines = [f"# synthgap report: {folder.name}", "", f"{len(records)} finished runs.", ""]
+    lines += warning_lines(records)
     if len(families) > 1:
         for model, family in families.items():
             lines += family_lines(family, Scope(folder, model))
     else:
         lines += family_lines(records, Scope(folder))
+    lines += examples_lines(folder, records)
     lines += ["## All runs", "", *all_runs_lines(records, with_model=len(families) > 1), ""]
     markdown = "\n".join(lines)
     atomic_write_text(folder / "report.md", markdown)
@@ -221,43 +337,86 @@ def build_report(folder: Path) -> Path:
     return folder / "report.md"
 
 
+STYLE = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: #1f2328; max-width: 72rem; margin: 2rem auto; padding: 0 1.5rem; }
+h1 { font-size: 1.7rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
+h2 { font-size: 1.35rem; margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
+h3 { font-size: 1.1rem; margin-top: 1.6rem; }
+p, li { max-width: 60rem; }
+code { font-size: .9em; background: #f6f8fa; padding: .1em .3em; border-radius: 4px; }
+img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
+.table-scroll { overflow-x: auto; max-width: 100%; width: fit-content; margin: .8rem 0;
+                border: 1px solid #d0d7de; border-radius: 6px; }
+table { border-collapse: collapse; font-size: .9rem; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid #e5e8eb; padding: .3rem .65rem; text-align: left; white-space: nowrap; }
+th { background: #f6f8fa; vertical-align: bottom; }
+th.num, td.num { text-align: right; }
+td.none { text-align: center; color: #656d76; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+tbody tr:hover { background: #eef4ff; }
+"""
+
+
+def _markdown() -> MarkdownIt:
+    """CommonMark with pipe tables; raw HTML off (run and class names come from users' folders and are shown as
+    text); every table wrapped in a box that scrolls sideways when it is wider than the page, numbers right-aligned
+    (and the headers of all-number columns with them), text left-aligned."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    def table_open(self, tokens, idx, options, env) -> str:
+        _classify_cells(tokens, idx)
+        return '<div class="table-scroll">\n' + self.renderToken(tokens, idx, options, env)
+
+    def table_close(self, tokens, idx, options, env) -> str:
+        return self.renderToken(tokens, idx, options, env) + "</div>\n"
+
+    md.add_render_rule("table_open", table_open)
+    md.add_render_rule("table_close", table_close)
+    return md
+
+
+def _classify_cells(tokens: list[Token], start: int) -> None:
+    """Give the cells of the table opening at `tokens[start]` their `cell_kind` class, and each header the "num"
+    class when every value in its column is a number (or empty)."""
+    headers: dict[int, Token] = {}
+    kinds: dict[int, set[str]] = defaultdict(set)
+    column = 0
+    for i in range(start + 1, len(tokens)):
+        token = tokens[i]
+        if token.type == "table_close":
+            break
+        if token.type == "tr_open":
+            column = 0
+        elif token.type in ("th_open", "td_open"):
+            if token.type == "th_open":
+                headers[column] = token
+            else:
+                kind = cell_kind(tokens[i + 1].content if tokens[i + 1].type == "inline" else "")
+                kinds[column].add(kind)
+                if kind:
+                    token.attrJoin("class", kind)
+            column += 1
+    for column, header in headers.items():
+        if "num" in kinds[column] and kinds[column] <= {"num", "none"}:
+            header.attrJoin("class", "num")
+
+
+def cell_kind(text: str) -> str:
+    """ "num" for a cell that holds numbers ("80.00 ± 1.41 (n=3)", "-3.32 [-3.32, -3.32]", "1/8", "+5.30"), right
+    aligned; "none" for an empty value ("–"), centred; "" for text (names, True/False), left aligned."""
+    text = text.strip()
+    if text in ("–", "-", ""):
+        return "none"
+    bare = re.sub(r"\((n=\d+|\d+ seeds?)\)", "", text)
+    return "num" if re.search(r"\d", bare) and not re.search(r"[A-Za-z]", bare) else ""
+
+
 def markdown_to_html(markdown: str, *, title: str) -> str:
-    """Enough Markdown for our reports: headings, paragraphs, bold, pipe tables, images."""
-    body: list[str] = []
-    table: list[list[str]] = []
-
-    def flush_table() -> None:
-        if table:
-            head, *rows = table
-            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>")
-            body.extend("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-            body.append("</tbody></table>")
-            table.clear()
-
-    for raw in markdown.splitlines():
-        line = _inline(html.escape(raw.strip()))
-        if raw.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                table.append(cells)
-            continue
-        flush_table()
-        if raw.startswith("#"):
-            level = len(raw) - len(raw.lstrip("#"))
-            body.append(f"<h{level}>{line.lstrip('#').strip()}</h{level}>")
-        elif line:
-            body.append(f"<p>{line}</p>")
-    flush_table()
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}img{max-width:100%}"
-    )
+    """A standalone UTF-8 HTML page of the report's Markdown, rendered by markdown-it-py."""
+    body = _markdown().render(markdown)
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     )
-
-
-def _inline(text: str) -> str:
-    text = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r"<img alt='\1' src='\2'>", text)
-    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 BOOTSTRAP_LEVEL = 95.0  # percent; bootstrap_fit returns the central percentile interval of this coverage
+# Below this R² a fit does not describe its points: nothing is read from it beyond the measured range.
+RELIABLE_R2 = 0.5
 
 
 @dataclass(frozen=True)

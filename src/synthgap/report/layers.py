@@ -66,6 +66,16 @@ def transfer_records(records: Iterable[ResultRecord]) -> list[TransferRecord]:
     return [r for r in records if isinstance(r, TransferRecord) and r.source_side and r.side]
 
 
+def main_variant_records(records: Iterable[ResultRecord], direction: str) -> list[TransferRecord]:
+    """The records of a direction's main curve, the one the reading is about: its first variant in sweep order (the
+    paper's setting when present)."""
+    transfers = [r for r in transfer_records(records) if f"{r.source_side}→{r.side}" == direction]
+    if not transfers:
+        return []
+    main = min((_variant(r) for r in transfers), key=_variant_order)
+    return [r for r in transfers if _variant(r) == main]
+
+
 def layer_sweep(records: Iterable[ResultRecord]) -> dict[str, dict[int, Summary]]:
     """Top-1 over seeds per N for each curve: {curve key: {N: Summary}}, N ascending.
 

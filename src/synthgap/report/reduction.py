@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from synthgap.experiments.results import ReductionRecord, ResultRecord
-from synthgap.report.fits import BOOTSTRAP_LEVEL, LogFit, bootstrap_fit, fit_log10, fraction_needed
+from synthgap.report.fits import BOOTSTRAP_LEVEL, RELIABLE_R2, LogFit, bootstrap_fit, fit_log10, fraction_needed
 from synthgap.report.tables import Summary, layer_count, model_name, num_layers, summarize
 
 ARMS = ("transfer", "transfer_finetune", "scratch", "full_finetune")  # table / figure order
@@ -124,20 +124,31 @@ def reduction_points(records: Iterable[ResultRecord]) -> dict[str, dict[float, S
     return points
 
 
-def reduction_fits(records: Iterable[ResultRecord], n_boot: int = 2000, seed: int = 0) -> dict[str, ArmFit]:
-    """`fit_log10` per arm key over every seed's (x, top-1), with bootstrap CIs over seeds.
+def _seed_points(group: list[ReductionRecord]) -> dict[int, list[tuple[float, float]]]:
+    by_seed: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for r in group:
+        by_seed[r.seed].append((record_x(r), r.top1))
+    return by_seed
 
-    Arms with runs at fewer than two distinct x are left out.
-    """
-    fits: dict[str, ArmFit] = {}
+
+def arm_fits(records: Iterable[ResultRecord]) -> dict[str, LogFit]:
+    """`fit_log10` per arm key over every seed's (x, top-1), without confidence intervals; arms with runs at fewer
+    than two distinct x are left out."""
+    fits: dict[str, LogFit] = {}
     for key, group in _groups(records).items():
-        by_seed: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        for r in group:
-            by_seed[r.seed].append((record_x(r), r.top1))
-        xs = [x for pts in by_seed.values() for x, _ in pts]
-        if len(set(xs)) < 2:
-            continue
-        fit = fit_log10(xs, [y for pts in by_seed.values() for _, y in pts])
+        points = [p for pts in _seed_points(group).values() for p in pts]
+        if len({x for x, _ in points}) >= 2:
+            fits[key] = fit_log10([x for x, _ in points], [y for _, y in points])
+    return fits
+
+
+def reduction_fits(records: Iterable[ResultRecord], n_boot: int = 2000, seed: int = 0) -> dict[str, ArmFit]:
+    """`arm_fits` with bootstrap CIs over seeds. Arms with runs at fewer than two distinct x are left out."""
+    records = list(records)
+    groups = _groups(records)
+    fits: dict[str, ArmFit] = {}
+    for key, fit in arm_fits(records).items():
+        by_seed = _seed_points(groups[key])
         ci_a, ci_b = bootstrap_fit(by_seed, n_boot=n_boot, seed=seed)
         fits[key] = ArmFit(fit, ci_a, ci_b, n_seeds=len(by_seed), n_boot=n_boot)
     return fits
@@ -242,6 +253,10 @@ def _costs(points: dict[str, dict[float, Summary]], keys: list[str]) -> str:
     return f"With {definition}, 1/{READING_X} of the real data costs {costs}{gap}."
 
 
+def _unreliable(fit: LogFit) -> str:
+    return f"the fit is unreliable, R² = {fit.r2:.2f} < {RELIABLE_R2:g}" if fit.r2 < RELIABLE_R2 else ""
+
+
 def _per_decade(fits: dict[str, ArmFit], keys: list[str]) -> str:
     parts = []
     for k in keys:
@@ -250,8 +265,25 @@ def _per_decade(fits: dict[str, ArmFit], keys: list[str]) -> str:
             continue
         f = fits[k]
         ci = f"; {BOOTSTRAP_LEVEL:.0f}% CI {-f.ci_a[1]:.2f} to {-f.ci_a[0]:.2f}" if f.n_seeds > 1 else ""
-        parts.append(f"{-f.fit.a:.2f} pp ({k}{ci})")
+        unreliable = _unreliable(f.fit)
+        parts.append(f"{-f.fit.a:.2f} pp ({k}{ci}{f'; {unreliable}' if unreliable else ''})")
     return f"Fitted loss per tenfold reduction of the real data (−a of f(x) = a·log10(x) + b): {', '.join(parts)}."
+
+
+def _needed_part(fit: LogFit, x: float | None, key: str, own: str, measured: float) -> str:
+    """One arm's answer to "how small a fraction keeps the fit within d pp"; an unreliable fit (R² below
+    `RELIABLE_R2`, e.g. a flat noisy curve whose fit claims 1/1.65e+11 of the data) is never read beyond the
+    measured range."""
+    unreliable = _unreliable(fit)
+    if x is None:
+        return f"any fraction ({key}{own}: the fit does not decrease, a >= 0{f'; {unreliable}' if unreliable else ''})"
+    if unreliable and x > measured:
+        return (
+            f"unknown ({key}{own}: {unreliable}, and it would put the fraction beyond the largest measured "
+            f"x = {measured:g}; not extrapolated)"
+        )
+    note = f"; extrapolated beyond the largest measured x = {measured:g}" if x > measured else ""
+    return f"1/{_x_label(x)} ({key}{own}{note}{f'; {unreliable}' if unreliable else ''})"
 
 
 def _needed(points, fits, keys, r: Summary | None, d: float) -> str:
@@ -269,12 +301,8 @@ def _needed(points, fits, keys, r: Summary | None, d: float) -> str:
         x = fraction_needed(fit, reference, d)
         if fit.b < reference - d:
             parts.append(f"not even all of it ({k}{own}: the fit is {fit.b:.2f}% at x = 1)")
-        elif x is None:
-            parts.append(f"any fraction ({k}{own}: the fit does not decrease, a >= 0)")
         else:
-            beyond = max(points[k])
-            note = f"; extrapolated beyond the largest measured x = {beyond:g}" if x > beyond else ""
-            parts.append(f"1/{_x_label(x)} ({k}{own}{note})")
+            parts.append(_needed_part(fit, x, k, own, max(points[k])))
     if not parts:
         return ""
     if r is not None:
@@ -302,7 +330,8 @@ def _paper(points, fits, transfer: str | None, r: Summary | None, reference_only
         )
     a = fits[transfer].fit.a
     ratio = f" ({a / PAPER_A:.2f}× the paper's)" if a < 0 else ""
-    here = [f"here {transfer} loses {-a:.2f} pp per tenfold reduction{ratio}"]
+    unreliable = _unreliable(fits[transfer].fit)
+    here = [f"here {transfer} loses {-a:.2f} pp per tenfold reduction{ratio}{f' ({unreliable})' if unreliable else ''}"]
     curve = points.get(transfer, {})
     if READING_X in curve:
         if r is not None:

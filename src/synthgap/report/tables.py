@@ -98,13 +98,26 @@ def side_baselines(records: list[ResultRecord]) -> dict[str, list[ResultRecord]]
 
 
 def gap_lines(records: list[ResultRecord]) -> list[str]:
-    """A Markdown table of baselines (mean ± std over seeds) and, when both sides exist, the gap R − S in pp."""
+    """A Markdown table of baselines (mean ± std over seeds) and, when both sides exist, the gap R − S in pp.
+
+    Records that carry `balanced_top1` (mean per-class top-1, which an imbalanced test set does not tilt) add a
+    column for it and a balanced gap line; files written before it existed read as they always did."""
     groups = baseline_top1(records)
     if not groups:
         return []
-    lines = ["| training data | seeds | top-1 (%) on real test |", "|---|---|---|"]
+    balanced = baseline_balanced(records)
+    if balanced:
+        lines = [
+            "| training data | seeds | top-1 (%) on real test | balanced top-1 (%) |",
+            "|---|---|---|---|",
+        ]
+    else:
+        lines = ["| training data | seeds | top-1 (%) on real test |", "|---|---|---|"]
     for target, values in groups.items():
-        lines.append(f"| {target} | {len(values)} | {summarize(values)} |")
+        extra = ""
+        if balanced:
+            extra = f" {balanced_cell(balanced.get(target, []), len(values))} |"
+        lines.append(f"| {target} | {len(values)} | {summarize(values)} |{extra}")
     sided = side_baselines(records)
     if "R" in sided and "S" in sided:
         r = summarize([x.top1 for x in sided["R"]])
@@ -112,7 +125,28 @@ def gap_lines(records: list[ResultRecord]) -> list[str]:
         paired = _paired_gaps(sided["R"], sided["S"])
         spread = f" (per-seed gaps {summarize(paired)})" if len(paired) > 1 else ""
         lines += ["", f"**Gap R − S: {r.mean - s.mean:.2f} pp**{spread}"]
+        r_bal = [x.balanced_top1 for x in sided["R"] if x.balanced_top1 is not None]
+        s_bal = [x.balanced_top1 for x in sided["S"] if x.balanced_top1 is not None]
+        if r_bal and s_bal:
+            gap = summarize(r_bal).mean - summarize(s_bal).mean
+            lines += ["", f"Balanced gap R − S (mean per-class top-1, each class weighted equally): {gap:.2f} pp."]
     return lines
+
+
+def baseline_balanced(records: list[ResultRecord]) -> dict[str, list[float]]:
+    """Balanced top-1 of from-scratch baselines that recorded it, grouped by training data."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        if record.kind == "baseline" and record.balanced_top1 is not None:
+            groups[record.target].append(record.balanced_top1)
+    return dict(groups)
+
+
+def balanced_cell(values: list[float], seeds: int) -> str:
+    """Mean ± std of the balanced top-1 of a group; the count when fewer seeds recorded it than ran; "–" for none."""
+    if not values:
+        return "–"
+    return str(summarize(values)) + (f" (n={len(values)})" if len(values) != seeds else "")
 
 
 def _paired_gaps(real: list[ResultRecord], synthetic: list[ResultRecord]) -> list[float]:

@@ -7,17 +7,19 @@ import csv
 import functools
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from synthgap.data.loader import FeatureLoader, TensorLoader
 from synthgap.errors import DivergenceError
 from synthgap.models.layers import train_mode
+from synthgap.progress import Progress, progress_bar
 from synthgap.train.recipe import TrainRecipe
+from synthgap.train.state import TrainingParts, TrainState
 
 Loader = TensorLoader | FeatureLoader
 CHECK_EVERY = 50  # steps between divergence checks: one device sync each, so a GPU is never stalled per step
@@ -27,10 +29,11 @@ CHECK_EVERY = 50  # steps between divergence checks: one device sync each, so a 
 class FitResult:
     top1: float  # percent, on the test loader
     top5: float
-    seconds: float
+    seconds: float  # training time, including the sessions before a resume (not the work a kill lost)
     train_images: int  # distinct training images
     history: list[dict[str, float]] = field(default_factory=list)
     evaluation: Evaluation | None = None  # the last test pass, per class
+    resumed_epochs: int = 0  # epochs restored from a saved training state (0: trained from the start)
 
 
 def seed_everything(seed: int) -> None:
@@ -186,8 +189,18 @@ def fit(
     progress: bool = True,
     device: torch.device | None = None,
     desc: str = "train",
+    state_dir: Path | None = None,
+    state_token: str | None = None,
+    checkpoint_every: int = 1,
 ) -> FitResult:
-    """Train `model` in place for `recipe.epochs` epochs and evaluate it on `test_loader`."""
+    """Train `model` in place for `recipe.epochs` epochs and evaluate it on `test_loader`.
+
+    With `state_dir`, the training state is saved to `state_dir/train_state.pt` after every `checkpoint_every`-th
+    epoch (but the last), and a run killed in between continues from it when called again with the same
+    `state_token` (on the CPU, to bit-identical weights). The file is removed once `fit` finishes or diverges.
+    """
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every}")
     # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
     device = device or default_device()
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
@@ -200,35 +213,63 @@ def fit(
         optimizer, lambda s: warmup_cosine(s, warmup_steps=warmup_steps, total_steps=total_steps)
     )
     step = TrainStep(model, optimizer, recipe, device)
-    logger = _EpochLogger(out_dir)
-    history: list[dict[str, float]] = []
+
+    # 2. Continue an interrupted run of this same training (same token) from its last saved state, if there is one.
+    parts = TrainingParts(model, optimizer, scheduler, step.scaler, device)
+    state = None
+    if state_dir is not None:
+        state = TrainState(state_dir, state_token, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch)
+    resumed = state.restore(parts) if state else None
+    history: list[dict[str, float]] = resumed.history if resumed else []
+    first_epoch = len(history)
+    earlier_seconds = history[-1]["seconds"] if history else 0.0  # training time of the sessions before
+    logger = _EpochLogger(out_dir, history)
     top1 = top5 = float("nan")
     evaluation = None
     start = time.perf_counter()
-    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(
+        total_steps,
+        initial=first_epoch * steps_per_epoch,
+        desc=desc,
+        unit="step",
+        enabled=progress,
+        epochs=recipe.epochs,
+    )
 
-    # 2. Epochs of steps; frozen BatchNorms stay in eval mode (train_mode). A diverged run raises DivergenceError
-    #    before it is evaluated or returned, so no number of it can be recorded.
+    # 3. Epochs of steps; frozen BatchNorms stay in eval mode (train_mode). A diverged run raises DivergenceError
+    #    before it is evaluated or returned, so no number of it can be recorded; its saved state goes too, so a rerun
+    #    starts afresh instead of resuming into the same divergence.
     try:
-        for epoch in range(recipe.epochs):
+        for epoch in range(first_epoch, recipe.epochs):
             train_mode(model)
             loss = train_epoch(step, scheduler, train_loader, epoch, bar, desc=desc, lr=recipe.lr)
             row = {"epoch": epoch + 1, "train_loss": loss, "lr": scheduler.get_last_lr()[0]}
 
-            # 3. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
+            # 4. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
             last = epoch + 1 == recipe.epochs
             if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
                 evaluation = measure(model, test_loader, precision=recipe.precision, device=device)
                 top1, top5 = evaluation.top1, evaluation.top5
                 row.update(top1=top1, top5=top5)
-            row["seconds"] = time.perf_counter() - start
+            row["seconds"] = earlier_seconds + time.perf_counter() - start
             history.append(row)
             logger.log(row)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "top1")})
+            bar.epoch_done(row)
+
+            # 5. The state to resume from, between epochs (after the last one the run is complete).
+            if state and not last and (epoch + 1) % checkpoint_every == 0:
+                state.save(parts, history)
+    except DivergenceError:
+        if state:
+            state.remove()
+        raise
     finally:
         bar.close()
         logger.close()
-    return FitResult(top1, top5, time.perf_counter() - start, train_loader.num_samples, history, evaluation)
+    if state:
+        state.remove()
+    seconds = earlier_seconds + time.perf_counter() - start
+    return FitResult(top1, top5, seconds, train_loader.num_samples, history, evaluation, first_epoch)
 
 
 def train_epoch(
@@ -236,7 +277,7 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     loader: Loader,
     epoch: int,
-    bar: tqdm,
+    bar: Progress,
     *,
     desc: str,
     lr: float,
@@ -299,29 +340,37 @@ def check_finite_parameters(model: nn.Module, desc: str, epoch: int, step: int, 
 
 
 class _EpochLogger:
-    """Per-epoch rows to summary.csv and TensorBoard scalars (when an output folder is given)."""
+    """Per-epoch rows to summary.csv and TensorBoard scalars (when an output folder is given). A resumed run passes
+    the rows of its restored epochs: summary.csv is rewritten with them, and TensorBoard hides the events a killed
+    session logged after its last saved state."""
 
     FIELDS = ("epoch", "train_loss", "lr", "top1", "top5", "seconds")
 
-    def __init__(self, out_dir: Path | None) -> None:
+    def __init__(self, out_dir: Path | None, history: Sequence[dict[str, float]] = ()) -> None:
         self.out_dir = Path(out_dir) if out_dir else None
         self.writer = None
         if self.out_dir:
             from torch.utils.tensorboard import SummaryWriter
 
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            purge_step = len(history) + 1 if history else None
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=purge_step)
             with open(self.out_dir / "summary.csv", "w", newline="") as f:
-                csv.writer(f).writerow(self.FIELDS)
+                writer = csv.writer(f)
+                writer.writerow(self.FIELDS)
+                writer.writerows(self._cells(row) for row in history)
 
     def log(self, row: dict[str, float]) -> None:
         if not self.out_dir:
             return
         with open(self.out_dir / "summary.csv", "a", newline="") as f:
-            csv.writer(f).writerow([row.get(k, "") for k in self.FIELDS])
+            csv.writer(f).writerow(self._cells(row))
         for key, value in row.items():
             if key != "epoch":
                 self.writer.add_scalar(key, value, int(row["epoch"]))
+
+    def _cells(self, row: dict[str, float]) -> list:
+        return [row.get(k, "") for k in self.FIELDS]
 
     def close(self) -> None:
         if self.writer:

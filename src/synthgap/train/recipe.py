@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthgap.data.transforms import Normalization
+from synthgap.data.transforms import AUGMENTATIONS, Normalization, get_normalization
+from synthgap.errors import SynthgapError
 
 
 class TrainRecipe(BaseModel):
@@ -30,3 +31,24 @@ class TrainRecipe(BaseModel):
     channels_last: bool = True
     eval_every: int = Field(0, ge=0)  # evaluate every k epochs; 0: only after the last epoch
     eval_batch_size: int = Field(500, ge=1)
+
+    # Names are looked up when the recipe is read, so a spec with a typo fails in --dry-run (with the list of known
+    # names), not when its first run starts training. A ValueError lets the error line name the recipe key.
+    @field_validator("augmentation")
+    @classmethod
+    def _known_augmentation(cls, name: str) -> str:
+        try:
+            AUGMENTATIONS.get(name)
+        except SynthgapError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    @field_validator("normalization", "test_normalization")
+    @classmethod
+    def _known_normalization(cls, choice: str | Normalization | None) -> str | Normalization | None:
+        if choice is not None:
+            try:
+                get_normalization(choice)
+            except SynthgapError as exc:
+                raise ValueError(str(exc)) from None
+        return choice

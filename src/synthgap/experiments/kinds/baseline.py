@@ -20,6 +20,7 @@ def execute(run: BaselineRun, ctx: RunContext) -> BaselineRecord:
         **ctx.record_fields(run, run.side),
         **scratch_fields(student, train, ctx.spec.recipe, confusion=True),
         reused_model=student.reused,
+        augmentation=ctx.spec.recipe.augmentation,
     )
 
 

@@ -12,7 +12,7 @@ from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.results import ReductionRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.spec import DataReductionBlock, ExperimentSpec, Side
-from synthgap.experiments.students import scratch_student, train_from_scratch, train_from_source
+from synthgap.experiments.students import resume_state, scratch_student, train_from_scratch, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
 from synthgap.train.recipe import TrainRecipe
@@ -119,6 +119,7 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
             progress=ctx.progress,
             desc=run.name,
             device=ctx.device,
+            **resume_state(ctx, run),
         )
         evaluation = result.evaluation
     else:

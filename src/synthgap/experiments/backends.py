@@ -1,0 +1,214 @@
+"""Where runs execute: this process, Ray tasks, or SLURM jobs (through submitit). What a run does is the same in each:
+`run_in_worker` calls `execute_run`, which writes the record into the run's folder; only the driver appends records
+to results.jsonl (runner.py). A backend only starts runs and reports which have ended.
+
+Every worker must see the experiment folder, the data cache and the model cache at the same paths (shared storage on
+a cluster); a worker that cannot is one clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from synthgap.data.cache import default_cache_dir
+from synthgap.errors import DivergenceError, SynthgapError
+from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.runs import Run, RunContext
+from synthgap.train.loop import default_device
+
+BACKENDS = ("local", "ray", "slurm")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run asks for: CPU threads and GPUs (a fraction shares a GPU between runs)."""
+
+    cpus: int = 1
+    gpus: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)  # a handle: hashed by identity
+class Outcome:
+    """What a worker sends back: the record, or the one-line error of a run that failed on bad input or diverged.
+    (Errors travel as text: every engine moves plain data reliably; unexpected exceptions still propagate.)"""
+
+    record: ResultRecord | None = None
+    error: str | None = None
+    diverged: bool = False
+
+
+def run_in_worker(run: Run, ctx: RunContext, fingerprint: str, threads: int) -> Outcome:
+    """Execute one run wherever this is called (a Ray worker, a SLURM job, this process)."""
+    from synthgap.experiments.runner import execute_run  # the runner imports the backends
+
+    torch.set_num_threads(max(1, threads))
+    check_shared_storage(ctx)
+    ctx = replace(ctx, device=default_device())  # the worker's own device, not the driver's
+    try:
+        return Outcome(record=execute_run(run, ctx, fingerprint))
+    except DivergenceError as exc:
+        return Outcome(error=str(exc), diverged=True)
+    except SynthgapError as exc:
+        return Outcome(error=str(exc))
+
+
+def shared_folders(ctx: RunContext) -> dict[str, Path]:
+    """The folders every worker reads and writes: the driver creates them, each worker checks it sees them."""
+    cache_dir = Path(ctx.spec.data.cache_dir) if ctx.spec.data.cache_dir else default_cache_dir()
+    return {"experiment folder": ctx.out, "model cache": ctx.models.folder, "data cache": cache_dir}
+
+
+def check_shared_storage(ctx: RunContext) -> None:
+    """The folders a run reads and writes must be the driver's, as seen from this worker."""
+    for what, folder in shared_folders(ctx).items():
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise SynthgapError(
+                f"worker on {socket.gethostname()} cannot use the {what} {folder}: --out, the model cache and the data "
+                "cache must be on storage every worker mounts at the same path"
+            )
+
+
+class Backend(Protocol):
+    slots: int  # runs in flight at most
+
+    def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any: ...
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        """Some of `handles` that have ended (at least one), blocking until then."""
+        ...
+
+    def outcome(self, handle: Any) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """Runs one after another in this process, on this process's device."""
+
+    slots = 1
+
+    def __init__(self, resources: Resources) -> None:
+        self.threads = resources.cpus
+
+    def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
+        from synthgap.experiments.runner import execute_run
+
+        try:
+            return Outcome(record=execute_run(run, ctx, fingerprint))
+        except DivergenceError as exc:
+            return Outcome(error=str(exc), diverged=True)
+
+    def wait(self, handles: list[Outcome]) -> list[Outcome]:
+        return handles
+
+    def outcome(self, handle: Outcome) -> Outcome:
+        return handle
+
+    def close(self) -> None:
+        pass
+
+
+class RayBackend:
+    """Each run a Ray task asking for `resources`; a lost worker's task is retried by Ray. Connects to `address`
+    (an existing cluster), else starts Ray on this machine with `workers` × the resources."""
+
+    def __init__(self, resources: Resources, *, address: str | None, workers: int | None) -> None:
+        import ray
+
+        self.ray = ray
+        self.resources = resources
+        if not ray.is_initialized():
+            local = {} if address else {"num_cpus": (workers or os.cpu_count() or 1) * resources.cpus}
+            if not address and resources.gpus:
+                local["num_gpus"] = torch.cuda.device_count()
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+        cluster = ray.cluster_resources()
+        fits = int(cluster.get("CPU", 1) // max(1, resources.cpus))
+        if resources.gpus:
+            fits = min(fits, int(cluster.get("GPU", 0) // resources.gpus))
+        if fits < 1:
+            raise SynthgapError(f"the Ray cluster ({cluster}) has no room for one run asking for {resources}")
+        self.slots = fits
+        self.task = ray.remote(run_in_worker).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=3)
+
+    def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
+        return self.task.remote(run, ctx, fingerprint, self.resources.cpus)
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        done, _ = self.ray.wait(handles, num_returns=1)
+        return done
+
+    def outcome(self, handle: Any) -> Outcome:
+        return self.ray.get(handle)
+
+    def close(self) -> None:
+        pass  # a Ray started here ends with this process; an existing cluster stays up
+
+
+class SlurmBackend:
+    """Each run a SLURM job submitted through submitit (`cluster="local"` runs them as local processes, which is
+    what the tests use). Job files go to <out>/slurm/."""
+
+    POLL_SECONDS = 2.0
+
+    def __init__(
+        self,
+        resources: Resources,
+        *,
+        folder: Path,
+        cluster: str | None,
+        workers: int | None,
+        parameters: dict[str, Any],
+    ) -> None:
+        import submitit
+
+        self.resources = resources
+        self.executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+        gpus = int(resources.gpus + 0.999)
+        self.executor.update_parameters(cpus_per_task=resources.cpus, gpus_per_node=gpus, **parameters)
+        self.slots = workers or 64
+
+    def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
+        self.executor.update_parameters(name=run.name)
+        return self.executor.submit(run_in_worker, run, ctx, fingerprint, self.resources.cpus)
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        while True:
+            done = [job for job in handles if job.done()]
+            if done:
+                return done
+            time.sleep(self.POLL_SECONDS)
+
+    def outcome(self, handle: Any) -> Outcome:
+        return handle.result()
+
+    def close(self) -> None:
+        pass
+
+
+def make_backend(
+    name: str,
+    resources: Resources,
+    *,
+    out: Path,
+    address: str | None = None,
+    workers: int | None = None,
+    slurm_cluster: str | None = None,
+    slurm_parameters: dict[str, Any] | None = None,
+) -> Backend:
+    if name == "local":
+        return LocalBackend(resources)
+    if name == "ray":
+        return RayBackend(resources, address=address, workers=workers)
+    if name == "slurm":
+        return SlurmBackend(
+            resources, folder=out / "slurm", cluster=slurm_cluster, workers=workers, parameters=slurm_parameters or {}
+        )
+    raise SynthgapError(f"unknown backend {name!r}; choose from: {', '.join(BACKENDS)}")
