@@ -268,7 +268,10 @@ BAD_RUN_OPTIONS = {
     "set-nan": (["--set", "recipe.lr=.nan"], f"{{spec}}: recipe.lr: {FINITE}"),
     "set-inf": (["--set", "recipe.lr=inf"], f"{{spec}}: recipe.lr: {FINITE}"),
     "width-zero": (["--width", "0"], "width multiplier must be positive, got width=0.0"),
-    "per-class-zero": (["--per-class", "0"], "{spec}: data.per_class: Input should be greater than or equal to 1"),
+    "per-class-zero": (
+        ["--per-class", "0"],
+        "{spec}: data.per_class: Value error, must be a positive number, {{max: N}}, balanced or matched; got 0",
+    ),
     "epochs-zero": (["--epochs", "0"], "{spec}: recipe.epochs: Input should be greater than or equal to 1"),
 }
 

@@ -53,7 +53,10 @@ def train(
     ] = None,
     test_data: Annotated[str | None, typer.Option(help="Test data (its test split), default cifake:real.")] = None,
     data_root: DataRoot = None,
-    per_class: Annotated[int | None, typer.Option(help="Training images per class (stratified, seeded).")] = None,
+    per_class: Annotated[
+        str | None,
+        typer.Option(help="Training images per class (stratified, seeded): N, max:N (up to N), or balanced."),
+    ] = None,
     resolution: Annotated[int | None, typer.Option(help="Image side in pixels (default 32).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default 15).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default 128).")] = None,
@@ -96,7 +99,8 @@ def train(
 
     overrides = {
         "name": name, "seed": seed, "side": side, "model.name": model,
-        "data.train": train_data, "data.test": test_data, "data.data_root": data_root, "data.per_class": per_class,
+        "data.train": train_data, "data.test": test_data, "data.data_root": data_root,
+        "data.per_class": _per_class(per_class),
         "data.resolution": resolution, "data.skip_bad": skip_bad or None,
         "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.lr": lr,
         "recipe.augmentation": augmentation, "recipe.normalization": normalization, "recipe.precision": precision,
@@ -110,6 +114,18 @@ def train(
         f"({record.train_images} training images, {record.seconds:.0f} s) → {out / 'results.jsonl'}"
         + (f"\nskipped {skipped} unreadable images (--skip-bad)" if skipped else "")
     )
+
+
+def _per_class(text: str | None) -> int | str | dict | None:
+    """`--per-class` as a config value: "500" → 500, "max:500" → {max: 500}, "balanced" / "matched" as they are."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text.startswith("max:") and text[4:].strip().isdigit():
+        return {"max": int(text[4:])}
+    return text  # validated with the config: balanced | matched, or a clear error
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -129,7 +145,13 @@ def run(
     seeds: Annotated[str | None, typer.Option(help="Override every block's seeds, e.g. 0,1,2.")] = None,
     n: NList = None,
     epochs: Annotated[int | None, typer.Option(help="Override recipe.epochs.")] = None,
-    per_class: Annotated[int | None, typer.Option(help="Override data.per_class.")] = None,
+    per_class: Annotated[
+        str | None,
+        typer.Option(
+            help="Override data.per_class: N, max:N (up to N per class), balanced, or matched (the same "
+            "number on the real and the synthetic side)."
+        ),
+    ] = None,
     width: Annotated[float | None, typer.Option(help="Override model.width.")] = None,
     set_values: SetValues = None,
     model_cache: ModelCacheDir = None,
@@ -174,7 +196,7 @@ def run(
     if skip_bad:
         set_values = [*(set_values or []), "data.skip_bad=true"]
     spec = load_spec(spec_path, data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs,
-                     per_class=per_class, width=width, set_values=set_values or [])  # fmt: skip
+                     per_class=_per_class(per_class), width=width, set_values=set_values or [])  # fmt: skip
     if dry_run:
         from synthgap.experiments.dryrun import dry_run_report
 
@@ -235,11 +257,15 @@ def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_
 def data_describe(
     path: Annotated[Path, typer.Argument(help="A CIFAKE root (or a folder holding cifake/), or an ImageFolder.")],
     sample: Annotated[int, typer.Option(help="Images per data set whose size and mode are read.")] = 2000,
+    class_map: Annotated[
+        Path | None, typer.Option(help="CSV with folder,class rows grouping class folders into classes.")
+    ] = None,
 ) -> None:
-    """Print the detected layout, images per class, and image sizes/modes of a data folder."""
+    """Print the detected layout (class folders, split folders), images per class with min / median / max and an
+    imbalance flag, and image sizes/modes of a data folder."""
     from synthgap.data.describe import describe
 
-    typer.echo(describe(path, sample=sample))
+    typer.echo(describe(path, sample=sample, class_map=class_map))
 
 
 @data_app.command("stats")
@@ -252,6 +278,7 @@ def data_stats(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print {mean, std} as JSON (a recipe.normalization value).")
     ] = False,
+    skip_bad: SkipBad = False,
     quiet: Quiet = False,
 ) -> None:
     """Per-channel mean and std (0..1 scale) of a data set, cached; usable as a recipe's normalization."""
@@ -265,7 +292,7 @@ def data_stats(
     DataRef.parse(source)
     if split not in ("train", "test"):
         raise SynthgapError(f"split must be train or test, got {split!r}")
-    prep = validate(DataPrep, {"data_root": data_root, "resolution": resolution}, where="options")
+    prep = validate(DataPrep, {"data_root": data_root, "resolution": resolution, "skip_bad": skip_bad}, where="options")
     stats, count = source_stats(prep, source, split, per_class, progress=not quiet)
     if as_json:
         typer.echo(json.dumps({"mean": list(stats.mean), "std": list(stats.std)}))

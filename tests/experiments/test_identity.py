@@ -186,3 +186,32 @@ def test_changed_settings_are_listed_leaf_by_leaf():
     assert changed_settings(old, new) == (
         f"data.train.ref folder:/{'a' * 12}…{tail}/real → folder:/{'a' * 12}…{tail}/fake, recipe.epochs 4 → 3"
     )
+
+
+def test_per_class_forms_up_to_balanced_and_matched(cifake_root, tmp_path, write_jpeg):
+    """Imbalanced user data: {max: N} keeps smaller classes whole, balanced takes the most every class of a side has,
+    matched the most both sides have."""
+    from synthgap.experiments.checks import open_spec_sources
+    from synthgap.experiments.store import DataStore
+
+    synthetic = tmp_path / "generated-few"
+    for label, name in enumerate(CIFAR10):
+        (synthetic / name).mkdir(parents=True)
+        for i in range(1 if name == "cat" else 2):  # cat has 1 image, every other class 2
+            write_jpeg(synthetic / name / f"{i}.jpg", seed=500 + 10 * label + i)
+
+    def store(per_class) -> DataStore:
+        data = {"data_root": str(cifake_root), "synthetic": f"folder:{synthetic}", "per_class": per_class}
+        spec = validate(ExperimentSpec, {**TINY, "data": data})
+        open_spec_sources(spec)  # what --dry-run checks: none of these forms is short of images
+        return DataStore(spec, progress=False)
+
+    capped = store({"max": 2})
+    assert len(capped.train("real")) == 20 and len(capped.train("synthetic")) == 19  # cat keeps its one image
+    balanced = store("balanced")
+    assert len(balanced.train("real")) == 30 and len(balanced.train("synthetic")) == 10  # 3 and 1 per class
+    matched = store("matched")
+    assert len(matched.train("real")) == len(matched.train("synthetic")) == 10  # 1 per class on both sides
+    assert matched.identity(f"folder:{synthetic}")["per_class"] == 1
+    with pytest.raises(SynthgapError, match=r"per_class=2, but folder:.*generated-few \(train\) .* cat \(1\)"):
+        store(2)

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthgap.data.cache import ImageTensors, cache_key, load_images
-from synthgap.data.index import check_same_classes
+from synthgap.data.index import LabelledIndex, check_same_classes
 from synthgap.data.sources import DataRef, open_source
 from synthgap.data.subsets import stratified_positions
+from synthgap.errors import SynthgapError
+
+
+class AtMost(BaseModel):
+    """`per_class: {max: N}`: up to N images of every class; smaller classes keep all of theirs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max: int = Field(ge=1)
+
+
+# Images per class: N exactly (every class must have N), {max: N}, "balanced" (the most every class of a side has),
+# "matched" (the same number per class on the real and the synthetic side: the most both have), or None (all).
+PerClass = Annotated[int, Field(ge=1)] | AtMost | Literal["balanced", "matched"] | None
+
+
+def per_class_count(rule: PerClass, counts: dict[str, int]) -> tuple[int | None, bool]:
+    """(images per class, whether that is an upper bound) for one side with `counts` images per class. "matched"
+    is decided across sides (`matched_count`) and arrives here as a number."""
+    if rule is None or isinstance(rule, int):
+        return rule, False
+    if isinstance(rule, AtMost):
+        return rule.max, True
+    if rule == "balanced":
+        return min(counts.values()), False
+    raise SynthgapError("per_class: matched needs a real and a synthetic side (an experiment spec), not one data set")
+
+
+def matched_count(indexes: Sequence[LabelledIndex]) -> int:
+    """The most images per class that every class of every one of `indexes` has."""
+    return min(min(index.counts().values()) for index in indexes)
 
 
 class DataPrep(BaseModel):
@@ -20,12 +53,24 @@ class DataPrep(BaseModel):
 
     data_root: Path | None = None  # default: $SYNTHGAP_DATA_ROOT
     resolution: int = Field(32, ge=8)
-    per_class: int | None = Field(None, ge=1)  # training images per class (None: all)
+    per_class: PerClass = None  # training images per class (see PerClass; None: all)
     test_per_class: int | None = Field(None, ge=1)  # test images per class (None: all)
     subset_seed: int = 0  # fixed across run seeds, so seeds vary the training, not the data
     skip_bad: bool = False
     cache_dir: Path | None = None
     workers: int | None = Field(None, ge=1)  # decoding processes (default: all cores)
+
+    @field_validator("per_class", mode="before")
+    @classmethod
+    def _per_class_form(cls, value: object) -> object:
+        """One readable message for every wrong form (the union would list one complaint per alternative)."""
+        if value is None or value in ("balanced", "matched"):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        if isinstance(value, dict) and set(value) == {"max"} and isinstance(value["max"], int) and value["max"] >= 1:
+            return value
+        raise ValueError(f"must be a positive number, {{max: N}}, balanced or matched; got {value!r}")
 
 
 class DataConfig(DataPrep):
@@ -43,7 +88,7 @@ def load_split(
     config: DataPrep,
     ref: str,
     split: str,
-    per_class: int | None,
+    per_class: PerClass,
     progress: bool = True,
     *,
     classes: Sequence[str] | None = None,
@@ -62,10 +107,12 @@ def load_split(
         workers=config.workers,
         progress=progress,
     )
-    if per_class is None:
+    decoded = np.bincount(tensors.labels.numpy(), minlength=len(tensors.classes))  # after any skipped images
+    count, at_most = per_class_count(per_class, dict(zip(tensors.classes, decoded.tolist(), strict=True)))
+    if count is None:
         return tensors
     labels = tensors.labels.numpy()
-    positions = stratified_positions(labels, tensors.classes, per_class=per_class, seed=config.subset_seed)
+    positions = stratified_positions(labels, tensors.classes, per_class=count, seed=config.subset_seed, at_most=at_most)
     return tensors.select(positions)  # its key extends the decoded set's key with these positions
 
 
@@ -83,18 +130,20 @@ def load_train_test(config: DataConfig, progress: bool = True) -> tuple[ImageTen
 
 
 def split_identity(
-    config: DataPrep, ref: str, split: str, per_class: int | None, *, classes: Sequence[str] | None = None
+    config: DataPrep, ref: str, split: str, per_class: PerClass, *, classes: Sequence[str] | None = None
 ) -> dict[str, object]:
     """What identifies the images `load_split` would return, found without decoding anything: the data reference,
     the file list with sizes and modification times (as the decoded cache keys it), and how they are prepared and
     subset. Two calls agree exactly when `load_split` would give the same images."""
     index = open_source(ref, split, config.data_root, classes=classes)
+    count, at_most = per_class_count(per_class, index.counts())
     return {
         "ref": ref,
         "split": split,
         "files": cache_key(index, config.resolution),
         "resolution": config.resolution,
         "skip_bad": config.skip_bad,
-        "per_class": per_class,
-        "subset_seed": config.subset_seed if per_class is not None else None,
+        "per_class": count,
+        "at_most": at_most or None,
+        "subset_seed": config.subset_seed if count is not None else None,
     }

@@ -29,8 +29,10 @@ def stratified_positions(
     per_class: int | None = None,
     fraction: float | None = None,
     seed: int = 0,
+    at_most: bool = False,
 ) -> np.ndarray:
-    """Sorted positions of a stratified subset: `per_class` images of every class, or `fraction` of each class.
+    """Sorted positions of a stratified subset: `per_class` images of every class (with `at_most`, up to that many:
+    smaller classes keep all theirs), or `fraction` of each class.
 
     A fraction keeps round(fraction × class size) images, at least one, so tiny fractions never empty a class.
     """
@@ -44,9 +46,9 @@ def stratified_positions(
     for label, name in enumerate(classes):
         order = class_permutation(labels, label, name, seed)
         if per_class is not None:
-            if per_class > len(order):
+            if per_class > len(order) and not at_most:
                 raise SynthgapError(f"class {name!r} has {len(order)} images, fewer than the {per_class} asked for")
-            keep = per_class
+            keep = min(per_class, len(order))
         else:
             keep = max(1, round(fraction * len(order)))
         chosen.append(order[:keep])

@@ -24,9 +24,10 @@ def open_spec_sources(spec: ExperimentSpec) -> dict[str, LabelledIndex]:
     return indexes
 
 
-def check_class_sizes(name: str, index: LabelledIndex, wanted: int | None, option: str) -> None:
-    """Every class of `index` must have `wanted` images; the error names the side and every short class."""
-    if wanted is None:
+def check_class_sizes(name: str, index: LabelledIndex, wanted: object, option: str) -> None:
+    """Every class of `index` must have `wanted` images; the error names the side and every short class. (The other
+    forms of `per_class` — {max: N}, balanced, matched — fit any class.)"""
+    if not isinstance(wanted, int):
         return
     short = {cls: count for cls, count in index.counts().items() if count < wanted}
     if short:

@@ -16,8 +16,9 @@ from pathlib import Path
 from torch import nn
 
 from synthgap.data.cache import ImageTensors
-from synthgap.data.config import load_split, split_identity, test_class_order
+from synthgap.data.config import PerClass, load_split, matched_count, split_identity, test_class_order
 from synthgap.data.index import check_same_classes
+from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
 from synthgap.experiments.spec import ExperimentSpec, Side
 from synthgap.models import ModelConfig, build_model
@@ -34,6 +35,7 @@ class DataStore:
         self._loaded: dict[str, ImageTensors] = {}
         self._identities: dict[str, dict] = {}
         self._classes: tuple[str, ...] | None = None
+        self._matched: int | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -50,7 +52,7 @@ class DataStore:
 
     def train_ref(self, ref: str, *, all_images: bool = False) -> ImageTensors:
         """Training images of any data reference: the spec's `per_class` of each class, or all of them."""
-        return self._get(ref, "train", None if all_images else self.spec.data.per_class)
+        return self._get(ref, "train", self._per_class("train", all_images))
 
     def test(self) -> ImageTensors:
         return self._get(self.spec.data.test, "test", self.spec.data.test_per_class)
@@ -66,10 +68,20 @@ class DataStore:
     def test_identity(self) -> dict:
         return self.identity(self.spec.data.test, "test")
 
-    def _per_class(self, split: str, all_images: bool) -> int | None:
+    def _per_class(self, split: str, all_images: bool) -> PerClass:
         if split == "test":
             return self.spec.data.test_per_class
-        return None if all_images else self.spec.data.per_class
+        if all_images:
+            return None
+        if self.spec.data.per_class == "matched":  # one number for both sides: the most every class of each has
+            if self._matched is None:
+                sides = [open_source(ref, "train", self.spec.data.data_root) for ref in self.matched_refs()]
+                self._matched = matched_count(sides)
+            return self._matched
+        return self.spec.data.per_class
+
+    def matched_refs(self) -> list[str]:
+        return [self.spec.data.real, self.spec.data.synthetic]
 
     def _get(self, ref: str, split: str, per_class: int | None) -> ImageTensors:
         key = f"{ref}/{split}/{per_class}"

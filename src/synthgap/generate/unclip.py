@@ -32,6 +32,7 @@ from synthgap.generate.models import (
     scheduler_name,
 )
 from synthgap.generate.plan import Item, Shard, image_seed
+from synthgap.generate.prompts import fill_template
 
 
 @dataclass
@@ -113,7 +114,7 @@ class UnclipGenerator:
         images = [_load_rgb(item.source) for item in batch]
         return self.pipe(
             image=images,
-            prompt=[c.prompt.format(name=item.cls.name) for item in batch],
+            prompt=[fill_template(c.prompt, {"name": item.cls.name}) for item in batch],
             negative_prompt=[c.negative_prompt] * len(batch) if c.negative_prompt else None,
             noise_level=c.noise_level,
             num_inference_steps=c.steps,
@@ -127,7 +128,7 @@ class UnclipGenerator:
         c = self.config
         return {
             **describe_common(item),
-            "prompt": c.prompt.format(name=item.cls.name),
+            "prompt": fill_template(c.prompt, {"name": item.cls.name}),
             "negative_prompt": c.negative_prompt,
             "model": c.model,
             "revision": self.model.revision,
