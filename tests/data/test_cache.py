@@ -278,3 +278,28 @@ def test_cache_files_get_the_umask_permissions(cifake_root, tmp_path, umask, mod
     files = list((tmp_path / "cache").iterdir())
     assert len(files) == 2
     assert {oct(f.stat().st_mode & 0o777) for f in files} == {oct(mode)}
+
+
+def _rss_bytes() -> int:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_cached_images_are_memory_mapped_not_read(tmp_path):
+    """A cached set costs no memory until its images are used, and a batch reads only its own images."""
+    from synthgap.data.cache import ImageTensors as Tensors
+    from synthgap.data.cache import _parse_cache, _write_cache
+    from synthgap.data.index import LabelledIndex
+
+    images = torch.randint(0, 256, (1500, 3, 96, 96), dtype=torch.uint8)  # 41 MB
+    labels = torch.arange(1500) % 3
+    index = LabelledIndex(
+        "set", tmp_path, "folder", ("a", "b", "c"), tuple(tmp_path / f"{i}.png" for i in range(1500)), labels.numpy()
+    )
+    path = tmp_path / "set.safetensors"
+    _write_cache(path, Tensors(images, labels, ("a", "b", "c")), index)
+    before = _rss_bytes()
+    mapped = _parse_cache(path, ("a", "b", "c"))
+    assert _rss_bytes() - before < 8 << 20  # opened, not read
+    assert torch.equal(mapped.images[torch.tensor([7, 1234])], images[[7, 1234]])
+    assert torch.equal(mapped.labels, labels)
+    assert mapped.select(np.arange(1500)).images is mapped.images  # the whole set in order: no copy

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import BadImageError, SynthgapError, warn
@@ -53,7 +52,10 @@ class ImageTensors:
         key = ""
         if self.key:
             key = f"{self.key}:{hashlib.sha256(positions.numpy().tobytes()).hexdigest()[:16]}"
-        return ImageTensors(self.images[positions], self.labels[positions], self.classes, list(self.skipped), key)
+        # the whole set in order (e.g. `max` per class above every class's size): no copy of memory-mapped images
+        whole = len(positions) == len(self) and bool((positions == torch.arange(len(self))).all())
+        images = self.images if whole else self.images[positions]
+        return ImageTensors(images, self.labels[positions], self.classes, list(self.skipped), key)
 
 
 def concat_images(parts: list[ImageTensors]) -> ImageTensors:
@@ -202,6 +204,29 @@ def _read_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors | None:
     return tensors
 
 
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and the byte offset where its tensor data starts."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 0 < size <= min(path.stat().st_size - 8, 100 << 20):
+            raise ValueError("malformed header size")
+        header = json.loads(f.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("malformed header")
+    return header, 8 + size
+
+
+def _mapped(path: Path, header: dict, name: str, dtype: str, np_dtype: type, data_start: int) -> np.ndarray:
+    entry = header.get(name)
+    if not isinstance(entry, dict) or entry.get("dtype") != dtype:
+        raise ValueError(f"no {dtype} tensor {name!r}")
+    start, end = entry["data_offsets"]
+    shape = tuple(entry["shape"])
+    if end - start != int(np.prod(shape)) * np.dtype(np_dtype).itemsize or not all(shape):
+        raise ValueError(f"tensor {name!r} has inconsistent offsets")
+    return np.memmap(path, dtype=np_dtype, mode="c", offset=data_start + start, shape=shape)
+
+
 def _cache_problem(path: Path) -> str | None:
     """What is wrong with the cache file `path` against its checksum file, as a clause ("is corrupt (...)")."""
     try:
@@ -215,14 +240,15 @@ def _cache_problem(path: Path) -> str | None:
 
 
 def _parse_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
-    """Load a verified cache file, checking that it holds what this module writes (raises ValueError if not)."""
-    from safetensors import safe_open
+    """Open a verified cache file, checking that it holds what this module writes (raises ValueError if not).
 
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    tensors = load_file(str(path))
-    images, labels = tensors["images"], tensors["labels"]
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or labels.shape != (len(images),):
+    The images are memory-mapped, not read: a batch or a subset reads only its own images, and processes on one
+    node share the page cache instead of each holding a copy (copy-on-write, so nothing can change the file)."""
+    header, data_start = _safetensors_header(path)
+    metadata = header.get("__metadata__") or {}
+    images = torch.from_numpy(_mapped(path, header, "images", "U8", np.uint8, data_start))
+    labels = torch.from_numpy(np.array(_mapped(path, header, "labels", "I64", np.int64, data_start)))
+    if images.ndim != 4 or images.shape[1] != 3 or labels.shape != (len(images),):
         raise ValueError(f"unexpected tensors: images {tuple(images.shape)}, labels {tuple(labels.shape)}")
     if tuple(json.loads(metadata.get("classes", "null")) or ()) != classes:
         raise ValueError("its class list differs from the index")
