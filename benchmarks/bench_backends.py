@@ -25,9 +25,9 @@ from synthgap.experiments.spec import ExperimentSpec  # noqa: E402
 
 SPEC = {
     "name": "bench-backends",
-    "data": {"per_class": 200, "test_per_class": 100},
+    "data": {"per_class": 600, "test_per_class": 100},
     "model": {"width": 0.5},
-    "recipe": {"epochs": 2, "batch_size": 64},
+    "recipe": {"epochs": 3, "batch_size": 64},
     "seeds": [0],
     "experiments": [
         {"kind": "baseline"},

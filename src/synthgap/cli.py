@@ -71,7 +71,7 @@ def train(
     normalization: Annotated[str | None, typer.Option(help="imagenet | cifar10 | none (default imagenet).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 (default auto).")] = None,
     width: Annotated[
-        float | None, typer.Option(help="Channel width multiplier of the ResNet-18 (default 1.0).")
+        float | None, typer.Option(help="Width multiplier of the model: ResNet channels, ViT embedding (default 1.0).")
     ] = None,
     stem: Annotated[str | None, typer.Option(help="imagenet (unmodified) | cifar (3×3 conv, no pool).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = None,
@@ -414,6 +414,42 @@ def demo(
     typer.echo(demo_summary(records))
     _print_flags(records)
     typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'} (and report.html, figures/)")
+
+
+@app.command()
+def analyze(
+    folder: Annotated[
+        Path, typer.Argument(help="An experiment folder: results.jsonl with R and S baselines, spec.yaml.")
+    ],
+    model_cache: ModelCacheDir = None,
+    probe_per_class: Annotated[
+        int, typer.Option(help="Real training images per class that train each layer's linear probe.")
+    ] = 100,
+    max_images: Annotated[
+        int,
+        typer.Option(
+            help="At most this many images per set (real test, real training, synthetic training), class-stratified; "
+            "0: all of the experiment's images."
+        ),
+    ] = 2500,
+    quiet: Quiet = False,
+) -> None:
+    """Per-layer diagnostics of the R and S baselines: CKA, linear probes, synthetic-vs-real distances.
+
+    Writes FOLDER/analysis.jsonl (one line per layer and measure); `synthgap report FOLDER` then adds a section."""
+    from synthgap.analysis import analyze as analyze_folder
+    from synthgap.analysis import read_analysis, summary_lines
+
+    path = analyze_folder(
+        folder,
+        model_cache=model_cache,
+        probe_per_class=probe_per_class,
+        max_images=max_images or None,
+        progress=not quiet,
+    )
+    for line in summary_lines(read_analysis(folder)):
+        typer.echo(line)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

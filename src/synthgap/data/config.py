@@ -137,13 +137,15 @@ def split_identity(
     subset. Two calls agree exactly when `load_split` would give the same images."""
     index = open_source(ref, split, config.data_root, classes=classes)
     count, at_most = per_class_count(per_class, index.counts())
-    return {
+    identity = {
         "ref": ref,
         "split": split,
         "files": cache_key(index, config.resolution),
         "resolution": config.resolution,
         "skip_bad": config.skip_bad,
         "per_class": count,
-        "at_most": at_most or None,
         "subset_seed": config.subset_seed if count is not None else None,
     }
+    if at_most:  # only when used, so identities (and fingerprints) of exact per_class runs stay as they were
+        identity["at_most"] = True
+    return identity

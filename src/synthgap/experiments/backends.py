@@ -21,6 +21,7 @@ from synthgap.data.cache import default_cache_dir
 from synthgap.errors import DivergenceError, SynthgapError
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import Run, RunContext
+from synthgap.experiments.store import DataStore
 from synthgap.train.loop import default_device
 
 BACKENDS = ("local", "ray", "slurm")
@@ -44,13 +45,18 @@ class Outcome:
     diverged: bool = False
 
 
+_WORKER_STORES: dict[str, DataStore] = {}  # one per spec in a worker process, reused by the runs it executes
+
+
 def run_in_worker(run: Run, ctx: RunContext, fingerprint: str, threads: int) -> Outcome:
     """Execute one run wherever this is called (a Ray worker, a SLURM job, this process)."""
     from synthgap.experiments.runner import execute_run  # the runner imports the backends
 
     torch.set_num_threads(max(1, threads))
     check_shared_storage(ctx)
-    ctx = replace(ctx, device=default_device())  # the worker's own device, not the driver's
+    # A Ray worker runs many runs of one spec: it indexes and maps the images once, not once per run.
+    store = _WORKER_STORES.setdefault(ctx.spec.model_dump_json(), ctx.store)
+    ctx = replace(ctx, store=store, device=default_device())  # the worker's own device, not the driver's
     try:
         return Outcome(record=execute_run(run, ctx, fingerprint))
     except DivergenceError as exc:

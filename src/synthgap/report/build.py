@@ -25,6 +25,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from safetensors import SafetensorError
 
+from synthgap.analysis.rows import read_analysis
 from synthgap.errors import SynthgapError
 from synthgap.experiments.examples import EXAMPLES_FILE, read_examples
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
@@ -38,6 +39,7 @@ from synthgap.report.ablations import (
     normalization_table,
     texture_table,
 )
+from synthgap.report.analysis import analysis_lines
 from synthgap.report.class_figures import plot_confusions, plot_examples, plot_per_class
 from synthgap.report.classes import (
     TABLE_ENDS,
@@ -330,6 +332,7 @@ def build_report(folder: Path) -> Path:
     else:
         lines += family_lines(records, Scope(folder))
     lines += examples_lines(folder, records)
+    lines += analysis_lines(records, read_analysis(folder), folder)
     lines += ["## All runs", "", *all_runs_lines(records, with_model=len(families) > 1), ""]
     markdown = "\n".join(lines)
     atomic_write_text(folder / "report.md", markdown)
