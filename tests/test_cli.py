@@ -42,7 +42,6 @@ def test_bad_input_is_one_error_line_and_exit_2(args, message):
 
 
 def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     args = ["train", "--train-data", "cifake:synthetic", "--data-root", str(cifake_root), "--epochs", "1",
             "--width", "0.125", "--batch-size", "8", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
     first = runner.invoke(app, args)
@@ -69,8 +68,9 @@ def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
 
 
 def test_dry_run_rejects_per_class_beyond_the_smallest_class_naming_side_and_classes(cifake_root, tmp_path):
-    result = synthgap("run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root", str(cifake_root),
-                      "--out", str(tmp_path))  # per_class 500, 3 images per class
+    result = synthgap(
+        "run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root", str(cifake_root), "--out", str(tmp_path)
+    )  # per_class 500, 3 images per class
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "per_class=500, but cifake:real (train) has fewer images in 10 class(es): airplane (3)" in result.stderr
 
@@ -100,8 +100,17 @@ def test_shipped_imagenet100_configs_dry_run_on_a_fake_tree(tmp_path, config, ru
     synthetic = write_tree(tmp_path / "sd", {"train": 1}, wnids) / "train"
     overrides = [f"data.real=imagenet100:{imagenet}", f"data.test=imagenet100:{imagenet}",
                  f"data.synthetic=folder:{synthetic}"]  # fmt: skip
-    args = ["run", str(CONFIGS / config), "--dry-run", "--out", str(tmp_path), "--per-class", "1",
-            "--set", "data.test_per_class=1"]
+    args = [
+        "run",
+        str(CONFIGS / config),
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--per-class",
+        "1",
+        "--set",
+        "data.test_per_class=1",
+    ]
     result = runner.invoke(app, args + [part for item in overrides for part in ("--set", item)])
     assert result.exit_code == 0, result.output
     assert "data imagenet100:" in result.output and "100 classes" in result.output
@@ -120,7 +129,6 @@ def test_dry_run_names_mismatched_classes(tmp_path):
 
 
 def test_skip_bad_skips_and_counts_corrupt_images(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     (cifake_root / "cifake" / "train" / "REAL" / "1 (3).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     args = ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--epochs", "1", "--width",
             "0.125", "--batch-size", "8", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip

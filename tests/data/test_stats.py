@@ -63,7 +63,6 @@ def test_dataset_stats_are_cached_by_image_key(tmp_path, monkeypatch):
 
 
 def test_data_stats_command(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     runner = CliRunner()
     result = runner.invoke(app, ["data", "stats", "cifake:real", "--data-root", str(cifake_root), "--quiet"])
     assert result.exit_code == 0, result.output

@@ -82,7 +82,6 @@ def test_ablation_runs_are_named_by_their_setting(tmp_path):
 
 
 def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = spec_with(cifake_root, ABLATIONS)
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models",
                                                 progress=False)}  # fmt: skip
@@ -121,7 +120,6 @@ def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path,
 
 
 def test_mixed_sets_keep_their_size_and_nest(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = spec_with(cifake_root, [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}], data={
         "data_root": str(cifake_root), "per_class": 3})  # fmt: skip
     ctx = RunContext(spec, DataStore(spec, progress=False), ModelCache(tmp_path / "models"), tmp_path / "out",
@@ -156,7 +154,6 @@ def test_adabn_replaces_running_statistics_with_the_new_images():
 
 
 def test_model_cache_key_depends_on_training_not_on_test_normalization(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = spec_with(cifake_root, [{"kind": "baseline"}])
     images = DataStore(spec, progress=False).train("real")
     cache = ModelCache(tmp_path / "models")

@@ -54,8 +54,9 @@ def test_ray_backend_gives_the_local_records(cifake_root, tmp_path, local_record
     backend = RayBackend(Resources(cpus=1), address=None, workers=2)
     try:
         assert backend.slots == 2
-        records = run_experiment(spec, tmp_path / "ray", model_cache=tmp_path / "ray-models", progress=False,
-                                 backend=backend)
+        records = run_experiment(
+            spec, tmp_path / "ray", model_cache=tmp_path / "ray-models", progress=False, backend=backend
+        )
     finally:
         ray.shutdown()
     assert summary(records) == local_records
@@ -65,11 +66,17 @@ def test_ray_backend_gives_the_local_records(cifake_root, tmp_path, local_record
 @pytest.mark.slow
 def test_slurm_backend_through_submitit_gives_the_local_records(cifake_root, tmp_path, local_records):
     spec = sweep_spec(cifake_root, tmp_path)
-    backend = SlurmBackend(Resources(cpus=1), folder=tmp_path / "slurm" / "jobs", cluster="local", workers=2,
-                           parameters={"timeout_min": 10})
+    backend = SlurmBackend(
+        Resources(cpus=1),
+        folder=tmp_path / "slurm" / "jobs",
+        cluster="local",
+        workers=2,
+        parameters={"timeout_min": 10},
+    )
     backend.POLL_SECONDS = 0.2
-    records = run_experiment(spec, tmp_path / "slurm", model_cache=tmp_path / "slurm-models", progress=False,
-                             backend=backend)
+    records = run_experiment(
+        spec, tmp_path / "slurm", model_cache=tmp_path / "slurm-models", progress=False, backend=backend
+    )
     assert summary(records) == local_records
     assert list((tmp_path / "slurm" / "jobs").iterdir())  # submitit's job folders: the runs really were jobs
 
@@ -93,8 +100,24 @@ def test_a_worker_that_cannot_see_the_experiment_folder_is_one_clear_error(cifak
 
 def _driver(spec_path, out, models, backend) -> list[str]:
     code = "import sys; from synthgap.cli import main; sys.argv = ['synthgap'] + sys.argv[1:]; main()"
-    return [sys.executable, "-c", code, "run", str(spec_path), "--out", str(out), "--model-cache", str(models),
-            "--backend", backend, "--workers", "2", "--slurm-cluster", "local", "-q"]
+    return [
+        sys.executable,
+        "-c",
+        code,
+        "run",
+        str(spec_path),
+        "--out",
+        str(out),
+        "--model-cache",
+        str(models),
+        "--backend",
+        backend,
+        "--workers",
+        "2",
+        "--slurm-cluster",
+        "local",
+        "-q",
+    ]
 
 
 @pytest.mark.slow
@@ -104,8 +127,9 @@ def test_a_killed_driver_resumes_with_every_run_once(cifake_root, tmp_path, loca
     spec_path.write_text(yaml.safe_dump(sweep_spec(cifake_root, tmp_path).model_dump(mode="json")))
     out, models = tmp_path / backend, tmp_path / f"{backend}-models"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    driver = subprocess.Popen(_driver(spec_path, out, models, backend), env=env, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        _driver(spec_path, out, models, backend), env=env, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while driver.poll() is None and len(read_results(out)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)  # the baselines are recorded; transfers are running or about to

@@ -50,7 +50,6 @@ def test_same_steps_gives_small_fractions_more_epochs():
 
 
 def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = reduction_spec(cifake_root, fractions=[1, 1 / 3], arms=["transfer", "scratch"], augmentation="none",
                           schedule="same_epochs")  # fmt: skip
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)}
@@ -64,7 +63,6 @@ def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeyp
 
 
 def test_scratch_on_all_real_data_is_the_real_baseline_reused(cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = validate(ExperimentSpec, {
         "data": {"data_root": str(cifake_root)},
         "model": {"width": 0.125},

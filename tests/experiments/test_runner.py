@@ -37,7 +37,6 @@ def tiny_spec(data_root: Path, **changes) -> ExperimentSpec:
 
 @pytest.fixture
 def caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "models"
 
 

@@ -64,8 +64,9 @@ def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, monkey
         student = build_student(source, fresh, TransferSetup(n=n), family)
         # the same work through the ordinary path: the family without its cut
         used = family if use_cache else dataclasses.replace(family, split=None)
-        result = train_student(student, TransferSetup(n=n), data(1), data(2), recipe, seed=0, family=used,
-                               progress=False)
+        result = train_student(
+            student, TransferSetup(n=n), data(1), data(2), recipe, seed=0, family=used, progress=False
+        )
         assert result.prefix_cache is use_cache
         assert (result.prefix_cache_note is None) is use_cache  # the ordinary path says why it did not cache
         results[use_cache] = (result.fit.top1, student.state_dict())
@@ -77,8 +78,9 @@ def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, monkey
 def test_all_layers_frozen_only_evaluates_the_source_model():
     source, fresh = models()
     student = build_student(source, fresh, TransferSetup(n=18), FAMILY)
-    result = train_student(student, TransferSetup(n=18), data(1), data(2), RECIPE, seed=0, family=FAMILY,
-                           progress=False)
+    result = train_student(
+        student, TransferSetup(n=18), data(1), data(2), RECIPE, seed=0, family=FAMILY, progress=False
+    )
     expected = evaluate(source, recipe_loaders(data(1), data(2), RECIPE, 0)[1], precision="fp32")
     assert (result.fit.top1, result.fit.top5) == expected and result.fit.train_images == 0
     assert not result.prefix_cache

@@ -38,7 +38,6 @@ def test_generated_source_errors(reference_set, tmp_path):
 
 
 def test_experiment_trains_on_a_generated_set(reference_set, cifake_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     spec = validate(ExperimentSpec, {
         "name": "generated",
         "data": {"real": "cifake:real", "synthetic": f"generated:{reference_set}", "test": "cifake:real",

@@ -10,7 +10,6 @@ from synthgap.report.build import build_report
 def test_text2img_and_unclip_sets_are_compared_on_the_same_real_test_set(
     reference_set, tiny_unclip, cifake_root, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("SYNTHGAP_CACHE_DIR", str(tmp_path / "cache"))
     variations = tmp_path / "unclip"
     config = UnclipConfig(out=variations, source="cifake:real", data_root=cifake_root, model=str(tiny_unclip),
                           per_class=3, variations=1, size=32, steps=2, batch_size=5)  # fmt: skip
