@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from synthgap.cli import app
@@ -137,5 +138,20 @@ def test_skip_bad_skips_and_counts_corrupt_images(cifake_root, tmp_path, monkeyp
     lenient = runner.invoke(app, [*args, "--skip-bad"])
     assert lenient.exit_code == 0, lenient.output
     assert "skipped 1 unreadable images" in lenient.output
+    record = json.loads((tmp_path / "out" / "results.jsonl").read_text())
+    assert record["skipped_images"] == 1 and record["train_images"] == 29
+
+
+def test_run_takes_skip_bad_and_prints_and_records_the_skipped_images(cifake_root, tmp_path):
+    (cifake_root / "cifake" / "train" / "REAL" / "1 (3).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"model": {"width": 0.125}, "recipe": {"epochs": 1, "batch_size": 8},
+                                    "experiments": [{"kind": "baseline", "sides": ["real"]}]}))  # fmt: skip
+    args = ["run", str(spec), "--data-root", str(cifake_root), "--out", str(tmp_path / "out"), "-q"]
+    strict = runner.invoke(app, args)
+    assert strict.exit_code != 0 and "--skip-bad" in str(strict.exception)  # the hint names an option run has
+    lenient = runner.invoke(app, [*args, "--skip-bad"])
+    assert lenient.exit_code == 0, lenient.output
+    assert "1 runs skipped unreadable images (up to 1 each" in lenient.output
     record = json.loads((tmp_path / "out" / "results.jsonl").read_text())
     assert record["skipped_images"] == 1 and record["train_images"] == 29
