@@ -23,4 +23,5 @@ __all__ = [
     "stratified_positions",
 ]
 
-from synthgap.data import generated, imagenet100  # noqa: F401,E402  (register the generated and imagenet100 sources)
+# Registration is explicit here: the generated and imagenet100 sources, and the AutoAugment-family presets.
+from synthgap.data import autoaugment, generated, imagenet100  # noqa: F401,E402

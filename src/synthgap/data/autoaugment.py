@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as tvF
 
-from synthgap.data.transforms import AUGMENTATIONS
+from synthgap.data.presets import AUGMENTATIONS
 
 # ---------------------------------------------------------------------------------------------------------------
 # Colour and histogram ops. Each takes uint8 images B×3×H×W and a float64 magnitude per image (B,) and returns

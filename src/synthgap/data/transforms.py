@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
+from synthgap.data.presets import AUGMENTATIONS
 from synthgap.errors import SynthgapError
-from synthgap.registry import Registry
 
 
 def random_crop_with_padding(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
@@ -75,9 +75,6 @@ def random_resized_crop(
 
 class Augmentation(Protocol):
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
-
-
-AUGMENTATIONS: Registry[type] = Registry("augmentation preset")
 
 
 @AUGMENTATIONS.register("none")
@@ -147,6 +144,3 @@ def get_normalization(choice: str | Normalization) -> Normalization:
     if choice not in NORMALIZATIONS:
         raise SynthgapError(f"unknown normalization {choice!r}; choose from: {', '.join(NORMALIZATIONS)}")
     return NORMALIZATIONS[choice]
-
-
-from synthgap.data import autoaugment  # noqa: F401,E402  (registers randaugment, trivialaugment, autoaugment*, augmix)
