@@ -146,8 +146,8 @@ def test_sides_come_from_the_records_not_from_data_names():
             frozen=True,
             top1=65.0,
         ),
-        make_record(  # no source_side (an old record): its direction is unknown, so it is in no curve
-            run="old", kind="layer_transfer", source=SYNTH, target=REAL, side="real", n_transferred=12, top1=1.0
+        make_record(  # no sides at all (an old record): its direction is unknown, so it is in no curve
+            run="old", kind="layer_transfer", source=SYNTH, target=REAL, side=None, n_transferred=12, top1=1.0
         ),
     ]
     baselines = layer_baselines(records)

@@ -137,9 +137,20 @@ RECORD_CLASSES: dict[str, type[ResultRecord]] = {
 }
 
 
+OTHER_SIDE = {"real": "synthetic", "synthetic": "real"}
+
+
 def parse_record(data: dict) -> ResultRecord:
-    """The typed record for one results line (a plain `ResultRecord` when its kind is unknown here)."""
+    """The typed record for one results line (a plain `ResultRecord` when its kind is unknown here).
+
+    Lines written before `source_side` existed get it back where it is certain: a transfer's layers 1..N came from
+    the side opposite the one that trained the rest, and a reduction's from the synthetic side."""
     kind = data.get("kind")
+    if data.get("source") and "source_side" not in data and data.get("side") in OTHER_SIDE:
+        if kind == "layer_transfer":
+            data = {**data, "source_side": OTHER_SIDE[data["side"]]}
+        elif kind == "data_reduction":
+            data = {**data, "source_side": "synthetic"}
     key = f"ablation:{data.get('ablation')}" if kind == "ablation" else kind
     return RECORD_CLASSES.get(key, ResultRecord).model_validate(data)
 
