@@ -244,7 +244,9 @@ def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_
             if seeds is not None and "seeds" in block:
                 block["seeds"] = seeds
             if n is not None and block.get("kind") == "layer_transfer":
-                block["n"] = n
+                block["n"] = n  # fixed N: an adaptive block's search settings no longer apply
+                block.pop("levels", None)
+                block.pop("budget", None)
     for item in set_values:
         key, sep, value = item.partition("=")
         if not sep:

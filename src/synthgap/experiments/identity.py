@@ -36,9 +36,12 @@ def run_settings(run: Run, spec: ExperimentSpec, store: DataStore, needed: dict[
     }
 
 
-def fingerprints(runs: list[Run], spec: ExperimentSpec, store: DataStore) -> dict[str, tuple[str, dict]]:
-    """{run name: (fingerprint, settings)} for runs in dependency order (each run's needs come before it)."""
-    out: dict[str, tuple[str, dict]] = {}
+def fingerprints(
+    runs: list[Run], spec: ExperimentSpec, store: DataStore, known: dict[str, tuple[str, dict]] | None = None
+) -> dict[str, tuple[str, dict]]:
+    """{run name: (fingerprint, settings)} for runs in dependency order (each run's needs come before it, or are in
+    `known`, the fingerprints of runs planned earlier)."""
+    out: dict[str, tuple[str, dict]] = dict(known or {})
     for run in runs:
         needed = {need.name: out[need.name][0] for need in run.needs()}
         settings = run_settings(run, spec, store, needed)

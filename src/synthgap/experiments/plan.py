@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from synthgap.errors import SynthgapError
 from synthgap.experiments.kinds import kind_of_block
+from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, Run
 from synthgap.experiments.spec import ExperimentSpec
 
@@ -19,6 +20,17 @@ def plan(spec: ExperimentSpec) -> list[Run]:
     runs = _unique(planned + needed)
     baselines = [run for run in runs if isinstance(run, BaselineRun)]
     return dependency_order(baselines + [run for run in runs if not isinstance(run, BaselineRun)])
+
+
+def follow_ups(spec: ExperimentSpec, records: list[ResultRecord]) -> list[Run]:
+    """The runs that blocks choosing their runs from results (adaptive sweeps) have so far, and their next round."""
+    runs: list[Run] = []
+    for block in spec.experiments:
+        kind = kind_of_block(block)
+        if kind.follow_up is not None:
+            seeds = block.seeds if block.seeds is not None else spec.seeds
+            runs += kind.follow_up(block, seeds, spec, records)
+    return runs
 
 
 def dependency_order(runs: list[Run]) -> list[Run]:

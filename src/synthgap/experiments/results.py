@@ -68,6 +68,7 @@ class TransferRecord(ResultRecord):
     augmentation: str | None = None
     prefix_cache: bool = False
     prefix_cache_note: str | None = None  # why frozen layers were not cached, when they could not be
+    chosen: str | None = None  # an adaptive sweep's reason for this N
 
 
 class ReductionRecord(ResultRecord):

@@ -28,7 +28,7 @@ from synthgap.experiments.backends import Backend, LocalBackend, Resources, shar
 from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.examples import EXAMPLES_FILE, write_examples
 from synthgap.experiments.identity import changed_settings, fingerprints
-from synthgap.experiments.plan import plan
+from synthgap.experiments.plan import follow_ups, plan
 from synthgap.experiments.results import (
     RESULTS_FILE,
     SUPERSEDED_FILE,
@@ -106,34 +106,40 @@ def run_experiment(
             stale.unlink()
         open_spec_sources(spec)  # class lists and sizes, before any decoding or training
         store = DataStore(spec, progress)
+        runs += _new_follow_ups(spec, out, runs)  # an adaptive sweep's recorded runs belong to the plan too
         prints = fingerprints(runs, spec, store)
         settle_recorded(out, prints, rerun_changed)
         save_config(spec, out / "spec.yaml")  # every record now belongs to this spec's runs and settings
         sides = {spec.data.real, spec.data.synthetic}
         if sides <= set(spec.training_refs()) and not (out / EXAMPLES_FILE).exists():
             write_examples(store, out)  # the report's picture of both sides' training images
-        done = recorded_fingerprints(out)
-        todo = [run for run in runs if run.name not in done]
         models = ModelCache(model_cache or default_cache_dir() / "models")
-        ctx = RunContext(
-            spec,
-            store,
-            models,
-            out,
-            device or default_device(),
-            progress,
-            fingerprints={name: fp for name, (fp, _) in prints.items()},
-        )
+        ctx = RunContext(spec, store, models, out, device or default_device(), progress)
         for folder in shared_folders(ctx).values():
             folder.mkdir(parents=True, exist_ok=True)
         backend = backend or LocalBackend(Resources())
         try:
-            failed = _run_all(todo, set(done), ctx, prints, backend, keep_going=keep_going, total=len(runs))
+            while True:  # one round, plus one per round an adaptive sweep asks for
+                ctx.fingerprints.update({name: fp for name, (fp, _) in prints.items()})
+                done = recorded_fingerprints(out)
+                todo = [run for run in runs if run.name not in done]
+                failed = _run_all(todo, set(done), ctx, prints, backend, keep_going=keep_going, total=len(runs))
+                new = [] if failed else _new_follow_ups(spec, out, runs)
+                if not new:
+                    break
+                runs += new
+                prints = fingerprints(new, spec, store, known=prints)
         finally:
             backend.close()
     if failed:
         raise SynthgapError(f"{len(failed)} run(s) failed and were not recorded: " + "; ".join(failed))
     return read_results(out)
+
+
+def _new_follow_ups(spec: ExperimentSpec, out: Path, runs: list[Run]) -> list[Run]:
+    """Runs adaptive blocks choose from what `out` records, that are not planned yet."""
+    planned = {run.name for run in runs}
+    return [run for run in follow_ups(spec, read_results(out)) if run.name not in planned]
 
 
 def _run_all(

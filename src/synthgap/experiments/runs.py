@@ -126,3 +126,5 @@ class Kind:
     plan: Callable[[Any, list[int], ExperimentSpec], list[Run]]  # (block, seeds, spec) -> runs
     run_types: tuple[type[Run], ...]
     execute: Callable[[Any, RunContext], ResultRecord]  # (run, context) -> record
+    # Blocks that choose their runs from results (an adaptive sweep): (block, seeds, spec, records) -> next runs
+    follow_up: Callable[[Any, list[int], ExperimentSpec, list[ResultRecord]], list[Run]] | None = None

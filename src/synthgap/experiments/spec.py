@@ -82,7 +82,11 @@ class BaselineBlock(_Strict):
 class LayerTransferBlock(_Strict):
     kind: Literal["layer_transfer"]
     directions: list[Direction] = ["synthetic_to_real", "real_to_synthetic"]
-    n: list[int] | None = None  # default: 1..L-1 (L: the model family's number of layers)
+    n: list[int] | Literal["auto"] | None = None  # default: 1..L-1 (L: the model family's number of layers)
+    # n: auto — find by bisection over N where the share of the gap recovered, (top-1(N) − S) / (R − S), of the
+    # synthetic→real students falls below each level, instead of training every N; at most `budget` students a seed
+    levels: list[float] | None = None  # with n: auto (default [0.5]): shares of the gap R − S, each in (0, 1)
+    budget: int | None = Field(None, ge=1)  # with n: auto: stage-2 students per seed at most (default: unlimited)
     seeds: list[int] | None = Field(None, min_length=1)
     freeze: bool = True  # layers 1..N frozen (else fine-tuned with the rest)
     rest: Literal["reinit", "finetune"] = "reinit"  # layers N+1..L: fresh, or kept from the source and fine-tuned
@@ -92,13 +96,34 @@ class LayerTransferBlock(_Strict):
 
     @field_validator("n")
     @classmethod
-    def _n_not_negative(cls, values: list[int] | None) -> list[int] | None:
-        return None if values is None else _all_valid(values, lambda v: v >= 0, "N must not be negative")
+    def _n_not_negative(cls, values: list[int] | str | None) -> list[int] | str | None:
+        if values is None or values == "auto":
+            return values
+        return _all_valid(values, lambda v: v >= 0, "N must not be negative")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, values: list[float] | None) -> list[float] | None:
+        return None if values is None else _all_valid(values, lambda v: 0 < v < 1, "levels must be in (0, 1)")
 
     @field_validator("augmentation")
     @classmethod
     def _known_augmentation(cls, value: str | None) -> str | None:
         return _known_preset(value)
+
+    @model_validator(mode="after")
+    def _adaptive_settings(self) -> LayerTransferBlock:
+        if self.n == "auto":
+            if self.directions != ["synthetic_to_real"]:
+                raise ValueError("n: auto searches the synthetic→real students: set directions: [synthetic_to_real]")
+            self.levels = self.levels or [0.5]
+        elif self.levels is not None or self.budget is not None:
+            raise ValueError("levels and budget go with n: auto")
+        return self
+
+    @property
+    def adaptive(self) -> bool:
+        return self.n == "auto"
 
 
 Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]
@@ -271,7 +296,8 @@ class ExperimentSpec(_Strict):
         for block in self.experiments:
             if isinstance(block, LayerTransferBlock):
                 block.n = list(range(1, last)) if block.n is None else block.n
-                _check_layers(block.n, 0, last, f"layer_transfer n ({family.name} has {last} layers)")
+                if not block.adaptive:
+                    _check_layers(block.n, 0, last, f"layer_transfer n ({family.name} has {last} layers)")
                 if block.frozen_bn == "reestimate" and family.norm != "batchnorm":
                     raise ValueError(f"frozen_bn: reestimate needs BatchNorm layers; {family.name} uses {family.norm}")
             elif isinstance(block, DataReductionBlock):

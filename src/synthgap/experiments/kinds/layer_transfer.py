@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from synthgap.experiments.results import TransferRecord
-from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.results import ResultRecord, TransferRecord
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, baseline_name
 from synthgap.experiments.spec import DIRECTIONS, ExperimentSpec, LayerTransferBlock, Side
 from synthgap.experiments.students import train_from_source
 from synthgap.experiments.transfer import TransferSetup
+from synthgap.models import get_family
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,14 @@ class TransferRun(Run):
     frozen_bn: str = "eval"
     augmentation: str | None = None  # stage-2 augmentation; None: the recipe's
     epochs: int | None = None  # stage-2 epochs; None: the recipe's
+    # Why an adaptive sweep chose this N (not a setting: the same student whatever led to it)
+    chosen: str = field(default="", compare=False)
     kind: ClassVar[str] = "layer_transfer"
+
+    def settings(self) -> dict:
+        settings = super().settings()
+        del settings["chosen"]
+        return settings
 
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline(self.source, self.seed),)
@@ -52,7 +60,9 @@ def run_name(block: LayerTransferBlock, direction: str, n: int, seed: int, spec:
     return name
 
 
-def plan(block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec) -> list[TransferRun]:
+def plan(block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec) -> list[Run]:
+    if block.adaptive:  # the students come one round at a time (follow_up); R and S come first
+        return [baseline(side, seed) for seed in seeds for side in ("real", "synthetic")]
     runs = []
     for seed in seeds:
         for direction in block.directions:
@@ -98,9 +108,69 @@ def execute(run: TransferRun, ctx: RunContext) -> TransferRecord:
         augmentation=recipe.augmentation,
         prefix_cache=result.prefix_cache,
         prefix_cache_note=result.prefix_cache_note,
+        chosen=run.chosen or None,
         skipped_images=len(train.skipped),
         **result.fit.evaluation.record_fields(),
     )
 
 
-KIND = Kind("layer_transfer", LayerTransferBlock, plan, (TransferRun,), execute)
+@dataclass(frozen=True)
+class Bisection:
+    """Where the synthetic→real curve crosses each level, as far as the measured students tell."""
+
+    next_n: dict[int, str]  # N to train next → why
+    crossings: dict[float, int | None]  # level → first N whose recovered share is below it (None: not found yet)
+
+
+def bisect_levels(shares: dict[int, float], num_layers: int, levels: list[float], budget: int | None) -> Bisection:
+    """Bisection over N for every level at once. `shares` holds the measured recovered shares by N; N = 0 counts as
+    1 (R itself) and N = L as 0 (S, the source model unchanged), so the search interval is 0..L. Assumes the share
+    falls with N, as the paper found; a level's crossing is the first N whose share is below it."""
+    known = {0: 1.0, num_layers: 0.0, **shares}
+    next_n: dict[int, str] = {}
+    crossings: dict[float, int | None] = {}
+    for level in sorted(levels, reverse=True):
+        low, high = 0, num_layers  # share(low) >= level > share(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if middle not in known:
+                next_n.setdefault(middle, f"bisection for {level:.0%} of the gap: crossing in N {low}..{high}")
+                break
+            low, high = (middle, high) if known[middle] >= level else (low, middle)
+        crossings[level] = high if high - low <= 1 else None
+    if budget is not None:
+        room = max(0, budget - len(shares))
+        next_n = dict(list(next_n.items())[:room])
+    return Bisection(next_n, crossings)
+
+
+def follow_up(
+    block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec, records: list[ResultRecord]
+) -> list[TransferRun]:
+    """An adaptive (n: auto) block's runs so far and the next round a bisection needs, given what is recorded.
+    (The recorded ones are returned too, so a resumed experiment knows them; the runner skips them.)"""
+    num_layers = get_family(spec.model.name).num_layers
+    by_name = {r.run: r for r in records}
+    runs = []
+
+    def student(n: int, seed: int, why: str) -> TransferRun:
+        name = run_name(block, "synthetic_to_real", n, seed, spec)
+        fields = (block.freeze, block.rest, block.frozen_bn, block.augmentation, block.epochs)
+        return TransferRun(name, seed, "synthetic", "real", n, *fields, chosen=why)
+
+    for seed in seeds:
+        r, s = by_name.get(baseline_name("real", seed)), by_name.get(baseline_name("synthetic", seed))
+        if r is None or s is None or r.top1 <= s.top1:
+            continue  # the baselines are not recorded yet, or there is no gap to locate (the report says so)
+        shares = {}
+        for n in range(num_layers + 1):
+            record = by_name.get(run_name(block, "synthetic_to_real", n, seed, spec))
+            if record is not None and record.fingerprint:
+                shares[n] = (record.top1 - s.top1) / (r.top1 - s.top1)
+                runs.append(student(n, seed, getattr(record, "chosen", None) or ""))
+        bisection = bisect_levels(shares, num_layers, block.levels, block.budget)
+        runs += [student(n, seed, why) for n, why in bisection.next_n.items()]
+    return runs
+
+
+KIND = Kind("layer_transfer", LayerTransferBlock, plan, (TransferRun,), execute, follow_up)
