@@ -95,3 +95,14 @@ def test_an_adaptive_sweep_runs_round_by_round_and_resumes(cifake_root, tmp_path
     monkeypatch.setattr(runner_module, "execute_run", lambda *a: pytest.fail("ran again"))
     assert len(run_experiment(spec, tmp_path / "out", model_cache=model_cache, progress=False)) == 6
     assert len(read_results(tmp_path / "out")) == 6
+
+
+def test_a_fixed_sweep_asks_for_no_follow_up_rounds():
+    from synthgap.experiments.plan import follow_ups
+
+    spec = validate(ExperimentSpec, {"experiments": [{"kind": "layer_transfer", "n": [4, 8]}]})
+    records = [
+        fake_execute(run, None, "f")
+        for run in [BaselineRun("baseline-real-s0", 0, "real"), BaselineRun("baseline-synthetic-s0", 0, "synthetic")]
+    ]
+    assert follow_ups(spec, records) == []  # R > S here: an adaptive block would ask for students

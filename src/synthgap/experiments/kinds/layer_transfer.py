@@ -149,6 +149,8 @@ def follow_up(
 ) -> list[TransferRun]:
     """An adaptive (n: auto) block's runs so far and the next round a bisection needs, given what is recorded.
     (The recorded ones are returned too, so a resumed experiment knows them; the runner skips them.)"""
+    if not block.adaptive:
+        return []  # a fixed list of N is planned up front
     num_layers = get_family(spec.model.name).num_layers
     by_name = {r.run: r for r in records}
     runs = []
