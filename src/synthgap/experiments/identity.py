@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from synthgap.experiments.runs import Run
@@ -57,6 +58,20 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in tree.items():
         out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return out
+
+
+def what_changed(run_file: Path, recorded: str | None, fingerprint: str, settings: dict[str, Any]) -> str:
+    """Why a run recorded with fingerprint `recorded` is not the planned one (`fingerprint`, `settings`): the changed
+    settings, read from the run.json that `run_file` names when it belongs to that record."""
+    if not recorded:
+        return "recorded by an older synthgap, without a settings fingerprint"
+    try:
+        saved = json.loads(Path(run_file).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    if saved.get("fingerprint") != recorded:
+        return f"fingerprint {recorded} recorded, {fingerprint} now"
+    return changed_settings(saved["settings"], settings)
 
 
 def changed_settings(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str:

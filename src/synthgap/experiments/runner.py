@@ -27,7 +27,7 @@ from synthgap.experiments import kinds
 from synthgap.experiments.backends import Backend, LocalBackend, Resources, shared_folders
 from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.examples import EXAMPLES_FILE, write_examples
-from synthgap.experiments.identity import changed_settings, fingerprints
+from synthgap.experiments.identity import fingerprints, what_changed
 from synthgap.experiments.plan import follow_ups, plan
 from synthgap.experiments.results import (
     RESULTS_FILE,
@@ -214,7 +214,7 @@ def settle_recorded(out: Path, planned: dict[str, tuple[str, dict]], rerun_chang
         first = changed[0]
         problems.append(
             f"{len(changed)} recorded run(s) were made with other settings, e.g. {first}: "
-            f"{_what_changed(out, first, *planned[first])}"
+            f"{what_changed(out / 'runs' / first / RUN_FILE, recorded[first], *planned[first])}"
         )
     if unplanned:
         problems.append(f"{len(unplanned)} recorded run(s) are not part of this spec, e.g. {unplanned[0]}")
@@ -222,20 +222,6 @@ def settle_recorded(out: Path, planned: dict[str, tuple[str, dict]], rerun_chang
         f"{out}: " + "; ".join(problems) + ". Use a new --out, or --rerun-changed to move those "
         f"records to {SUPERSEDED_FILE} (and run them again where the spec plans them)"
     )
-
-
-def _what_changed(out: Path, name: str, fingerprint: str, settings: dict) -> str:
-    """The settings of the recorded run `name` that differ from the planned run's (its run.json holds them)."""
-    recorded = {r["run"]: r for r in read_jsonl(out / RESULTS_FILE)}[name]
-    if not recorded.get("fingerprint"):
-        return "recorded by an older synthgap, without a settings fingerprint"
-    try:
-        saved = json.loads((out / "runs" / name / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        saved = {}
-    if saved.get("fingerprint") != recorded["fingerprint"]:
-        return f"fingerprint {recorded['fingerprint']} recorded, {fingerprint} now"
-    return changed_settings(saved["settings"], settings)
 
 
 def supersede(out: Path, names: set[str]) -> None:

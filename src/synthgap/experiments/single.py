@@ -9,7 +9,6 @@ that names what changed (or, with `rerun_changed`, the old record moves to super
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from synthgap.config import save_config
 from synthgap.data.config import DataConfig, load_train_test, split_identity
 from synthgap.errors import SynthgapError
-from synthgap.experiments.identity import changed_settings, fingerprint_of
+from synthgap.experiments.identity import fingerprint_of, what_changed
 from synthgap.experiments.results import RESULTS_FILE, BaselineRecord, ResultRecord, append_result, read_results
 from synthgap.experiments.runner import RUN_FILE, exclusive, supersede
 from synthgap.experiments.students import train_from_scratch
@@ -87,10 +86,10 @@ def run_baseline(
         if recorded is not None and recorded.fingerprint == fingerprint:
             return recorded
         if recorded is not None and not rerun_changed:
+            change = what_changed(run_dir / RUN_FILE, recorded.fingerprint, fingerprint, settings)
             raise SynthgapError(
-                f"{name} is already recorded in {results_dir / RESULTS_FILE} with other settings "
-                f"({_what_changed(run_dir, recorded, settings)}); use another --out or --name, or --rerun-changed "
-                "to move the old record to superseded.jsonl and train again"
+                f"{name} is already recorded in {results_dir / RESULTS_FILE} with other settings ({change}); use "
+                "another --out or --name, or --rerun-changed to move the old record to superseded.jsonl and train again"
             )
         if recorded is not None:
             supersede(results_dir, {name})
@@ -98,16 +97,6 @@ def run_baseline(
         record = _train(config, run_dir, progress, fingerprint)
         append_result(results_dir, record)
     return record
-
-
-def _what_changed(run_dir: Path, recorded: ResultRecord, settings: dict) -> str:
-    if not recorded.fingerprint:
-        return "recorded by an older synthgap, without a settings fingerprint"
-    try:
-        saved = json.loads((run_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return f"fingerprint {recorded.fingerprint} recorded"
-    return changed_settings(saved.get("settings", {}), settings)
 
 
 def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: str) -> BaselineRecord:
