@@ -48,19 +48,25 @@ class Outcome:
 _WORKER_STORES: dict[str, DataStore] = {}  # one per spec in a worker process, reused by the runs it executes
 
 
-def run_in_worker(run: Run, ctx: RunContext, fingerprint: str, threads: int) -> Outcome:
-    """Execute one run wherever this is called (a Ray worker, a SLURM job, this process)."""
+def attempt(run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
+    """Execute one run; a diverged run is an outcome (the driver decides whether the others go on), not an error."""
     from synthgap.experiments.runner import execute_run  # the runner imports the backends
 
+    try:
+        return Outcome(record=execute_run(run, ctx, fingerprint))
+    except DivergenceError as exc:
+        return Outcome(error=str(exc), diverged=True)
+
+
+def run_in_worker(run: Run, ctx: RunContext, fingerprint: str, threads: int) -> Outcome:
+    """Execute one run in another process (a Ray worker, a SLURM job), whose errors travel back as text."""
     torch.set_num_threads(max(1, threads))
     check_shared_storage(ctx)
     # A Ray worker runs many runs of one spec: it indexes and maps the images once, not once per run.
     store = _WORKER_STORES.setdefault(ctx.spec.model_dump_json(), ctx.store)
     ctx = replace(ctx, store=store, device=default_device())  # the worker's own device, not the driver's
     try:
-        return Outcome(record=execute_run(run, ctx, fingerprint))
-    except DivergenceError as exc:
-        return Outcome(error=str(exc), diverged=True)
+        return attempt(run, ctx, fingerprint)
     except SynthgapError as exc:
         return Outcome(error=str(exc))
 
@@ -100,16 +106,8 @@ class LocalBackend:
 
     slots = 1
 
-    def __init__(self, resources: Resources) -> None:
-        self.threads = resources.cpus
-
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
-        from synthgap.experiments.runner import execute_run
-
-        try:
-            return Outcome(record=execute_run(run, ctx, fingerprint))
-        except DivergenceError as exc:
-            return Outcome(error=str(exc), diverged=True)
+        return attempt(run, ctx, fingerprint)
 
     def wait(self, handles: list[Outcome]) -> list[Outcome]:
         return handles
@@ -210,7 +208,7 @@ def make_backend(
     slurm_parameters: dict[str, Any] | None = None,
 ) -> Backend:
     if name == "local":
-        return LocalBackend(resources)
+        return LocalBackend()  # this process's threads and device
     if name == "ray":
         return RayBackend(resources, address=address, workers=workers)
     if name == "slurm":

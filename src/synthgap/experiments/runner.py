@@ -24,7 +24,7 @@ from synthgap.config import save_config
 from synthgap.data.cache import default_cache_dir
 from synthgap.errors import SynthgapError
 from synthgap.experiments import kinds
-from synthgap.experiments.backends import Backend, LocalBackend, Resources, shared_folders
+from synthgap.experiments.backends import Backend, LocalBackend, shared_folders
 from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.examples import EXAMPLES_FILE, write_examples
 from synthgap.experiments.identity import fingerprints, what_changed
@@ -117,7 +117,7 @@ def run_experiment(
         ctx = RunContext(spec, store, models, out, device or default_device(), progress)
         for folder in shared_folders(ctx).values():
             folder.mkdir(parents=True, exist_ok=True)
-        backend = backend or LocalBackend(Resources())
+        backend = backend or LocalBackend()
         try:
             while True:  # one round, plus one per round an adaptive sweep asks for
                 ctx.fingerprints.update({name: fp for name, (fp, _) in prints.items()})
