@@ -54,11 +54,29 @@ def train_from_scratch(
     return model, result
 
 
+def train_in_run(
+    ctx: RunContext, run: Run, train: ImageTensors, recipe: TrainRecipe, **resume: object
+) -> tuple[nn.Module, FitResult]:
+    """`train_from_scratch` as a run does it: the spec's model and test set, the run's folder, seed and device.
+    `resume` is where a killed training continues from (`state_dir`, `state_token`)."""
+    config = ctx.model_config(len(train.classes))
+    return train_from_scratch(
+        train,
+        ctx.store.test(),
+        config,
+        recipe,
+        run.seed,
+        run_dir=ctx.run_dir(run),
+        progress=ctx.progress,
+        desc=run.name,
+        device=ctx.device,
+        **resume,
+    )
+
+
 @dataclass(frozen=True)
 class ScratchStudent:
     key: str  # model cache entry
-    top1: float
-    top5: float
     reused: bool  # taken from the cache (trained by an earlier run or spec)
     seconds: float  # training time (of the earlier run when reused)
     evaluation: Evaluation
@@ -76,19 +94,8 @@ def ensure_scratch_model(
         if verify_checkpoint(ctx.models.path(key)):
             return key, None
         start = time.perf_counter()
-        model, result = train_from_scratch(
-            train,
-            ctx.store.test(),
-            config,
-            recipe,
-            run.seed,
-            run_dir=ctx.run_dir(run),
-            progress=ctx.progress,
-            desc=run.name,
-            device=ctx.device,
-            state_dir=ctx.models.path(key),  # a killed training resumes from here, for any run or spec
-            state_token=key,
-        )
+        # a killed training resumes from the cache entry it becomes, for any run or spec
+        model, result = train_in_run(ctx, run, train, recipe, state_dir=ctx.models.path(key), state_token=key)
         metadata = {
             "seconds": max(result.seconds, time.perf_counter() - start),  # with the time before a resume
             "train": train.key,
@@ -106,10 +113,10 @@ def scratch_student(ctx: RunContext, run: Run, train: ImageTensors, recipe: Trai
     start = time.perf_counter()
     key, result = ensure_scratch_model(ctx, run, train, recipe)
     if result is not None:
-        return ScratchStudent(key, result.top1, result.top5, False, time.perf_counter() - start, result.evaluation)
+        return ScratchStudent(key, False, time.perf_counter() - start, result.evaluation)
     model, metadata = ctx.models.load(key, ctx.model_config(len(train.classes)))
     evaluation = measure(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
-    return ScratchStudent(key, evaluation.top1, evaluation.top5, True, metadata["seconds"], evaluation)
+    return ScratchStudent(key, True, metadata["seconds"], evaluation)
 
 
 def scratch_fields(
@@ -124,8 +131,8 @@ def scratch_fields(
         "n_transferred": 0,
         "frozen": False,
         "epochs": recipe.epochs,
-        "top1": student.top1,
-        "top5": student.top5,
+        "top1": student.evaluation.top1,
+        "top5": student.evaluation.top5,
         "train_images": len(train),
         "seconds": student.seconds,
         "model_key": student.key,

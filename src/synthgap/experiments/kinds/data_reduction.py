@@ -12,7 +12,7 @@ from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.results import ReductionRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.spec import DataReductionBlock, ExperimentSpec, Side
-from synthgap.experiments.students import resume_state, scratch_student, train_from_scratch, train_from_source
+from synthgap.experiments.students import resume_state, scratch_student, train_from_source, train_in_run
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
 from synthgap.train.recipe import TrainRecipe
@@ -109,18 +109,7 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
         student = scratch_student(ctx, run, train, recipe)
         evaluation = student.evaluation
     elif run.setup.source is None:
-        _, result = train_from_scratch(
-            train,
-            ctx.store.test(),
-            ctx.model_config(len(train.classes)),
-            recipe,
-            run.seed,
-            run_dir=ctx.run_dir(run),
-            progress=ctx.progress,
-            desc=run.name,
-            device=ctx.device,
-            **resume_state(ctx, run),
-        )
+        _, result = train_in_run(ctx, run, train, recipe, **resume_state(ctx, run))
         evaluation = result.evaluation
     else:
         (source,) = run.needs()
