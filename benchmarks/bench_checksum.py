@@ -12,7 +12,6 @@ set takes minutes on two cores, so it is measured once; the other figures are th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -23,7 +22,7 @@ from benchmarks.common import report
 from synthgap.data import cache
 from synthgap.data.cache import load_images
 from synthgap.data.sources import open_source
-from synthgap.io import HASH_CHUNK, verify_file
+from synthgap.io import file_digest, verify_file
 
 SIDES = ("cifake:real", "cifake:synthetic")
 RESOLUTION = 32
@@ -41,15 +40,7 @@ def best_seconds(work, repeats: int = 3) -> float:
 def hash_rate(path: Path, algorithm: str) -> float:
     """MB/s of a streamed hash over `path` (1 MiB chunks, one buffer) with `algorithm`."""
 
-    def digest() -> None:
-        h = hashlib.new(algorithm)
-        buffer = bytearray(HASH_CHUNK)
-        view = memoryview(buffer)
-        with open(path, "rb", buffering=0) as f:
-            while size := f.readinto(buffer):
-                h.update(view[:size])
-
-    return path.stat().st_size / 1e6 / best_seconds(digest)
+    return path.stat().st_size / 1e6 / best_seconds(lambda: file_digest(path, algorithm))
 
 
 def measure_side(source: str, cache_dir: Path) -> dict[str, float]:
