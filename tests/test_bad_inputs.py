@@ -188,6 +188,18 @@ def test_a_side_short_of_per_class_is_named_with_every_short_class(
     assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected)
 
 
+def test_every_short_side_is_named_in_one_line(cifake_root, tmp_path, capsys):
+    """Two sides short at once: one line names both, so one fix (or one --per-class) settles it."""
+    remove_images(cifake_root, "train", "REAL", ["2 (5).jpg"])
+    remove_images(cifake_root, "train", "FAKE", ["1 (4).jpg", "10 (9).jpg", "2 (9).jpg"])
+    spec = write_spec(tmp_path, cifake_root, {})
+    expected = (
+        "per_class=3, but cifake:real (train) has fewer images in 1 class(es): deer (2); "
+        "per_class=3, but cifake:synthetic (train) has fewer images in 2 class(es): ship (1), cat (2)"
+    )
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected)
+
+
 def test_a_blocks_unknown_augmentation_is_rejected_by_dry_run(cifake_root, tmp_path, capsys):
     spec = write_spec(
         tmp_path, cifake_root, {"experiments": [{"kind": "layer_transfer", "n": [2], "augmentation": "sparkle"}]}

@@ -18,18 +18,22 @@ def open_spec_sources(spec: ExperimentSpec) -> dict[str, LabelledIndex]:
     # every side is labelled in the test set's class order; a different class set is an error naming the classes
     aligned = align_classes([opened[-1], *opened[:-1]])
     indexes = {f"{ref} ({split})": index for (ref, split), index in zip(uses, [*aligned[1:], aligned[0]], strict=True)}
+    shortages = []
     for (_ref, split), (name, index) in zip(uses, indexes.items(), strict=True):
         wanted = spec.data.test_per_class if split == "test" else spec.data.per_class
-        check_class_sizes(name, index, wanted, "test_per_class" if split == "test" else "per_class")
+        shortages += class_shortage(name, index, wanted, "test_per_class" if split == "test" else "per_class")
+    if shortages:  # every short side at once: fixing one and rerunning to meet the next wastes the user's time
+        raise SynthgapError("; ".join(shortages))
     return indexes
 
 
-def check_class_sizes(name: str, index: LabelledIndex, wanted: object, option: str) -> None:
-    """Every class of `index` must have `wanted` images; the error names the side and every short class. (The other
-    forms of `per_class` — {max: N}, balanced, matched — fit any class.)"""
+def class_shortage(name: str, index: LabelledIndex, wanted: object, option: str) -> list[str]:
+    """A message naming the side and every class of `index` with fewer than `wanted` images, when there are any. (The
+    other forms of `per_class` — {max: N}, balanced, matched — fit any class.)"""
     if not isinstance(wanted, int):
-        return
+        return []
     short = {cls: count for cls, count in index.counts().items() if count < wanted}
-    if short:
-        listed = ", ".join(f"{cls} ({count})" for cls, count in sorted(short.items(), key=lambda item: item[1]))
-        raise SynthgapError(f"{option}={wanted}, but {name} has fewer images in {len(short)} class(es): {listed}")
+    if not short:
+        return []
+    listed = ", ".join(f"{cls} ({count})" for cls, count in sorted(short.items(), key=lambda item: item[1]))
+    return [f"{option}={wanted}, but {name} has fewer images in {len(short)} class(es): {listed}"]
