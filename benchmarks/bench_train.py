@@ -13,7 +13,7 @@ from benchmarks.common import best_rate, cifake_train_real, report
 from synthgap.data.loader import TensorLoader
 from synthgap.data.subsets import stratified_positions
 from synthgap.data.transforms import build_augmentation, get_normalization
-from synthgap.models import LAYER_MAPS, ModelConfig, build_model, freeze
+from synthgap.models import ModelConfig, build_model, freeze, get_family
 from synthgap.train.loop import TrainStep, build_optimizer, default_device, fit
 from synthgap.train.recipe import TrainRecipe
 
@@ -26,7 +26,7 @@ def model(frozen: int = 0) -> torch.nn.Module:
     torch.manual_seed(0)
     student = build_model(ModelConfig(width=1.0))
     if frozen:
-        freeze(student, frozen, LAYER_MAPS.get("resnet18"))
+        freeze(student, frozen, get_family("resnet18").layer_map)
     return student.to(memory_format=torch.channels_last)
 
 

@@ -6,7 +6,6 @@ from torch import nn
 
 from synthgap.errors import SynthgapError
 from synthgap.models import (
-    LAYER_MAPS,
     ModelConfig,
     build_model,
     freeze,
@@ -147,12 +146,6 @@ def test_layer_map_follows_the_design_table():
     for number, stage in ((7, 2), (11, 3), (15, 4)):  # the shortcut joins the conv where the residual is added
         assert MAP[number] == (f"layer{stage}.0.conv2", f"layer{stage}.0.bn2", f"layer{stage}.0.downsample")
     assert sum("downsample" in entry for entries in MAP.values() for entry in entries) == 3
-
-
-def test_transitional_layer_maps_view_reads_the_family():
-    assert LAYER_MAPS.get("resnet18") is MAP and "resnet50" in LAYER_MAPS
-    with pytest.raises(SynthgapError):
-        LAYER_MAPS.get("vgg")
 
 
 def test_reestimate_covers_every_batchnorm_of_the_first_n_layers_including_shortcuts():

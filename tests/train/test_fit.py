@@ -7,13 +7,13 @@ from torch import nn
 from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
 from synthgap.data.transforms import build_augmentation, get_normalization
-from synthgap.models import LAYER_MAPS, ModelConfig, build_model, freeze
+from synthgap.models import ModelConfig, build_model, freeze, get_family
 from synthgap.models.layers import state_keys
 from synthgap.train import loop as fit_module
 from synthgap.train.loop import autocast_dtype, build_optimizer, evaluate, fit, seed_everything, warmup_cosine
 from synthgap.train.recipe import TrainRecipe
 
-LAYERS = LAYER_MAPS.get("resnet18")
+LAYERS = get_family("resnet18").layer_map
 
 
 def colour_classes(n_per_class: int = 32, size: int = 16, seed: int = 0) -> ImageTensors:

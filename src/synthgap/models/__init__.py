@@ -10,7 +10,6 @@
 from synthgap.models.config import ModelConfig
 from synthgap.models.family import FAMILIES, ModelFamily, build_model, get_family
 from synthgap.models.layers import (
-    LAYER_MAPS,
     LayerMap,
     check_n,
     freeze,
@@ -29,7 +28,6 @@ from synthgap.models.resnet import CentreTapConv2d
 
 __all__ = [
     "FAMILIES",
-    "LAYER_MAPS",
     "CentreTapConv2d",
     "LayerMap",
     "ModelConfig",

@@ -144,23 +144,3 @@ def reestimate_batchnorm(model: nn.Module, n: int, layer_map: LayerMap, batches:
     for bn, momentum in zip(norms, momenta, strict=True):
         bn.momentum = momentum
         bn.eval()
-
-
-class _LayerMapsByFamily:
-    """Transitional read-only view: ``LAYER_MAPS.get(name)`` is ``get_family(name).layer_map``; use the family."""
-
-    def get(self, name: str) -> LayerMap:
-        from synthgap.models.family import get_family  # imported here: family.py imports this module
-
-        return get_family(name).layer_map
-
-    def names(self) -> list[str]:
-        from synthgap.models.family import FAMILIES
-
-        return FAMILIES.names()
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.names()
-
-
-LAYER_MAPS = _LayerMapsByFamily()

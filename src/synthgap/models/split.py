@@ -138,8 +138,3 @@ def split_resnet(model: nn.Module, n: int) -> tuple[ResNetPrefix, ResNetSuffix]:
         raise SynthgapError(f"a ResNet cut needs a torchvision ResNet, got {type(model).__name__}")
     prefix = ResNetPrefix(model, n)
     return prefix, ResNetSuffix(model, n, prefix.shapes)
-
-
-def supports_prefix_cut(model: nn.Module) -> bool:
-    """Transitional: use ``get_family(name).has_cut()``."""
-    return isinstance(model, ResNet)
