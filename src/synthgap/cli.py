@@ -172,10 +172,11 @@ def run(
         typer.Option(help="ray without --address: runs at once on this machine; slurm: jobs in the queue at once."),
     ] = None,
     cpus_per_run: Annotated[
-        int | None, typer.Option(help="CPU threads of each run (default: the spec's resources.cpus, 1).")
+        int | None, typer.Option(help="ray, slurm: CPU threads of each run (default: the spec's resources.cpus, 1).")
     ] = None,
     gpus_per_run: Annotated[
-        float | None, typer.Option(help="GPUs of each run, e.g. 1 or 0.5 (default: the spec's resources.gpus, 0).")
+        float | None,
+        typer.Option(help="ray, slurm: GPUs of each run, e.g. 1 or 0.5 (default: the spec's resources.gpus, 0)."),
     ] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition to submit to.")] = None,
     slurm_time: Annotated[int | None, typer.Option(help="slurm: time limit of each job in minutes.")] = None,

@@ -55,7 +55,7 @@ class DataStore:
         return self._get(ref, "train", self._per_class("train", all_images))
 
     def test(self) -> ImageTensors:
-        return self._get(self.spec.data.test, "test", self.spec.data.test_per_class)
+        return self._get(self.spec.data.test, "test", self._per_class("test", False))
 
     def identity(self, ref: str, split: str = "train", *, all_images: bool = False) -> dict:
         """What identifies the images `train_ref` (or `test`) returns, without decoding them."""
@@ -75,13 +75,11 @@ class DataStore:
             return None
         if self.spec.data.per_class == "matched":  # one number for both sides: the most every class of each has
             if self._matched is None:
-                sides = [open_source(ref, "train", self.spec.data.data_root) for ref in self.matched_refs()]
+                refs = (self.spec.data.real, self.spec.data.synthetic)
+                sides = [open_source(ref, "train", self.spec.data.data_root) for ref in refs]
                 self._matched = matched_count(sides)
             return self._matched
         return self.spec.data.per_class
-
-    def matched_refs(self) -> list[str]:
-        return [self.spec.data.real, self.spec.data.synthetic]
 
     def _get(self, ref: str, split: str, per_class: int | None) -> ImageTensors:
         key = f"{ref}/{split}/{per_class}"
