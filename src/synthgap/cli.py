@@ -58,6 +58,13 @@ def train(
         typer.Option(help="Training images per class (stratified, seeded): N, max:N (up to N), or balanced."),
     ] = None,
     resolution: Annotated[int | None, typer.Option(help="Image side in pixels (default 32).")] = None,
+    storage_resolution: Annotated[
+        int | None,
+        typer.Option(
+            help="Shorter side images are decoded and cached at (default: the resolution); larger, e.g. 256 for "
+            "224: rrc crops from the stored image, test images are centre-cropped."
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default 15).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default 128).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 0.1).")] = None,
@@ -101,8 +108,8 @@ def train(
         "name": name, "seed": seed, "side": side, "model.name": model,
         "data.train": train_data, "data.test": test_data, "data.data_root": data_root,
         "data.per_class": _per_class(per_class),
-        "data.resolution": resolution, "data.skip_bad": skip_bad or None,
-        "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.lr": lr,
+        "data.resolution": resolution, "data.storage_resolution": storage_resolution,
+        "data.skip_bad": skip_bad or None, "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.lr": lr,
         "recipe.augmentation": augmentation, "recipe.normalization": normalization, "recipe.precision": precision,
         "model.width": width, "model.stem": stem,
     }  # fmt: skip

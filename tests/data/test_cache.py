@@ -28,15 +28,15 @@ def real_train(root):
 
 @pytest.fixture
 def decode_calls(monkeypatch):
-    """Counts calls of cache._decode_all (the only place that decodes files)."""
+    """Counts calls of cache._decode_to_cache (the only place that decodes files)."""
     calls = []
-    real = cache._decode_all
+    real = cache._decode_to_cache
 
     def spy(*args, **kwargs):
-        calls.append(args[0].name)
+        calls.append(args[1].name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cache, "_decode_all", spy)
+    monkeypatch.setattr(cache, "_decode_to_cache", spy)
     return calls
 
 
@@ -57,7 +57,7 @@ def test_second_call_does_not_decode(cifake_root, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded again although the cache is current")
 
-    monkeypatch.setattr(cache, "_decode_all", fail)
+    monkeypatch.setattr(cache, "_decode_to_cache", fail)
     monkeypatch.setattr(cache, "decode_image", fail)
     second = load_images(real_train(cifake_root), 32, cache_dir=tmp_path, progress=False)
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
@@ -243,6 +243,8 @@ def test_damaged_cache_warns_once_and_is_rebuilt(cifake_root, tmp_path, decode_c
     corrupt, reason = DAMAGE[damage]
     index = real_train(cifake_root)
     fresh = load_images(index, 32, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    fresh_images, fresh_labels = fresh.images.clone(), fresh.labels.clone()  # the file is mapped; damage it in place
+    del fresh
     (path,) = (tmp_path / "cache").glob("*.safetensors")
     corrupt(path)
 
@@ -253,7 +255,7 @@ def test_damaged_cache_warns_once_and_is_rebuilt(cifake_root, tmp_path, decode_c
     assert warnings[0].startswith(f"synthgap: warning: cache file {path} ")
     assert reason in warnings[0] and warnings[0].endswith("; rebuilding")
     assert len(decode_calls) == 2  # decoded again, not loaded from the damaged file
-    assert torch.equal(again.images, fresh.images) and torch.equal(again.labels, fresh.labels)
+    assert torch.equal(again.images, fresh_images) and torch.equal(again.labels, fresh_labels)
 
     caplog.clear()
     load_images(index, 32, cache_dir=tmp_path / "cache", progress=False, workers=1)  # the rebuilt file is trusted again
@@ -284,22 +286,97 @@ def _rss_bytes() -> int:
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _mapped_rss(path) -> int:
+    """Resident bytes of this process's mappings of the file `path` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            inside = len(fields) >= 6 and fields[-1] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1]) * 1024
+    return total
+
+
+def _mapped_set(tmp_path, count=1500, size=96):
+    """A cache file as an older synthgap wrote it (safetensors' own writer), opened as a cache is."""
+    from synthgap.data.cache import _parse_cache, checksum_path
+    from synthgap.io import atomic_write_json, save_safetensors
+
+    images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8)
+    labels = torch.arange(count) % 3
+    path = tmp_path / "set.safetensors"
+    metadata = {"classes": json.dumps(["a", "b", "c"]), "skipped": "[]", "name": "set"}
+    record = save_safetensors({"images": images, "labels": labels}, path, metadata=metadata)
+    atomic_write_json(checksum_path(path), {"file": path.name, **record})
+    return images, labels, path, _parse_cache
+
+
 def test_cached_images_are_memory_mapped_not_read(tmp_path):
     """A cached set costs no memory until its images are used, and a batch reads only its own images."""
-    from synthgap.data.cache import ImageTensors as Tensors
-    from synthgap.data.cache import _parse_cache, _write_cache
-    from synthgap.data.index import LabelledIndex
-
-    images = torch.randint(0, 256, (1500, 3, 96, 96), dtype=torch.uint8)  # 41 MB
-    labels = torch.arange(1500) % 3
-    index = LabelledIndex(
-        "set", tmp_path, "folder", ("a", "b", "c"), tuple(tmp_path / f"{i}.png" for i in range(1500)), labels.numpy()
-    )
-    path = tmp_path / "set.safetensors"
-    _write_cache(path, Tensors(images, labels, ("a", "b", "c")), index)
+    images, labels, path, parse = _mapped_set(tmp_path)  # 41 MB
     before = _rss_bytes()
-    mapped = _parse_cache(path, ("a", "b", "c"))
+    mapped = parse(path, ("a", "b", "c"))
     assert _rss_bytes() - before < 8 << 20  # opened, not read
-    assert torch.equal(mapped.images[torch.tensor([7, 1234])], images[[7, 1234]])
+    assert torch.equal(mapped.gather(torch.tensor([7, 1234])), images[[7, 1234]])
     assert torch.equal(mapped.labels, labels)
     assert mapped.select(np.arange(1500)).images is mapped.images  # the whole set in order: no copy
+
+
+def test_subsets_and_batches_read_only_their_rows(tmp_path):
+    """A per-class subset copies nothing, and reading every batch of it leaves resident memory flat: rows are read
+    with pread into the batch, not touched through the mapping (whose pages would stay resident)."""
+    images, labels, path, parse = _mapped_set(tmp_path, count=2000)  # 55 MB
+    mapped = parse(path, ("a", "b", "c"))
+    positions = np.sort(np.random.default_rng(0).choice(2000, 1200, replace=False))
+    expected, expected_labels = images[positions], labels[positions]
+    del images
+    before = _rss_bytes()
+    subset = mapped.select(positions)
+    assert _rss_bytes() - before < 4 << 20
+    order = torch.randperm(1200, generator=torch.Generator().manual_seed(0))
+    for start in range(0, 1200, 100):
+        take = order[start : start + 100]
+        assert torch.equal(subset.gather(take), expected[take])
+        assert torch.equal(subset.labels[take], expected_labels[take])
+    assert _mapped_rss(path) < 1 << 20  # batches were read with pread: the mapping's pages were never touched
+    assert _rss_bytes() - before < 24 << 20  # batches come and go (the allocator may keep a few); 33 MB never stay
+    nested = subset.select(np.array([0, 5, 1199]))
+    assert torch.equal(nested.images, expected[[0, 5, 1199]])
+    assert torch.equal(subset.gather(slice(10, 20)), expected[10:20])
+
+
+def test_cache_file_written_by_streaming_decoder_opens_with_safetensors(tmp_path):
+    """The decoder writes the file chunk by chunk; it is still a valid safetensors file for any reader."""
+    from safetensors.torch import load_file
+
+    root = tmp_path / "imgs"
+    for c in ("x", "y"):
+        (root / c).mkdir(parents=True)
+        for i in range(3 if c == "x" else 2):
+            Image.new("RGB", (20, 14), (40 * i, 90, 200)).save(root / c / f"{i}.png")
+    index = open_source(f"folder:{root}", "train", None)
+    data = load_images(index, 12, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    loaded = load_file(str(next((tmp_path / "cache").glob("*.safetensors"))))
+    assert torch.equal(loaded["images"], data.images) and torch.equal(loaded["labels"], data.labels)
+    assert data.images.shape == (5, 3, 12, 12)
+
+
+def test_many_skipped_files_rewrite_the_header(tmp_path):
+    """A skipped-file list longer than the header space reserved moves the data once; the file stays valid."""
+    from safetensors.torch import load_file
+
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir(parents=True)
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(root / "a" / "good.png")
+    Image.new("RGB", (16, 16), (3, 2, 1)).save(root / "b" / "good.png")
+    for i in range(120):  # ~120 paths of ~80 characters: well over the 4 KiB of slack
+        (root / "b" / f"broken-image-with-a-rather-long-file-name-{i:04d}.png").write_bytes(b"not an image")
+    index = open_source(f"folder:{root}", "train", None)
+    data = load_images(index, 16, cache_dir=tmp_path / "cache", progress=False, skip_bad=True, workers=1)
+    assert len(data) == 2 and len(data.skipped) == 120
+    loaded = load_file(str(next((tmp_path / "cache").glob("*.safetensors"))))
+    assert torch.equal(loaded["images"], data.images)
+    again = load_images(index, 16, cache_dir=tmp_path / "cache", progress=False, skip_bad=True, workers=1)
+    assert again.skipped == data.skipped and torch.equal(again.images, data.images)

@@ -63,3 +63,60 @@ def test_channels_last_output(probe):
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert not plain.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(images, plain)
+
+
+def _stored_larger(size=12, seen=8, count=6):
+    """Images stored at size×size whose pixel (y, x) holds 10·y + x (channel 0), seen at `seen`."""
+    grid = (torch.arange(size)[:, None] * 10 + torch.arange(size)[None, :]).to(torch.uint8)
+    images = grid.expand(count, 3, size, size).contiguous()
+    return ImageTensors(images, torch.arange(count) % 2, ("a", "b"), resolution=seen)
+
+
+def test_stored_larger_sets_are_centre_cropped_without_augmentation():
+    data = _stored_larger()
+    assert data.view_size == 8 and data.stored_size == (12, 12)
+    images, _ = next(loader(data).epoch(0))
+    assert images.shape == (4, 3, 8, 8)
+    assert images[0, 0, 0, 0] * 255 == pytest.approx(22, abs=1e-3)  # the crop starts at (2, 2) of 12
+    assert images[0, 0, 7, 7] * 255 == pytest.approx(99, abs=1e-3)
+
+
+def test_rrc_crops_from_the_whole_stored_image():
+    """rrc samples its boxes in the stored 12×12 image (not in the 8×8 centre crop) and resizes them to 8×8."""
+    data = _stored_larger()
+    augmentation = build_augmentation("rrc", data.view_size)
+    seen = set()
+    for epoch in range(20):
+        for images, _ in loader(data, augmentation=augmentation, shuffle=True, seed=1).epoch(epoch):
+            assert images.shape[-2:] == (8, 8)
+            seen.update((images[:, 0] * 255).round().long().flatten().tolist())
+    assert min(seen) < 22 or max(seen) > 99  # pixels outside the centre crop were used
+
+
+def test_size_keeping_presets_see_the_centre_crop():
+    data = _stored_larger()
+    augmentation = build_augmentation("standard", data.view_size)
+    images, _ = next(loader(data, augmentation=augmentation, seed=0).epoch(0))
+    assert images.shape[-2:] == (8, 8)
+    values = (images[:, 0] * 255).round().long()
+    assert set(values[values > 0].tolist()) <= {10 * y + x for y in range(2, 10) for x in range(2, 10)}
+
+
+def test_on_cpu_is_the_same_loader(probe):
+    tl = loader(probe)
+    assert tl.on("cpu") is tl
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("resident", [False, True])
+@pytest.mark.parametrize("name", ["none", "standard", "rrc", "randaugment"])
+def test_cuda_batches_match_cpu_batches(name, resident):
+    """uint8 batches moved to the GPU and augmented there are the CPU's batches (same draws, same crops)."""
+    data = _stored_larger(size=40, seen=32, count=64)
+    augmentation = build_augmentation(name, data.view_size)
+    cpu = loader(data, augmentation=augmentation, shuffle=True, seed=5)
+    gpu = cpu.on("cuda", resident=resident)
+    for (a, la), (b, lb) in zip(cpu.epoch(2), gpu.epoch(2), strict=True):
+        assert b.device.type == "cuda" and lb.device.type == "cuda"
+        assert torch.equal(la, lb.cpu())
+        assert torch.allclose(a, b.cpu(), atol=1.5 / 255 / 0.2)  # interpolation may round one step apart

@@ -393,11 +393,13 @@ def test_a_refused_results_write_is_one_line_and_leaves_nothing_that_looks_compl
 def test_a_full_disk_while_caching_leaves_nothing_that_looks_complete(
     cifake_root, tmp_path, models, capsys, monkeypatch, full
 ):
-    """ENOSPC inside safetensors (which reports it as its own exception type) while decoded images (`cache`) or the
-    trained model (`models`) are cached: one line naming the file, and no checksum file / model.json, so no later
-    run takes the half-written file for a complete one."""
+    """ENOSPC while decoded images (`cache`, written chunk by chunk) or the trained model (`models`, inside
+    safetensors, which reports it as its own exception type) are cached: one line naming the file, and no checksum
+    file / model.json, so no later run takes the half-written file for a complete one."""
     import safetensors.torch
     from safetensors import SafetensorError
+
+    from synthgap.data import cache as cache_module
 
     real_save = safetensors.torch.save_file
     folder = tmp_path / full
@@ -408,7 +410,13 @@ def test_a_full_disk_while_caching_leaves_nothing_that_looks_complete(
         Path(filename).write_bytes(b"\0" * 100)
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
+    def rows_fill_the_disk(f, images):
+        f.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    if full == "cache":
+        monkeypatch.setattr(cache_module, "_write_rows", rows_fill_the_disk)
     spec = write_spec(tmp_path, cifake_root)
     code, _, err = synthgap(capsys, *run_args(spec, tmp_path / "out", models))
     assert code == 2

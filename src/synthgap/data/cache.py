@@ -11,12 +11,18 @@ by an older synthgap, or by a process killed between the two writes) is stale an
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
+import warnings
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -25,7 +31,7 @@ from safetensors import SafetensorError
 
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import BadImageError, SynthgapError, warn
-from synthgap.io import atomic_write_json, save_safetensors, verify_file
+from synthgap.io import CHECKSUM, atomic_path, atomic_write_json, file_digest, verify_file
 from synthgap.progress import progress_bar
 
 CACHE_ENV = "SYNTHGAP_CACHE_DIR"
@@ -33,29 +39,136 @@ DECODER_VERSION = 1  # bump when decode_image changes its output
 CHUNK = 512  # images per worker task: big enough to amortise process overhead, small enough for a smooth bar
 
 
-@dataclass(eq=False)
-class ImageTensors:
-    """Decoded images of one index: `images` uint8 N×3×H×W, `labels` int64 N."""
+@dataclass(frozen=True)
+class RowFile:
+    """Where the rows of a cache file's image tensor lie, so batches can be read with `pread`.
 
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: tuple[str, ...]
-    skipped: list[str] = field(default_factory=list)  # files left out with --skip-bad
-    key: str = ""  # identifies the decoded images (cache key); empty for tensors made in memory
+    Pages touched through a memory mapping count towards the process's resident memory until the kernel needs
+    them back, so a training loop that indexes a 20 GB mapping grows to many GB; rows read with `pread` go through
+    the page cache (shared by every process on the node) and only the batch itself is resident.
+    """
+
+    path: Path
+    offset: int  # byte offset of row 0
+    row_shape: tuple[int, ...]  # 3×H×W
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.row_shape))
+
+    def read(self, rows: torch.Tensor, *, pin: bool = False) -> torch.Tensor:
+        """The rows at `rows` (in that order) as a new uint8 tensor (in pinned memory with `pin`, ready for a
+        non-blocking copy to a GPU); consecutive rows are read in one call."""
+        rows_list = rows.tolist()
+        out = torch.empty((len(rows_list), *self.row_shape), dtype=torch.uint8, pin_memory=pin)
+        flat = out.view(len(rows_list), -1).numpy()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            start = 0
+            while start < len(rows_list):
+                stop = start + 1
+                while stop < len(rows_list) and rows_list[stop] == rows_list[stop - 1] + 1:
+                    stop += 1
+                want = (stop - start) * self.row_bytes
+                position = self.offset + rows_list[start] * self.row_bytes
+                got = os.preadv(fd, [memoryview(flat[start:stop]).cast("B")], position)
+                if got != want:
+                    raise OSError(errno.EIO, f"short read ({got} of {want} bytes)", str(self.path))
+                start = stop
+        finally:
+            os.close(fd)
+        return out
+
+
+class ImageTensors:
+    """Decoded images of one index, uint8 N×3×H×W, with int64 labels.
+
+    A set may be a selection of rows of a larger stored tensor (a per-class subset of a memory-mapped cache):
+    `gather` reads only the rows a batch needs, and nothing is copied until then. `images` materialises the whole
+    set (a copy for a selection); loaders use `gather`.
+
+    `resolution` is the size images are seen at: the stored size, or smaller when a storage resolution above the
+    training resolution was asked for (training crops are taken from the stored image, test images centre-cropped).
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: tuple[str, ...],
+        skipped: list[str] | None = None,
+        key: str = "",  # identifies the images (cache key); empty for tensors made in memory
+        *,
+        rows: torch.Tensor | None = None,  # positions in `images` this set consists of (None: all, in order)
+        row_file: RowFile | None = None,  # where `images` lies on disk, for pread batches
+        resolution: int | None = None,
+    ) -> None:
+        if rows is not None and len(rows) != len(labels):
+            raise ValueError(f"{len(rows)} rows for {len(labels)} labels")
+        if rows is None and len(images) != len(labels):
+            raise ValueError(f"{len(images)} images for {len(labels)} labels")
+        self._stored = images
+        self._rows = rows
+        self._row_file = row_file
+        self.labels = labels
+        self.classes = tuple(classes)
+        self.skipped = list(skipped or [])  # files left out with --skip-bad
+        self.key = key
+        stored = int(images.shape[-1]) if images.ndim == 4 else 0
+        self.resolution = resolution or stored
+        if stored and not 0 < self.resolution <= min(images.shape[-2:]):
+            raise ValueError(f"images stored at {tuple(images.shape[-2:])} cannot be seen at {self.resolution} px")
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """(H, W) of the stored images."""
+        return int(self._stored.shape[-2]), int(self._stored.shape[-1])
+
+    @property
+    def view_size(self) -> int | None:
+        """The size images are seen at when it is smaller than the stored size (loaders crop to it); else None."""
+        return self.resolution if self.resolution != min(self.stored_size) else None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of this set's images (not of the stored tensor it may select from)."""
+        return len(self) * int(np.prod(self._stored.shape[1:]))
+
+    @property
+    def images(self) -> torch.Tensor:
+        """All images of the set as one tensor (the stored one when the set is all of it; else a copy)."""
+        return self._stored if self._rows is None else self.gather(torch.arange(len(self)))
+
+    def gather(self, take: torch.Tensor | slice, *, pin: bool = False) -> torch.Tensor:
+        """The images at positions `take` of this set, read on their own (with pread when the set lies on disk);
+        with `pin`, into pinned memory for a non-blocking copy to a GPU."""
+        if isinstance(take, slice):
+            take = torch.arange(len(self))[take]
+        rows = take if self._rows is None else self._rows[take]
+        if self._row_file is not None:
+            return self._row_file.read(rows, pin=pin)
+        images = self._stored[rows]
+        return images.pin_memory() if pin else images
+
+    def with_resolution(self, resolution: int, key: str) -> ImageTensors:
+        """The same images seen at `resolution` (≤ the stored size), under `key`."""
+        return ImageTensors(self._stored, self.labels, self.classes, self.skipped, key,
+                            rows=self._rows, row_file=self._row_file, resolution=resolution)  # fmt: skip
+
     def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
-        """The images at `positions`; the key (if any) extends to name exactly this selection."""
+        """The images at `positions` (no copy); the key (if any) extends to name exactly this selection."""
         positions = torch.as_tensor(positions, dtype=torch.long)
         key = ""
         if self.key:
             key = f"{self.key}:{hashlib.sha256(positions.numpy().tobytes()).hexdigest()[:16]}"
-        # the whole set in order (e.g. `max` per class above every class's size): no copy of memory-mapped images
+        # the whole set in order (e.g. `max` per class above every class's size) stays the set itself
         whole = len(positions) == len(self) and bool((positions == torch.arange(len(self))).all())
-        images = self.images if whole else self.images[positions]
-        return ImageTensors(images, self.labels[positions], self.classes, list(self.skipped), key)
+        rows = self._rows if whole else (positions if self._rows is None else self._rows[positions])
+        return ImageTensors(self._stored, self.labels[positions], self.classes, self.skipped, key,
+                            rows=rows, row_file=self._row_file, resolution=self.resolution)  # fmt: skip
 
 
 def concat_images(parts: list[ImageTensors]) -> ImageTensors:
@@ -65,6 +178,8 @@ def concat_images(parts: list[ImageTensors]) -> ImageTensors:
     for part in parts[1:]:
         if part.classes != parts[0].classes:
             raise SynthgapError("cannot mix image sets whose class lists differ")
+        if (part.stored_size, part.resolution) != (parts[0].stored_size, parts[0].resolution):
+            raise SynthgapError("cannot mix image sets stored or seen at different resolutions")
     key = ""
     if all(part.key for part in parts):
         key = "mix-" + hashlib.sha256("\n".join(part.key for part in parts).encode()).hexdigest()[:24]
@@ -74,6 +189,7 @@ def concat_images(parts: list[ImageTensors]) -> ImageTensors:
         parts[0].classes,
         [s for p in parts for s in p.skipped],
         key,
+        resolution=parts[0].resolution,
     )
 
 
@@ -144,37 +260,9 @@ def load_images(
     path = cache_dir / f"{key}.safetensors"
     tensors = _read_cache(path, index.classes) if path.exists() else None
     if tensors is None:
-        tensors = _decode_all(index, resolution, skip_bad=skip_bad, workers=workers, progress=progress)
-        _write_cache(path, tensors, index)
+        tensors = _decode_to_cache(path, index, resolution, skip_bad=skip_bad, workers=workers, progress=progress)
     tensors.key = key
     return tensors
-
-
-def _decode_all(index: LabelledIndex, resolution: int, *, skip_bad: bool, workers: int | None, progress: bool):
-    chunks = [list(index.paths[i : i + CHUNK]) for i in range(0, len(index), CHUNK)]
-    workers = workers or min(os.cpu_count() or 1, 8)
-    bar = progress_bar(len(index), desc=f"decode {index.name}", unit="img", enabled=progress, leave=False)
-    results = []
-    if workers <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            results.append(_decode_chunk(chunk, resolution, skip_bad))
-            bar.update(len(chunk))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_decode_chunk, chunk, resolution, skip_bad) for chunk in chunks]
-            for chunk, future in zip(chunks, futures, strict=True):
-                results.append(future.result())
-                bar.update(len(chunk))
-    bar.close()
-    keep = np.ones(len(index), dtype=bool)
-    for chunk_no, (_, bad) in enumerate(results):
-        keep[[chunk_no * CHUNK + i for i in bad]] = False
-    skipped = [str(index.paths[i]) for i in np.flatnonzero(~keep)]
-    if not keep.any():
-        raise SynthgapError(f"{index.name}: none of the {len(index)} images could be decoded")
-    images = torch.from_numpy(np.concatenate([r[0] for r in results]))
-    labels = torch.from_numpy(index.labels[keep].copy())
-    return ImageTensors(images, labels, index.classes, skipped)
 
 
 def checksum_path(path: Path) -> Path:
@@ -182,12 +270,104 @@ def checksum_path(path: Path) -> Path:
     return path.with_suffix(".checksum.json")
 
 
-def _write_cache(path: Path, tensors: ImageTensors, index: LabelledIndex) -> None:
-    """Write the data file, then its checksum file: a reader trusts the data only once the second write is done."""
+def _decode_to_cache(
+    path: Path, index: LabelledIndex, resolution: int, *, skip_bad: bool, workers: int | None, progress: bool
+) -> ImageTensors:
+    """Decode `index` straight into the cache file `path` (in parallel, chunk by chunk) and open it mapped.
+
+    Chunks are written as they arrive, so memory holds a few chunks, never the whole set (ImageNet-100 at 256 px
+    is ~25 GB a side). The data file is committed by its checksum file, written after it.
+    """
     checksum_path(path).unlink(missing_ok=True)  # un-commit an older file before replacing it
-    metadata = {"classes": json.dumps(list(index.classes)), "skipped": json.dumps(tensors.skipped), "name": index.name}
-    record = save_safetensors({"images": tensors.images, "labels": tensors.labels}, path, metadata=metadata)
+    chunks = [list(index.paths[i : i + CHUNK]) for i in range(0, len(index), CHUNK)]
+    row_bytes = 3 * resolution * resolution
+    # Header space for the count of a run without skipped images; a longer header (many skipped files) is
+    # handled by rewriting the file once at the end.
+    reserve = len(_cache_header(index, len(index), row_bytes, resolution, [])) + 4096
+    reserve += -reserve % 8
+    keep = np.ones(len(index), dtype=bool)
+    bar = progress_bar(len(index), desc=f"decode {index.name}", unit="img", enabled=progress, leave=False)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.seek(reserve)
+            for chunk_no, (images, bad) in enumerate(_decoded_chunks(chunks, resolution, skip_bad, workers)):
+                _write_rows(f, images)
+                keep[[chunk_no * CHUNK + i for i in bad]] = False
+                bar.update(len(chunks[chunk_no]))
+            if not keep.any():
+                raise SynthgapError(f"{index.name}: none of the {len(index)} images could be decoded")
+            count = int(keep.sum())
+            skipped = [str(index.paths[i]) for i in np.flatnonzero(~keep)]
+            f.write(np.ascontiguousarray(index.labels[keep], dtype="<i8").tobytes())
+            header = _cache_header(index, count, row_bytes, resolution, skipped)
+            if len(header) <= reserve:
+                f.seek(0)
+                f.write(_padded(header, reserve))
+        if len(header) > reserve:
+            _move_data(tmp, reserve, header)
+        record = {CHECKSUM: file_digest(tmp), "bytes": tmp.stat().st_size}
+    bar.close()
     atomic_write_json(checksum_path(path), {"file": path.name, **record})
+    return _parse_cache(path, index.classes)
+
+
+def _write_rows(f: BinaryIO, images: np.ndarray) -> None:
+    f.write(memoryview(np.ascontiguousarray(images)).cast("B"))
+
+
+def _decoded_chunks(
+    chunks: list[list[Path]], resolution: int, skip_bad: bool, workers: int | None
+) -> Iterator[tuple[np.ndarray, list[int]]]:
+    """(images, positions that failed) of each chunk in order, decoded by a pool with a bounded number in flight."""
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield _decode_chunk(chunk, resolution, skip_bad)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_decode_chunk, chunk, resolution, skip_bad))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _cache_header(index: LabelledIndex, count: int, row_bytes: int, resolution: int, skipped: list[str]) -> bytes:
+    """The safetensors header (length prefix not included) of a cache file holding `count` images."""
+    images_end = count * row_bytes
+    header = {
+        "__metadata__": {
+            "classes": json.dumps(list(index.classes)),
+            "skipped": json.dumps(skipped),
+            "name": index.name,
+        },  # fmt: skip
+        "images": {"dtype": "U8", "shape": [count, 3, resolution, resolution], "data_offsets": [0, images_end]},
+        "labels": {"dtype": "I64", "shape": [count], "data_offsets": [images_end, images_end + 8 * count]},
+    }
+    return json.dumps(header, separators=(",", ":")).encode()
+
+
+def _padded(header: bytes, size: int) -> bytes:
+    """Length prefix and header padded with spaces (valid JSON whitespace) to exactly `size` bytes."""
+    body = header + b" " * (size - 8 - len(header))
+    return len(body).to_bytes(8, "little") + body
+
+
+def _move_data(tmp: Path, reserve: int, header: bytes) -> None:
+    """Rewrite `tmp` with a header longer than the space reserved for it: the data follows the new header."""
+    size = len(header) + 8
+    size += -size % 8
+    moved = tmp.with_name(tmp.name + ".moved")
+    try:
+        with open(tmp, "rb") as src, open(moved, "wb") as dst:
+            dst.write(_padded(header, size))
+            src.seek(reserve)
+            shutil.copyfileobj(src, dst, 16 << 20)
+        os.replace(moved, tmp)
+    finally:
+        moved.unlink(missing_ok=True)
 
 
 def _read_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors | None:
@@ -224,7 +404,9 @@ def _mapped(path: Path, header: dict, name: str, dtype: str, np_dtype: type, dat
     shape = tuple(entry["shape"])
     if end - start != int(np.prod(shape)) * np.dtype(np_dtype).itemsize or not all(shape):
         raise ValueError(f"tensor {name!r} has inconsistent offsets")
-    return np.memmap(path, dtype=np_dtype, mode="c", offset=data_start + start, shape=shape)
+    # Read-only: a private (copy-on-write) mapping is charged against memory up front, so one larger than RAM
+    # (a 25 GB ImageNet-100 side on a 24 GB machine) fails with ENOMEM.
+    return np.memmap(path, dtype=np_dtype, mode="r", offset=data_start + start, shape=shape)
 
 
 def _cache_problem(path: Path) -> str | None:
@@ -242,11 +424,14 @@ def _cache_problem(path: Path) -> str | None:
 def _parse_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
     """Open a verified cache file, checking that it holds what this module writes (raises ValueError if not).
 
-    The images are memory-mapped, not read: a batch or a subset reads only its own images, and processes on one
-    node share the page cache instead of each holding a copy (copy-on-write, so nothing can change the file)."""
+    The images are memory-mapped read-only, not read: a batch or a subset reads only its own images, and processes
+    on one node share the page cache instead of each holding a copy. Nothing writes into cached images (every
+    augmentation makes new tensors); a write would fault rather than change the file."""
     header, data_start = _safetensors_header(path)
     metadata = header.get("__metadata__") or {}
-    images = torch.from_numpy(_mapped(path, header, "images", "U8", np.uint8, data_start))
+    with warnings.catch_warnings():  # torch warns that the read-only mapping is not writable: that is the point
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        images = torch.from_numpy(_mapped(path, header, "images", "U8", np.uint8, data_start))
     labels = torch.from_numpy(np.array(_mapped(path, header, "labels", "I64", np.int64, data_start)))
     if images.ndim != 4 or images.shape[1] != 3 or labels.shape != (len(images),):
         raise ValueError(f"unexpected tensors: images {tuple(images.shape)}, labels {tuple(labels.shape)}")
@@ -255,4 +440,5 @@ def _parse_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
     skipped = json.loads(metadata.get("skipped", "[]"))
     if not isinstance(skipped, list):
         raise ValueError("malformed list of skipped files")
-    return ImageTensors(images, labels, classes, skipped)
+    row_file = RowFile(path, data_start + header["images"]["data_offsets"][0], tuple(images.shape[1:]))
+    return ImageTensors(images, labels, classes, skipped, row_file=row_file)

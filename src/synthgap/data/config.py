@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthgap.data.cache import ImageTensors, cache_key, load_images
 from synthgap.data.index import LabelledIndex, check_same_classes
@@ -52,7 +52,11 @@ class DataPrep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_root: Path | None = None  # default: $SYNTHGAP_DATA_ROOT
-    resolution: int = Field(32, ge=8)
+    resolution: int = Field(32, ge=8)  # side of the square images a student sees (trains and is tested on)
+    # Shorter side the images are decoded and cached at (None: `resolution`). Larger (e.g. 256 for 224) keeps more
+    # of each image: `rrc` samples its crops from the stored image and resizes them to `resolution`; test images and
+    # presets that keep the size see the centre crop (the resize-256, centre-crop-224 view of ImageNet recipes).
+    storage_resolution: int | None = Field(None, ge=8)
     per_class: PerClass = None  # training images per class (see PerClass; None: all)
     test_per_class: int | None = Field(None, ge=1)  # test images per class (None: all)
     subset_seed: int = 0  # fixed across run seeds, so seeds vary the training, not the data
@@ -71,6 +75,25 @@ class DataPrep(BaseModel):
         if isinstance(value, dict) and set(value) == {"max"} and isinstance(value["max"], int) and value["max"] >= 1:
             return value
         raise ValueError(f"must be a positive number, {{max: N}}, balanced or matched; got {value!r}")
+
+    @model_validator(mode="after")
+    def _storage_holds_resolution(self) -> DataPrep:
+        if self.storage_resolution is not None and self.storage_resolution < self.resolution:
+            raise ValueError(
+                f"storage_resolution {self.storage_resolution} is below the resolution {self.resolution}: images "
+                "are cropped from the stored ones, so it must be at least as large"
+            )
+        return self
+
+    @property
+    def stored_at(self) -> int:
+        """The side images are decoded and cached at."""
+        return self.storage_resolution or self.resolution
+
+    @property
+    def seen_smaller(self) -> bool:
+        """Whether images are stored larger than they are seen."""
+        return self.stored_at != self.resolution
 
 
 class DataConfig(DataPrep):
@@ -101,12 +124,14 @@ def load_split(
     index = open_source(ref, split, config.data_root, classes=classes)
     tensors = load_images(
         index,
-        config.resolution,
+        config.stored_at,
         cache_dir=config.cache_dir,
         skip_bad=config.skip_bad,
         workers=config.workers,
         progress=progress,
     )
+    if config.seen_smaller:  # the key names the size seen too: a model trained at 224 is not one trained at 192
+        tensors = tensors.with_resolution(config.resolution, f"{tensors.key}@{config.resolution}")
     decoded = np.bincount(tensors.labels.numpy(), minlength=len(tensors.classes))  # after any skipped images
     count, at_most = per_class_count(per_class, dict(zip(tensors.classes, decoded.tolist(), strict=True)))
     if count is None:
@@ -140,7 +165,7 @@ def split_identity(
     identity = {
         "ref": ref,
         "split": split,
-        "files": cache_key(index, config.resolution),
+        "files": cache_key(index, config.stored_at),
         "resolution": config.resolution,
         "skip_bad": config.skip_bad,
         "per_class": count,
@@ -148,4 +173,6 @@ def split_identity(
     }
     if at_most:  # only when used, so identities (and fingerprints) of exact per_class runs stay as they were
         identity["at_most"] = True
+    if config.seen_smaller:  # likewise only when used
+        identity["storage_resolution"] = config.stored_at
     return identity

@@ -1,19 +1,31 @@
-"""Batches from an in-memory uint8 image tensor: shuffle, augment and normalize whole batches at once."""
+"""Batches from a uint8 image set: shuffle, augment and normalize whole batches at once.
+
+On the CPU a batch is read, augmented and normalized in the training process. On a GPU (`on(device)`), the uint8
+batch is read on the CPU into pinned memory and copied without blocking, and augmentation and normalization run on
+the GPU: a quarter of the bytes of a float batch cross the bus, and the CPU is free to read the next batch while
+the GPU trains on this one. A set small enough to fit in a fraction of the free GPU memory is copied there once and
+batches are cut from it on the GPU.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import torch
 
 from synthgap.data.cache import ImageTensors
-from synthgap.data.transforms import Augmentation, NoAugmentation, Normalization
+from synthgap.data.transforms import Augmentation, Normalization, build_augmentation
+
+RESIDENT_SHARE = 0.25  # a set is kept on the GPU when it needs at most this share of the free GPU memory
+RESIDENT_CHUNK = 4096  # images copied to the GPU at a time when a set is made resident
 
 
 class TensorLoader:
     """Iterates (images float B×3×H×W, labels) batches for one epoch at a time.
 
-    The shuffle and augmentation of epoch `e` depend only on (seed, e), so a resumed run sees the same batches.
+    The shuffle and augmentation of epoch `e` depend only on (seed, e), so a resumed run sees the same batches
+    (and on a GPU the same crops and flips: every random draw is made on the CPU).
     """
 
     def __init__(
@@ -33,11 +45,31 @@ class TensorLoader:
         self.data = data
         self.batch_size = batch_size
         self.normalization = normalization
-        self.augmentation = augmentation or NoAugmentation()
+        # without an augmentation, images stored larger than they are seen get the test view: the centre crop
+        self.augmentation = augmentation or build_augmentation("none", data.view_size)
         self.shuffle = shuffle
         self.drop_last = drop_last and len(data) >= batch_size
         self.seed = seed
         self.channels_last = channels_last
+        self.device = torch.device("cpu")
+        self._resident: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) kept on the GPU
+
+    def on(self, device: torch.device | str, *, resident: bool | None = None) -> TensorLoader:
+        """This loader delivering batches on `device`. On CUDA the set is kept in GPU memory when `resident` is
+        True, or (default) when it fits in `RESIDENT_SHARE` of the free memory."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        placed = copy.copy(self)
+        placed.device = device
+        placed._resident = None
+        if device.type == "cuda":
+            if resident is None:
+                free, _ = torch.cuda.mem_get_info(device)
+                resident = self.data.nbytes <= RESIDENT_SHARE * free
+            if resident:
+                placed._resident = _copy_to(self.data, device)
+        return placed
 
     @property
     def num_samples(self) -> int:
@@ -48,11 +80,30 @@ class TensorLoader:
 
     def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        on_device = getattr(self.augmentation, "runs_on_device", False)
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
-            images = self.augmentation(self.data.images[take], generator)
+            images, labels = self._batch(take)
+            if on_device or images.device.type == "cpu":
+                images = self.augmentation(images, generator)
+            else:  # a preset that only runs on the CPU: augment there, then move the batch back
+                images = self.augmentation(images.cpu(), generator).to(self.device, non_blocking=True)
             if self.channels_last:  # convert while still uint8: a quarter of the bytes of the float batch
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield self.normalization(images), self.data.labels[take]  # elementwise: keeps the memory format
+            yield self.normalization(images), labels  # elementwise: keeps the memory format
+
+    def _batch(self, take: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images and labels at `take`, on the loader's device."""
+        if self._resident is not None:
+            on = take.to(self.device, non_blocking=True)
+            return self._resident[0][on], self._resident[1][on]
+        cuda = self.device.type == "cuda"
+        images, labels = self.data.gather(take, pin=cuda), self.data.labels[take]
+        if cuda:  # read straight into pinned memory: the copy runs while the GPU is busy with the previous step
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.pin_memory().to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            images, labels = images.to(self.device), labels.to(self.device)
+        return images, labels
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
@@ -78,6 +129,10 @@ class FeatureLoader:
         self.drop_last = drop_last and len(labels) >= batch_size
         self.seed = seed
 
+    def on(self, device: torch.device | str) -> FeatureLoader:
+        """Batches stay on the CPU (features are made there); the training step moves them."""
+        return self
+
     @property
     def num_samples(self) -> int:
         return len(self.labels)
@@ -89,6 +144,16 @@ class FeatureLoader:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
             yield self.features[take], self.labels[take]
+
+
+def _copy_to(data: ImageTensors, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The set's images and labels on `device`, copied in chunks (never the whole set in host memory at once)."""
+    h, w = data.stored_size
+    images = torch.empty((len(data), 3, h, w), dtype=torch.uint8, device=device)
+    for start in range(0, len(data), RESIDENT_CHUNK):
+        part = torch.arange(start, min(start + RESIDENT_CHUNK, len(data)))
+        images[start : start + len(part)] = data.gather(part).to(device)
+    return images, data.labels.to(device)
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:

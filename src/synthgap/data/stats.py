@@ -9,6 +9,7 @@ small JSON file keyed on the decoded set, so asking again costs nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -26,13 +27,19 @@ def channel_stats(images: torch.Tensor) -> Normalization:
     """Mean and (population) std per channel of uint8 images N×3×H×W, accumulated in float64."""
     if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
         raise ValueError(f"expected a non-empty N×3×H×W image tensor, got shape {tuple(images.shape)}")
+    return _chunk_stats(images[start : start + CHUNK] for start in range(0, len(images), CHUNK))
+
+
+def _chunk_stats(chunks: Iterable[torch.Tensor]) -> Normalization:
+    """`channel_stats` accumulated over chunks of uint8 images (memory: one chunk)."""
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
-    for start in range(0, len(images), CHUNK):
-        chunk = images[start : start + CHUNK].to(torch.float64) / 255.0
+    count = 0
+    for images in chunks:
+        chunk = images.to(torch.float64) / 255.0
         total += chunk.sum(dim=(0, 2, 3))
         squares += chunk.square().sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
+        count += images.shape[0] * images.shape[2] * images.shape[3]
     mean = total / count
     std = (squares / count - mean.square()).clamp(min=0).sqrt()
     if (std == 0).any():
@@ -59,7 +66,10 @@ def dataset_stats(images: ImageTensors, cache_dir: Path | None = None) -> Normal
     if path.exists():
         stored = json.loads(path.read_text())
         return Normalization(tuple(stored["mean"]), tuple(stored["std"]))
-    stats = channel_stats(images.images)
+    if not len(images):
+        raise ValueError("no images to measure")
+    # chunk by chunk through `gather`: a subset of a memory-mapped cache is never copied whole
+    stats = _chunk_stats(images.gather(slice(start, start + CHUNK)) for start in range(0, len(images), CHUNK))
     atomic_write_json(path, {"mean": list(stats.mean), "std": list(stats.std), "images": len(images)})
     return stats
 

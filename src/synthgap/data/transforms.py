@@ -3,6 +3,11 @@
 Augmenting a whole batch with a few tensor ops is an order of magnitude faster than per-image PIL transforms in
 DataLoader workers, which matters on a 2-core machine where the student itself trains at ~1,000 img/s.
 Every random choice draws from the `generator` passed in, so a seeded loader reproduces its batches exactly.
+
+The random draws are made on the CPU (where the generator lives) even when the images are on a GPU, so a batch
+is augmented the same way on either device; only the image arithmetic runs where the images are. Presets whose
+class sets `runs_on_device = True` take images on any device; the others are applied on the CPU before the batch
+is moved.
 """
 
 from __future__ import annotations
@@ -25,14 +30,33 @@ def random_crop_with_padding(images: torch.Tensor, padding: int, generator: torc
     padded = F.pad(images, (padding, padding, padding, padding))
     top = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
     left = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
-    rows = (top[:, None] + torch.arange(h))[:, None, :, None]
-    cols = (left[:, None] + torch.arange(w))[:, None, None, :]
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    rows = _on(images, (top[:, None] + torch.arange(h))[:, None, :, None])
+    cols = _on(images, (left[:, None] + torch.arange(w))[:, None, None, :])
+    batch = _on(images, torch.arange(b)[:, None, None, None])
+    channel = _on(images, torch.arange(c)[None, :, None, None])
+    return padded[batch, channel, rows, cols]
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    flip = torch.rand(images.shape[0], generator=generator) < p
+    flip = _on(images, torch.rand(images.shape[0], generator=generator) < p)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def _on(images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`values` (drawn on the CPU) where `images` are; a no-op on the CPU. Non-blocking: a copy from pageable
+    memory is staged at once, so the host does not wait for the GPU's queue."""
+    return values if values.device == images.device else values.to(images.device, non_blocking=True)
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central size×size window of every image (the test view of images stored larger than they are seen)."""
+    h, w = images.shape[-2:]
+    if (h, w) == (size, size):
+        return images
+    if size > min(h, w):
+        raise ValueError(f"cannot centre-crop {h}×{w} images to {size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top : top + size, left : left + size]
 
 
 def random_resized_crop_boxes(
@@ -63,13 +87,18 @@ def random_resized_crop_boxes(
 
 
 def random_resized_crop(
-    images: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.08, 1.0)
+    images: torch.Tensor,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    size: int | None = None,
 ) -> torch.Tensor:
-    """Per-image random crop resized back to H×W with bilinear sampling (roi_align), returned as uint8."""
+    """Per-image random crop of the whole stored image, resized to size×size (default: back to H×W) with bilinear
+    sampling (roi_align), returned as uint8."""
     b, _, h, w = images.shape
     boxes = random_resized_crop_boxes(b, h, w, generator, scale=scale)
-    rois = torch.cat([torch.arange(b, dtype=boxes.dtype)[:, None], boxes], dim=1)
-    out = roi_align(images.float(), rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    rois = _on(images, torch.cat([torch.arange(b, dtype=boxes.dtype)[:, None], boxes], dim=1))
+    output = (size, size) if size else (h, w)
+    out = roi_align(images.float(), rois, output_size=output, spatial_scale=1.0, sampling_ratio=2, aligned=True)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -79,6 +108,8 @@ class Augmentation(Protocol):
 
 @AUGMENTATIONS.register("none")
 class NoAugmentation:
+    runs_on_device = True
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images
 
@@ -86,6 +117,8 @@ class NoAugmentation:
 @AUGMENTATIONS.register("standard")
 class CropFlip:
     """The CIFAR standard: random crop after zero-padding, then horizontal flip."""
+
+    runs_on_device = True
 
     def __init__(self, *, padding: int = 4) -> None:
         self.padding = padding
@@ -96,17 +129,42 @@ class CropFlip:
 
 @AUGMENTATIONS.register("rrc")
 class ResizedCropFlip:
-    """The ImageNet standard: random-resized crop, then horizontal flip."""
+    """The ImageNet standard: random-resized crop, then horizontal flip. With `size`, the crop is taken from the
+    whole stored image and resized to size×size (e.g. 224 from images stored at 256)."""
 
-    def __init__(self, *, scale: tuple[float, float] = (0.08, 1.0)) -> None:
+    runs_on_device = True
+    crops_stored_image = True
+
+    def __init__(self, *, scale: tuple[float, float] = (0.08, 1.0), size: int | None = None) -> None:
         self.scale = scale
+        self.size = size
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return random_hflip(random_resized_crop(images, generator, self.scale), generator)
+        return random_hflip(random_resized_crop(images, generator, self.scale, self.size), generator)
 
 
-def build_augmentation(name: str) -> Augmentation:
-    return AUGMENTATIONS.get(name)()
+class CenterCropped:
+    """An augmentation applied to the centre size×size crop: how presets that keep the image size see images
+    stored larger than the training resolution (the same view the test images get)."""
+
+    def __init__(self, augmentation: Augmentation, size: int) -> None:
+        self.augmentation = augmentation
+        self.size = size
+        self.runs_on_device = getattr(augmentation, "runs_on_device", False)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.augmentation(center_crop(images, self.size), generator)
+
+
+def build_augmentation(name: str, size: int | None = None) -> Augmentation:
+    """The preset `name`; with `size` (images stored larger than they are trained at), one that returns size×size
+    images: a preset that crops the stored image itself (`rrc`) crops to it, the others see the centre crop."""
+    preset = AUGMENTATIONS.get(name)
+    if size is None:
+        return preset()
+    if getattr(preset, "crops_stored_image", False):
+        return preset(size=size)
+    return CenterCropped(preset(), size)
 
 
 @dataclass(frozen=True)
@@ -123,10 +181,10 @@ class Normalization:
             raise ValueError(f"normalization means must be in 0..1 and stds positive, got {self.mean} / {self.std}")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 B×3×H×W → float32, (x/255 − mean)/std in one fused multiply-add."""
+        """uint8 B×3×H×W → float32, (x/255 − mean)/std in one fused multiply-add (on the images' device)."""
         std = torch.tensor(self.std)
-        scale = (1.0 / (255.0 * std))[None, :, None, None]
-        shift = (torch.tensor(self.mean) / std)[None, :, None, None]
+        scale = _on(images, (1.0 / (255.0 * std))[None, :, None, None])
+        shift = _on(images, (torch.tensor(self.mean) / std)[None, :, None, None])
         return torch.addcmul(-shift, images.float(), scale)
 
 

@@ -63,7 +63,7 @@ def class_examples(images: ImageTensors, per_class: int, size: int) -> tuple[tor
         positions = torch.nonzero(images.labels == label).flatten()[:per_class]
         counts.append(len(positions))
         if len(positions):
-            out[label, : len(positions)] = resize(images.images[positions], size)
+            out[label, : len(positions)] = resize(images.gather(positions), size)  # only these rows are read
     return out, counts
 
 

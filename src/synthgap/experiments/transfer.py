@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,7 +59,9 @@ def prefix_cache_plan(
     if not family.has_cut():
         return False, f"model family {family.name} has no prefix cut: the frozen layers run in every step"
     with torch.no_grad():
-        sample = get_normalization(recipe.normalization)(train.images[:1]).to(next(student.parameters()).device)
+        normalization = get_normalization(recipe.normalization)
+        one = TensorLoader(train.select(np.arange(1)), batch_size=1, normalization=normalization)
+        sample = next(one.epoch(0))[0].to(next(student.parameters()).device)
         prefix, _ = family.split(student, setup.n)
         width = prefix.eval()(sample).shape[1]
     if len(train) * width * 4 > MAX_CACHED_FEATURE_BYTES:
@@ -90,7 +93,8 @@ def train_student(
     student.to(device)
     if setup.frozen_bn == "reestimate" and setup.n > 0:
         plain = TensorLoader(train, batch_size=recipe.eval_batch_size, normalization=train_loader.normalization)
-        reestimate_batchnorm(student, setup.n, layer_map, (images.to(device) for images, _ in plain.epoch(0)))
+        batches = (images for images, _ in plain.on(device).epoch(0))
+        reestimate_batchnorm(student, setup.n, layer_map, batches)
     if setup.n == family.num_layers and setup.freeze:
         evaluation = measure(student, test_loader, precision=recipe.precision, device=device)
         return StageTwoResult(FitResult(evaluation.top1, evaluation.top5, 0.0, 0, evaluation=evaluation), False)
@@ -142,4 +146,4 @@ def prefix_features(prefix: nn.Module, loader: TensorLoader) -> torch.Tensor:
         normalization=loader.normalization,
         channels_last=loader.channels_last,
     )
-    return torch.cat([prefix(images.to(device)).cpu() for images, _ in plain.epoch(0)])
+    return torch.cat([prefix(images).cpu() for images, _ in plain.on(device).epoch(0)])

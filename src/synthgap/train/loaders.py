@@ -16,7 +16,7 @@ def recipe_loaders(
         train,
         batch_size=recipe.batch_size,
         normalization=normalization,
-        augmentation=build_augmentation(recipe.augmentation),
+        augmentation=build_augmentation(recipe.augmentation, train.view_size),
         shuffle=True,
         drop_last=True,
         seed=seed,
@@ -31,6 +31,7 @@ def test_normalization(recipe: TrainRecipe) -> Normalization:
 
 
 def eval_loader(images: ImageTensors, recipe: TrainRecipe) -> TensorLoader:
-    """Plain batches of `images` as the recipe's students are tested on them."""
+    """Plain batches of `images` as the recipe's students are tested on them (centre-cropped to the training
+    resolution when stored larger: the resize-then-centre-crop test view of ImageNet recipes)."""
     return TensorLoader(images, batch_size=recipe.eval_batch_size, normalization=test_normalization(recipe),
                         channels_last=recipe.channels_last)  # fmt: skip

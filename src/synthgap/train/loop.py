@@ -155,6 +155,7 @@ def measure(model: nn.Module, loader: Loader, *, precision: str = "auto", device
     """Top-1, top-5 and the confusion matrix over one pass of `loader`."""
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
+    loader = loader.on(device)
     model.eval()
     correct5 = total = 0
     confusion = None
@@ -203,6 +204,8 @@ def fit(
         raise ValueError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every}")
     # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
     device = device or default_device()
+    train_loader = train_loader.on(device)  # on a GPU: batches are moved as uint8 and augmented there
+    test_loader = test_loader.on(device) if test_loader is not None else None
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, recipe)

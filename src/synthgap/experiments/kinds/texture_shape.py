@@ -13,6 +13,7 @@ from torch import nn
 
 from synthgap.data.cache import ImageTensors
 from synthgap.data.cues import CueVariants, texture_reliance
+from synthgap.data.transforms import center_crop
 from synthgap.experiments.results import TextureRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.spec import ExperimentSpec, TextureShapeBlock
@@ -73,7 +74,8 @@ def cue_accuracies(model: nn.Module, test: ImageTensors, recipe: TrainRecipe, va
     correct: dict[str, float] = {}
     for start in range(0, len(test), CUE_CHUNK):
         labels = test.labels[start : start + CUE_CHUNK]
-        chunk_variants = variants.apply(test.images[start : start + CUE_CHUNK], generator)
+        chunk = center_crop(test.gather(slice(start, start + CUE_CHUNK)), test.resolution)  # the test view
+        chunk_variants = variants.apply(chunk, generator)
         for name, images in chunk_variants.items():
             loader = eval_loader(ImageTensors(images, labels, test.classes), recipe)
             top1, _ = evaluate(model, loader, precision=recipe.precision)
