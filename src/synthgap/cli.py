@@ -326,6 +326,37 @@ Scheduler = Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (
 NegativePrompt = Annotated[str, typer.Option(help="Negative prompt for every image.")]
 GenPrecision = Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")]
 Previews = Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")]
+GenBackend = Annotated[
+    str, typer.Option(help="local (this process, --shard) | ray (--shards N as Ray tasks, then merged).")
+]
+Shards = Annotated[int | None, typer.Option(help="ray: run the generation as N shards, one Ray task each.")]
+GenAddress = Annotated[
+    str | None, typer.Option(help="ray: address of an existing Ray cluster (default: start Ray here).")
+]
+GpusPerShard = Annotated[
+    float | None, typer.Option(help="ray: GPUs of each shard (default: 1 where there are GPUs, else 0).")
+]
+CpusPerShard = Annotated[int, typer.Option(help="ray: CPU cores of each shard.")]
+
+
+def _generate(run, config, *, backend: str, shards: int | None, address: str | None, gpus: float | None,
+              cpus: int, quiet: bool) -> None:  # fmt: skip
+    """One generation in this process (`--shard i/n`), or all its shards as Ray tasks followed by the merge."""
+    if backend == "local":
+        if shards is not None or address is not None:
+            raise SynthgapError("--shards and --address need --backend ray (locally, run each --shard i/n)")
+        typer.echo(run(config, progress=not quiet).summary())
+        return
+    if backend != "ray":
+        raise SynthgapError(f"unknown backend {backend!r} for generate; choose from: local, ray")
+    if config.shard != "0/1":
+        raise SynthgapError("--shard is for one process; with --backend ray give --shards N")
+    from synthgap.generate.distribute import generate_on_ray
+
+    results, merged = generate_on_ray(run, config, shards or 1, address=address, gpus=gpus, cpus=cpus)
+    for result in results:
+        typer.echo(result.summary())
+    typer.echo(f"merged {len(results)} shards: {merged.total_images} images, manifest {merged.manifest}")
 
 
 @generate_app.command("text2img")
@@ -351,6 +382,11 @@ def generate_text2img(
     safety_checker: Annotated[bool, typer.Option(help="Run the model's safety checker (off: not loaded).")] = False,
     shard: Shard = "0/1",
     previews: Previews = True,
+    backend: GenBackend = "local",
+    shards: Shards = None,
+    address: GenAddress = None,
+    gpus_per_shard: GpusPerShard = None,
+    cpus_per_shard: CpusPerShard = 1,
     quiet: Quiet = False,
 ) -> None:
     """Text-to-image: prompts from a class list through any diffusers text-to-image model. Rerun to resume."""
@@ -365,7 +401,8 @@ def generate_text2img(
         templates=tuple(template or DEFAULT_TEMPLATES), negative_prompt=negative_prompt, text=text,
         backgrounds=backgrounds, precision=precision, safety_checker=safety_checker, shard=shard, previews=previews,
     )  # fmt: skip
-    typer.echo(run_text2img(config, progress=not quiet).summary())
+    _generate(run_text2img, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
+              cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
 
 
 @generate_app.command("unclip")
@@ -389,6 +426,11 @@ def generate_unclip(
     precision: GenPrecision = "auto",
     shard: Shard = "0/1",
     previews: Previews = True,
+    backend: GenBackend = "local",
+    shards: Shards = None,
+    address: GenAddress = None,
+    gpus_per_shard: GpusPerShard = None,
+    cpus_per_shard: CpusPerShard = 1,
     quiet: Quiet = False,
 ) -> None:
     """unCLIP image variations of a real data source (the paper's oracle-prompt ablation). Rerun to resume."""
@@ -402,7 +444,8 @@ def generate_unclip(
         negative_prompt=negative_prompt, seed=seed, steps=steps, size=size, batch_size=batch_size, guidance=guidance,
         scheduler=scheduler, precision=precision, shard=shard, previews=previews,
     )  # fmt: skip
-    typer.echo(run_unclip(config, progress=not quiet).summary())
+    _generate(run_unclip, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
+              cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
 
 
 @app.command()

@@ -1,0 +1,48 @@
+"""`synthgap generate ... --backend ray --shards N`: shards as tasks on a local Ray instance, then the merge."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthgap.errors import SynthgapError
+from synthgap.generate.distribute import ShardFailure, generate_on_ray, run_shard
+from synthgap.generate.output import MANIFEST
+from synthgap.generate.text2img import generate_text2img
+from tests.generate.test_text2img import manifest_lines
+from tests.generate.tiny_pipelines import png_files, tiny_config
+from tests.test_bad_inputs import synthgap
+
+
+@pytest.mark.slow
+def test_ray_shards_give_the_one_process_images(reference_set, tiny_text2img, tmp_path):
+    import ray
+
+    out = tmp_path / "gen"
+    try:
+        results, merged = generate_on_ray(generate_text2img, tiny_config(tiny_text2img, out), 3, cpus=1)
+    finally:
+        ray.shutdown()
+    assert sorted(str(r.shard) for r in results) == ["0/3", "1/3", "2/3"]
+    assert sum(r.written for r in results) == 30 and merged.written == 0
+    assert merged.manifest == out / MANIFEST
+    assert png_files(out) == png_files(reference_set)
+    assert manifest_lines(out) == manifest_lines(reference_set)
+
+
+def test_a_failing_shard_comes_back_as_one_message(tiny_text2img, tmp_path):
+    bad = tiny_config(tiny_text2img, tmp_path / "gen", steps=0, shard="1/2")
+    failure = run_shard(generate_text2img, bad)
+    assert isinstance(failure, ShardFailure) and failure.shard == "1/2"
+    assert "--steps must be at least 1" in failure.message
+
+
+def test_shard_options_are_checked_before_anything_starts(tiny_text2img, tmp_path, capsys):
+    base = ["generate", "text2img", "--model", str(tiny_text2img), "--out", str(tmp_path / "gen"), "-q"]
+    code, _, err = synthgap(capsys, *base, "--shards", "2")
+    assert code == 2 and "--shards and --address need --backend ray" in err
+    code, _, err = synthgap(capsys, *base, "--backend", "ray", "--shard", "1/2")
+    assert code == 2 and "with --backend ray give --shards N" in err
+    code, _, err = synthgap(capsys, *base, "--backend", "kubernetes")
+    assert code == 2 and "unknown backend 'kubernetes' for generate" in err
+    with pytest.raises(SynthgapError, match="--shards must be at least 1"):
+        generate_on_ray(generate_text2img, tiny_config(tiny_text2img, tmp_path / "gen"), 0)
