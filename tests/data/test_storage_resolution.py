@@ -88,3 +88,13 @@ def test_a_sweep_stored_larger_runs_end_to_end_and_is_told_apart(cifake_root, tm
     path.write_text(yaml.safe_dump(spec))
     code, _, err = synthgap(capsys, *run_args(path, tmp_path / "out", tmp_path / "models"))
     assert code == 2 and "storage_resolution 24 →" in err
+
+
+def test_statistics_are_of_the_images_as_seen(tree, tmp_path):
+    """`data stats` / dataset normalization measure the centre crop a student sees, not the stored border."""
+    from synthgap.data.stats import channel_stats, dataset_stats
+
+    images = load_split(prep(tmp_path, resolution=16, storage_resolution=24), tree, "train", None, progress=False)
+    crops = images.images[..., 4:20, 4:20]
+    assert dataset_stats(images, tmp_path / "cache") == channel_stats(crops)
+    assert channel_stats(crops) != channel_stats(images.images)  # the gradient makes the border differ

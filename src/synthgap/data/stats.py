@@ -16,7 +16,7 @@ import torch
 
 from synthgap.data.cache import ImageTensors, default_cache_dir
 from synthgap.data.config import DataPrep, load_split
-from synthgap.data.transforms import Normalization
+from synthgap.data.transforms import Normalization, center_crop
 from synthgap.errors import SynthgapError
 from synthgap.io import atomic_write_json
 
@@ -68,8 +68,10 @@ def dataset_stats(images: ImageTensors, cache_dir: Path | None = None) -> Normal
         return Normalization(tuple(stored["mean"]), tuple(stored["std"]))
     if not len(images):
         raise ValueError("no images to measure")
-    # chunk by chunk through `gather`: a subset of a memory-mapped cache is never copied whole
-    stats = _chunk_stats(images.gather(slice(start, start + CHUNK)) for start in range(0, len(images), CHUNK))
+    # chunk by chunk through `gather` (a subset of a memory-mapped cache is never copied whole), each image as the
+    # student sees it: the centre crop when it is stored larger
+    chunks = (images.gather(slice(start, start + CHUNK)) for start in range(0, len(images), CHUNK))
+    stats = _chunk_stats(center_crop(chunk, images.resolution) for chunk in chunks)
     atomic_write_json(path, {"mean": list(stats.mean), "std": list(stats.std), "images": len(images)})
     return stats
 
