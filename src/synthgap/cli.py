@@ -353,7 +353,8 @@ def _generate(run, config, *, backend: str, shards: int | None, address: str | N
         raise SynthgapError("--shard is for one process; with --backend ray give --shards N")
     from synthgap.generate.distribute import generate_on_ray
 
-    results, merged = generate_on_ray(run, config, shards or 1, address=address, gpus=gpus, cpus=cpus)
+    shards = 1 if shards is None else shards
+    results, merged = generate_on_ray(run, config, shards, address=address, gpus=gpus, cpus=cpus)
     for result in results:
         typer.echo(result.summary())
     typer.echo(f"merged {len(results)} shards: {merged.total_images} images, manifest {merged.manifest}")

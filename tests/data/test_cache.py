@@ -380,3 +380,80 @@ def test_many_skipped_files_rewrite_the_header(tmp_path):
     assert torch.equal(loaded["images"], data.images)
     again = load_images(index, 16, cache_dir=tmp_path / "cache", progress=False, skip_bad=True, workers=1)
     assert again.skipped == data.skipped and torch.equal(again.images, data.images)
+
+
+def _tiny_tree(root, bad=(), count=6, size=(20, 14)):
+    """Images 0..count-1 over two classes; the positions in `bad` are undecodable."""
+    for i in range(count):
+        folder = root / ("x" if i % 2 == 0 else "y")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:03d}.png"
+        if i in bad:
+            path.write_bytes(b"not an image")
+        else:
+            Image.new("RGB", size, (40 * i % 256, 90, 200)).save(path)
+    return open_source(f"folder:{root}", "train", None)
+
+
+def test_a_chunk_of_only_bad_images_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "CHUNK", 3)
+    index = _tiny_tree(tmp_path / "imgs", bad={1, 3, 5}, count=9)  # sorted by class: x 0,2,4,6,8 then y 1,3,5,7
+    data = load_images(index, 12, cache_dir=tmp_path / "cache", progress=False, skip_bad=True, workers=1)
+    assert len(data) == 6 and len(data.skipped) == 3
+
+
+def test_every_header_length_near_the_reserved_space_gives_a_valid_file(tmp_path, monkeypatch):
+    """Whatever the slack, the header with its length prefix fits or is moved: the file always loads."""
+    from safetensors.torch import load_file
+
+    index = _tiny_tree(tmp_path / "imgs", bad={1})
+    for slack in range(0, 120, 3):
+        monkeypatch.setattr(cache, "HEADER_SLACK", slack)
+        folder = tmp_path / f"cache-{slack}"
+        data = load_images(index, 12, cache_dir=folder, progress=False, skip_bad=True, workers=1)
+        loaded = load_file(str(next(folder.glob("*.safetensors"))))
+        assert torch.equal(loaded["images"], data.images) and len(data.skipped) == 1
+
+
+def test_long_runs_are_read_in_several_calls(tmp_path, monkeypatch):
+    images, _, path, parse = _mapped_set(tmp_path, count=40)
+    monkeypatch.setattr(cache, "READ_LIMIT", 10_000)  # rows are 27,648 bytes: every row takes several reads
+    mapped = parse(path, ("a", "b", "c"))
+    assert torch.equal(mapped.gather(torch.arange(40)), images)
+
+
+def test_gather_takes_any_index_form(tmp_path):
+    images, _, path, parse = _mapped_set(tmp_path, count=12)  # 27 KB rows: the pread path
+    subset = parse(path, ("a", "b", "c")).select(np.arange(2, 12))
+    expected = images[2:12]
+    assert torch.equal(subset.gather(slice(None, None, -2)), expected.flip(0)[::2])
+    assert torch.equal(subset.gather(torch.tensor([-1, 0])), expected[[9, 0]])
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 4]] = True
+    assert torch.equal(subset.gather(mask), expected[[1, 4]])
+    assert subset.gather(torch.tensor([], dtype=torch.long)).shape == (0, 3, 96, 96)
+    with pytest.raises(IndexError):
+        subset.gather(torch.tensor([10]))
+
+
+def test_in_memory_sets_may_be_landscape():
+    from synthgap.data.cache import ImageTensors
+
+    data = ImageTensors(torch.zeros(2, 3, 32, 48, dtype=torch.uint8), torch.tensor([0, 1]), ("a", "b"))
+    assert data.resolution == 32 and data.view_size is None
+
+
+def test_mixed_sets_are_read_from_their_parts(tmp_path):
+    from synthgap.data.cache import concat_images
+
+    images, labels, path, parse = _mapped_set(tmp_path, count=10)
+    mapped = parse(path, ("a", "b", "c"))
+    memory = cache.ImageTensors(images[:4].flip(0).clone(), labels[:4], ("a", "b", "c"), key="m")
+    mapped.key = "f"
+    mixed = concat_images([mapped.select(np.array([1, 3, 5])), memory])
+    reference = torch.cat([images[[1, 3, 5]], images[:4].flip(0)])
+    assert len(mixed) == 7 and mixed.nbytes == reference.numel()
+    assert torch.equal(mixed.gather(torch.tensor([6, 0, 3, 2])), reference[[6, 0, 3, 2]])
+    assert torch.equal(mixed.images, reference)
+    assert torch.equal(mixed.select(np.array([0, 4])).images, reference[[0, 4]])
+    assert mixed.key.startswith("mix-")

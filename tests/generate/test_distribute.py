@@ -44,5 +44,21 @@ def test_shard_options_are_checked_before_anything_starts(tiny_text2img, tmp_pat
     assert code == 2 and "with --backend ray give --shards N" in err
     code, _, err = synthgap(capsys, *base, "--backend", "kubernetes")
     assert code == 2 and "unknown backend 'kubernetes' for generate" in err
+    code, _, err = synthgap(capsys, *base, "--backend", "ray", "--shards", "0")
+    assert code == 2 and "--shards must be at least 1" in err
     with pytest.raises(SynthgapError, match="--shards must be at least 1"):
         generate_on_ray(generate_text2img, tiny_config(tiny_text2img, tmp_path / "gen"), 0)
+
+
+def test_paths_reach_the_workers_absolute(tiny_text2img, tmp_path, monkeypatch):
+    """Workers of a cluster do not start in the driver's directory: the output folder and files go absolute."""
+    from pathlib import Path
+
+    from synthgap.generate.distribute import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    Path("classes.txt").write_text("cat\ndog\n")
+    config = tiny_config(tiny_text2img, Path("gen"), classes="classes.txt")
+    absolute = with_absolute_paths(config)
+    assert absolute.out == tmp_path / "gen" and absolute.classes == str(tmp_path / "classes.txt")
+    assert with_absolute_paths(tiny_config(tiny_text2img, Path("gen"))).classes == "cifar10"  # a name stays

@@ -41,6 +41,8 @@ CHUNK = 512  # images per worker task: big enough to amortise process overhead, 
 # syscall per row would cost several times the copy (56k vs 150k+ img/s measured at 32 px), and a cache of such rows
 # is small, so the pages a process touches stay few.
 PREAD_MIN_ROW = 16 << 10
+HEADER_SLACK = 4096  # bytes of header space kept for the list of skipped files
+READ_LIMIT = 1 << 30  # bytes asked of one pread: Linux returns at most 0x7ffff000 per call
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class RowFile:
         non-blocking copy to a GPU); consecutive rows are read in one call."""
         rows_list = rows.tolist()
         out = torch.empty((len(rows_list), *self.row_shape), dtype=torch.uint8, pin_memory=pin)
-        flat = out.view(len(rows_list), -1).numpy()
+        flat = out.view(len(rows_list), self.row_bytes).numpy()
         fd = os.open(self.path, os.O_RDONLY)
         try:
             start = 0
@@ -73,15 +75,22 @@ class RowFile:
                 stop = start + 1
                 while stop < len(rows_list) and rows_list[stop] == rows_list[stop - 1] + 1:
                     stop += 1
-                want = (stop - start) * self.row_bytes
-                position = self.offset + rows_list[start] * self.row_bytes
-                got = os.preadv(fd, [memoryview(flat[start:stop]).cast("B")], position)
-                if got != want:
-                    raise OSError(errno.EIO, f"short read ({got} of {want} bytes)", str(self.path))
+                self._read_into(
+                    fd, memoryview(flat[start:stop]).cast("B"), self.offset + rows_list[start] * self.row_bytes
+                )
                 start = stop
         finally:
             os.close(fd)
         return out
+
+    def _read_into(self, fd: int, buffer: memoryview, position: int) -> None:
+        """Fill `buffer` from `position`; one call returns at most ~2 GiB on Linux, so long runs take several."""
+        done = 0
+        while done < len(buffer):
+            got = os.preadv(fd, [buffer[done : done + READ_LIMIT]], position + done)
+            if got <= 0:
+                raise OSError(errno.EIO, f"short read ({done} of {len(buffer)} bytes)", str(self.path))
+            done += got
 
 
 class ImageTensors:
@@ -118,7 +127,7 @@ class ImageTensors:
         self.classes = tuple(classes)
         self.skipped = list(skipped or [])  # files left out with --skip-bad
         self.key = key
-        stored = int(images.shape[-1]) if images.ndim == 4 else 0
+        stored = int(min(images.shape[-2:])) if images.ndim == 4 else 0
         self.resolution = resolution or stored
         if stored and not 0 < self.resolution <= min(images.shape[-2:]):
             raise ValueError(f"images stored at {tuple(images.shape[-2:])} cannot be seen at {self.resolution} px")
@@ -149,13 +158,27 @@ class ImageTensors:
     def gather(self, take: torch.Tensor | slice, *, pin: bool = False) -> torch.Tensor:
         """The images at positions `take` of this set, read on their own (with pread when the set lies on disk);
         with `pin`, into pinned memory for a non-blocking copy to a GPU."""
-        if isinstance(take, slice):
-            take = torch.arange(len(self))[take]
+        take = self._positions(take)
         rows = take if self._rows is None else self._rows[take]
         if self._row_file is not None and self._row_file.row_bytes >= PREAD_MIN_ROW:
             return self._row_file.read(rows, pin=pin)
         images = self._stored[rows]
         return images.pin_memory() if pin else images
+
+    def _positions(self, take: torch.Tensor | slice) -> torch.Tensor:
+        """`take` as non-negative int64 positions (a slice, a boolean mask, negative indices), checked in range: the
+        pread path needs plain row numbers."""
+        if isinstance(take, slice):
+            return torch.arange(*take.indices(len(self)), dtype=torch.long)
+        take = torch.as_tensor(take)
+        if take.dtype == torch.bool:
+            if take.shape != (len(self),):
+                raise IndexError(f"a boolean mask of shape {tuple(take.shape)} for {len(self)} images")
+            return take.nonzero().flatten()
+        take = take.long()
+        if len(take) and (take.min() < -len(self) or take.max() >= len(self)):
+            raise IndexError(f"positions out of range for {len(self)} images")
+        return torch.where(take < 0, take + len(self), take)
 
     def with_resolution(self, resolution: int, key: str) -> ImageTensors:
         """The same images seen at `resolution` (≤ the stored size), under `key`."""
@@ -176,7 +199,8 @@ class ImageTensors:
 
 
 def concat_images(parts: list[ImageTensors]) -> ImageTensors:
-    """One set from several with the same classes (e.g. real and synthetic images mixed); keyed by its parts."""
+    """One set from several with the same classes (e.g. real and synthetic images mixed); keyed by its parts.
+    Nothing is copied: a batch reads its images from the parts they belong to."""
     if not parts:
         raise ValueError("nothing to concatenate")
     for part in parts[1:]:
@@ -187,14 +211,45 @@ def concat_images(parts: list[ImageTensors]) -> ImageTensors:
     key = ""
     if all(part.key for part in parts):
         key = "mix-" + hashlib.sha256("\n".join(part.key for part in parts).encode()).hexdigest()[:24]
-    return ImageTensors(
-        torch.cat([p.images for p in parts]),
-        torch.cat([p.labels for p in parts]),
-        parts[0].classes,
-        [s for p in parts for s in p.skipped],
-        key,
-        resolution=parts[0].resolution,
-    )
+    return ConcatenatedImages(parts, key)
+
+
+class ConcatenatedImages(ImageTensors):
+    """Several image sets end to end, read part by part (a mixed real + synthetic training set at paper scale is
+    tens of GB: it must not be copied into memory)."""
+
+    def __init__(self, parts: list[ImageTensors], key: str) -> None:
+        first = parts[0]
+        labels = torch.cat([p.labels for p in parts])
+        super().__init__(first._stored, labels, first.classes, [s for p in parts for s in p.skipped], key,
+                         rows=torch.zeros(len(labels), dtype=torch.long), resolution=first.resolution)  # fmt: skip
+        self._parts = parts
+        self._ends = torch.tensor([len(p) for p in parts]).cumsum(0)
+
+    @property
+    def images(self) -> torch.Tensor:
+        return torch.cat([p.images for p in self._parts])
+
+    def gather(self, take: torch.Tensor | slice, *, pin: bool = False) -> torch.Tensor:
+        take = self._positions(take)
+        h, w = self.stored_size
+        out = torch.empty((len(take), 3, h, w), dtype=torch.uint8, pin_memory=pin)
+        part_of = torch.bucketize(take, self._ends, right=True)
+        for i, part in enumerate(self._parts):
+            mine = (part_of == i).nonzero().flatten()
+            if len(mine):
+                start = int(self._ends[i]) - len(part)
+                out[mine] = part.gather(take[mine] - start)
+        return out
+
+    def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
+        selected = torch.as_tensor(positions, dtype=torch.long)
+        key = f"{self.key}:{hashlib.sha256(selected.numpy().tobytes()).hexdigest()[:16]}" if self.key else ""
+        return ImageTensors(self.gather(selected), self.labels[selected], self.classes, self.skipped, key,
+                            resolution=self.resolution)  # fmt: skip
+
+    def with_resolution(self, resolution: int, key: str) -> ImageTensors:
+        raise NotImplementedError("set the resolution of the parts before concatenating them")
 
 
 def default_cache_dir() -> Path:
@@ -287,7 +342,7 @@ def _decode_to_cache(
     row_bytes = 3 * resolution * resolution
     # Header space for the count of a run without skipped images; a longer header (many skipped files) is
     # handled by rewriting the file once at the end.
-    reserve = len(_cache_header(index, len(index), row_bytes, resolution, [])) + 4096
+    reserve = len(_cache_header(index, len(index), row_bytes, resolution, [])) + HEADER_SLACK
     reserve += -reserve % 8
     keep = np.ones(len(index), dtype=bool)
     bar = progress_bar(len(index), desc=f"decode {index.name}", unit="img", enabled=progress, leave=False)
@@ -304,10 +359,11 @@ def _decode_to_cache(
             skipped = [str(index.paths[i]) for i in np.flatnonzero(~keep)]
             f.write(np.ascontiguousarray(index.labels[keep], dtype="<i8").tobytes())
             header = _cache_header(index, count, row_bytes, resolution, skipped)
-            if len(header) <= reserve:
+            fits = len(header) + 8 <= reserve  # the 8-byte length prefix comes first
+            if fits:
                 f.seek(0)
                 f.write(_padded(header, reserve))
-        if len(header) > reserve:
+        if not fits:
             _move_data(tmp, reserve, header)
         record = {CHECKSUM: file_digest(tmp), "bytes": tmp.stat().st_size}
     bar.close()
@@ -316,7 +372,8 @@ def _decode_to_cache(
 
 
 def _write_rows(f: BinaryIO, images: np.ndarray) -> None:
-    f.write(memoryview(np.ascontiguousarray(images)).cast("B"))
+    if images.size:  # a chunk whose images were all skipped writes nothing (and cannot be cast to bytes)
+        f.write(memoryview(np.ascontiguousarray(images)).cast("B"))
 
 
 def _decoded_chunks(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from synthgap.errors import SynthgapError
@@ -41,6 +42,18 @@ def run_shard(generate: Generate, config: ShardedConfig) -> GenerationResult | S
         return generate(config, False)
     except (SynthgapError, OSError) as exc:
         return ShardFailure(config.shard, str(exc))
+
+
+def with_absolute_paths(config: ShardedConfig) -> ShardedConfig:
+    """`config` with its paths (the output folder, a class-list or backgrounds file, a data root) made absolute."""
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        if isinstance(value, Path):
+            changes[field.name] = value.resolve()
+        elif field.name == "classes" and isinstance(value, str) and Path(value).is_file():
+            changes[field.name] = str(Path(value).resolve())
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
 
 
 def generate_on_ray(
@@ -73,6 +86,7 @@ def generate_on_ray(
         gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
     if gpus > cluster.get("GPU", 0) or cpus > cluster.get("CPU", 0):
         raise SynthgapError(f"the Ray cluster ({cluster}) has no room for a shard asking for {cpus} CPUs, {gpus} GPUs")
+    config = with_absolute_paths(config)  # workers of a cluster do not start in this directory
     task = ray.remote(run_shard).options(num_cpus=cpus, num_gpus=gpus, max_retries=3)
     pending = [task.remote(generate, dataclasses.replace(config, shard=f"{i}/{shards}")) for i in range(shards)]
     outcomes = ray.get(pending)
