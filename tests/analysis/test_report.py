@@ -5,7 +5,7 @@ import pytest
 from synthgap.analysis.rows import AnalysisRow, read_analysis, write_analysis
 from synthgap.analysis.summary import cka_below_floor, first_from, probe_behind, spearman, summary_lines, where
 from synthgap.report.analysis import analysis_lines, recovered_shares
-from tests.report.records import make_record
+from tests.report.records import make_record, transfer_record
 
 L = 18
 GAP_FROM = 14  # the planted layer from which S departs from R
@@ -48,18 +48,7 @@ def planted_records() -> list:
         make_record(run="baseline-synthetic-s0", side="synthetic", target="cifake:synthetic", top1=60.0),
     ]
     for n, top1 in {0: 80.0, 2: 80.0, 6: 79.0, 10: 78.0, 14: 66.0, 16: 63.0, 17: 61.0}.items():
-        records.append(
-            make_record(
-                run=f"transfer-synthetic_to_real-n{n:02d}-s0",
-                kind="layer_transfer",
-                source="cifake:synthetic",
-                source_side="synthetic",
-                side="real",
-                n_transferred=n,
-                frozen=True,
-                top1=top1,
-            )
-        )
+        records.append(transfer_record(n, top1, run=f"transfer-synthetic_to_real-n{n:02d}-s0"))
     return records
 
 

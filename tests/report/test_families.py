@@ -22,7 +22,7 @@ from synthgap.report.reduction import (
     reduction_table_lines,
 )
 from synthgap.report.tables import num_layers
-from tests.report.records import make_record
+from tests.report.records import make_record, transfer_record
 
 REAL, SYNTH = "cifake:real", "cifake:synthetic"
 FAMILIES = [("resnet50", 50), ("vit_tiny", 14)]
@@ -36,20 +36,7 @@ def family_records(model: str, layers: int, r: float = 80.0, s: float = 60.0) ->
         make_record(run=f"{model}-S", target=SYNTH, side="synthetic", top1=s, **family),
     ]
     for n in range(1, layers):
-        out.append(
-            make_record(
-                run=f"{model}-s2r-{n}",
-                kind="layer_transfer",
-                source=SYNTH,
-                source_side="synthetic",
-                target=REAL,
-                side="real",
-                n_transferred=n,
-                frozen=True,
-                top1=r - (r - s) * n / layers,
-                **family,
-            )
-        )
+        out.append(transfer_record(n, r - (r - s) * n / layers, run=f"{model}-s2r-{n}", **family))
     return out
 
 
@@ -135,17 +122,7 @@ def test_sides_come_from_the_records_not_from_data_names():
         make_record(run="R", target=photos, side="real", top1=70.0),
         make_record(run="S", target=renders, side="synthetic", top1=50.0),
         make_record(run="named-real", target="cifake:real", side=None, top1=99.0),  # an old record: no side
-        make_record(
-            run="t",
-            kind="layer_transfer",
-            source=renders,
-            source_side="synthetic",
-            target=photos,
-            side="real",
-            n_transferred=12,
-            frozen=True,
-            top1=65.0,
-        ),
+        transfer_record(12, 65.0, run="t", source=renders, target=photos),
         make_record(  # no sides at all (an old record): its direction is unknown, so it is in no curve
             run="old", kind="layer_transfer", source=SYNTH, target=REAL, side=None, n_transferred=12, top1=1.0
         ),

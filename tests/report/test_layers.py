@@ -9,7 +9,7 @@ from synthgap.report.build import build_report
 from synthgap.report.figures import plot_layer_sweep
 from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines
 from synthgap.report.tables import Summary
-from tests.report.records import make_record
+from tests.report.records import make_record, transfer_record
 
 REAL, SYNTH = "cifake:real", "cifake:synthetic"
 DATA = {"real": REAL, "synthetic": SYNTH}
@@ -32,19 +32,10 @@ def baseline(side, seed, top1, **family):
 
 def transfer(source_side, side, n, seed, top1, **fields):
     """Layers 1..n from the `source_side` baseline, the rest trained on `side`."""
-    return make_record(
-        run=f"{source_side}-{side}-{n}-{seed}",
-        kind="layer_transfer",
-        source=DATA[source_side],
-        source_side=source_side,
-        target=DATA[side],
-        side=side,
-        n_transferred=n,
-        frozen=True,
-        seed=seed,
-        top1=top1,
-        **fields,
-    )
+    return transfer_record(
+        n, top1, source_side=source_side, run=f"{source_side}-{side}-{n}-{seed}", source=DATA[source_side],
+        target=DATA[side], side=side, seed=seed, **fields,
+    )  # fmt: skip
 
 
 def sweep_records(seeds=(0, 1), directions=("s2r", "r2s"), baselines=True, **extra):

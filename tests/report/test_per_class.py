@@ -19,7 +19,7 @@ from synthgap.report.classes import (
 )
 from synthgap.report.tables import gap_lines
 from tests.experiments.test_examples import StubStore
-from tests.report.records import make_record
+from tests.report.records import make_record, transfer_record
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REAL, SYNTH = "cifake:real", "cifake:synthetic"
@@ -41,20 +41,8 @@ def baseline(side: str, seed: int, per_class: list[float], confusion: list[list[
 
 
 def student(n: int, seed: int, per_class: list[float]):
-    return make_record(
-        run=f"s2r-n{n}-s{seed}",
-        kind="layer_transfer",
-        source=SYNTH,
-        source_side="synthetic",
-        target=REAL,
-        side="real",
-        n_transferred=n,
-        frozen=True,
-        seed=seed,
-        top1=sum(per_class) / len(per_class),
-        balanced_top1=sum(per_class) / len(per_class),
-        per_class_top1=per_class,
-    )
+    mean = sum(per_class) / len(per_class)
+    return transfer_record(n, mean, run=f"s2r-n{n}-s{seed}", seed=seed, balanced_top1=mean, per_class_top1=per_class)
 
 
 # Gaps (mean over two seeds): cat 40 (80 − 40), dog 10 (70 − 60), fox −5 (50 − 55).
