@@ -24,16 +24,10 @@ from synthgap.errors import DivergenceError
 from synthgap.experiments import students as students_module
 from synthgap.experiments.results import read_results
 from synthgap.train.checkpoint import CHECKSUM_KEY, METADATA, WEIGHTS
-from tests.test_bad_inputs import synthgap
+from tests.test_bad_inputs import SPEC, synthgap
 
-TINY = {
-    "name": "reliability",
-    "data": {"per_class": 3, "test_per_class": 3},
-    "model": {"width": 0.125},
-    "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
-    "seeds": [0],
-    "experiments": [{"kind": "baseline", "sides": ["real"]}],
-}
+# the bad-input corpus's tiny spec, training only the real baseline
+TINY = {**SPEC, "name": "reliability", "experiments": [{"kind": "baseline", "sides": ["real"]}]}
 TRANSFER = [
     {"kind": "baseline", "sides": ["synthetic"]},
     {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [2]},
