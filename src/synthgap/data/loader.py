@@ -58,6 +58,8 @@ class TensorLoader:
         """This loader delivering batches on `device`. On CUDA the set is kept in GPU memory when `resident` is
         True, or (default) when it fits in `RESIDENT_SHARE` of the free memory."""
         device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" are one place: never copy twice
+            device = torch.device("cuda", torch.cuda.current_device())
         if device == self.device:
             return self
         placed = copy.copy(self)

@@ -113,7 +113,7 @@ def adapt_batchnorm(
         drop_last=True,
         channels_last=recipe.channels_last,
     )
-    batches = (batch.to(device) for batch, _ in loader.epoch(0))
+    batches = (batch for batch, _ in loader.on(device).epoch(0))
     reestimate_batchnorm(model, family.num_layers, family.layer_map, batches)
 
 
