@@ -273,10 +273,63 @@ def test_out_naming_a_file_is_one_line(cifake_root, tmp_path, capsys):
     assert out.read_text() == "I am a file"
 
 
+@pytest.mark.parametrize("where", ["out", "parent"])
+def test_dry_run_refuses_an_out_that_is_a_file_as_the_run_does(cifake_root, tmp_path, capsys, where):
+    spec = write_spec(tmp_path, cifake_root, {})
+    (tmp_path / "file").write_text("I am a file")
+    out = tmp_path / "file" if where == "out" else tmp_path / "file" / "exp"
+    blocker = "it" if where == "out" else tmp_path / "file"
+    expected = f"cannot use {out}: {blocker} is a file, not a folder"
+    assert_run_and_dry_run_reject(capsys, spec, out, expected)
+    assert (tmp_path / "file").read_text() == "I am a file"
+
+
+def write_manifest_with_bad_line(folder: Path, line: str, number: int = 5) -> Path:
+    """A generate output folder whose manifest has `line` at line `number`; the lines before it are well formed
+    (their files need not exist: the whole manifest is read before any file is looked at)."""
+    folder.mkdir(parents=True)
+    good = [json.dumps({"class": "airplane", "file": f"airplane/airplane_{i:05d}.png", "sha256": "0" * 64})
+            for i in range(number - 1)]  # fmt: skip
+    (folder / "manifest.jsonl").write_text("\n".join([*good, line]) + "\n")
+    return folder / "manifest.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[1, 2, 3]", "expected a JSON object, got list"),
+        ('{"file": "airplane/a.png", "sha256": "' + "0" * 64 + '"}', "class missing or not a non-empty string"),
+        ('{"class": "airplane", "fi', "not valid JSON"),
+    ],
+    ids=["a-list", "no-class", "torn"],
+)
+def test_a_generated_manifest_line_of_the_wrong_shape_is_one_line(cifake_root, tmp_path, capsys, line, problem):
+    manifest = write_manifest_with_bad_line(tmp_path / "gen", line)
+    spec = write_spec(tmp_path, cifake_root, {"data.synthetic": f"generated:{tmp_path / 'gen'}"})
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"corrupt {manifest}, line 5: {problem}")
+
+
+def test_a_generated_manifest_naming_a_file_outside_its_folder_is_one_line(cifake_root, tmp_path, capsys):
+    (tmp_path / "outside.png").write_bytes(b"not read")
+    line = json.dumps({"class": "airplane", "file": "../outside.png", "sha256": "0" * 64})
+    manifest = write_manifest_with_bad_line(tmp_path / "gen", line, number=2)
+    spec = write_spec(tmp_path, cifake_root, {"data.synthetic": f"generated:{tmp_path / 'gen'}"})
+    expected = f"{manifest}, line 2: file '../outside.png' lies outside {tmp_path / 'gen'}"
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected)
+
+
 BAD_RUN_OPTIONS = {
     "seeds-not-numbers": (["--seeds", "a,b"], "expected comma-separated integers, got 'a,b'"),
     "seeds-empty": (["--seeds", ","], "{spec}: seeds: List should have at least 1 item after validation, not 0"),
     "set-without-value": (["--set", "recipe.lr"], "--set expects KEY=VALUE, got 'recipe.lr'"),
+    "set-without-key": (["--set", "=3"], "--set expects KEY=VALUE, got '=3'"),
+    "set-unclosed": (["--set", "name=[unclosed"], "--set 'name=[unclosed': the value is not a plain YAML value"),
+    "set-python-tag": (
+        ["--set", 'x=!!python/object/apply:os.system ["echo"]'],
+        "--set 'x=!!python/object/apply:os.system [\"echo\"]': the value is not a plain YAML value (could not "
+        "determine a constructor for the tag",
+    ),
+    "set-below-a-string": (["--set", "name.x=1"], "cannot set name.x: name is not a mapping"),
     "set-nan": (["--set", "recipe.lr=.nan"], f"{{spec}}: recipe.lr: {FINITE}"),
     "set-inf": (["--set", "recipe.lr=inf"], f"{{spec}}: recipe.lr: {FINITE}"),
     "width-zero": (["--width", "0"], "width multiplier must be positive, got width=0.0"),

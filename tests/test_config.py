@@ -1,7 +1,9 @@
+import re
+
 import pytest
 import yaml
 
-from synthgap.config import load_config, save_config
+from synthgap.config import load_config, parse_override, save_config, set_dotted
 from synthgap.errors import SynthgapError
 from synthgap.experiments.single import TrainRunConfig
 
@@ -43,3 +45,31 @@ def test_bad_configs_are_one_clear_error(tmp_path, content, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(SynthgapError, match="config file not found"):
         load_config(TrainRunConfig, tmp_path / "absent.yaml")
+
+
+def test_a_set_value_is_read_as_plain_yaml():
+    assert parse_override("recipe.lr = 0.05") == ("recipe.lr", 0.05)
+    assert parse_override("seeds=[0, 1]") == ("seeds", [0, 1])
+    assert parse_override("name=a=b") == ("name", "a=b")  # only the first '=' separates the key
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("name=[unclosed", "--set 'name=[unclosed': the value is not a plain YAML value (expected ',' or ']'"),
+        ("x=!!python/object/apply:os.system [echo]", "could not determine a constructor for the tag"),
+        ("x=a: b: c", "mapping values are not allowed here"),
+        ("novalue", "--set expects KEY=VALUE, got 'novalue'"),
+    ],
+)
+def test_a_bad_set_value_is_one_clear_error(item, message):
+    with pytest.raises(SynthgapError, match=re.escape(message)):
+        parse_override(item)
+
+
+def test_setting_below_a_plain_value_is_one_clear_error():
+    tree = {"name": "x", "recipe": {"lr": 0.1}}
+    with pytest.raises(SynthgapError, match=r"cannot set name\.x\.y: name is not a mapping"):
+        set_dotted(tree, "name.x.y", 1)
+    set_dotted(tree, "recipe.extra.depth", 2)
+    assert tree["recipe"] == {"lr": 0.1, "extra": {"depth": 2}}

@@ -11,8 +11,10 @@ from synthgap.io import (
     append_jsonl,
     atomic_write_json,
     atomic_write_text,
+    check_folder_path,
     file_digest,
     read_jsonl,
+    read_jsonl_numbered,
     save_safetensors,
     verify_file,
 )
@@ -120,3 +122,20 @@ def test_verify_file_catches_changes_and_malformed_records(tmp_path):
     assert verify_file(path, record).startswith("size mismatch: 100 bytes")
     assert verify_file(path, None) == verify_file(path, {"sha256": 5}) == "its checksum record is missing or malformed"
     assert verify_file(tmp_path / "gone", record).startswith("cannot read it")
+
+
+def test_read_jsonl_numbered_counts_blank_lines(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n')
+    assert read_jsonl_numbered(path) == [(1, {"a": 1}), (3, {"a": 2})]
+
+
+def test_check_folder_path_refuses_a_file_without_creating_anything(tmp_path):
+    (tmp_path / "file").write_text("")
+    for path in (tmp_path / "file", tmp_path / "file" / "exp"):
+        with pytest.raises(NotADirectoryError) as caught:
+            check_folder_path(path)
+        assert caught.value.filename == str(path)
+    check_folder_path(tmp_path / "new" / "exp")  # a folder still to be made is fine
+    check_folder_path(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -199,12 +199,14 @@ def run(
     settings (fingerprint). A recorded run whose settings changed stops the command, naming what changed, unless
     --rerun-changed is given; OUT/spec.yaml always describes the records in OUT."""
     from synthgap.experiments.runner import run_experiment
+    from synthgap.io import check_folder_path
     from synthgap.report.build import build_report
 
     if skip_bad:
         set_values = [*(set_values or []), "data.skip_bad=true"]
     spec = load_spec(spec_path, data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs,
                      per_class=_per_class(per_class), width=width, set_values=set_values or [])  # fmt: skip
+    check_folder_path(out)  # a dry run refuses an --out the run could not create, with the run's line
     if dry_run:
         from synthgap.experiments.dryrun import dry_run_report
 
@@ -237,9 +239,7 @@ def _print_flags(records: list) -> None:
 
 def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_values: list[str]):
     """The spec file with command-line overrides applied, validated."""
-    import yaml
-
-    from synthgap.config import read_yaml, set_dotted, validate
+    from synthgap.config import parse_override, read_yaml, set_dotted, validate
     from synthgap.experiments.spec import ExperimentSpec
 
     raw = read_yaml(path)
@@ -256,10 +256,7 @@ def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_
                 block.pop("levels", None)
                 block.pop("budget", None)
     for item in set_values:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SynthgapError(f"--set expects KEY=VALUE, got {item!r}")
-        set_dotted(raw, key.strip(), yaml.safe_load(value))
+        set_dotted(raw, *parse_override(item))
     return validate(ExperimentSpec, raw, where=str(path))
 
 

@@ -32,9 +32,28 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
     """Set ``tree["a"]["b"] = value`` for the key ``"a.b"``, creating levels as needed."""
     *parents, leaf = dotted_key.split(".")
-    for key in parents:
+    for depth, key in enumerate(parents, start=1):
         tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):  # e.g. `name.x=1` where name is a string: say so rather than crash
+            raise SynthgapError(f"cannot set {dotted_key}: {'.'.join(parents[:depth])} is not a mapping")
     tree[leaf] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """A command-line `--set KEY=VALUE` as (dotted key, value), the value read as YAML.
+
+    `safe_load` builds plain values only (a `!!python/...` tag is refused, never run); a value that is not valid
+    YAML is one error line naming the --set item.
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise SynthgapError(f"--set expects KEY=VALUE, got {item!r}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SynthgapError(f"--set {item!r}: the value is not a plain YAML value ({reason})") from None
+    return key.strip(), value
 
 
 def validate(cls: type[M], data: dict[str, Any], *, where: str = "config") -> M:

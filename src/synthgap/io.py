@@ -8,6 +8,7 @@ An `OSError` always names the target file, not the temp file, so the CLI's one e
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -33,6 +34,18 @@ def file_digest(path: Path, algorithm: str = CHECKSUM) -> str:
         while size := f.readinto(buffer):
             digest.update(view[:size])
     return digest.hexdigest()
+
+
+def check_folder_path(path: Path) -> None:
+    """Refuse a folder path that cannot be made because it, or a folder above it, is a file, without creating
+    anything (a dry run writes nothing). The `NotADirectoryError` is worded by `errors.os_error_message` as the
+    failed `mkdir` of a real run is, so both stop with the same line."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+            return
 
 
 def current_umask() -> int:
@@ -174,6 +187,12 @@ def verify_file(path: Path, record: Any) -> str | None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All records of a JSON-lines file; a missing file has none."""
+    return [record for _, record in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every non-blank line of a JSON-lines file, so a reader that finds a record of the
+    wrong shape can name its line; a missing file has none."""
     path = Path(path)
     if not path.exists():
         return []
@@ -192,7 +211,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict):  # files here are replaced whole, so a torn line was damaged from outside
             raise SynthgapError(f"{path}, line {number}: not a JSON object; the file was damaged outside synthgap "
                                 "(restore it, or remove the damaged line)")  # fmt: skip
-        records.append(record)
+        records.append((number, record))
     return records
 
 

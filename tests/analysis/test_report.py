@@ -1,11 +1,16 @@
 """The report section and the readings shared with the command line, on hand-made analysis rows."""
 
+import json
+
 import pytest
 
 from synthgap.analysis.rows import AnalysisRow, read_analysis, write_analysis
 from synthgap.analysis.summary import cka_below_floor, first_from, probe_behind, spearman, summary_lines, where
+from synthgap.errors import SynthgapError
+from synthgap.experiments.results import append_result
 from synthgap.report.analysis import analysis_lines, recovered_shares
 from tests.report.records import make_record, transfer_record
+from tests.test_bad_inputs import only_line, synthgap
 
 L = 18
 GAP_FROM = 14  # the planted layer from which S departs from R
@@ -109,3 +114,28 @@ def test_report_section_is_empty_without_rows_and_without_a_sweep_has_no_compari
     lines = analysis_lines(planted_records()[:2], planted_rows(floor=False), tmp_path)
     text = "\n".join(lines)
     assert "Spearman" not in text and "no seed noise floor" in text
+
+
+def damage_line(path, number: int, **fields) -> None:
+    """Rewrite line `number` (from 1) of a JSON-lines file with `fields` changed: still JSON, the wrong shape."""
+    lines = path.read_text().splitlines()
+    lines[number - 1] = json.dumps({**json.loads(lines[number - 1]), **fields})
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_row_of_the_wrong_shape_names_the_file_and_its_line(tmp_path):
+    path = write_analysis(tmp_path, planted_rows()[:5])
+    damage_line(path, 4, value="x")
+    with pytest.raises(SynthgapError) as caught:
+        read_analysis(tmp_path)
+    assert str(caught.value).startswith(f"{path}, line 4: value: Input should be a valid number")
+
+
+def test_report_on_an_analysis_file_of_the_wrong_shape_is_one_line(tmp_path, capsys):
+    for record in planted_records():
+        append_result(tmp_path, record)
+    path = write_analysis(tmp_path, planted_rows())
+    damage_line(path, 3, value="x")
+    code, _, err = synthgap(capsys, "report", tmp_path)
+    assert code == 2
+    assert only_line(err).startswith(f"synthgap: error: {path}, line 3: value: Input should be a valid number")

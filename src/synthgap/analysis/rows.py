@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from synthgap.io import atomic_write_text, read_jsonl
+from synthgap.config import validate
+from synthgap.io import atomic_write_text, read_jsonl_numbered
 
 ANALYSIS_FILE = "analysis.jsonl"
 Measure = Literal["cka", "probe_top1", "fd", "kid", "precision", "recall"]
@@ -53,5 +54,7 @@ def write_analysis(folder: Path, rows: list[AnalysisRow]) -> Path:
 
 
 def read_analysis(folder: Path) -> list[AnalysisRow]:
-    """The rows of `folder`/analysis.jsonl (none when there is no such file)."""
-    return [AnalysisRow.model_validate(row) for row in read_jsonl(Path(folder) / ANALYSIS_FILE)]
+    """The rows of `folder`/analysis.jsonl (none when there is no such file); a row of the wrong shape is one error
+    naming the file and its line."""
+    path = Path(folder) / ANALYSIS_FILE
+    return [validate(AnalysisRow, row, where=f"{path}, line {number}") for number, row in read_jsonl_numbered(path)]

@@ -7,23 +7,53 @@ names) gives the same classes in another order: sides are matched by class id wi
 ``open_source(..., classes=...)`` (data/index.py, data/sources.py), never by position. The split is ignored: a
 generated set has only training images. The manifest exists only once every shard has finished, so an unfinished
 run is refused rather than read half-way.
+
+Every manifest line names a file inside the folder and the SHA-256 of its bytes. A file that resolves outside the
+folder (``../x.png``, an absolute path, a symlink leading out) is refused, and each file's digest is checked when the
+set is indexed, so a changed or swapped image is one error naming it rather than silently trained on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import re
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from synthgap.data.cache import default_cache_dir
 from synthgap.data.index import LabelledIndex
 from synthgap.data.sources import SOURCES
 from synthgap.errors import SynthgapError
+from synthgap.io import atomic_write_text, file_digest
 
 MANIFEST = "manifest.jsonl"
+VERIFIED = "verified"  # folder of the cache dir holding one empty marker per set whose digests matched
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+HASH_THREADS = 8  # hashlib and file reads release the GIL: a few threads keep a disk or an NFS mount busy
 
 
-def read_generated_manifest(root: Path) -> list[dict]:
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One image of a manifest: its line, its class, its path as listed (under the folder), the file it resolves to
+    (inside the folder) and its expected digest."""
+
+    line: int
+    class_name: str
+    path: Path
+    resolved: Path
+    sha256: str
+
+
+def read_generated_manifest(root: Path) -> list[tuple[int, dict]]:
+    """(line number, record) of each non-blank manifest line; a line that is not a JSON object with string `class`,
+    `file` and `sha256` is one error naming the manifest and the line number."""
     path = root / MANIFEST
     if not path.is_file():
         raise SynthgapError(
@@ -31,30 +61,101 @@ def read_generated_manifest(root: Path) -> list[dict]:
             "(rerun the same `synthgap generate` command, every shard, to complete it)"
         )
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise SynthgapError(f"corrupt {path}: not a text (UTF-8) file") from None
+    return [(number, _parse_line(path, number, line)) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def _parse_line(path: Path, number: int, line: str) -> dict:
+    where = f"corrupt {path}, line {number}"
+    try:
+        record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise SynthgapError(f"corrupt {path}: {exc}") from None
+        raise SynthgapError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise SynthgapError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    wrong = [key for key in ("class", "file", "sha256") if not isinstance(record.get(key), str) or not record[key]]
+    if wrong:
+        raise SynthgapError(f"{where}: {', '.join(wrong)} missing or not a non-empty string")
+    if not HEX_DIGEST.fullmatch(record["sha256"]):
+        raise SynthgapError(f"{where}: sha256 {record['sha256']!r} is not a SHA-256 hex digest")
+    return record
+
+
+def manifest_entries(root: Path) -> list[ManifestEntry]:
+    """The manifest's images, each file resolved and checked to lie inside `root` (symlinks followed)."""
+    folder = root.resolve()
+    entries = []
+    for number, record in read_generated_manifest(root):
+        where = f"{root / MANIFEST}, line {number}: file {record['file']!r}"
+        try:
+            resolved = (folder / record["file"]).resolve()  # an absolute `file` replaces the folder: caught below
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte in the name
+            raise SynthgapError(f"{where} cannot be resolved: {exc}") from None
+        if not resolved.is_relative_to(folder) or resolved == folder:
+            raise SynthgapError(f"{where} lies outside {root}; a generated set only reads images inside its own folder")
+        entries.append(ManifestEntry(number, record["class"], root / record["file"], resolved, record["sha256"]))
+    return entries
+
+
+def verify_digests(manifest: Path, entries: list[ManifestEntry]) -> None:
+    """Check every file's bytes against its manifest digest, once per version of the files.
+
+    Hashing a paper-scale set reads tens of GB, too much for every `open_source`. The decoded cache already treats
+    (path, size, mtime) as the identity of a file's contents, so the check is remembered the same way: an empty
+    marker file in the cache dir named by a hash of every (resolved path, size, mtime, ctime, expected digest). Any
+    change to a file (or to the manifest's digests) names another marker, so that set is hashed again; ctime is
+    included because a file swapped in with `mv` or `cp -p` keeps its mtime, but not its ctime.
+    """
+    stats = [_file_stat(entry.resolved) for entry in entries]
+    missing = [entry.path for entry, st in zip(entries, stats, strict=True) if st is None]
+    if missing:
+        raise SynthgapError(f"{len(missing)} images listed in {manifest} are missing, e.g. {missing[0]}")
+    key = hashlib.sha256()
+    for entry, st in zip(entries, stats, strict=True):
+        key.update(f"{entry.resolved}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{entry.sha256}\n".encode())
+    marker = default_cache_dir() / VERIFIED / key.hexdigest()[:32]
+    if marker.exists():
+        return
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        digests = list(pool.map(lambda entry: file_digest(entry.resolved), entries))
+    bad = [entry for entry, digest in zip(entries, digests, strict=True) if digest != entry.sha256]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise SynthgapError(
+            f"image {bad[0].path} does not match its sha256 in {manifest}, line {bad[0].line}{more}: the file was "
+            "changed or replaced after generation; restore it or generate the set again"
+        )
+    with contextlib.suppress(OSError):  # a read-only cache dir only means hashing again next time
+        atomic_write_text(marker, "")
+
+
+def _file_stat(path: Path) -> os.stat_result | None:
+    """The stat of a regular file; None when `path` is missing or not a file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 @SOURCES.register("generated")
 def open_generated(path: str, split: str, data_root: Path | None) -> LabelledIndex:
     """Index the images listed in ``<path>/manifest.jsonl`` (`split` and `data_root` are unused)."""
     root = Path(path).expanduser()
-    records = read_generated_manifest(root)
-    if not records:
+    entries = manifest_entries(root)
+    if not entries:
         raise SynthgapError(f"{root / MANIFEST} lists no images")
+    verify_digests(root / MANIFEST, entries)
     classes: dict[str, int] = {}
-    for record in records:  # first appearance order = the generation's class order
-        classes.setdefault(record["class"], len(classes))
-    paths = tuple(root / record["file"] for record in records)
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise SynthgapError(f"{len(missing)} images listed in {root / MANIFEST} are missing, e.g. {missing[0]}")
+    for entry in entries:  # first appearance order = the generation's class order
+        classes.setdefault(entry.class_name, len(classes))
     return LabelledIndex(
         name=f"generated:{root}",
         root=root,
         layout="generated",
         classes=tuple(classes),
-        paths=paths,
-        labels=np.array([classes[record["class"]] for record in records], dtype=np.int64),
+        paths=tuple(entry.path for entry in entries),
+        labels=np.array([classes[entry.class_name] for entry in entries], dtype=np.int64),
     )
