@@ -179,7 +179,11 @@ def run(
         typer.Option(help="ray without --address: runs at once on this machine; slurm: jobs in the queue at once."),
     ] = None,
     cpus_per_run: Annotated[
-        int | None, typer.Option(help="ray, slurm: CPU threads of each run (default: the spec's resources.cpus, 1).")
+        int | None,
+        typer.Option(
+            help="CPU threads of each run, on every backend (default: the spec's resources.cpus; unset: all of this "
+            "process's threads locally, 1 on ray and slurm). Part of each run's identity."
+        ),
     ] = None,
     gpus_per_run: Annotated[
         float | None,
@@ -207,15 +211,15 @@ def run(
     spec = load_spec(spec_path, data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs,
                      per_class=_per_class(per_class), width=width, set_values=set_values or [])  # fmt: skip
     check_folder_path(out)  # a dry run refuses an --out the run could not create, with the run's line
-    if dry_run:
-        from synthgap.experiments.dryrun import dry_run_report
-
-        typer.echo(dry_run_report(spec, out))
-        return
-    from synthgap.experiments.backends import Resources, make_backend
+    from synthgap.experiments.backends import Resources, make_backend, planned_compute
 
     resources = Resources(cpus=cpus_per_run or spec.resources.cpus,
                           gpus=spec.resources.gpus if gpus_per_run is None else gpus_per_run)  # fmt: skip
+    if dry_run:
+        from synthgap.experiments.dryrun import dry_run_report
+
+        typer.echo(dry_run_report(spec, out, planned_compute(backend, resources)))
+        return
     slurm = {"slurm_partition": slurm_partition, "timeout_min": slurm_time}
     engine = make_backend(backend, resources, out=out, address=address, workers=workers, slurm_cluster=slurm_cluster,
                           slurm_parameters={k: v for k, v in slurm.items() if v is not None})  # fmt: skip

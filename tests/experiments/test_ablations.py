@@ -21,6 +21,7 @@ from synthgap.experiments.runs import RunContext
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.models import ModelConfig, build_model, get_family
+from synthgap.train.compute import Compute
 from synthgap.train.recipe import TrainRecipe
 
 ABLATIONS = [
@@ -158,10 +159,13 @@ def test_model_cache_key_depends_on_training_not_on_test_normalization(cifake_ro
     images = DataStore(spec, progress=False).train("real")
     cache = ModelCache(tmp_path / "models")
     model, recipe = spec.model, spec.recipe
-    plain = cache.key(images, model, recipe, 0)
-    assert cache.key(images, model, recipe.model_copy(update={"test_normalization": "cifar10"}), 0) == plain
-    assert cache.key(images, model, recipe.model_copy(update={"normalization": "cifar10"}), 0) != plain
-    assert cache.key(images, model.model_copy(update={"name": "resnet34"}), recipe, 0) != plain
+    one = Compute("cpu", 1).identity(recipe.precision)
+    plain = cache.key(images, model, recipe, 0, one)
+    assert cache.key(images, model, recipe.model_copy(update={"test_normalization": "cifar10"}), 0, one) == plain
+    assert cache.key(images, model, recipe.model_copy(update={"normalization": "cifar10"}), 0, one) != plain
+    assert cache.key(images, model.model_copy(update={"name": "resnet34"}), recipe, 0, one) != plain
+    # other arithmetic, another model: a model trained with 2 threads is never taken for one trained with 1
+    assert cache.key(images, model, recipe, 0, Compute("cpu", 2).identity(recipe.precision)) != plain
 
 
 def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, tmp_path):
@@ -172,9 +176,9 @@ def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, t
     sources = {"a": "cifake:synthetic", "b": f"folder:{tmp_path / 'missing'}"}
     spec = spec_with(cifake_root, [{"kind": "generator", "sources": sources}])
     with pytest.raises(SynthgapError, match="missing"):
-        dry_run_report(spec, tmp_path / "out")
+        dry_run_report(spec, tmp_path / "out", Compute())
     spec = spec_with(cifake_root, [{"kind": "generator", "sources": {"a": "cifake:synthetic"}}])
-    report = dry_run_report(spec, tmp_path / "out")
+    report = dry_run_report(spec, tmp_path / "out", Compute())
     assert "cifake:synthetic (train)" in report and "cifake:real (train)" not in report
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
-from synthgap.experiments import runner as runner_module
+from synthgap.experiments import backends as backends_module
 from synthgap.experiments.kinds.layer_transfer import bisect_levels
 from synthgap.experiments.results import BaselineRecord, TransferRecord, read_results
 from synthgap.experiments.runner import run_experiment
@@ -70,7 +70,7 @@ def fake_execute(run, ctx, fingerprint):
 
 
 def test_an_adaptive_sweep_runs_round_by_round_and_resumes(cifake_root, tmp_path, model_cache, monkeypatch):
-    monkeypatch.setattr(runner_module, "execute_run", fake_execute)
+    monkeypatch.setattr(backends_module, "execute_run", fake_execute)
     spec = validate(
         ExperimentSpec,
         {
@@ -92,7 +92,7 @@ def test_an_adaptive_sweep_runs_round_by_round_and_resumes(cifake_root, tmp_path
     assert transfers[0].chosen == "bisection for 50% of the gap: crossing in N 0..18"
     assert transfers[-1].chosen == "bisection for 50% of the gap: crossing in N 9..11"
     # resumed (or rerun): the recorded students are part of the plan, nothing runs again, nothing is added
-    monkeypatch.setattr(runner_module, "execute_run", lambda *a: pytest.fail("ran again"))
+    monkeypatch.setattr(backends_module, "execute_run", lambda *a: pytest.fail("ran again"))
     assert len(run_experiment(spec, tmp_path / "out", model_cache=model_cache, progress=False)) == 6
     assert len(read_results(tmp_path / "out")) == 6
 

@@ -2,12 +2,14 @@
 submitit's local executor), and a driver killed mid-sweep leaves nothing lost or duplicated."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 import yaml
 
 from synthgap.config import validate
@@ -43,7 +45,10 @@ def summary(records) -> dict:
 @pytest.fixture
 def local_records(cifake_root, tmp_path):
     spec = sweep_spec(cifake_root, tmp_path)
-    return summary(run_experiment(spec, tmp_path / "local", model_cache=tmp_path / "local-models", progress=False))
+    records = run_experiment(
+        spec, tmp_path / "local", model_cache=tmp_path / "local-models", progress=False, backend=LocalBackend(1)
+    )
+    return summary(records)  # workers below run with cpus=1: the same threads, the same arithmetic
 
 
 @pytest.mark.slow
@@ -81,6 +86,38 @@ def test_slurm_backend_through_submitit_gives_the_local_records(cifake_root, tmp
     assert list((tmp_path / "slurm" / "jobs").iterdir())  # submitit's job folders: the runs really were jobs
 
 
+def test_local_runs_compute_with_the_given_threads_and_a_changed_count_is_a_changed_setting(
+    cifake_root, tmp_path, monkeypatch
+):
+    from synthgap.experiments import backends
+
+    spec = sweep_spec(cifake_root, tmp_path).model_copy(
+        update={
+            "experiments": [
+                validate(
+                    ExperimentSpec, {**SWEEP, "experiments": [{"kind": "baseline", "sides": ["real"]}]}
+                ).experiments[0]
+            ]
+        }
+    )
+    threads_seen = []
+    execute = backends.execute_run
+
+    def spy(run, ctx, fingerprint):
+        threads_seen.append(torch.get_num_threads())
+        return execute(run, ctx, fingerprint)
+
+    monkeypatch.setattr(backends, "execute_run", spy)
+    before = torch.get_num_threads()
+    out, models = tmp_path / "out", tmp_path / "models"
+    (record,) = run_experiment(spec, out, model_cache=models, progress=False, backend=LocalBackend(2))
+    assert threads_seen == [2] and torch.get_num_threads() == before  # set for the run, then restored
+    assert record.compute == {"device": "cpu", "threads": 2, "precision": "fp32"}
+    with pytest.raises(SynthgapError, match="compute.threads 2 → 1"):  # named like any other changed setting
+        run_experiment(spec, out, model_cache=models, progress=False, backend=LocalBackend(1))
+    assert Resources(cpus=None).worker_compute().threads == 1  # Ray and SLURM: one thread unless asked
+
+
 def test_backend_names_and_resources_are_checked(tmp_path):
     assert isinstance(make_backend("local", Resources(), out=tmp_path), LocalBackend)
     with pytest.raises(SynthgapError, match="unknown backend 'kubernetes'; choose from: local, ray, slurm"):
@@ -94,8 +131,9 @@ def test_a_worker_that_cannot_see_the_experiment_folder_is_one_clear_error(cifak
 
     spec = sweep_spec(cifake_root, tmp_path)
     ctx = RunContext(spec, DataStore(spec, False), ModelCache(tmp_path / "models"), tmp_path / "not-mounted", None)
-    with pytest.raises(SynthgapError, match="cannot use the experiment folder .*not-mounted: --out, the model cache"):
-        run_in_worker(plan(spec)[0], ctx, "f", threads=1)
+    outcome = run_in_worker(plan(spec)[0], ctx, "f")  # the error travels back to the driver as its one line
+    assert outcome.record is None
+    assert re.search("cannot use the experiment folder .*not-mounted: --out, the model cache", outcome.error)
 
 
 def _driver(spec_path, out, models, backend) -> list[str]:

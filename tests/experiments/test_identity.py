@@ -8,11 +8,12 @@ import yaml
 
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
-from synthgap.experiments import runner as runner_module
+from synthgap.experiments import backends as backends_module
+from synthgap.experiments.execute import RECORD_FILE
 from synthgap.experiments.identity import changed_settings, flatten
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import RESULTS_FILE, SUPERSEDED_FILE, read_results
-from synthgap.experiments.runner import RECORD_FILE, run_experiment
+from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.single import TrainRunConfig, run_baseline
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.io import read_jsonl
@@ -156,7 +157,7 @@ def test_run_with_the_same_settings_skips_and_a_narrower_spec_is_refused(
     out = tmp_path / "out"
     spec = spec_of(cifake_root)
     first = run_experiment(spec, out, model_cache=model_cache, progress=False)
-    monkeypatch.setattr(runner_module, "execute_run", lambda *a, **k: pytest.fail("a finished run ran again"))
+    monkeypatch.setattr(backends_module, "execute_run", lambda *a, **k: pytest.fail("a finished run ran again"))
     assert run_experiment(spec, out, model_cache=model_cache, progress=False) == first
     narrower = validate(ExperimentSpec, {**spec.model_dump(mode="json"), "experiments": TINY["experiments"][:1]})
     with pytest.raises(SynthgapError, match="1 recorded run.* not part of this spec, e.g. transfer-synthetic_to_real"):
@@ -174,7 +175,7 @@ def test_a_run_recorded_in_its_folder_but_not_appended_is_appended_without_runni
     (out / RESULTS_FILE).write_text(lines[0] + "\n")  # the transfer's record exists only in its run folder
     transfer = plan(spec)[-1]
     assert json.loads((out / "runs" / transfer.name / RECORD_FILE).read_text())["fingerprint"] == first[-1].fingerprint
-    monkeypatch.setattr(runner_module, "execute_run", lambda *a, **k: pytest.fail("ran again"))
+    monkeypatch.setattr(backends_module, "execute_run", lambda *a, **k: pytest.fail("ran again"))
     assert run_experiment(spec, out, model_cache=model_cache, progress=False) == first
 
 

@@ -1,6 +1,15 @@
 """Result records parse into their kind's typed class, also from lines older versions wrote."""
 
-from synthgap.experiments.results import NormalizationRecord, ReductionRecord, TransferRecord, parse_record
+import pytest
+
+from synthgap.errors import SynthgapError
+from synthgap.experiments.results import (
+    NormalizationRecord,
+    ReductionRecord,
+    TransferRecord,
+    parse_record,
+    read_results,
+)
 
 COMMON = {"seed": 0, "epochs": 1, "top1": 10.0, "top5": 50.0, "train_images": 20, "seconds": 1.0, "frozen": True}
 
@@ -61,3 +70,17 @@ def test_older_lines_get_the_source_side_back_where_it_is_certain():
     assert isinstance(record, ReductionRecord) and record.source_side == "synthetic"
     no_side = {**old_transfer, "side": None}
     assert parse_record(no_side).source_side is None  # not certain: left unknown
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"run": "x"}',
+        '{"run": "x", "kind": "baseline", "target": "t", "seed": 0, '
+        '"epochs": 1, "top1": "abc", "top5": 1, "train_images": 1, "seconds": 1}',
+    ],
+)
+def test_a_results_line_of_the_wrong_shape_is_one_error_naming_its_line(tmp_path, line):
+    (tmp_path / "results.jsonl").write_text("\n" + line + "\n")
+    with pytest.raises(SynthgapError, match=r"results\.jsonl, line 2: "):
+        read_results(tmp_path)

@@ -11,7 +11,7 @@ import yaml
 
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
-from synthgap.experiments import runner as runner_module
+from synthgap.experiments import backends as backends_module
 from synthgap.experiments import students as students_module
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import read_results
@@ -52,7 +52,7 @@ def test_runs_every_planned_run_once_and_skips_them_on_rerun(cifake_root, tmp_pa
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run was run again")
 
-    monkeypatch.setattr(runner_module, "execute_run", must_not_run)
+    monkeypatch.setattr(backends_module, "execute_run", must_not_run)
     assert len(run_experiment(spec, tmp_path / "out", model_cache=caches, progress=False)) == len(records)
 
 

@@ -1,6 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
+from synthgap.errors import SynthgapError
 from synthgap.experiments.results import ResultRecord, append_result, finished_runs, read_results
 from synthgap.report.build import build_report
 from synthgap.report.tables import gap_lines, summarize
@@ -37,7 +38,7 @@ def test_no_gap_line_without_both_sides():
 def test_results_contract_fields_are_required():
     with pytest.raises(ValidationError):
         ResultRecord(run="x", kind="baseline", source=None, target="t")
-    with pytest.raises(ValidationError):
+    with pytest.raises(SynthgapError, match="unknown kind 'something_else'"):
         make_record(kind="something_else")
 
 

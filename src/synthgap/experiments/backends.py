@@ -19,9 +19,11 @@ import torch
 
 from synthgap.data.cache import default_cache_dir
 from synthgap.errors import DivergenceError, SynthgapError
+from synthgap.experiments.execute import execute_run
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.store import DataStore
+from synthgap.train.compute import Compute, using_threads
 from synthgap.train.loop import default_device
 
 BACKENDS = ("local", "ray", "slurm")
@@ -29,10 +31,15 @@ BACKENDS = ("local", "ray", "slurm")
 
 @dataclass(frozen=True)
 class Resources:
-    """What one run asks for: CPU threads and GPUs (a fraction shares a GPU between runs)."""
+    """What one run asks for: CPU threads (None: every core of this process locally, 1 on Ray and SLURM) and GPUs
+    (a fraction shares a GPU between runs)."""
 
-    cpus: int = 1
+    cpus: int | None = None
     gpus: float = 0.0
+
+    def worker_compute(self) -> Compute:
+        """What a run on a Ray worker or a SLURM job computes with."""
+        return Compute("cuda" if self.gpus else "cpu", self.cpus or 1)
 
 
 @dataclass(frozen=True, eq=False)  # a handle: hashed by identity
@@ -50,22 +57,26 @@ _WORKER_STORES: dict[str, DataStore] = {}  # one per spec in a worker process, r
 
 def attempt(run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
     """Execute one run; a diverged run is an outcome (the driver decides whether the others go on), not an error."""
-    from synthgap.experiments.runner import execute_run  # the runner imports the backends
-
     try:
         return Outcome(record=execute_run(run, ctx, fingerprint))
     except DivergenceError as exc:
         return Outcome(error=str(exc), diverged=True)
 
 
-def run_in_worker(run: Run, ctx: RunContext, fingerprint: str, threads: int) -> Outcome:
-    """Execute one run in another process (a Ray worker, a SLURM job), whose errors travel back as text."""
-    torch.set_num_threads(max(1, threads))
-    check_shared_storage(ctx)
+def run_in_worker(run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
+    """Execute one run in another process (a Ray worker, a SLURM job), whose errors travel back as text. The run
+    computes with the threads and the device type its fingerprint was made with (`ctx.compute`)."""
+    torch.set_num_threads(ctx.compute.threads)
     # A Ray worker runs many runs of one spec: it indexes and maps the images once, not once per run.
     store = _WORKER_STORES.setdefault(ctx.spec.model_dump_json(), ctx.store)
     ctx = replace(ctx, store=store, device=default_device())  # the worker's own device, not the driver's
     try:
+        check_shared_storage(ctx)
+        if ctx.device.type != ctx.compute.device:
+            raise SynthgapError(
+                f"worker on {socket.gethostname()} computes on {ctx.device.type}, but {run.name} was planned for "
+                f"{ctx.compute.device} (a different device gives other numbers): check the GPUs each run asks for"
+            )
         return attempt(run, ctx, fingerprint)
     except SynthgapError as exc:
         return Outcome(error=str(exc))
@@ -89,6 +100,7 @@ def check_shared_storage(ctx: RunContext) -> None:
 
 class Backend(Protocol):
     slots: int  # runs in flight at most
+    compute: Compute  # what every run it executes computes with (part of each run's identity)
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any: ...
 
@@ -102,12 +114,17 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Runs one after another in this process, on this process's device."""
+    """Runs one after another in this process, on this process's device, each with `threads` CPU threads
+    (default: the threads this process has now)."""
 
     slots = 1
 
+    def __init__(self, threads: int | None = None, device: torch.device | None = None) -> None:
+        self.compute = local_compute(threads, device)
+
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
-        return attempt(run, ctx, fingerprint)
+        with using_threads(self.compute.threads):
+            return attempt(run, ctx, fingerprint)
 
     def wait(self, handles: list[Outcome]) -> list[Outcome]:
         return handles
@@ -127,23 +144,24 @@ class RayBackend:
         import ray
 
         self.ray = ray
-        self.resources = resources
+        self.compute = resources.worker_compute()
+        cpus = self.compute.threads
         if not ray.is_initialized():
-            local = {} if address else {"num_cpus": (workers or os.cpu_count() or 1) * resources.cpus}
+            local = {} if address else {"num_cpus": (workers or os.cpu_count() or 1) * cpus}
             if not address and resources.gpus:
                 local["num_gpus"] = torch.cuda.device_count()
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
         cluster = ray.cluster_resources()
-        fits = int(cluster.get("CPU", 1) // max(1, resources.cpus))
+        fits = int(cluster.get("CPU", 1) // cpus)
         if resources.gpus:
             fits = min(fits, int(cluster.get("GPU", 0) // resources.gpus))
         if fits < 1:
             raise SynthgapError(f"the Ray cluster ({cluster}) has no room for one run asking for {resources}")
         self.slots = fits
-        self.task = ray.remote(run_in_worker).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=3)
+        self.task = ray.remote(run_in_worker).options(num_cpus=cpus, num_gpus=resources.gpus, max_retries=3)
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
-        return self.task.remote(run, ctx, fingerprint, self.resources.cpus)
+        return self.task.remote(run, ctx, fingerprint)
 
     def wait(self, handles: list[Any]) -> list[Any]:
         done, _ = self.ray.wait(handles, num_returns=1)
@@ -173,15 +191,15 @@ class SlurmBackend:
     ) -> None:
         import submitit
 
-        self.resources = resources
+        self.compute = resources.worker_compute()
         self.executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         gpus = int(resources.gpus + 0.999)
-        self.executor.update_parameters(cpus_per_task=resources.cpus, gpus_per_node=gpus, **parameters)
+        self.executor.update_parameters(cpus_per_task=self.compute.threads, gpus_per_node=gpus, **parameters)
         self.slots = workers or 64
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
         self.executor.update_parameters(name=run.name)
-        return self.executor.submit(run_in_worker, run, ctx, fingerprint, self.resources.cpus)
+        return self.executor.submit(run_in_worker, run, ctx, fingerprint)
 
     def wait(self, handles: list[Any]) -> list[Any]:
         while True:
@@ -197,6 +215,16 @@ class SlurmBackend:
         pass
 
 
+def local_compute(threads: int | None = None, device: torch.device | None = None) -> Compute:
+    """What runs in this process compute with: its device, and `threads` (default: the threads it has now)."""
+    return Compute((device or default_device()).type, threads or torch.get_num_threads())
+
+
+def planned_compute(name: str, resources: Resources) -> Compute:
+    """What every run of backend `name` computes with, known before the backend starts (for --dry-run)."""
+    return local_compute(resources.cpus) if name == "local" else resources.worker_compute()
+
+
 def make_backend(
     name: str,
     resources: Resources,
@@ -208,7 +236,7 @@ def make_backend(
     slurm_parameters: dict[str, Any] | None = None,
 ) -> Backend:
     if name == "local":
-        return LocalBackend()  # this process's threads and device
+        return LocalBackend(resources.cpus)  # this process's device
     if name == "ray":
         return RayBackend(resources, address=address, workers=workers)
     if name == "slurm":

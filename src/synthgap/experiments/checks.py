@@ -6,22 +6,37 @@ from __future__ import annotations
 from synthgap.data.index import LabelledIndex, align_classes
 from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
+from synthgap.experiments.plan import plan
+from synthgap.experiments.runs import DataUse, Run
 from synthgap.experiments.spec import ExperimentSpec
 
 
-def open_spec_sources(spec: ExperimentSpec) -> dict[str, LabelledIndex]:
-    """Every image set the spec reads, indexed (not decoded) and labelled in the test set's class order, keyed
-    "<ref> (<split>)"; checks that the class sets agree and that every set has enough images per class for
-    `per_class` / `test_per_class`."""
-    uses = [(ref, "train") for ref in spec.training_refs()] + [(spec.data.test, "test")]
-    opened = [open_source(ref, split, spec.data.data_root) for ref, split in uses]
+def data_references(spec: ExperimentSpec, runs: list[Run] | None = None) -> list[DataUse]:
+    """Every image set the runs of `spec` read (`Run.data_used`), once each in first-use order; the real test set
+    last."""
+    uses: list[DataUse] = []
+    for run in plan(spec) if runs is None else runs:
+        uses += run.data_used(spec).values()
+    return [*dict.fromkeys(uses), DataUse(spec.data.test, "test")]
+
+
+def open_spec_sources(spec: ExperimentSpec, runs: list[Run] | None = None) -> dict[str, LabelledIndex]:
+    """Every image set the spec's runs read, indexed (not decoded) and labelled in the test set's class order, keyed
+    "<ref> (<split>)"; checks that the class sets agree and that every set the spec's `per_class` (or
+    `test_per_class`) applies to has that many images per class."""
+    uses = data_references(spec, runs)
+    test = (spec.data.test, "test")
+    sets = [key for key in dict.fromkeys((use.ref, use.split) for use in uses) if key != test] + [test]
+    opened = [open_source(ref, split, spec.data.data_root) for ref, split in sets]
     # every side is labelled in the test set's class order; a different class set is an error naming the classes
     aligned = align_classes([opened[-1], *opened[:-1]])
-    indexes = {f"{ref} ({split})": index for (ref, split), index in zip(uses, [*aligned[1:], aligned[0]], strict=True)}
+    indexes = {f"{ref} ({split})": index for (ref, split), index in zip(sets, [*aligned[1:], aligned[0]], strict=True)}
     shortages = []
-    for (_ref, split), (name, index) in zip(uses, indexes.items(), strict=True):
-        wanted = spec.data.test_per_class if split == "test" else spec.data.per_class
-        shortages += class_shortage(name, index, wanted, "test_per_class" if split == "test" else "per_class")
+    for (ref, split), (name, index) in zip(sets, indexes.items(), strict=True):
+        if split == "test":
+            shortages += class_shortage(name, index, spec.data.test_per_class, "test_per_class")
+        elif any(not use.all_images for use in uses if (use.ref, use.split) == (ref, split)):
+            shortages += class_shortage(name, index, spec.data.per_class, "per_class")
     if shortages:  # every short side at once: fixing one and rerunning to meet the next wastes the user's time
         raise SynthgapError("; ".join(shortages))
     return indexes

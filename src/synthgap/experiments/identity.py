@@ -14,16 +14,19 @@ from typing import Any
 from synthgap.experiments.runs import Run
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore
+from synthgap.train.compute import Compute
 
 
 def fingerprint_of(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def run_settings(run: Run, spec: ExperimentSpec, store: DataStore, needed: dict[str, str]) -> dict[str, Any]:
+def run_settings(
+    run: Run, spec: ExperimentSpec, store: DataStore, needed: dict[str, str], compute: Compute
+) -> dict[str, Any]:
     """Everything that determines `run`'s result: its own settings, the identity of every image set it reads (file
-    lists with sizes and mtimes, subset), the model, the recipe, the test set, and the fingerprints of the runs whose
-    models it starts from (`needed`: name → fingerprint)."""
+    lists with sizes and mtimes, subset), the model, the recipe, the test set, the arithmetic (device type, threads,
+    precision), and the fingerprints of the runs whose models it starts from (`needed`: name → fingerprint)."""
     data = {
         role: store.identity(use.ref, use.split, all_images=use.all_images) for role, use in run.data_used(spec).items()
     }
@@ -33,19 +36,24 @@ def run_settings(run: Run, spec: ExperimentSpec, store: DataStore, needed: dict[
         "data": data,
         "model": {**spec.model.model_dump(mode="json", exclude_none=True), "image_size": spec.data.resolution},
         "recipe": spec.recipe.model_dump(mode="json", exclude_none=True),
+        "compute": compute.identity(spec.recipe.precision),
         "needs": {name: needed[name] for name in sorted(needed)},
     }
 
 
 def fingerprints(
-    runs: list[Run], spec: ExperimentSpec, store: DataStore, known: dict[str, tuple[str, dict]] | None = None
+    runs: list[Run],
+    spec: ExperimentSpec,
+    store: DataStore,
+    compute: Compute,
+    known: dict[str, tuple[str, dict]] | None = None,
 ) -> dict[str, tuple[str, dict]]:
     """{run name: (fingerprint, settings)} for runs in dependency order (each run's needs come before it, or are in
     `known`, the fingerprints of runs planned earlier)."""
     out: dict[str, tuple[str, dict]] = dict(known or {})
     for run in runs:
         needed = {need.name: out[need.name][0] for need in run.needs()}
-        settings = run_settings(run, spec, store, needed)
+        settings = run_settings(run, spec, store, needed, compute)
         out[run.name] = (fingerprint_of(settings), settings)
     return out
 

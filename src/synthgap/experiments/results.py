@@ -2,6 +2,8 @@
 
 Records are typed per kind: the report reads their fields directly. `read_results` picks the class from a line's
 `kind` (and, for ablations, its `ablation`), so a file written by any version parses into the richest class it fits.
+Each kind registers its record classes (`experiments/kinds/`); the fields every record shares are here, the transfer
+fields with defaults that say "no transfer", so a kind without one sets none of them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from synthgap.io import append_jsonl, read_jsonl
+from synthgap.config import validate
+from synthgap.io import append_jsonl, read_jsonl, read_jsonl_numbered
 
 RESULTS_FILE = "results.jsonl"
 SUPERSEDED_FILE = "superseded.jsonl"
-RunKind = Literal["baseline", "layer_transfer", "data_reduction", "ablation"]
 
 
 class ResultRecord(BaseModel):
@@ -24,11 +26,11 @@ class ResultRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     run: str  # unique within the experiment
-    kind: RunKind
-    source: str | None  # data set that trained layers 1..N (None: no transfer)
+    kind: str  # a registered kind's name (ablations: "ablation", with `ablation` naming which)
+    source: str | None = None  # data set that trained layers 1..N (None: no transfer)
     target: str  # data set that trained the rest
-    n_transferred: int
-    frozen: bool
+    n_transferred: int = 0
+    frozen: bool = False
     real_fraction: float = 1.0
     seed: int
     epochs: int
@@ -42,6 +44,7 @@ class ResultRecord(BaseModel):
     side: str | None = None
     source_side: str | None = None  # which side trained layers 1..N (None: no transfer)
     fingerprint: str | None = None
+    compute: dict | None = None  # device type, CPU threads and precision the run computed with
     test: str | None = None
     model: str | None = None
     num_layers: int | None = None
@@ -50,6 +53,14 @@ class ResultRecord(BaseModel):
     # which an imbalanced test set does not tilt, and each class's top-1 (None for a class without test images).
     balanced_top1: float | None = None
     per_class_top1: list[float | None] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, value: str) -> str:
+        known = {key.partition(":")[0] for key in RECORD_CLASSES}
+        if value not in known:
+            raise ValueError(f"unknown kind {value!r}; known: {', '.join(sorted(known))}")
+        return value
 
 
 class BaselineRecord(ResultRecord):
@@ -126,22 +137,29 @@ class MixingRecord(AblationRecord):
     synthetic_images: int | None = None
 
 
-RECORD_CLASSES: dict[str, type[ResultRecord]] = {
-    "baseline": BaselineRecord,
-    "layer_transfer": TransferRecord,
-    "data_reduction": ReductionRecord,
-    "ablation:normalization": NormalizationRecord,
-    "ablation:augmentation": AugmentationRecord,
-    "ablation:texture_shape": TextureRecord,
-    "ablation:generator": GeneratorRecord,
-    "ablation:mixing": MixingRecord,
-}
+RECORD_CLASSES: dict[str, type[ResultRecord]] = {}  # "kind" or "ablation:<name>" → class; filled by the kinds
+
+
+def record_key(data: dict | type[ResultRecord]) -> str:
+    """The key a results line (or a record class, by its defaults) is parsed by."""
+    if isinstance(data, type):
+        data = {name: field.default for name, field in data.model_fields.items() if name in ("kind", "ablation")}
+    kind = data.get("kind")
+    return f"ablation:{data.get('ablation')}" if kind == "ablation" else str(kind)
+
+
+def register_records(classes: tuple[type[ResultRecord], ...]) -> None:
+    for cls in classes:
+        key = record_key(cls)
+        if key in RECORD_CLASSES and RECORD_CLASSES[key] is not cls:
+            raise ValueError(f"two record classes for {key!r}")
+        RECORD_CLASSES[key] = cls
 
 
 OTHER_SIDE = {"real": "synthetic", "synthetic": "real"}
 
 
-def parse_record(data: dict) -> ResultRecord:
+def parse_record(data: dict, where: str = "a results line") -> ResultRecord:
     """The typed record for one results line (a plain `ResultRecord` when its kind is unknown here).
 
     Lines written before `source_side` existed get it back where it is certain: a transfer's layers 1..N came from
@@ -152,12 +170,13 @@ def parse_record(data: dict) -> ResultRecord:
             data = {**data, "source_side": OTHER_SIDE[data["side"]]}
         elif kind == "data_reduction":
             data = {**data, "source_side": "synthetic"}
-    key = f"ablation:{data.get('ablation')}" if kind == "ablation" else kind
-    return RECORD_CLASSES.get(key, ResultRecord).model_validate(data)
+    # a line of the wrong shape (a damaged or hand-edited file) is one error naming where it is
+    return validate(RECORD_CLASSES.get(record_key(data), ResultRecord), data, where=where)
 
 
 def read_results(folder: Path) -> list[ResultRecord]:
-    return [parse_record(r) for r in read_jsonl(Path(folder) / RESULTS_FILE)]
+    path = Path(folder) / RESULTS_FILE
+    return [parse_record(r, f"{path}, line {number}") for number, r in read_jsonl_numbered(path)]
 
 
 def recorded_fingerprints(folder: Path) -> dict[str, str | None]:

@@ -23,10 +23,10 @@ import torch
 from synthgap.config import save_config
 from synthgap.data.cache import default_cache_dir
 from synthgap.errors import SynthgapError
-from synthgap.experiments import kinds
 from synthgap.experiments.backends import Backend, LocalBackend, shared_folders
-from synthgap.experiments.checks import open_spec_sources
+from synthgap.experiments.checks import data_references, open_spec_sources
 from synthgap.experiments.examples import EXAMPLES_FILE, write_examples
+from synthgap.experiments.execute import RECORD_FILE
 from synthgap.experiments.identity import fingerprints, what_changed
 from synthgap.experiments.plan import follow_ups, plan
 from synthgap.experiments.results import (
@@ -43,9 +43,7 @@ from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.io import atomic_write_json, atomic_write_text, read_jsonl
 from synthgap.progress import Progress, progress_bar
-from synthgap.train.loop import default_device
 
-RECORD_FILE = "record.json"
 RUN_FILE = "run.json"
 
 
@@ -61,14 +59,6 @@ def exclusive(folder: Path) -> Iterator[None]:
                 f"another synthgap process is running in {folder}; wait for it to finish or use another --out"
             ) from None
         yield
-
-
-def execute_run(run: Run, ctx: RunContext, fingerprint: str) -> ResultRecord:
-    """Execute one run and write its record (with its fingerprint) into its run folder. The same call serves every
-    place a run can execute; only the driver appends records to results.jsonl."""
-    record = kinds.execute(run, ctx).model_copy(update={"fingerprint": fingerprint})
-    atomic_write_json(ctx.run_dir(run) / RECORD_FILE, record.model_dump(mode="json"))
-    return record
 
 
 def committed_record(run_dir: Path, fingerprint: str) -> ResultRecord | None:
@@ -104,20 +94,21 @@ def run_experiment(
     with exclusive(out):
         for stale in out.glob(".*.tmp"):  # left by a process killed mid-write; never read as results
             stale.unlink()
-        open_spec_sources(spec)  # class lists and sizes, before any decoding or training
+        open_spec_sources(spec, runs)  # class lists and sizes, before any decoding or training
         store = DataStore(spec, progress)
         runs += _new_follow_ups(spec, out, runs)  # an adaptive sweep's recorded runs belong to the plan too
-        prints = fingerprints(runs, spec, store)
+        backend = backend or LocalBackend(device=device)
+        prints = fingerprints(runs, spec, store, backend.compute)
         settle_recorded(out, prints, rerun_changed)
         save_config(spec, out / "spec.yaml")  # every record now belongs to this spec's runs and settings
-        sides = {spec.data.real, spec.data.synthetic}
-        if sides <= set(spec.training_refs()) and not (out / EXAMPLES_FILE).exists():
+        read = {use.ref for use in data_references(spec, runs)}
+        if {spec.data.real, spec.data.synthetic} <= read and not (out / EXAMPLES_FILE).exists():
             write_examples(store, out)  # the report's picture of both sides' training images
         models = ModelCache(model_cache or default_cache_dir() / "models")
-        ctx = RunContext(spec, store, models, out, device or default_device(), progress)
+        device = device or torch.device(backend.compute.device)
+        ctx = RunContext(spec, store, models, out, device, progress, compute=backend.compute)
         for folder in shared_folders(ctx).values():
             folder.mkdir(parents=True, exist_ok=True)
-        backend = backend or LocalBackend()
         try:
             while True:  # one round, plus one per round an adaptive sweep asks for
                 ctx.fingerprints.update({name: fp for name, (fp, _) in prints.items()})
@@ -128,7 +119,7 @@ def run_experiment(
                 if not new:
                     break
                 runs += new
-                prints = fingerprints(new, spec, store, known=prints)
+                prints = fingerprints(new, spec, store, backend.compute, known=prints)
         finally:
             backend.close()
     if failed:

@@ -10,15 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from synthgap.experiments.blocks import Side
 from synthgap.experiments.results import ResultRecord
-from synthgap.experiments.spec import ExperimentSpec, Side
 from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.models import ModelConfig, ModelFamily, get_family
+from synthgap.train.compute import Compute
 from synthgap.train.recipe import TrainRecipe
+
+if TYPE_CHECKING:  # the spec is made of the kinds' blocks, and the kinds of runs
+    from synthgap.experiments.spec import ExperimentSpec
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ class RunContext:
     device: torch.device
     progress: bool = True
     fingerprints: dict[str, str] = field(default_factory=dict)  # run name → fingerprint (resumes a killed training)
+    compute: Compute = Compute()  # the device type and threads every run computes with (part of its identity)
+
+    @property
+    def compute_identity(self) -> dict:
+        """The arithmetic a run's training has: device type, threads and resolved precision."""
+        return self.compute.identity(self.spec.recipe.precision)
 
     def run_dir(self, run: Run) -> Path:
         return self.out / "runs" / run.name
@@ -118,8 +128,9 @@ class RunContext:
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of run, tying its spec block to its planner and its executor. Every kind is one module in
-    `experiments/kinds/` (and its report section one in `report/`)."""
+    """One kind of run: its spec block, planner, executor, record classes and the checks of its block against the
+    spec. Every kind is one module in `experiments/kinds/` with one registration (and its report section one
+    module in `report/`); the spec's block union, the record classes and the data a spec reads derive from these."""
 
     name: str  # the spec block's `kind`
     block: type
@@ -128,3 +139,6 @@ class Kind:
     execute: Callable[[Any, RunContext], ResultRecord]  # (run, context) -> record
     # Blocks that choose their runs from results (an adaptive sweep): (block, seeds, spec, records) -> next runs
     follow_up: Callable[[Any, list[int], ExperimentSpec, list[ResultRecord]], list[Run]] | None = None
+    records: tuple[type[ResultRecord], ...] = ()  # the classes of the records its executor writes
+    # (block, spec, model family) -> None: fills in family-dependent defaults, raises ValueError on a misfit
+    check: Callable[[Any, ExperimentSpec, ModelFamily], None] | None = None

@@ -25,6 +25,7 @@ from synthgap.experiments.students import train_from_scratch
 from synthgap.io import atomic_write_json
 from synthgap.models import ModelConfig, get_family
 from synthgap.train.checkpoint import save_checkpoint
+from synthgap.train.compute import this_process
 from synthgap.train.loop import default_device
 from synthgap.train.recipe import TrainRecipe
 
@@ -61,10 +62,12 @@ def data_label(ref: str) -> str:
 
 def train_settings(config: TrainRunConfig) -> dict:
     """Everything that determines the run's result: the config (less where files live and how many processes
-    decode them) and the identity of the training and test images."""
+    decode them), the identity of the training and test images, and this process's arithmetic (device type, threads,
+    precision)."""
     data = config.data
     settings = config.model_dump(mode="json", exclude={"name": True, "data": {"data_root", "cache_dir", "workers"}})
     settings["model"]["image_size"] = data.resolution
+    settings["compute"] = this_process().identity(config.recipe.precision)
     settings["images"] = {
         "train": split_identity(data, data.train, "train", data.per_class),
         "test": split_identity(data, data.test, "test", data.test_per_class),
@@ -137,6 +140,7 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         train_images=result.train_images,
         seconds=max(result.seconds, time.perf_counter() - start),
         fingerprint=fingerprint,
+        compute=this_process().identity(config.recipe.precision),
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
         augmentation=config.recipe.augmentation,

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -20,10 +21,13 @@ from synthgap.data.config import PerClass, load_split, matched_count, split_iden
 from synthgap.data.index import check_same_classes
 from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
-from synthgap.experiments.spec import ExperimentSpec, Side
+from synthgap.experiments.blocks import Side
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights
 from synthgap.train.recipe import TrainRecipe
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
 
 
 class DataStore:
@@ -98,7 +102,9 @@ class ModelCache:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def key(self, images: ImageTensors, model: ModelConfig, recipe: TrainRecipe, seed: int) -> str:
+    def key(self, images: ImageTensors, model: ModelConfig, recipe: TrainRecipe, seed: int, compute: dict) -> str:
+        """`compute`: the training's device type, threads and precision (`Compute.identity`), which change its
+        numbers: a model trained with other arithmetic is another entry."""
         if not images.key:
             raise ValueError("images without a key cannot identify a cached model")
         # Unset optional fields are left out, so adding one keeps every existing model's key; the test-set
@@ -109,6 +115,7 @@ class ModelCache:
             "model": model.model_dump(mode="json", exclude_none=True),
             "recipe": recipe_fields,
             "seed": seed,
+            "compute": compute,
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -89,7 +89,7 @@ def ensure_scratch_model(
     file fails its check); returns the fit result when it was trained now, None when the cache already held it.
     The key is locked while training, so two processes never train the same model."""
     config = ctx.model_config(len(train.classes))
-    key = ctx.models.key(train, config, recipe, run.seed)
+    key = ctx.models.key(train, config, recipe, run.seed, ctx.compute.identity(recipe.precision))
     with ctx.models.lock(key):
         if verify_checkpoint(ctx.models.path(key)):
             return key, None

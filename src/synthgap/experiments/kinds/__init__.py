@@ -1,4 +1,6 @@
-"""Every kind of run, registered explicitly: a spec block, its planner and its executor, one module each."""
+"""Every kind of run, registered explicitly: one module each, holding its spec block, planner, executor, record
+classes and checks (`Kind`). The spec's block union and the record classes results.jsonl lines parse into are derived
+from this registry."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from synthgap.experiments.kinds import (
     normalization,
     texture_shape,
 )
-from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.results import ResultRecord, register_records
 from synthgap.experiments.runs import Kind, Run, RunContext
 from synthgap.registry import Registry
 
@@ -28,6 +30,7 @@ for _module in (
     mixing,
 ):
     KINDS.add(_module.KIND.name, _module.KIND)
+    register_records(_module.KIND.records)
 
 
 def kind_of_block(block: object) -> Kind:

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
+from pydantic import Field, field_validator
+
+from synthgap.data.transforms import AUGMENTATIONS
+from synthgap.experiments.blocks import Side, Strict
 from synthgap.experiments.results import AugmentationRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
-from synthgap.experiments.spec import AugmentationBlock, ExperimentSpec, Side
 from synthgap.experiments.students import scratch_fields, scratch_student
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+
+
+class AugmentationBlock(Strict):
+    """Students trained from scratch on each side with each augmentation preset."""
+
+    kind: Literal["augmentation"]
+    presets: list[str] = ["none", "standard", "randaugment", "trivialaugment", "autoaugment", "augmix"]
+    sides: list[Side] = ["real", "synthetic"]
+    seeds: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("presets")
+    @classmethod
+    def _known_presets(cls, values: list[str]) -> list[str]:
+        for name in values:
+            AUGMENTATIONS.get(name)  # unknown names fail here with the list of known ones
+        return values
 
 
 @dataclass(frozen=True)
@@ -43,4 +65,4 @@ def execute(run: AugmentationRun, ctx: RunContext) -> AugmentationRecord:
     )
 
 
-KIND = Kind("augmentation", AugmentationBlock, plan, (AugmentationRun,), execute)
+KIND = Kind("augmentation", AugmentationBlock, plan, (AugmentationRun,), execute, records=(AugmentationRecord,))

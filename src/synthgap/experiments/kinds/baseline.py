@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from synthgap.experiments.blocks import Side, Strict
 from synthgap.experiments.results import BaselineRecord
 from synthgap.experiments.runs import BaselineRun, Kind, RunContext, baseline
-from synthgap.experiments.spec import BaselineBlock, ExperimentSpec
 from synthgap.experiments.students import scratch_fields, scratch_student
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+
+
+class BaselineBlock(Strict):
+    kind: Literal["baseline"]
+    sides: list[Side] = ["real", "synthetic"]
+    seeds: list[int] | None = Field(None, min_length=1)  # default: the spec's seeds
 
 
 def plan(block: BaselineBlock, seeds: list[int], spec: ExperimentSpec) -> list[BaselineRun]:
@@ -24,4 +37,4 @@ def execute(run: BaselineRun, ctx: RunContext) -> BaselineRecord:
     )
 
 
-KIND = Kind("baseline", BaselineBlock, plan, (BaselineRun,), execute)
+KIND = Kind("baseline", BaselineBlock, plan, (BaselineRun,), execute, records=(BaselineRecord,))

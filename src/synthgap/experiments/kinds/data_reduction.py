@@ -6,16 +6,53 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field, field_validator
 
 from synthgap.data.subsets import stratified_positions
+from synthgap.experiments.blocks import Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import ReductionRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
-from synthgap.experiments.spec import DataReductionBlock, ExperimentSpec, Side
 from synthgap.experiments.students import resume_state, scratch_student, train_from_source, train_in_run
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
 from synthgap.train.recipe import TrainRecipe
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.models import ModelFamily
+
+
+Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]
+
+
+class DataReductionBlock(Strict):
+    """Students trained on a fraction of the real data (nested stratified subsets), per arm:
+    transfer: layers 1..k from the synthetic model, frozen, the rest re-initialised; transfer_finetune: the same with
+    the rest kept from the synthetic model; scratch: the whole student; full_finetune: all layers from the synthetic
+    model, all trained."""
+
+    kind: Literal["data_reduction"]
+    fractions: list[float] = [1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]
+    seeds: list[int] | None = Field(None, min_length=1)
+    k: int | None = Field(None, ge=1)  # layers from the synthetic model (default: L-2, the paper's 16 of 18)
+    arms: list[Arm] = ["transfer", "transfer_finetune", "scratch"]
+    # same_steps: every fraction gets the optimiser steps of the full set (smaller sets see more epochs), so a
+    # curve measures less data, not less training; same_epochs: steps shrink with the fraction.
+    schedule: Literal["same_steps", "same_epochs"] = "same_steps"
+    augmentation: str | None = None  # stage-2 augmentation (default: the recipe's); "none" enables the prefix cache
+    epochs: int | None = Field(None, ge=1)  # epochs at fraction 1 (default: the recipe's)
+
+    @field_validator("augmentation")
+    @classmethod
+    def _known_augmentation(cls, value: str | None) -> str | None:
+        return known_preset(value)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_in_range(cls, values: list[float]) -> list[float]:
+        return all_valid(values, lambda v: 0 < v <= 1, "fractions must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -139,4 +176,12 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
     )
 
 
-KIND = Kind("data_reduction", DataReductionBlock, plan, (ReductionRun,), execute)
+def check(block: DataReductionBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+    last = family.num_layers
+    block.k = last - 2 if block.k is None else block.k
+    check_layers([block.k], 1, last - 1, f"data_reduction k ({family.name} has {last} layers)")
+
+
+KIND = Kind(
+    "data_reduction", DataReductionBlock, plan, (ReductionRun,), execute, records=(ReductionRecord,), check=check
+)

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
+from pydantic import Field, field_validator
+
+from synthgap.data.sources import DataRef
+from synthgap.experiments.blocks import Strict
 from synthgap.experiments.results import GeneratorRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
-from synthgap.experiments.spec import ExperimentSpec, GeneratorBlock
 from synthgap.experiments.students import scratch_fields, scratch_student
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+
+
+class GeneratorBlock(Strict):
+    """Students trained from scratch on each synthetic source (label → data reference), tested on the real test set."""
+
+    kind: Literal["generator"]
+    sources: dict[str, str] = Field(min_length=1)
+    seeds: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _valid_refs(cls, values: dict[str, str]) -> dict[str, str]:
+        for label, ref in values.items():
+            if not label or not all(c.isalnum() or c in "-_." for c in label):
+                raise ValueError(f"source label {label!r} must be letters, digits, '-', '_' or '.'")
+            DataRef.parse(ref)
+        return values
 
 
 @dataclass(frozen=True)
@@ -41,4 +64,4 @@ def execute(run: GeneratorRun, ctx: RunContext) -> GeneratorRecord:
     )
 
 
-KIND = Kind("generator", GeneratorBlock, plan, (GeneratorRun,), execute)
+KIND = Kind("generator", GeneratorBlock, plan, (GeneratorRun,), execute, records=(GeneratorRecord,))

@@ -4,14 +4,67 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from synthgap.experiments.blocks import DIRECTIONS, Direction, Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import ResultRecord, TransferRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, baseline_name
-from synthgap.experiments.spec import DIRECTIONS, ExperimentSpec, LayerTransferBlock, Side
 from synthgap.experiments.students import train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.models import ModelFamily
+
+
+class LayerTransferBlock(Strict):
+    kind: Literal["layer_transfer"]
+    directions: list[Direction] = ["synthetic_to_real", "real_to_synthetic"]
+    n: list[int] | Literal["auto"] | None = None  # default: 1..L-1 (L: the model family's number of layers)
+    # n: auto — find by bisection over N where the share of the gap recovered, (top-1(N) − S) / (R − S), of the
+    # synthetic→real students falls below each level, instead of training every N; at most `budget` students a seed
+    levels: list[float] | None = None  # with n: auto (default [0.5]): shares of the gap R − S, each in (0, 1)
+    budget: int | None = Field(None, ge=1)  # with n: auto: stage-2 students per seed at most (default: unlimited)
+    seeds: list[int] | None = Field(None, min_length=1)
+    freeze: bool = True  # layers 1..N frozen (else fine-tuned with the rest)
+    rest: Literal["reinit", "finetune"] = "reinit"  # layers N+1..L: fresh, or kept from the source and fine-tuned
+    frozen_bn: Literal["eval", "reestimate"] = "eval"  # frozen BatchNorm statistics: source's, or re-estimated
+    augmentation: str | None = None  # stage-2 augmentation (default: the recipe's); "none" enables the prefix cache
+    epochs: int | None = Field(None, ge=1)  # stage-2 epochs (default: the recipe's)
+
+    @field_validator("n")
+    @classmethod
+    def _n_not_negative(cls, values: list[int] | str | None) -> list[int] | str | None:
+        if values is None or values == "auto":
+            return values
+        return all_valid(values, lambda v: v >= 0, "N must not be negative")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, values: list[float] | None) -> list[float] | None:
+        return None if values is None else all_valid(values, lambda v: 0 < v < 1, "levels must be in (0, 1)")
+
+    @field_validator("augmentation")
+    @classmethod
+    def _known_augmentation(cls, value: str | None) -> str | None:
+        return known_preset(value)
+
+    @model_validator(mode="after")
+    def _adaptive_settings(self) -> LayerTransferBlock:
+        if self.n == "auto":
+            if self.directions != ["synthetic_to_real"]:
+                raise ValueError("n: auto searches the synthetic→real students: set directions: [synthetic_to_real]")
+            self.levels = self.levels or [0.5]
+        elif self.levels is not None or self.budget is not None:
+            raise ValueError("levels and budget go with n: auto")
+        return self
+
+    @property
+    def adaptive(self) -> bool:
+        return self.n == "auto"
 
 
 @dataclass(frozen=True)
@@ -175,4 +228,23 @@ def follow_up(
     return runs
 
 
-KIND = Kind("layer_transfer", LayerTransferBlock, plan, (TransferRun,), execute, follow_up)
+def check(block: LayerTransferBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+    """N defaults to 1..L-1 of the family, and every fixed N must be one of its layers."""
+    last = family.num_layers
+    block.n = list(range(1, last)) if block.n is None else block.n
+    if not block.adaptive:
+        check_layers(block.n, 0, last, f"layer_transfer n ({family.name} has {last} layers)")
+    if block.frozen_bn == "reestimate" and family.norm != "batchnorm":
+        raise ValueError(f"frozen_bn: reestimate needs BatchNorm layers; {family.name} uses {family.norm}")
+
+
+KIND = Kind(
+    "layer_transfer",
+    LayerTransferBlock,
+    plan,
+    (TransferRun,),
+    execute,
+    follow_up,
+    records=(TransferRecord,),
+    check=check,
+)

@@ -5,17 +5,45 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
+from pydantic import Field, field_validator
 
 from synthgap.data.cache import ImageTensors, concat_images
 from synthgap.data.subsets import stratified_positions
+from synthgap.experiments.blocks import Strict, all_valid
 from synthgap.experiments.results import MixingRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
-from synthgap.experiments.spec import ExperimentSpec, MixingBlock
 from synthgap.experiments.students import scratch_fields, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+
+
+class MixingBlock(Strict):
+    """Real and synthetic images in one training set, and synthetic pretraining followed by full fine-tuning.
+
+    synthetic_shares: sets of `per_class` images per class, this share of them synthetic (0: R, 1: S);
+    added_synthetic: all real images plus this many synthetic images per real image;
+    pretrain_finetune: the synthetic baseline with all layers fine-tuned on the real images."""
+
+    kind: Literal["mixing"]
+    synthetic_shares: list[float] = [0.25, 0.5, 0.75]
+    added_synthetic: list[float] = []
+    pretrain_finetune: bool = True
+    seeds: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("synthetic_shares")
+    @classmethod
+    def _shares_in_range(cls, values: list[float]) -> list[float]:
+        return all_valid(values, lambda v: 0 <= v <= 1, "synthetic shares must be in [0, 1]")
+
+    @field_validator("added_synthetic")
+    @classmethod
+    def _ratios_positive(cls, values: list[float]) -> list[float]:
+        return all_valid(values, lambda v: v > 0, "added synthetic ratios must be positive")
 
 
 @dataclass(frozen=True)
@@ -126,4 +154,4 @@ def execute(run: MixingRun, ctx: RunContext) -> MixingRecord:
     )
 
 
-KIND = Kind("mixing", MixingBlock, plan, (MixingRun,), execute)
+KIND = Kind("mixing", MixingBlock, plan, (MixingRun,), execute, records=(MixingRecord,))

@@ -4,23 +4,45 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
 from synthgap.data.stats import dataset_stats
 from synthgap.data.transforms import Normalization
+from synthgap.experiments.blocks import Side, Strict
 from synthgap.experiments.results import NormalizationRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
-from synthgap.experiments.spec import ExperimentSpec, NormalizationBlock, Side
 from synthgap.experiments.students import ensure_scratch_model, scratch_fields, scratch_student
 from synthgap.models import ModelFamily, reestimate_batchnorm
 from synthgap.train.loaders import eval_loader, test_normalization
 from synthgap.train.loop import measure
 from synthgap.train.recipe import TrainRecipe
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.models import ModelFamily
+
+
+NormalizationChoice = Literal["imagenet", "synthetic", "real", "per_dataset"]
+
+
+class NormalizationBlock(Strict):
+    """Students trained from scratch under different normalization statistics (measured on the training images):
+    imagenet: the ImageNet constants; synthetic / real: one side's statistics for training and test; per_dataset:
+    each data set normalized with its own (training side's for training, the real side's for the real test set).
+    With `adabn`, every such student is also tested after re-estimating all its BatchNorm statistics on the
+    unlabelled real training images."""
+
+    kind: Literal["normalization"]
+    stats: list[NormalizationChoice] = ["imagenet", "synthetic", "real", "per_dataset"]
+    sides: list[Side] = ["synthetic"]
+    adabn: bool = True
+    seeds: list[int] | None = Field(None, min_length=1)
 
 
 @dataclass(frozen=True)
@@ -152,4 +174,11 @@ def execute(run: NormalizationRun, ctx: RunContext) -> NormalizationRecord:
     )
 
 
-KIND = Kind("normalization", NormalizationBlock, plan, (NormalizationRun,), execute)
+def check(block: NormalizationBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+    if block.adabn and family.norm != "batchnorm":
+        raise ValueError(f"normalization adabn needs BatchNorm layers; {family.name} uses {family.norm}")
+
+
+KIND = Kind(
+    "normalization", NormalizationBlock, plan, (NormalizationRun,), execute, records=(NormalizationRecord,), check=check
+)

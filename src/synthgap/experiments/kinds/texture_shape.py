@@ -6,25 +6,46 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 
 from synthgap.data.cache import ImageTensors
 from synthgap.data.cues import CueVariants, texture_reliance
 from synthgap.data.transforms import center_crop
+from synthgap.experiments.blocks import Side, Strict, check_layers, not_negative
 from synthgap.experiments.results import TextureRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
-from synthgap.experiments.spec import ExperimentSpec, TextureShapeBlock
 from synthgap.experiments.students import ensure_scratch_model, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.train.loaders import eval_loader
 from synthgap.train.loop import evaluate
 from synthgap.train.recipe import TrainRecipe
 
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.models import ModelFamily
+
 CUE_CHUNK = 2048  # test images turned into variants at a time: bounded memory at 224 px
 TRANSFER_STUDENT = "synthetic_to_real"
+
+
+class TextureShapeBlock(Strict):
+    """Texture-vs-shape reliance of the baselines and of synthetic→real transfer students (layers 1..n frozen)."""
+
+    kind: Literal["texture_shape"]
+    sides: list[Side] = ["real", "synthetic"]
+    transfer_n: list[int] | None = None  # default: [L-2]
+    blur_sigma: float = Field(1.0, gt=0)
+    grid: int = Field(4, ge=2)
+    seeds: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("transfer_n")
+    @classmethod
+    def _n_not_negative(cls, values: list[int] | None) -> list[int] | None:
+        return not_negative(values)
 
 
 @dataclass(frozen=True)
@@ -123,4 +144,13 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
     )
 
 
-KIND = Kind("texture_shape", TextureShapeBlock, plan, (TextureRun,), execute)
+def check(block: TextureShapeBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+    """The patch grid must tile the test images; transfer students' N must fit the family (default: L-2)."""
+    if spec.data.resolution % block.grid:
+        raise ValueError(f"texture_shape grid {block.grid} does not divide the resolution {spec.data.resolution}")
+    last = family.num_layers
+    block.transfer_n = [last - 2] if block.transfer_n is None else block.transfer_n
+    check_layers(block.transfer_n, 0, last, f"texture_shape transfer_n ({family.name} has {last} layers)")
+
+
+KIND = Kind("texture_shape", TextureShapeBlock, plan, (TextureRun,), execute, records=(TextureRecord,), check=check)

@@ -1,0 +1,49 @@
+"""What decides a run's arithmetic besides its settings: the device type, the CPU threads and the autocast precision.
+
+The same training gives different numbers with 1 and with 2 intra-op threads (reductions are split differently),
+on a CPU and on a GPU, and in fp32 and bf16. So these are part of every run's and every cached model's identity,
+every backend runs a run with the threads it was identified with, and each record says them (`compute`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from synthgap.train.loop import autocast_dtype
+
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where and how a run computes: device type ("cpu" | "cuda") and intra-op CPU threads."""
+
+    device: str = "cpu"
+    threads: int = 1
+
+    def identity(self, precision: str) -> dict:
+        """The fields that identify the arithmetic of a training with recipe precision `precision` ("auto" is
+        resolved as it will be on this device and CPU)."""
+        dtype = autocast_dtype(precision, torch.device(self.device))
+        return {"device": self.device, "threads": self.threads, "precision": PRECISION_NAMES[dtype]}
+
+
+def this_process(device: torch.device | str | None = None) -> Compute:
+    """The compute of this process as it is now: its device type and its torch thread count."""
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    return Compute(kind, torch.get_num_threads())
+
+
+@contextmanager
+def using_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` for the block, then restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
