@@ -39,6 +39,7 @@ class TensorLoader:
         drop_last: bool = False,
         seed: int = 0,
         channels_last: bool = False,
+        targets: torch.Tensor | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -51,6 +52,10 @@ class TensorLoader:
         self.drop_last = drop_last and len(data) >= batch_size
         self.seed = seed
         self.channels_last = channels_last
+        # per-image training targets yielded in place of the labels (N×K, e.g. a label column and a teacher's logits)
+        if targets is not None and len(targets) != len(data):
+            raise ValueError(f"{len(targets)} targets for {len(data)} images")
+        self.targets = targets
         self.device = torch.device("cpu")
         self._resident: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) kept on the GPU
 
@@ -70,7 +75,8 @@ class TensorLoader:
                 free, _ = torch.cuda.mem_get_info(device)
                 resident = self.data.nbytes <= RESIDENT_SHARE * free
             if resident:
-                placed._resident = _copy_to(self.data, device)
+                images, labels = _copy_to(self.data, device)
+                placed._resident = (images, labels if self.targets is None else self.targets.to(device))
         return placed
 
     @property
@@ -99,7 +105,8 @@ class TensorLoader:
             on = take.to(self.device, non_blocking=True)
             return self._resident[0][on], self._resident[1][on]
         cuda = self.device.type == "cuda"
-        images, labels = self.data.gather(take, pin=cuda), self.data.labels[take]
+        labels = self.data.labels if self.targets is None else self.targets
+        images, labels = self.data.gather(take, pin=cuda), labels[take]
         if cuda:  # read straight into pinned memory: the copy runs while the GPU is busy with the previous step
             images = images.to(self.device, non_blocking=True)
             labels = labels.pin_memory().to(self.device, non_blocking=True)

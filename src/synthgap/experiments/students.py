@@ -16,7 +16,7 @@ from synthgap.experiments.transfer import StageTwoResult, TransferSetup, build_s
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import save_checkpoint, verify_checkpoint
 from synthgap.train.loaders import eval_loader, recipe_loaders
-from synthgap.train.loop import Evaluation, FitResult, fit, measure, seed_everything
+from synthgap.train.loop import Evaluation, FitResult, Loss, fit, measure, seed_everything
 from synthgap.train.recipe import TrainRecipe
 
 
@@ -33,10 +33,13 @@ def train_from_scratch(
     device: torch.device | None = None,
     state_dir: Path | None = None,
     state_token: str | None = None,
+    loss: Loss | None = None,
+    targets: torch.Tensor | None = None,
 ) -> tuple[nn.Module, FitResult]:
     """A freshly initialised student (seeded) trained on `train` and tested on `test`. With `state_dir`, the training
-    state is saved every epoch and a killed training with the same `state_token` resumes where it stopped."""
-    train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
+    state is saved every epoch and a killed training with the same `state_token` resumes where it stopped. `loss` and
+    `targets` replace the recipe's cross-entropy on the labels (see `fit`)."""
+    train_loader, test_loader = recipe_loaders(train, test, recipe, seed, targets)
     seed_everything(seed)
     model = build_model(model_config)
     result = fit(
@@ -50,6 +53,7 @@ def train_from_scratch(
         device=device,
         state_dir=state_dir,
         state_token=state_token,
+        loss=loss,
     )
     return model, result
 
@@ -140,6 +144,11 @@ def scratch_fields(
     }
 
 
+def evaluation_fields(evaluation: Evaluation) -> dict:
+    """The record fields of a test pass: top-1, top-5 and the per-class results."""
+    return {"top1": evaluation.top1, "top5": evaluation.top5, **evaluation.record_fields()}
+
+
 def source_model(ctx: RunContext, source_run: Run, source_train: ImageTensors) -> nn.Module:
     """The cached model `source_run` trained. It ran first (the runner orders runs by their needs); should its
     cache entry have gone or failed its check since, it is trained again here, identically (same seed)."""
@@ -158,7 +167,13 @@ def train_from_source(
     recipe: TrainRecipe,
 ) -> tuple[nn.Module, StageTwoResult]:
     """The student with layers 1..N of `source_run`'s model, trained on `train`; returns it and its result."""
-    source = source_model(ctx, source_run, source_train)
+    return train_from_model(ctx, run, source_model(ctx, source_run, source_train), setup, train, recipe)
+
+
+def train_from_model(
+    ctx: RunContext, run: Run, source: nn.Module, setup: TransferSetup, train: ImageTensors, recipe: TrainRecipe
+) -> tuple[nn.Module, StageTwoResult]:
+    """The student with layers 1..N of the model `source`, trained on `train`; returns it and its result."""
     seed_everything(run.seed)
     fresh = build_model(ctx.model_config(len(train.classes)))
     student = build_student(source, fresh, setup, ctx.family)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
 from synthgap.data.transforms import Normalization, build_augmentation, get_normalization
@@ -9,8 +11,10 @@ from synthgap.train.recipe import TrainRecipe
 
 
 def recipe_loaders(
-    train: ImageTensors, test: ImageTensors, recipe: TrainRecipe, seed: int
+    train: ImageTensors, test: ImageTensors, recipe: TrainRecipe, seed: int, targets: torch.Tensor | None = None
 ) -> tuple[TensorLoader, TensorLoader]:
+    """Shuffled, augmented training batches (yielding `targets` rows in place of the labels when given) and plain
+    test batches."""
     normalization = get_normalization(recipe.normalization)
     train_loader = TensorLoader(
         train,
@@ -21,6 +25,7 @@ def recipe_loaders(
         drop_last=True,
         seed=seed,
         channels_last=recipe.channels_last,
+        targets=targets,
     )
     return train_loader, eval_loader(test, recipe)
 

@@ -7,7 +7,7 @@ import csv
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from synthgap.train.recipe import TrainRecipe
 from synthgap.train.state import TrainingParts, TrainState
 
 Loader = TensorLoader | FeatureLoader
+# (logits, targets, images) -> loss: what a training step minimises; `targets` are what the loader yields beside the
+# images (class labels, or any per-image tensor such as a teacher's cached logits), `images` the normalized batch
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 CHECK_EVERY = 50  # steps between divergence checks: one device sync each, so a GPU is never stalled per step
 
 
@@ -95,19 +98,26 @@ def build_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
 class TrainStep:
     """One optimisation step; shared by `fit` and the compute-only benchmark so both time the same work."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, recipe: TrainRecipe, device: torch.device):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        recipe: TrainRecipe,
+        device: torch.device,
+        loss: Loss | None = None,
+    ):
         self.model = model
         self.optimizer = optimizer
         self.device = device
         self.dtype = autocast_dtype(recipe.precision, device)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.loss_fn = loss or cross_entropy(recipe.label_smoothing)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 and device.type == "cuda" else None
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         with autocast(self.device, self.dtype):
-            loss = self.loss_fn(self.model(images), labels)
+            loss = self.loss_fn(self.model(images), labels, images)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
@@ -117,6 +127,12 @@ class TrainStep:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         return loss.detach()
+
+
+def cross_entropy(label_smoothing: float = 0.0) -> Loss:
+    """The default loss: cross-entropy of the logits against the class labels."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    return lambda logits, labels, images: criterion(logits, labels)
 
 
 @dataclass(frozen=True)
@@ -193,12 +209,15 @@ def fit(
     state_dir: Path | None = None,
     state_token: str | None = None,
     checkpoint_every: int = 1,
+    loss: Loss | None = None,
 ) -> FitResult:
     """Train `model` in place for `recipe.epochs` epochs and evaluate it on `test_loader`.
 
     With `state_dir`, the training state is saved to `state_dir/train_state.pt` after every `checkpoint_every`-th
     epoch (but the last), and a run killed in between continues from it when called again with the same
     `state_token` (on the CPU, to bit-identical weights). The file is removed once `fit` finishes or diverges.
+    `loss` replaces the recipe's cross-entropy (e.g. distillation from a teacher); it must be deterministic given the
+    batch for a resume to be bit-identical.
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every}")
@@ -215,7 +234,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup_steps=warmup_steps, total_steps=total_steps)
     )
-    step = TrainStep(model, optimizer, recipe, device)
+    step = TrainStep(model, optimizer, recipe, device, loss)
 
     # 2. Continue an interrupted run of this same training (same token) from its last saved state, if there is one.
     parts = TrainingParts(model, optimizer, scheduler, step.scaler, device)

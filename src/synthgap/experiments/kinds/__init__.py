@@ -7,7 +7,9 @@ from __future__ import annotations
 from synthgap.experiments.kinds import (
     augmentation,
     baseline,
+    curation,
     data_reduction,
+    distillation,
     generator,
     layer_transfer,
     mixing,
@@ -28,6 +30,8 @@ for _module in (
     texture_shape,
     generator,
     mixing,
+    distillation,
+    curation,
 ):
     KINDS.add(_module.KIND.name, _module.KIND)
     register_records(_module.KIND.records)

@@ -1,0 +1,271 @@
+"""Curation: score every synthetic training image with the real-trained R baseline, keep the best part of each class,
+train from scratch on what is kept, and compare with a random subset of the same size per class (the control).
+
+Scores (higher is better):
+- `teacher_confidence`: R's softmax probability of the image's class (He et al., ICLR'23, keep it above 1/C);
+- `teacher_agreement`: 1 when R's top-1 is the image's class, else 0 (DISEF); ties ranked by R's margin of the class
+  over the best other class;
+- `real_knn`: max over real training images j of 1 − d(x, f_j) / r_j in R's penultimate features, r_j the distance
+  of f_j to its k-th nearest real neighbour: ≥ 0 exactly when the image lies inside some real image's k-NN ball (the
+  precision diagnostic of Kynkäänniemi et al. 2019, per image).
+
+Curated and control students see the same number of images per class and, by default, the optimiser steps of the
+full synthetic set (`same_steps`), so a difference between them is the choice of images, not the amount of training.
+Each curated run writes its scores and its kept images (`scores.csv`, `kept.csv`) into its run folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from synthgap.data.cache import ImageTensors
+from synthgap.data.loader import TensorLoader
+from synthgap.errors import SynthgapError
+from synthgap.experiments.blocks import Strict, all_valid
+from synthgap.experiments.kinds.data_reduction import same_steps_epochs
+from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.students import evaluation_fields, resume_state, source_model, train_in_run
+from synthgap.io import atomic_write_text
+from synthgap.train.loaders import test_normalization
+from synthgap.train.loop import autocast, autocast_dtype
+from synthgap.train.recipe import TrainRecipe
+
+if TYPE_CHECKING:
+    from synthgap.experiments.spec import ExperimentSpec
+
+Score = Literal["teacher_confidence", "teacher_agreement", "real_knn"]
+RANDOM = "random"  # the control: a random subset of the same size per class
+
+
+class CurationBlock(Strict):
+    """Curated synthetic subsets per (score, keep fraction or threshold), each with its random control."""
+
+    kind: Literal["curation"]
+    scores: list[Score] = ["teacher_confidence", "teacher_agreement", "real_knn"]
+    keep: list[float] | None = None  # fractions of each class kept (default [0.5] unless a threshold is given)
+    threshold: float | None = None  # instead of keep: every image whose score is at least this
+    k: int = Field(5, ge=1)  # neighbours of the real_knn radius
+    control: bool = True
+    schedule: Literal["same_steps", "same_epochs"] = "same_steps"
+    seeds: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("keep")
+    @classmethod
+    def _fractions(cls, values: list[float] | None) -> list[float] | None:
+        return None if values is None else all_valid(values, lambda v: 0 < v <= 1, "keep must be in (0, 1]")
+
+    @model_validator(mode="after")
+    def _keep_or_threshold(self) -> CurationBlock:
+        if self.keep is not None and self.threshold is not None:
+            raise ValueError("give keep (fractions per class) or threshold (a score), not both")
+        if self.keep is None and self.threshold is None:
+            self.keep = [0.5]
+        return self
+
+
+@dataclass(frozen=True)
+class CurationRun(Run):
+    score: str = "teacher_confidence"  # a Score, or "random" (the control)
+    keep: float | None = None
+    threshold: float | None = None
+    matched: str | None = None  # a threshold control: the score whose per-class counts it matches
+    k: int = 5
+    schedule: str = "same_steps"
+    kind: ClassVar[str] = "curation"
+
+    @property
+    def scoring(self) -> str | None:
+        """The score that decides how many images each class keeps (and which, unless this is a control)."""
+        return self.matched if self.score == RANDOM else self.score
+
+    def needs(self) -> tuple[BaselineRun, ...]:
+        return (baseline("real", self.seed),) if self.scoring else ()
+
+    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+        used = {"train": DataUse(spec.data.synthetic)}
+        if self.scoring == "real_knn":
+            used["real"] = DataUse(spec.data.real)  # the real images' features (never their labels)
+        return used
+
+
+class CurationRecord(ResultRecord):
+    kind: Literal["curation"] = "curation"
+    score: str = ""  # the score, or "random" for a control
+    keep: float | None = None
+    threshold: float | None = None
+    matched: str | None = None
+    control: bool = False
+    schedule: str = "same_steps"
+    kept_images: int = 0
+    kept_per_class: list[int] = []
+    synthetic_images: int = 0  # before curation
+    real_labels_used: int = 0
+    real_images_used: int = 0
+    teacher_fingerprint: str | None = None
+    scoring_seconds: float = 0.0
+
+
+def plan(block: CurationBlock, seeds: list[int], spec: ExperimentSpec) -> list[CurationRun]:
+    runs = []
+    for seed in seeds:
+        for keep in block.keep or []:
+            runs += [CurationRun(f"curation-{s}-keep{keep:g}-s{seed}", seed, s, keep, k=block.k,
+                                 schedule=block.schedule) for s in block.scores]  # fmt: skip
+            if block.control:  # one control per size: every score keeps the same count per class
+                runs.append(CurationRun(f"curation-random-keep{keep:g}-s{seed}", seed, RANDOM, keep,
+                                        schedule=block.schedule))  # fmt: skip
+        if block.threshold is not None:
+            t = block.threshold
+            for s in block.scores:
+                runs.append(CurationRun(f"curation-{s}-min{t:g}-s{seed}", seed, s, threshold=t, k=block.k,
+                                        schedule=block.schedule))  # fmt: skip
+                if block.control:  # a threshold keeps other counts per score: a control each
+                    runs.append(CurationRun(f"curation-random-like-{s}-min{t:g}-s{seed}", seed, RANDOM,
+                                            threshold=t, matched=s, k=block.k, schedule=block.schedule))  # fmt: skip
+    return runs
+
+
+@torch.no_grad()
+def teacher_outputs(
+    teacher: nn.Module, images: ImageTensors, recipe: TrainRecipe, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(softmax probabilities, penultimate features) of the teacher for every image, in order, on the test view."""
+    head = [m for m in teacher.modules() if isinstance(m, nn.Linear)][-1]  # the classifier: its input is the feature
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].float().cpu()))
+    loader = TensorLoader(images, batch_size=recipe.eval_batch_size, normalization=test_normalization(recipe))
+    dtype = autocast_dtype(recipe.precision, device)
+    teacher.to(device).eval()
+    probabilities = []
+    try:
+        for batch, _ in loader.on(device).epoch(0):
+            with autocast(device, dtype):
+                probabilities.append(teacher(batch.to(device)).float().softmax(dim=1).cpu())
+    finally:
+        hook.remove()
+    return torch.cat(probabilities), torch.cat(captured).flatten(1)
+
+
+def knn_precision_scores(synthetic: torch.Tensor, real: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """max_j 1 − d(x, real_j) / r_j for every synthetic feature x (r_j: real_j's distance to its k-th nearest
+    other real feature); ≥ 0 exactly when x lies inside some real k-NN ball."""
+    k = min(k, len(real) - 1)
+    radii = torch.cat([torch.cdist(real[i : i + chunk], real).kthvalue(k + 1, dim=1).values  # +1: itself at 0
+                       for i in range(0, len(real), chunk)]).clamp_min(1e-12)  # fmt: skip
+    return torch.cat([(1 - torch.cdist(synthetic[i : i + chunk], real) / radii).max(dim=1).values
+                      for i in range(0, len(synthetic), chunk)])  # fmt: skip
+
+
+def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> tuple[np.ndarray, str]:
+    """The score of every synthetic training image (higher: keep first) and the teacher's fingerprint."""
+    (need,) = run.needs()
+    teacher = source_model(ctx, need, ctx.store.train("real"))
+    recipe, device = ctx.spec.recipe, ctx.device
+    probabilities, features = teacher_outputs(teacher, synthetic, recipe, device)
+    labels = synthetic.labels
+    own = probabilities[torch.arange(len(labels)), labels]
+    if run.scoring == "teacher_confidence":
+        scores = own
+    elif run.scoring == "teacher_agreement":
+        others = probabilities.clone()
+        others[torch.arange(len(labels)), labels] = -1
+        margin = own - others.max(dim=1).values  # in (−1, 1): ranks within the agreeing and the disagreeing
+        scores = (probabilities.argmax(dim=1) == labels).double() + margin.double() / 4
+    else:
+        _, real_features = teacher_outputs(teacher, ctx.store.train("real"), recipe, device)
+        scores = knn_precision_scores(features, real_features, run.k)
+    return scores.double().numpy(), ctx.fingerprints.get(need.name)
+
+
+def kept_positions(run: CurationRun, labels: np.ndarray, classes: int, scores: np.ndarray | None) -> np.ndarray:
+    """Positions kept in each class: the top share `keep` by score (at least one), or those scoring ≥ the threshold
+    (agreement's threshold is on its 0/1 part); a control draws the same count per class at random (seeded)."""
+    rng = np.random.default_rng(run.seed)
+    kept = []
+    for c in range(classes):
+        members = np.flatnonzero(labels == c)
+        if not len(members):
+            continue
+        if run.threshold is not None:
+            values = np.floor(scores[members]) if run.scoring == "teacher_agreement" else scores[members]
+            count = int((values >= run.threshold).sum())
+        else:
+            count = max(1, round(run.keep * len(members)))
+        if run.score == RANDOM:
+            kept.append(np.sort(rng.choice(members, size=count, replace=False)))
+        else:  # stable: equal scores keep their index order
+            kept.append(np.sort(members[np.argsort(-scores[members], kind="stable")[:count]]))
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def write_lists(run: CurationRun, ctx: RunContext, synthetic: ImageTensors, scores, kept: np.ndarray) -> None:
+    """scores.csv (every image: position in the spec's synthetic training set, class, score, kept) and kept.csv
+    (the kept ones)."""
+    folder = ctx.run_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = set(kept.tolist())
+    labels = synthetic.labels.numpy()
+
+    def table(rows) -> str:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["position", "class", "score", "kept"])
+        for i in rows:
+            score = "" if scores is None else f"{scores[i]:.6g}"
+            writer.writerow([i, synthetic.classes[labels[i]], score, int(i in chosen)])
+        return text.getvalue()
+
+    if scores is not None:
+        atomic_write_text(folder / "scores.csv", table(range(len(labels))))
+    atomic_write_text(folder / "kept.csv", table(kept.tolist()))
+
+
+def execute(run: CurationRun, ctx: RunContext) -> CurationRecord:
+    start = time.perf_counter()
+    synthetic = ctx.store.train("synthetic")
+    scores, fingerprint = (None, None) if run.scoring is None else image_scores(run, ctx, synthetic)
+    scoring_seconds = time.perf_counter() - start
+    labels = synthetic.labels.numpy()
+    kept = kept_positions(run, labels, len(synthetic.classes), scores)
+    if not len(kept):
+        raise SynthgapError(f"{run.name}: no synthetic image scores {run.threshold} or more; lower the threshold")
+    write_lists(run, ctx, synthetic, None if run.score == RANDOM else scores, kept)
+    train = synthetic.select(kept)
+    recipe = ctx.spec.recipe
+    if run.schedule == "same_steps":
+        recipe = recipe.model_copy(update={"epochs": same_steps_epochs(recipe, len(synthetic), len(train))})
+    _, result = train_in_run(ctx, run, train, recipe, **resume_state(ctx, run))
+    uses_real = run.scoring == "real_knn"
+    return CurationRecord(
+        **ctx.record_fields(run, "synthetic"),
+        **evaluation_fields(result.evaluation),
+        epochs=recipe.epochs,
+        train_images=len(train),
+        seconds=time.perf_counter() - start,
+        score=run.score,
+        keep=run.keep,
+        threshold=run.threshold,
+        matched=run.matched,
+        control=run.score == RANDOM,
+        schedule=run.schedule,
+        kept_images=len(train),
+        kept_per_class=np.bincount(labels[kept], minlength=len(synthetic.classes)).tolist(),
+        synthetic_images=len(synthetic),
+        real_images_used=len(ctx.store.train("real")) if uses_real else 0,
+        teacher_fingerprint=fingerprint,
+        scoring_seconds=round(scoring_seconds, 3) if scores is not None else 0.0,
+        skipped_images=len(synthetic.skipped),
+    )
+
+
+KIND = Kind("curation", CurationBlock, plan, (CurationRun,), execute, records=(CurationRecord,))

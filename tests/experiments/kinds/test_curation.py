@@ -1,0 +1,66 @@
+"""Curation: scores, what each rule keeps, the control's sizes, and a tiny end-to-end run with its lists."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from synthgap.errors import SynthgapError
+from synthgap.experiments.kinds.curation import CurationRecord, CurationRun, kept_positions, knn_precision_scores
+from synthgap.experiments.runner import run_experiment
+from tests.specs import tiny_spec
+
+
+def test_knn_precision_is_non_negative_exactly_inside_a_real_ball():
+    real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [10.0, 10.0]])
+    synthetic = torch.tensor([[0.1, 0.1], [5.0, 5.0]])
+    scores = knn_precision_scores(synthetic, real, k=1)  # radii: 1, 1, 1 and ~12.7 for the far point
+    assert scores[0] > 0 and scores[1] >= 0  # (5, 5) is inside the far point's big ball
+    assert knn_precision_scores(torch.tensor([[-30.0, -30.0]]), real, k=1)[0] < 0
+
+
+def test_keep_takes_the_top_share_per_class_and_the_control_the_same_counts_at_random():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.9, 0.5, 0.7, 0.2, 0.3])
+    top = kept_positions(CurationRun("c", 0, "teacher_confidence", keep=0.5), labels, 2, scores)
+    assert top.tolist() == [1, 3, 5]
+    control = kept_positions(CurationRun("r", 0, "random", keep=0.5), labels, 2, None)
+    assert np.bincount(labels[control]).tolist() == [2, 1]
+    rule = CurationRun("t", 0, "teacher_confidence", threshold=0.5)
+    assert kept_positions(rule, labels, 2, scores).tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("block", "message"), [({"keep": [0]}, r"keep must be in \(0, 1\]"),
+                                                ({"keep": [0.5], "threshold": 0.1}, "not both"),
+                                                ({"scores": ["vibes"]}, "scores")])  # fmt: skip
+def test_bad_settings_fail_when_the_spec_is_read(cifake_root, block, message):
+    with pytest.raises(SynthgapError, match=message):
+        tiny_spec(cifake_root, [{"kind": "curation", **block}])
+
+
+def test_curated_and_control_students_keep_the_same_sizes_and_write_their_lists(cifake_root, tmp_path):
+    spec = tiny_spec(
+        cifake_root,
+        [{"kind": "curation", "scores": ["teacher_confidence", "real_knn"], "keep": [0.5], "k": 1}],
+        data={"data_root": str(cifake_root), "per_class": 3},
+    )
+    out = tmp_path / "out"
+    records = {r.run: r for r in run_experiment(spec, out, model_cache=tmp_path / "m", progress=False)}
+    curated = [r for r in records.values() if isinstance(r, CurationRecord)]
+    assert sorted(r.score for r in curated) == ["random", "real_knn", "teacher_confidence"]
+    for r in curated:
+        assert r.kept_per_class == [2] * 10 and r.kept_images == 20 and r.synthetic_images == 30
+        assert r.real_labels_used == 0
+        assert r.epochs == 2  # same_steps: 7 steps of 4 on the full set, 5 per epoch on 20 images → 2 epochs
+    knn = records["curation-real_knn-keep0.5-s0"]
+    assert knn.real_images_used == 30 and knn.teacher_fingerprint == records["baseline-real-s0"].fingerprint
+    assert records["curation-random-keep0.5-s0"].teacher_fingerprint is None
+    with open(out / "runs" / "curation-teacher_confidence-keep0.5-s0" / "kept.csv") as f:
+        kept = list(csv.DictReader(f))
+    assert len(kept) == 20 and {row["kept"] for row in kept} == {"1"}
+    with open(out / "runs" / "curation-teacher_confidence-keep0.5-s0" / "scores.csv") as f:
+        scores = list(csv.DictReader(f))
+    assert len(scores) == 30 and all(0 <= float(row["score"]) <= 1 for row in scores)

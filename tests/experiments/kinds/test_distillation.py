@@ -1,0 +1,141 @@
+"""Distillation: the loss, the spec's checks, tiny end-to-end runs (cached and live teacher, a checkpoint teacher of
+another family, a layer transfer from the distilled student) and a resume that gives the same student."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from synthgap.errors import SynthgapError
+from synthgap.experiments.kinds.distillation import DistillationRecord, TeacherConfig
+from synthgap.experiments.results import BaselineRecord
+from synthgap.experiments.runner import run_experiment
+from synthgap.experiments.single import TrainRunConfig, run_baseline
+from synthgap.train.checkpoint import METADATA
+from synthgap.train.distill import UNLABELLED, DistillationLoss
+from tests.specs import tiny_spec
+from tests.train.test_resume import Preempted, preempt_in_epoch
+
+
+def test_the_loss_is_the_tempered_kl_times_t_squared_plus_cross_entropy_on_labelled_images():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 5), torch.randn(6, 5)
+    labels = torch.tensor([0, 1, 2, UNLABELLED, 4, UNLABELLED])
+    targets = torch.cat([labels.float()[:, None], teacher], dim=1)  # cached teacher logits
+    t = 4.0
+    kl = (F.softmax(teacher / t, 1) * (F.log_softmax(teacher / t, 1) - F.log_softmax(student / t, 1))).sum(1).mean()
+    soft_only = DistillationLoss(None, temperature=t, alpha=1.0)(student, targets, torch.empty(0))
+    assert torch.allclose(soft_only, kl * t * t)
+    mixed = DistillationLoss(None, temperature=t, alpha=0.9)(student, targets, torch.empty(0))
+    hard = F.cross_entropy(student[labels != UNLABELLED], labels[labels != UNLABELLED])
+    assert torch.allclose(mixed, 0.9 * kl * t * t + 0.1 * hard)
+    same = DistillationLoss(None, temperature=t, alpha=1.0)(teacher, targets, torch.empty(0))
+    assert same.abs().item() < 1e-5  # a student that agrees with its teacher has nothing to learn
+    live = DistillationLoss(lambda images: teacher, temperature=t, alpha=1.0)  # teacher run on the batch
+    assert torch.allclose(live(student, labels.float()[:, None], torch.empty(0)), kl * t * t)
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"temperature": 0}, "temperature must be positive"),
+        ({"alpha": [0.5, 1.5]}, r"alpha must be in \[0, 1\], got \[1.5\]"),
+        ({"transfer_n": [18]}, "N must be in 1..17"),
+        ({"teacher": {"checkpoint": "/no/such/folder"}}, "is not a synthgap checkpoint folder"),
+        ({"teacher": {"timm": "resnet18", "weights": "w.pt"}}, "must be a .safetensors file"),
+        ({"teacher": {"timm": "no_such_net", "weights": "w.safetensors"}}, "unknown timm model 'no_such_net'"),
+    ],
+)
+def test_bad_settings_fail_when_the_spec_is_read(cifake_root, block, message):
+    with pytest.raises(SynthgapError, match=message):
+        tiny_spec(cifake_root, [{"kind": "distillation", **block}])
+
+
+def test_unlabelled_real_needs_a_real_side(cifake_root):
+    data = {"data_root": str(cifake_root), "real": "cifake:synthetic"}
+    with pytest.raises(SynthgapError, match="unlabelled_real needs a real side"):
+        tiny_spec(cifake_root, [{"kind": "distillation", "unlabelled_real": True}], data=data)
+
+
+def test_data_free_distillation_records_no_real_information_and_a_transfer_from_the_student(cifake_root, tmp_path):
+    block = {"kind": "distillation", "temperature": 4, "alpha": [0.9, 1.0], "transfer_n": [4]}
+    spec = tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["real"]}, block], recipe={"augmentation": "none"})
+    records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)}
+    real = records["baseline-real-s0"]
+    assert isinstance(real, BaselineRecord)
+    students = [r for r in records.values() if isinstance(r, DistillationRecord) and r.student == "distilled"]
+    assert sorted(r.alpha for r in students) == [0.9, 1.0]
+    for r in students:
+        assert (r.real_labels_used, r.real_images_used) == (0, 0)
+        assert r.teacher_fingerprint == real.fingerprint  # the teacher is named by the R run's fingerprint
+        assert r.cached_teacher_logits and r.train_images == 20 and r.target == "cifake:synthetic"
+    (transfer,) = [r for r in records.values() if isinstance(r, DistillationRecord) and r.student == "transfer"]
+    assert (transfer.n_transferred, transfer.frozen, transfer.source_side) == (4, True, "synthetic")
+    assert transfer.source == "distilled:distill-T4-a0.9-s0" and transfer.real_labels_used == 20
+
+
+def test_with_augmentation_the_teacher_runs_on_each_batch_and_unlabelled_real_images_count(cifake_root, tmp_path):
+    block = {"kind": "distillation", "unlabelled_real": True}
+    spec = tiny_spec(cifake_root, [block], recipe={"augmentation": "standard"})
+    records = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)
+    (student,) = [r for r in records if isinstance(r, DistillationRecord)]
+    assert not student.cached_teacher_logits
+    assert (student.real_labels_used, student.real_images_used, student.train_images) == (0, 20, 40)
+
+
+def test_a_checkpoint_teacher_of_another_family_and_one_with_other_classes(cifake_root, tmp_path):
+    teacher_dir = tmp_path / "teacher"
+    config = TrainRunConfig.model_validate(
+        {
+            "data": {"data_root": str(cifake_root), "train": "cifake:real", "per_class": 2},
+            "model": {"name": "resnet34", "width": 0.125},
+            "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
+        }
+    )
+    run_baseline(config, teacher_dir, teacher_dir, progress=False)
+    checkpoint = teacher_dir / "checkpoint"
+    block = {"kind": "distillation", "teacher": {"checkpoint": str(checkpoint)}}
+    spec = tiny_spec(cifake_root, [block])
+    (record,) = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)
+    assert record.teacher_fingerprint == TeacherConfig(checkpoint=checkpoint).digest()  # weights and metadata
+    assert "resnet34" in record.teacher
+    assert record.model == "resnet18"
+
+    metadata = json.loads((checkpoint / METADATA).read_text())
+    metadata["classes"] = [*metadata["classes"][:-1], "zebra"]
+    (checkpoint / METADATA).write_text(json.dumps(metadata))
+    with pytest.raises(SynthgapError, match=r"another class list than the data \(only the teacher: \['zebra'\]"):
+        run_experiment(spec, tmp_path / "out2", model_cache=tmp_path / "m", progress=False)
+    assert not (tmp_path / "out2" / "results.jsonl").exists()  # nothing recorded
+
+
+def test_a_killed_distillation_resumes_to_the_same_student(cifake_root, tmp_path, monkeypatch):
+    spec = tiny_spec(cifake_root, [{"kind": "distillation", "alpha": 1.0}], recipe={"epochs": 3})
+    reference = run_experiment(spec, tmp_path / "ref", model_cache=tmp_path / "ref-models", progress=False)
+    with monkeypatch.context() as patch:
+        calls = {"n": 0}
+        from synthgap.train import loop
+
+        real = loop.train_epoch
+
+        def count(step, scheduler, loader, index, bar, **kwargs):
+            calls["n"] += 1  # the teacher's own training runs first (3 epochs); stop the student in its 3rd
+            if calls["n"] == 6:
+                preempt_in_epoch(patch, 3)
+                return loop.train_epoch(step, scheduler, loader, index, bar, **kwargs)
+            return real(step, scheduler, loader, index, bar, **kwargs)
+
+        patch.setattr(loop, "train_epoch", count)
+        with pytest.raises(Preempted):
+            run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
+    resumed = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
+    key = [r for r in resumed if isinstance(r, DistillationRecord)][0].model_key
+
+    def checksum(folder):
+        return json.loads((folder / key / METADATA).read_text())["weights_checksum"]["sha256"]
+
+    assert checksum(tmp_path / "models") == checksum(tmp_path / "ref-models")  # bit-identical on the CPU
+    assert {r.run: r.top1 for r in resumed} == {r.run: r.top1 for r in reference}
