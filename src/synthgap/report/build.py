@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -30,6 +29,7 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.examples import EXAMPLES_FILE, read_examples
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text
+from synthgap.report import remedies  # noqa: F401  (registers its section)
 from synthgap.report.ablations import (
     ablation_reading,
     augmentation_table,
@@ -65,28 +65,10 @@ from synthgap.report.reduction import (
     reduction_table_lines,
 )
 from synthgap.report.sanity import sanity_flags
-from synthgap.report.tables import Summary, by_model, file_tag, gap_lines, model_name, num_layers
+from synthgap.report.sections import Scope, ordered_sections, section
+from synthgap.report.tables import Summary, by_model, gap_lines, model_name, num_layers
 
 EXAMPLE_ROWS = 12  # the example figure shows at most this many classes
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where one family's sections go: the report folder, and the family when the folder holds several (it then tags
-    every heading and figure name)."""
-
-    folder: Path
-    model: str | None = None
-
-    def heading(self, title: str) -> str:
-        return f"## {title} ({self.model})" if self.model else f"## {title}"
-
-    def figure(self, name: str) -> str:
-        """The figure's path relative to the report, e.g. "figures/layer_sweep.png"."""
-        return f"figures/{name}-{file_tag(self.model)}.png" if self.model else f"figures/{name}.png"
-
-    def figure_path(self, name: str) -> Path:
-        return self.folder / self.figure(name)
 
 
 def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> list[str]:
@@ -111,11 +93,13 @@ def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> 
     return lines
 
 
+@section("baselines", kinds=("baseline",), order=10)
 def baseline_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     gap = gap_lines(records)
     return [scope.heading("Baselines: real (R) vs synthetic (S) training data"), "", *gap, ""] if gap else []
 
 
+@section("per_class", kinds=("baseline",), order=20)
 def per_class_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     """The per-class section: the gap R − S per class (table and figure) and the confusion matrices of R and S;
     draws the per_class and confusion figures. Empty when no baseline carries per-class results."""
@@ -149,6 +133,7 @@ def per_class_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     return lines
 
 
+@section("layer_transfer", kinds=("layer_transfer",), order=30)
 def layer_transfer_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     """The layer-wise transfer section; draws the layer_sweep figure as a side effect. Empty without a sweep."""
     sweep = layer_sweep(records)
@@ -169,6 +154,7 @@ def layer_transfer_lines(records: list[ResultRecord], scope: Scope) -> list[str]
     ]
 
 
+@section("data_reduction", kinds=("data_reduction",), order=40)
 def data_reduction_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     """The data-reduction section; draws the reduction_{fit,arms} figures as a side effect. Empty without runs."""
     points = reduction_points(records)
@@ -201,6 +187,10 @@ def _figure_section(title: str, scope: Scope, name: str, table: list[str], *, al
     return [f"### {title}", "", f"![{alt or title}]({scope.figure(name)})", "", *table, ""]
 
 
+ABLATIONS = ("normalization", "augmentation", "texture_shape", "generator", "mixing")
+
+
+@section("ablations", kinds=tuple(f"ablation:{name}" for name in ABLATIONS), order=50)
 def ablation_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     """The ablation sections (each only when its runs exist) and their reading; draws the ablation_* figures."""
     baselines = layer_baselines(records)
@@ -257,14 +247,8 @@ def _mixing_section(
 
 
 def family_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    """Every section computed from one model family's records."""
-    return [
-        *baseline_lines(records, scope),
-        *per_class_lines(records, scope),
-        *layer_transfer_lines(records, scope),
-        *data_reduction_lines(records, scope),
-        *ablation_lines(records, scope),
-    ]
+    """Every registered section, in order, computed from one model family's records."""
+    return [line for registered in ordered_sections() for line in registered.lines(records, scope)]
 
 
 def warning_lines(records: list[ResultRecord]) -> list[str]:

@@ -1,0 +1,313 @@
+"""The remedies section: every way of closing the gap that the folder holds, ranked under one protocol.
+
+Each remedy (distillation, curation and its random controls, mixing, normalization and AdaBN, augmentation of the
+synthetic students, the paper's pathway at each real fraction, other synthetic sources) is a group of records that
+differ only in their seed. Its share of the gap is computed per seed against that seed's baselines,
+(top-1 − S) / (R − S), then averaged, with a 95 % t-interval over seeds. Beside it: the real labels and real images
+its student used (a teacher's own training is not counted: it is R itself, named by its fingerprint in the records)
+and its training seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from synthgap.experiments.results import ResultRecord
+from synthgap.report.ablations import MixingArm, normalization_label
+from synthgap.report.sections import Scope, section
+from synthgap.report.tables import side_baselines
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (then the normal 1.96).
+T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+NO_LABELS, WITH_LABELS = "#0072B2", "#E69F00"  # Okabe–Ito blue and orange: safe for colour-blind readers
+CLASS_NOTE_PP = 3.0  # a class's mean change must exceed this (pp) to be named as fixed or broken
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        if self.n < 2:
+            return f"{self.mean:.1f} (1 seed)"
+        return f"{self.mean:.1f} [{self.low:.1f}, {self.high:.1f}]"
+
+
+def interval(values: list[float]) -> Interval:
+    """Mean and 95 % t-interval over seeds (degenerate for one seed)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return Interval(mean, mean, mean, len(values))
+    df = len(values) - 1
+    half = (T_975[df - 1] if df <= len(T_975) else 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+    return Interval(mean, mean - half, mean + half, len(values))
+
+
+def remedy_label(record: ResultRecord) -> str | None:
+    """The remedy a record measures (None: not a remedy, e.g. a baseline or a layer-sweep student)."""
+    kind = record.kind
+    if kind == "distillation":
+        if getattr(record, "student", "") == "transfer":
+            return None  # the distilled student as a layer source: its own table
+        extra = " + unlabelled real" if getattr(record, "unlabelled_real", False) else ""
+        teacher = "" if str(getattr(record, "teacher", "")).startswith("R baseline") else f" ({record.teacher})"
+        return f"distillation T={record.temperature:g} α={record.alpha:g}{extra}{teacher}"
+    if kind == "curation":
+        size = f"keep {record.keep:g}" if record.keep is not None else f"score ≥ {record.threshold:g}"
+        if record.control:
+            return f"random subset, {size}" + (f" (like {record.matched})" if record.matched else "")
+        return f"curation {record.score}, {size}"
+    if kind == "data_reduction" and record.n_transferred:
+        return f"synthetic 1..{record.n_transferred} frozen + rest on 1/{record.x:g} of real"
+    if kind == "ablation":
+        ablation = getattr(record, "ablation", "")
+        if ablation == "mixing":
+            return f"mixing: {MixingArm(record.mixing, record.synthetic_share, record.added_synthetic).label}"
+        if ablation == "normalization":
+            if record.normalization == "imagenet" and not record.adabn:
+                return None  # the S student itself (the default constants)
+            return normalization_label(record.normalization, record.adabn) + (" on the real images" * record.adabn)
+        if ablation == "augmentation" and record.side == "synthetic":
+            return f"augmentation {record.augmentation} (synthetic)"
+        if ablation == "generator":
+            return f"synthetic source {record.label}"
+    return None
+
+
+def real_use(record: ResultRecord) -> tuple[int, int]:
+    """(real labels, real images) the record's student used."""
+    if hasattr(record, "real_labels_used"):
+        return record.real_labels_used, record.real_images_used
+    if record.kind == "data_reduction":
+        return record.train_images, record.train_images
+    if getattr(record, "ablation", "") == "mixing":
+        return record.real_images or 0, record.real_images or 0
+    if getattr(record, "ablation", "") == "normalization":
+        return 0, record.adabn_images or 0
+    return 0, 0
+
+
+@dataclass(frozen=True)
+class Remedy:
+    label: str
+    top1: Interval
+    share: Interval | None  # percent of the gap R − S closed; None without both baselines of a seed
+    real_labels: int
+    real_images: int
+    seconds: float  # mean over seeds
+    records: tuple[ResultRecord, ...]
+
+
+def seed_baselines(records: list[ResultRecord]) -> dict[int, tuple[float, float]]:
+    """{seed: (R top-1, S top-1)} for the seeds with both baselines."""
+    sides = side_baselines(records)
+    r = {rec.seed: rec.top1 for rec in sides.get("R", [])}
+    s = {rec.seed: rec.top1 for rec in sides.get("S", [])}
+    return {seed: (r[seed], s[seed]) for seed in r if seed in s and r[seed] != s[seed]}
+
+
+def remedies(records: list[ResultRecord]) -> list[Remedy]:
+    """Every remedy in `records`, best share of the gap first (by top-1 where the share is unknown)."""
+    groups: dict[str, list[ResultRecord]] = defaultdict(list)
+    for record in records:
+        label = remedy_label(record)
+        if label is not None:
+            groups[label].append(record)
+    bases = seed_baselines(records)
+    out = []
+    for label, group in groups.items():
+        shares = [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1])
+                  for r in group if r.seed in bases]  # fmt: skip
+        labels, images = real_use(group[0])
+        out.append(Remedy(label, interval([r.top1 for r in group]), interval(shares) if shares else None, labels,
+                          images, statistics.fmean(r.seconds for r in group), tuple(group)))  # fmt: skip
+    return sorted(out, key=lambda m: (-(m.share.mean if m.share else -1e9), -m.top1.mean))
+
+
+def class_changes(remedy: Remedy, records: list[ResultRecord], classes: list[str]) -> tuple[list, list]:
+    """The classes a remedy fixes and breaks: its mean per-class top-1 minus S's, beyond `CLASS_NOTE_PP`, largest
+    first (as (name, pp) pairs)."""
+    s = [r for r in side_baselines(records).get("S", []) if r.per_class_top1]
+    mine = [r for r in remedy.records if r.per_class_top1]
+    if not s or not mine or len(s[0].per_class_top1) != len(classes):
+        return [], []
+
+    def mean_per_class(group: list[ResultRecord]) -> list[float | None]:
+        columns = zip(*(r.per_class_top1 for r in group), strict=True)
+        return [None if any(v is None for v in c) else statistics.fmean(c) for c in columns]
+
+    deltas = [(name, a - b) for name, a, b in zip(classes, mean_per_class(mine), mean_per_class(s), strict=True)
+              if a is not None and b is not None]  # fmt: skip
+    fixed = sorted((d for d in deltas if d[1] > CLASS_NOTE_PP), key=lambda d: -d[1])
+    broken = sorted((d for d in deltas if d[1] < -CLASS_NOTE_PP), key=lambda d: d[1])
+    return fixed, broken
+
+
+def _classes(records: list[ResultRecord]) -> list[str]:
+    return next((list(r.classes) for r in records if getattr(r, "classes", None)), [])
+
+
+def _changes_text(changes: list[tuple[str, float]]) -> str:
+    return ", ".join(f"{name} ({delta:+.1f})" for name, delta in changes[:3]) or "–"
+
+
+def remedy_table(found: list[Remedy], records: list[ResultRecord]) -> list[str]:
+    classes = _classes(records)
+    lines = [
+        "| remedy | share of the gap closed (%) [95 % CI] | top-1 (%) | real labels | real images | seconds | "
+        "fixes (pp vs S) | breaks (pp vs S) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for remedy in found:
+        fixed, broken = class_changes(remedy, records, classes)
+        share = str(remedy.share) if remedy.share else "–"
+        lines.append(
+            f"| {remedy.label} | {share} | {remedy.top1.mean:.2f} | {remedy.real_labels} | {remedy.real_images} | "
+            f"{remedy.seconds:.0f} | {_changes_text(fixed)} | {_changes_text(broken)} |"
+        )
+    return lines
+
+
+def remedy_reading(found: list[Remedy], records: list[ResultRecord]) -> str:
+    """Which remedy closes most of the gap without a real label, and which buys most per thousand real labels."""
+    bases = seed_baselines(records)
+    if not bases or not found:
+        return "Without R and S baselines of the same seeds no share of the gap can be computed."
+    r = statistics.fmean(v[0] for v in bases.values())
+    s = statistics.fmean(v[1] for v in bases.values())
+    parts = [f"R {r:.2f} %, S {s:.2f} %: a gap of {r - s:.2f} pp over {len(bases)} seed(s)."]
+    free = [m for m in found if m.real_labels == 0 and m.share]
+    if free:
+        best = free[0]
+        overlap = [m for m in free[1:] if m.share.high >= best.share.low]
+        parts.append(
+            f"The best remedy that uses no real label is {best.label}: it closes {best.share} % of the gap "
+            f"(top-1 {best.top1.mean:.2f} %, {best.real_images} real images seen)."
+        )
+        if overlap and best.share.n > 1:
+            parts.append(
+                f"Its interval overlaps that of {len(overlap)} other label-free remedy(ies) (next: "
+                f"{overlap[0].label}, {overlap[0].share} %), so their order is not settled."
+            )
+    paid = [m for m in found if m.real_labels > 0]
+    if paid:
+        best = max(paid, key=lambda m: (m.top1.mean - s) / (m.real_labels / 1000))
+        gain = (best.top1.mean - s) / (best.real_labels / 1000)
+        parts.append(
+            f"Per thousand real labels, {best.label} buys most: {gain:+.2f} pp over S per 1,000 labels "
+            f"({best.real_labels} labels, top-1 {best.top1.mean:.2f} %)."
+        )
+    controls = {m.label.split(", ", 1)[1]: m for m in found if m.label.startswith("random subset, ")}
+    for m in found:
+        if m.label.startswith("curation ") and m.share:
+            control = controls.get(m.label.split(", ", 1)[1])
+            if control and control.share:
+                beats = (
+                    "beats"
+                    if m.share.low > control.share.high
+                    else ("falls below" if m.share.high < control.share.low else "does not differ clearly from")
+                )
+                parts.append(f"{m.label} {beats} its random control ({m.share} vs {control.share} %).")
+    parts.append(
+        f"Per-class changes are named only beyond {CLASS_NOTE_PP:g} pp of the mean over seeds; with a few hundred "
+        "test images per class one class's top-1 moves by about 2 pp from seed to seed."
+    )
+    return " ".join(parts)
+
+
+def plot_remedies(found: list[Remedy], path: Path) -> Path:
+    """Horizontal bars: each remedy's share of the gap with its 95 % interval, coloured by whether it used real
+    labels."""
+    shown = [m for m in found if m.share]
+    fig = Figure(figsize=(8.5, 1.2 + 0.38 * len(shown)), layout="constrained")
+    ax = fig.add_subplot()
+    ys = list(range(len(shown)))[::-1]
+    ax.barh(
+        ys,
+        [m.share.mean for m in shown],
+        xerr=[[m.share.mean - m.share.low for m in shown], [m.share.high - m.share.mean for m in shown]],
+        color=[WITH_LABELS if m.real_labels else NO_LABELS for m in shown],
+        capsize=3,
+    )
+    ax.set_yticks(ys, [m.label for m in shown], fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.axvline(100, color="black", linewidth=0.8, linestyle="--")
+    seeds = max((m.share.n for m in shown), default=0)
+    ax.set_xlabel(f"share of the gap R − S closed (%); bars: mean, whiskers: 95 % interval over {seeds} seed(s)")
+    ax.set_title("Remedies: 0 % = S, 100 % = R")
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=NO_LABELS, label="no real label"), Patch(color=WITH_LABELS, label="real labels")],
+              loc="lower right", fontsize=8)  # fmt: skip
+    ax.grid(True, axis="x", alpha=0.35)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def distilled_source_lines(records: list[ResultRecord]) -> list[str]:
+    """Synthetic→real students from the distilled student beside those from S, per N (the gap's place)."""
+    distilled = [r for r in records if r.kind == "distillation" and getattr(r, "student", "") == "transfer"]
+    if not distilled:
+        return []
+    plain = [r for r in records if r.kind == "layer_transfer" and r.source_side == "synthetic" and r.frozen]
+    bases = seed_baselines(records)
+
+    def cell(group: list[ResultRecord]) -> str:
+        if not group:
+            return "–"
+        shares = [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1])
+                  for r in group if r.seed in bases]  # fmt: skip
+        top1 = statistics.fmean(r.top1 for r in group)
+        return f"{top1:.2f} ({interval(shares)} % of the gap)" if shares else f"{top1:.2f}"
+
+    lines = [
+        "Layers 1..N frozen from a synthetic-trained student, the rest trained on the real images: from S, and from "
+        f"the distilled student ({distilled[0].source.removeprefix('distilled:').rsplit('-s', 1)[0]}). Where the "
+        "two columns part is where distillation changed the layers.",
+        "",
+        "| N | from S: top-1 (%) | from the distilled student: top-1 (%) |",
+        "|---|---|---|",
+    ]
+    for n in sorted({r.n_transferred for r in distilled}):
+        lines.append(
+            f"| {n} | {cell([r for r in plain if r.n_transferred == n])} | "
+            f"{cell([r for r in distilled if r.n_transferred == n])} |"
+        )
+    return lines
+
+
+@section("remedies", kinds=("distillation", "curation"), order=60)
+def remedies_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    """The remedies table and figure, the computed reading, and the distilled student as a layer source. Only
+    when the folder holds a distillation or curation run (the ablation section covers a folder of ablations)."""
+    if not any(r.kind in ("distillation", "curation") for r in records):
+        return []
+    found = remedies(records)
+    lines = [scope.heading("Remedies: what closes the gap, at what price"), ""]
+    if found:
+        plot_remedies(found, scope.figure_path("remedies"))
+        lines += [
+            remedy_reading(found, records),
+            "",
+            f"![Share of the gap each remedy closes]({scope.figure('remedies')})",
+            "",
+            *remedy_table(found, records),
+            "",
+        ]
+    transfer = distilled_source_lines(records)
+    if transfer:
+        lines += ["### The distilled student as a layer source", "", *transfer, ""]
+    return lines

@@ -1,0 +1,83 @@
+"""The remedies section: shares of the gap per seed, intervals, real information used, the computed reading (with
+the signs that flip), per-class changes, and the section in a built report."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthgap.experiments.results import append_result
+from synthgap.report.build import build_report
+from synthgap.report.remedies import interval, real_use, remedies, remedy_reading
+from tests.report.records import make_record
+
+CLASSES = ["cat", "dog"]
+
+
+def baselines(seeds=(0, 1, 2)):
+    out = []
+    for seed in seeds:
+        out.append(make_record(run=f"R{seed}", seed=seed, top1=60.0 + seed, per_class_top1=[60.0, 60.0],
+                               classes=CLASSES))  # fmt: skip
+        out.append(make_record(run=f"S{seed}", seed=seed, top1=40.0 + seed, side="synthetic",
+                               target="cifake:synthetic", per_class_top1=[40.0, 40.0], classes=CLASSES))  # fmt: skip
+    return out
+
+
+def distilled(seed, top1, per_class=(50.0, 30.0), **fields):
+    return make_record(run=f"d{seed}", kind="distillation", seed=seed, top1=top1, side="synthetic",
+                       target="cifake:synthetic", temperature=4, alpha=0.9, teacher="R baseline x",
+                       per_class_top1=list(per_class), **fields)  # fmt: skip
+
+
+def curated(seed, top1, score="teacher_confidence", control=False):
+    return make_record(run=f"c-{score}{seed}", kind="curation", seed=seed, top1=top1, side="synthetic",
+                       score="random" if control else score, keep=0.5, control=control)  # fmt: skip
+
+
+def test_the_share_is_paired_by_seed_and_the_interval_is_a_t_interval():
+    records = [*baselines(), *(distilled(s, 50.0 + s) for s in range(3))]  # each seed: half its own gap
+    (remedy,) = remedies(records)
+    assert remedy.share.mean == pytest.approx(50.0) and remedy.share.low == pytest.approx(50.0)
+    spread = interval([10.0, 20.0, 30.0])
+    assert spread.mean == 20.0 and spread.high - spread.mean == pytest.approx(4.303 * 10.0 / 3**0.5, rel=1e-3)
+    assert str(interval([5.0])) == "5.0 (1 seed)"
+
+
+def test_real_information_comes_from_the_record_or_from_the_kind():
+    assert real_use(distilled(0, 1.0, real_images_used=7)) == (0, 7)
+    mixing = make_record(kind="ablation", ablation="mixing", mixing="share", real_images=250, variant="share0.5")
+    assert real_use(mixing) == (250, 250)
+    adabn = make_record(kind="ablation", ablation="normalization", normalization="imagenet", adabn=True,
+                        adabn_images=900, variant="x")  # fmt: skip
+    assert real_use(adabn) == (0, 900)
+
+
+def test_the_reading_names_the_best_label_free_remedy_and_the_best_per_thousand_labels():
+    mixing = [make_record(run=f"m{s}", kind="ablation", ablation="mixing", mixing="share", synthetic_share=0.5,
+                          variant="share0.5", seed=s, top1=55.0 + s, real_images=2000) for s in range(3)]  # fmt: skip
+    records = [*baselines(), *(distilled(s, 45.0 + s) for s in range(3)), *mixing]
+    text = remedy_reading(remedies(records), records)
+    assert "The best remedy that uses no real label is distillation T=4 α=0.9: it closes 25.0 [25.0, 25.0] %" in text
+    assert (
+        "Per thousand real labels, mixing: 50 % of the images synthetic (same size as R's set) buys most: +7.50 pp over S per 1,000 labels"
+        in text
+    )
+
+
+@pytest.mark.parametrize(("curated_top1", "word"), [(50.0, "beats"), (40.0, "does not differ clearly from"),
+                                                    (30.0, "falls below")])  # fmt: skip
+def test_curation_is_compared_with_its_control_in_either_direction(curated_top1, word):
+    records = [*baselines((0, 1)), curated(0, curated_top1), curated(1, curated_top1 + 1),
+               curated(0, 40.0, control=True), curated(1, 41.0, control=True)]  # fmt: skip
+    text = remedy_reading(remedies(records), records)
+    assert f"curation teacher_confidence, keep 0.5 {word} its random control" in text
+
+
+def test_the_section_lists_per_class_fixes_and_breaks_with_their_signs(tmp_path):
+    for record in [*baselines(), *(distilled(s, 45.0) for s in range(3))]:
+        append_result(tmp_path, record)
+    markdown = build_report(tmp_path).read_text()
+    assert "## Remedies: what closes the gap, at what price" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| distillation T=4 α=0.9 |"))
+    assert "| cat (+10.0) | dog (-10.0) |" in row  # a gain is a fix, a loss a break
+    assert (tmp_path / "figures" / "remedies.png").stat().st_size > 0
