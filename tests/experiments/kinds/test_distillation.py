@@ -112,6 +112,24 @@ def test_a_checkpoint_teacher_of_another_family_and_one_with_other_classes(cifak
     assert not (tmp_path / "out2" / "results.jsonl").exists()  # nothing recorded
 
 
+def test_a_timm_teacher_with_safetensors_weights_and_its_own_normalization(cifake_root, tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    teacher = timm.create_model("resnet10t", pretrained=False, num_classes=10)
+    weights = tmp_path / "teacher.safetensors"
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, weights)
+    block = {"kind": "distillation", "teacher": {"timm": "resnet10t", "weights": str(weights),
+                                                 "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}  # fmt: skip
+    spec = tiny_spec(cifake_root, [block], recipe={"augmentation": "none"})
+    (record,) = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)
+    assert record.teacher.startswith("timm resnet10t") and record.teacher_fingerprint
+    assert record.cached_teacher_logits and (record.real_labels_used, record.real_images_used) == (0, 0)
+    wrong = {**block, "teacher": {**block["teacher"], "classes": ["a", "b"]}}
+    with pytest.raises(SynthgapError, match="timm teacher resnet10t has another class list than the data"):
+        run_experiment(tiny_spec(cifake_root, [wrong]), tmp_path / "out2", model_cache=tmp_path / "m", progress=False)
+
+
 def test_a_killed_distillation_resumes_to_the_same_student(cifake_root, tmp_path, monkeypatch):
     spec = tiny_spec(cifake_root, [{"kind": "distillation", "alpha": 1.0}], recipe={"epochs": 3})
     reference = run_experiment(spec, tmp_path / "ref", model_cache=tmp_path / "ref-models", progress=False)
