@@ -132,10 +132,3 @@ def use_centre_tap_shortcut(model: nn.Module) -> None:
     for module in model.modules():
         if _has_centre_tap_shortcut(module):
             module.__class__ = CentreTapConv2d
-
-
-def build_model(config: ModelConfig) -> nn.Module:
-    """Transitional: ``from synthgap.models import build_model`` (this builds any family, not only ResNets)."""
-    from synthgap.models.family import build_model as build  # imported here: family.py imports this module
-
-    return build(config)
