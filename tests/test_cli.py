@@ -32,6 +32,7 @@ def synthgap(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
         (["train", "--train-data", "nowhere:x"], "unknown data source 'nowhere'"),
         (["run", "/nonexistent/spec.yaml"], "config file not found"),
         (["data", "describe", "/nonexistent"], "no such folder"),
+        (["train", "--epochs", "1"], "synthgap train needs the training data: --train-data cifake:real"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(args, message):
@@ -155,3 +156,10 @@ def test_run_takes_skip_bad_and_prints_and_records_the_skipped_images(cifake_roo
     assert "1 runs skipped unreadable images (up to 1 each" in lenient.output
     record = json.loads((tmp_path / "out" / "results.jsonl").read_text())
     assert record["skipped_images"] == 1 and record["train_images"] == 29
+
+
+def test_version_and_short_help():
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith("synthgap ")
+    short = runner.invoke(app, ["run", "-h"])
+    assert short.exit_code == 0 and "--dry-run" in short.stdout

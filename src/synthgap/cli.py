@@ -15,7 +15,28 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"synthgap {version('synthgap')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Measure where the gap between synthetic-trained and real-trained image classifiers lives, and what closes
+    it."""
+
+
 data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 generate_app = typer.Typer(help="Generate synthetic training sets with diffusers pipelines.", no_args_is_help=True)
@@ -101,9 +122,14 @@ def train(
 
     The same command again prints the recorded result without training; the same run name with other settings
     (data, sizes, recipe, model) stops with the changed settings named."""
-    from synthgap.config import load_config
+    from synthgap.config import load_config, read_yaml
     from synthgap.experiments.single import TrainRunConfig, run_baseline
 
+    if train_data is None and "train" not in ((read_yaml(config) if config else {}).get("data") or {}):
+        raise SynthgapError(  # training on a default set nobody asked for costs minutes and answers nothing
+            "synthgap train needs the training data: --train-data cifake:real (or cifake:synthetic, folder:DIR, "
+            "generated:DIR), or data.train in --config"
+        )
     overrides = {
         "name": name, "seed": seed, "side": side, "model.name": model,
         "data.train": train_data, "data.test": test_data, "data.data_root": data_root,
