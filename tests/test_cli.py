@@ -163,3 +163,14 @@ def test_version_and_short_help():
     assert version.exit_code == 0 and version.stdout.startswith("synthgap ")
     short = runner.invoke(app, ["run", "-h"])
     assert short.exit_code == 0 and "--dry-run" in short.stdout
+
+
+def test_report_says_where_the_html_and_the_figures_went(tmp_path):
+    from synthgap.experiments.results import append_result
+    from tests.report.records import make_record
+
+    append_result(tmp_path, make_record(run="r0"))
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0
+    assert f"{tmp_path / 'report.md'}, {tmp_path / 'report.html'} and" in result.stdout
+    assert f"figures in {tmp_path / 'figures'}" in result.stdout

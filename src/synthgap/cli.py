@@ -538,7 +538,10 @@ def report(folder: Annotated[Path, typer.Argument(help="An experiment folder hol
     """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl."""
     from synthgap.report.build import build_report
 
-    typer.echo(f"wrote {build_report(folder)}")
+    markdown = build_report(folder)
+    figures = sorted((markdown.parent / "figures").glob("*.png"))
+    typer.echo(f"wrote {markdown}, {markdown.with_suffix('.html')} and {len(figures)} figures in "
+               f"{markdown.parent / 'figures'}")  # fmt: skip
 
 
 def main() -> None:
