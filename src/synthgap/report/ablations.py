@@ -24,6 +24,7 @@ from synthgap.experiments.results import (
 )
 from synthgap.report.layers import layer_baselines
 from synthgap.report.tables import Summary, summarize
+from synthgap.report.text import md_text
 
 NORMALIZATION_LABELS = {
     "imagenet": "ImageNet constants",
@@ -103,7 +104,8 @@ def normalization_table(records: list[ResultRecord], baselines: dict[str, Summar
         delta = _pp(summary.mean - reference.mean) if reference and not is_reference else "–"
         label = NORMALIZATION_LABELS.get(normalization, normalization)
         lines.append(
-            f"| {student} | {label} | {'yes' if adabn else 'no'} | {summary} | {delta} | {_gap_to(r, summary)} |"
+            f"| {md_text(student)} | {md_text(label)} | {'yes' if adabn else 'no'} | {summary} | {delta} | "
+            f"{_gap_to(r, summary)} |"
         )
     return lines, rows
 
@@ -133,7 +135,7 @@ def augmentation_table(records: list[ResultRecord]) -> tuple[list[str], dict[str
         compared = gap is not None and standard_gap is not None and preset != "standard"
         change = _pp(gap - standard_gap) if compared else "–"
         gap_text = "–" if gap is None else f"{gap:.2f}"
-        lines.append(f"| {preset} | {real or '–'} | {synthetic or '–'} | {gap_text} | {change} |")
+        lines.append(f"| {md_text(preset)} | {real or '–'} | {synthetic or '–'} | {gap_text} | {change} |")
     return lines, dict(presets)
 
 
@@ -181,7 +183,8 @@ def texture_table(records: list[ResultRecord]) -> tuple[list[str], dict[str, dic
     ]
     for label, values in students.items():
         cells = [str(values[c]) if c in values else "–" for c in ["clean", *CUE_LABELS]]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_reliance_text(values.get('texture_reliance'))} |")
+        reliance = _reliance_text(values.get("texture_reliance"))
+        lines.append(f"| {md_text(label)} | " + " | ".join(cells) + f" | {reliance} |")
     sigma, grid = settings[0]
     definition = TEXTURE_DEFINITION.format(sigma=sigma, grid=grid)
     if len(settings) > 1:
@@ -201,7 +204,7 @@ def generator_table(records: list[ResultRecord], baselines: dict[str, Summary]) 
     r = baselines.get("R")
     lines = ["| synthetic source | data | top-1 (%) on real test | gap to R (pp) |", "|---|---|---|---|"]
     for (label, ref), summary in rows.items():
-        lines.append(f"| {label} | {ref} | {summary} | {_gap_to(r, summary)} |")
+        lines.append(f"| {md_text(label)} | {md_text(ref)} | {summary} | {_gap_to(r, summary)} |")
     return lines, rows
 
 
@@ -241,7 +244,7 @@ def mixing_table(records: list[ResultRecord], baselines: dict[str, Summary]) -> 
         if arm.mixing == "pretrain_finetune":  # the synthetic images trained the model before, not with, the real ones
             synthetic_images = "S's training set, before"
         versus = _pp(summary.mean - r.mean) if r else "–"
-        lines.append(f"| {arm.label} | {real_images} | {synthetic_images} | {summary} | {versus} |")
+        lines.append(f"| {md_text(arm.label)} | {real_images} | {synthetic_images} | {summary} | {versus} |")
     return lines, {arm: summary for (arm,), summary in rows.items()}
 
 
@@ -258,7 +261,7 @@ def _normalization_sentence(
         return None
     reference = synthetic_rows[("imagenet", False)].mean
     changes = [
-        f"{normalization_label(*setting)} {_pp(m.mean - reference)} pp"
+        f"{md_text(normalization_label(*setting))} {_pp(m.mean - reference)} pp"
         for setting, m in synthetic_rows.items()
         if setting != ("imagenet", False)
     ]
@@ -268,7 +271,7 @@ def _normalization_sentence(
     return (
         f"Normalization: against the synthetic student with ImageNet constants ({reference:.2f} %), "
         + "; ".join(changes)
-        + f"; the best setting ({normalization_label(*top_setting)}) leaves a gap to R of "
+        + f"; the best setting ({md_text(normalization_label(*top_setting))}) leaves a gap to R of "
         f"{baselines['R'].mean - top.mean:.2f} pp."
     )
 
@@ -282,17 +285,18 @@ def _augmentation_sentence(records: list[ResultRecord], best: list[tuple[float, 
         shown = "standard" in gaps and "standard" not in (narrowest, widest)
         standard = f" (standard crop + flip: {gaps['standard']:.2f} pp)" if shown else ""
         return (
-            f"Augmentation: the gap R − S ranges from {gaps[narrowest]:.2f} pp ({narrowest}) to "
-            f"{gaps[widest]:.2f} pp ({widest}){standard}, both students trained with each preset."
+            f"Augmentation: the gap R − S ranges from {gaps[narrowest]:.2f} pp ({md_text(narrowest)}) to "
+            f"{gaps[widest]:.2f} pp ({md_text(widest)}){standard}, both students trained with each preset."
         )
     if gaps:
         ((preset, value),) = gaps.items()
-        return f"Augmentation: with {preset}, the gap R − S is {value:.2f} pp."
+        return f"Augmentation: with {md_text(preset)}, the gap R − S is {value:.2f} pp."
     return None
 
 
 def _closing_sentence(best: list[tuple[float, str]], r: Summary, s: Summary) -> str:
     top, what = max(best)
+    what = md_text(what)
     if top >= r.mean:
         return f"One setting that trains on synthetic images only reaches R: {what}, {top:.2f} %."
     if top <= s.mean:
@@ -324,20 +328,22 @@ def ablation_reading(records: list[ResultRecord]) -> str:
     _, students = texture_table(records)
     reliance = {k: v["texture_reliance"].mean for k, v in students.items() if "texture_reliance" in v}
     if reliance:
-        listed = ", ".join(f"{k} {v:.3f}" for k, v in reliance.items())
+        listed = ", ".join(f"{md_text(k)} {v:.3f}" for k, v in reliance.items())
         sentences.append(f"Texture reliance: {listed} (0 = shape only, 1 = texture only).")
 
     _, generators = generator_table(records, baselines)
     if generators:
         best += [(m.mean, f"synthetic source: {label}") for (label, _), m in generators.items()]
         listed = ", ".join(
-            f"{label} {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)" for (label, _), m in generators.items()
+            f"{md_text(label)} {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)" for (label, _), m in generators.items()
         )
         sentences.append(f"Synthetic sources: {listed}.")
 
     _, mixing = mixing_table(records, baselines)
     if mixing:
-        listed = "; ".join(f"{arm.label}: {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)" for arm, m in mixing.items())
+        listed = "; ".join(
+            f"{md_text(arm.label)}: {m.mean:.2f} % ({_pp(m.mean - r.mean)} pp vs R)" for arm, m in mixing.items()
+        )
         sentences.append(f"Mixing: {listed}.")
 
     if best and s:

@@ -22,6 +22,7 @@ from synthgap.analysis.summary import cka_below_floor, first_from, noise_floor, 
 from synthgap.experiments.results import ResultRecord
 from synthgap.report.layers import S2R, layer_baselines, layer_sweep, recovered_percent
 from synthgap.report.tables import model_name
+from synthgap.report.text import md_text
 
 FIGURES = {
     "cka": "figures/analysis_cka.png",
@@ -45,7 +46,7 @@ def analysis_lines(records: list[ResultRecord], analysis_rows: list[AnalysisRow]
     _plot_probes(rows, family, folder / FIGURES["probes"], layers)
     _plot_gap(rows, folder / FIGURES["gap"], layers)
     return [
-        f"## Per-layer diagnostics of R and S ({model})",
+        f"## Per-layer diagnostics of R and S ({md_text(model)})",
         "",
         settings_line(rows),
         "",
@@ -83,7 +84,7 @@ def settings_line(rows: list[AnalysisRow]) -> str:
     probe = _first(rows, "probe_top1", student="R")
     gap = _first(rows, "kid", student="R")
     runs = {r.student: r.runs[0] for r in rows if r.measure == "probe_top1"}
-    parts = [f"R = {runs.get('R')}, S = {runs.get('S')}, {rows[0].num_layers} layers."]
+    parts = [f"R = {md_text(runs.get('R'))}, S = {md_text(runs.get('S'))}, {rows[0].num_layers} layers."]
     if cka:
         floors = [p for p in ("R~R", "S~S") if _first(rows, "cka", pair=p)]
         floor = f"seed noise floor from {' and '.join(floors)}" if floors else "no seed noise floor (one seed per side)"

@@ -67,6 +67,7 @@ from synthgap.report.reduction import (
 from synthgap.report.sanity import sanity_flags
 from synthgap.report.sections import Scope, ordered_sections, section
 from synthgap.report.tables import Summary, by_model, gap_lines, model_name, num_layers
+from synthgap.report.text import md_text
 
 EXAMPLE_ROWS = 12  # the example figure shows at most this many classes
 
@@ -83,10 +84,11 @@ def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> 
         f"|---|---|{model_rule}---|---|---|---|---|---|---|---|{balanced_rule}---|---|",
     ]
     for r in records:
-        model = f"{model_name(r)} | " if with_model else ""
+        model = f"{md_text(model_name(r))} | " if with_model else ""
         balanced_cell = ("–" if r.balanced_top1 is None else f"{r.balanced_top1:.2f}") + " | " if balanced else ""
         lines.append(
-            f"| {r.run} | {r.kind} | {model}{r.source or '–'} | {r.target} | {r.n_transferred} | {r.frozen} | "
+            f"| {md_text(r.run)} | {md_text(r.kind)} | {model}{md_text(r.source or '–')} | {md_text(r.target)} | "
+            f"{r.n_transferred} | {r.frozen} | "
             f"{r.seed} | {r.epochs} | {r.train_images} | {r.top1:.2f} | {balanced_cell}{r.top5:.2f} | "
             f"{r.seconds:.0f} |"
         )
@@ -256,7 +258,8 @@ def warning_lines(records: list[ResultRecord]) -> list[str]:
     flags = sanity_flags(records)
     if not flags:
         return []
-    return ["## Warnings", "", *(f"- {flag}" for flag in flags), ""]
+    # a flag is plain text (also printed by `synthgap run`) that quotes run and model names
+    return ["## Warnings", "", *(f"- {md_text(flag)}" for flag in flags), ""]
 
 
 def examples_lines(folder: Path, records: list[ResultRecord]) -> list[str]:
@@ -308,7 +311,7 @@ def build_report(folder: Path) -> Path:
         raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with --out {folder} first")
     records = read_results(folder)
     families = by_model(records)
-    lines = [f"# synthgap report: {folder.name}", "", f"{len(records)} finished runs.", ""]
+    lines = [f"# synthgap report: {md_text(folder.name)}", "", f"{len(records)} finished runs.", ""]
     lines += warning_lines(records)
     if len(families) > 1:
         for model, family in families.items():
@@ -347,8 +350,9 @@ tbody tr:hover { background: #eef4ff; }
 
 def _markdown() -> MarkdownIt:
     """CommonMark with pipe tables; raw HTML off (run and class names come from users' folders and are shown as
-    text); every table wrapped in a box that scrolls sideways when it is wider than the page, numbers right-aligned
-    (and the headers of all-number columns with them), text left-aligned."""
+    text; the sections also print every such name through `text.md_text`); every table wrapped in a box that
+    scrolls sideways when it is wider than the page, numbers right-aligned (and the headers of all-number columns
+    with them), text left-aligned."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
 
     def table_open(self, tokens, idx, options, env) -> str:

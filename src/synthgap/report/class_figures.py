@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from synthgap.experiments.examples import SIDES, Examples
 from synthgap.report.classes import Confusions, PerClassGaps
+from synthgap.report.text import figure_text
 
 NAMED_AXES_MAX = 20  # confusion matrices name their classes up to this many, else ticks only
 NAMED_BARS_MAX = 40  # the per-class figure names its classes up to this many
@@ -60,7 +61,7 @@ def per_class_figure(gaps: PerClassGaps) -> Figure:
         slanted = count <= 12  # few names read best slanted; many need the room of vertical text
         bottom.set_xticks(
             xs,
-            [c.name for c in classes],
+            [figure_text(c.name) for c in classes],
             rotation=30 if slanted else 90,
             ha="right" if slanted else "center",
             rotation_mode="anchor" if slanted else "default",
@@ -105,8 +106,9 @@ def confusion_figure(confusions: Confusions) -> Figure:
         ax.set_xlabel("predicted class" if named else "predicted class (index)")
         ax.set_ylabel("true class" if named else "true class (index)")
         if named:
-            ax.set_xticks(range(count), confusions.classes, rotation=90, fontsize=8)
-            ax.set_yticks(range(count), confusions.classes, fontsize=8)
+            names = [figure_text(name) for name in confusions.classes]
+            ax.set_xticks(range(count), names, rotation=90, fontsize=8)
+            ax.set_yticks(range(count), names, fontsize=8)
         if count <= ANNOTATED_CELLS_MAX:
             for (i, j), value in np.ndenumerate(shares):
                 color = "white" if value > 0.55 else "black"
@@ -157,7 +159,8 @@ def examples_figure(examples: Examples, rows: list[int], *, caption: str = "") -
     ax = fig.add_axes((left / width, bottom / height, image_w / width, image_h / height))
     ax.imshow(mosaic, interpolation="nearest")
     step = size + 2
-    ax.set_yticks([i * step + size / 2 for i in range(len(rows))], [examples.classes[i] for i in rows], fontsize=9)
+    names = [figure_text(examples.classes[i]) for i in rows]
+    ax.set_yticks([i * step + size / 2 for i in range(len(rows))], names, fontsize=9)
     block = k * size + (k - 1) * 2
     ax.set_xticks([block / 2, block + 12 + block / 2], [f"real ({k} per class)", f"synthetic ({k} per class)"])
     ax.xaxis.tick_top()

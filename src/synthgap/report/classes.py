@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from synthgap.experiments.results import BaselineRecord, ResultRecord, TransferRecord
 from synthgap.report.layers import S2R, main_variant_records, recovery_ns
 from synthgap.report.tables import layer_count, side_baselines
+from synthgap.report.text import md_text
 
 TABLE_ENDS = 10  # with more than 2 × TABLE_ENDS classes the table shows only the largest and smallest gaps
 MIN_RECOVERY_GAP = 1.0  # pp: a class's recovered share is shown only where its gap R − S is at least this
@@ -142,11 +143,6 @@ def _cell(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def table_cell(text: str) -> str:
-    """Text that cannot break a Markdown table row (a class name is whatever its folder is called)."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
 def per_class_table_lines(gaps: PerClassGaps, ends: int = TABLE_ENDS) -> list[str]:
     """Markdown: one row per class, largest gap first; with more than 2 × `ends` classes only the `ends` largest
     and `ends` smallest gaps, with a row saying how many are left out."""
@@ -165,7 +161,7 @@ def per_class_table_lines(gaps: PerClassGaps, ends: int = TABLE_ENDS) -> list[st
     for i, c in enumerate(rows):
         if hidden and i == ends:
             lines.append(f"| … {hidden} classes with gaps in between … |" + " |" * (5 if student else 3))
-        line = f"| {table_cell(c.name)} | {c.r:.2f} | {c.s:.2f} | {c.gap:+.2f} |"
+        line = f"| {md_text(c.name)} | {c.r:.2f} | {c.s:.2f} | {c.gap:+.2f} |"
         if student:
             line += f" {_cell(c.student)} | {_cell(c.recovered, 0)} |"
         lines.append(line)
@@ -173,7 +169,7 @@ def per_class_table_lines(gaps: PerClassGaps, ends: int = TABLE_ENDS) -> list[st
 
 
 def _names(classes: list[ClassGap], value) -> str:
-    return ", ".join(f"{c.name} ({value(c)})" for c in classes)
+    return ", ".join(f"{md_text(c.name)} ({value(c)})" for c in classes)
 
 
 def per_class_reading(gaps: PerClassGaps, limit: int = 3) -> str:

@@ -12,6 +12,7 @@ from matplotlib.ticker import NullLocator
 from synthgap.report.fits import LogFit
 from synthgap.report.reduction import fraction_label
 from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary
+from synthgap.report.text import figure_text
 
 _CURVE_STYLES = [("tab:blue", "o"), ("tab:orange", "s"), ("tab:purple", "^"), ("tab:brown", "D"), ("tab:pink", "v")]
 _BASELINE_STYLES = {"R": ("tab:green", "R (trained on real)"), "S": ("tab:red", "S (trained on synthetic)")}
@@ -56,7 +57,7 @@ def layer_sweep_figure(
             markersize=5,
             linewidth=1.6,
             capsize=3,
-            label=key,
+            label=figure_text(key),
         )
     for name, (color, label) in _BASELINE_STYLES.items():
         if name not in baselines:
@@ -75,7 +76,8 @@ def layer_sweep_figure(
     ax.grid(True, alpha=0.35)
     # Below the axes: curves cross the middle of the plot, so any legend inside would cover data.
     # Curves first, then the baselines (matplotlib lists plain lines before error-bar containers).
-    entries = sorted(zip(*ax.get_legend_handles_labels(), strict=True), key=lambda e: e[1] not in sweep)
+    curves = {figure_text(key) for key in sweep}
+    entries = sorted(zip(*ax.get_legend_handles_labels(), strict=True), key=lambda e: e[1] not in curves)
     if entries:
         handles, labels = zip(*entries, strict=True)
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
@@ -96,6 +98,7 @@ def _reduction_curve(
 ):
     """Means ± std over seeds as unconnected markers (drawn at x·dodge, so arms that overlap stay apart), the fit as a
     line through the measured range. Returns the legend handles (points, fit line or None)."""
+    label = figure_text(label)
     xs = sorted(curve)
     spread = any(curve[x].n > 1 for x in xs)
     points = ax.errorbar(
@@ -170,7 +173,7 @@ def plot_reduction_arms(
         dodge = 2.0 ** (0.05 * (i - (len(points) - 1) / 2))  # a few pixels apart on the log2 axis
         handle, line = _reduction_curve(ax, curve, fits.get(key), color, marker, key, dodge)
         markers.append(handle)
-        lines.append(line or Line2D([], [], linestyle="none", label=f"{key}: no fit (fewer than two x)"))
+        lines.append(line or Line2D([], [], linestyle="none", label=f"{figure_text(key)}: no fit (fewer than two x)"))
     if reference is not None:
         color, label = _BASELINE_STYLES["R"]
         r_label = f"{label}, all real data: {reference}"
@@ -219,12 +222,12 @@ def plot_grouped_bars(
             capsize=3,
             color=color,
             alpha=0.85,
-            label=name,
+            label=figure_text(name),
         )
     for name, summary in (references or {}).items():
         color, label = _BASELINE_STYLES[name]
         ax.axhline(summary.mean, color=color, linestyle="--", linewidth=1.3, label=f"{label}: {summary}")
-    ax.set_xticks(range(len(groups)), list(groups), rotation=15 if len(groups) > 4 else 0)
+    ax.set_xticks(range(len(groups)), [figure_text(g) for g in groups], rotation=15 if len(groups) > 4 else 0)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.35)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 from synthgap.experiments.results import ResultRecord, TransferRecord
 from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary, by_model, side_baselines, summarize
+from synthgap.report.text import md_text
 
 S2R = "synthetic→real"
 R2S = "real→synthetic"
@@ -141,7 +142,7 @@ def layer_table_lines(
         f"Top-1 (%) on the real test set ({spread}; n = seeds where a cell differs). N = layers 1..N taken from "
         f"the model trained on the first-named data, layers N+1..{num_layers} trained on the second.",
         "",
-        "| N | " + " | ".join(keys) + " |",
+        "| N | " + " | ".join(md_text(k) for k in keys) + " |",
         "|---" * (len(keys) + 1) + "|",
     ]
     for n in sorted({n for curve in sweep.values() for n in curve}):
@@ -202,7 +203,7 @@ def gap_reading(
     out.append(f"Values are means over up to {seeds} seeds." if seeds > 1 else "Every value is a single seed.")
     variants = [k for k in (s2r_key, r2s_key) if k and "(" in k]
     if variants:
-        out.append(f"Curves read: {' and '.join(variants)}.")
+        out.append(f"Curves read: {' and '.join(md_text(v) for v in variants)}.")
 
     if s2r:
         if gap is not None and gap > 0:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from synthgap.experiments.results import ReductionRecord, ResultRecord
 from synthgap.report.fits import BOOTSTRAP_LEVEL, RELIABLE_R2, LogFit, bootstrap_fit, fit_log10, fraction_needed
 from synthgap.report.tables import Summary, layer_count, model_name, num_layers, summarize
+from synthgap.report.text import md_text
 
 ARMS = ("transfer", "transfer_finetune", "scratch", "full_finetune")  # table / figure order
 ARM_DESCRIPTIONS = {
@@ -201,7 +202,7 @@ def reduction_table_lines(
         f"Top-1 (%) on the real test set ({spread}; n = seeds where a cell differs). Each student was trained on a "
         f"fraction 1/x of the real training data." + (f" Arms: {described}." if described else ""),
         "",
-        "| x | fraction of real data | " + " | ".join(keys) + " |",
+        "| x | fraction of real data | " + " | ".join(md_text(k) for k in keys) + " |",
         "|---" * (len(keys) + 2) + "|",
     ]
     for x in sorted({x for curve in points.values() for x in curve}):
@@ -222,7 +223,7 @@ def reduction_table_lines(
             b = f"{f.fit.b:.2f} [{f.ci_b[0]:.2f}, {f.ci_b[1]:.2f}]"
         else:
             a, b = f"{f.fit.a:.2f} (1 seed)", f"{f.fit.b:.2f} (1 seed)"
-        lines.append(f"| {key} | {a} | {b} | {f.fit.r2:.3f} | {f.fit.n_points} |")
+        lines.append(f"| {md_text(key)} | {a} | {b} | {f.fit.r2:.3f} | {f.fit.n_points} |")
     paper = "paper (ImageNet-100, transfer)"
     if _reference_only(points, settings):
         paper = f"paper (ImageNet-100, transfer, {PAPER_MODEL}, k={PAPER_K}; for reference)"
@@ -247,8 +248,8 @@ def _costs(points: dict[str, dict[float, Summary]], keys: list[str]) -> str:
     )
     if not have:
         return f"No arm has runs at both x = 1 and x = {READING_X}, so {definition} is unknown here."
-    costs = " vs ".join(f"{points[k][1].mean - points[k][READING_X].mean:.2f} pp ({k})" for k in have)
-    missing = [k for k in keys if k not in have]
+    costs = " vs ".join(f"{points[k][1].mean - points[k][READING_X].mean:.2f} pp ({md_text(k)})" for k in have)
+    missing = [md_text(k) for k in keys if k not in have]
     gap = f" (unknown for {', '.join(missing)}: no run at x = 1 or x = {READING_X})" if missing else ""
     return f"With {definition}, 1/{READING_X} of the real data costs {costs}{gap}."
 
@@ -261,12 +262,12 @@ def _per_decade(fits: dict[str, ArmFit], keys: list[str]) -> str:
     parts = []
     for k in keys:
         if k not in fits:
-            parts.append(f"no fit for {k} (runs at fewer than two distinct x)")
+            parts.append(f"no fit for {md_text(k)} (runs at fewer than two distinct x)")
             continue
         f = fits[k]
         ci = f"; {BOOTSTRAP_LEVEL:.0f}% CI {-f.ci_a[1]:.2f} to {-f.ci_a[0]:.2f}" if f.n_seeds > 1 else ""
         unreliable = _unreliable(f.fit)
-        parts.append(f"{-f.fit.a:.2f} pp ({k}{ci}{f'; {unreliable}' if unreliable else ''})")
+        parts.append(f"{-f.fit.a:.2f} pp ({md_text(k)}{ci}{f'; {unreliable}' if unreliable else ''})")
     return f"Fitted loss per tenfold reduction of the real data (−a of f(x) = a·log10(x) + b): {', '.join(parts)}."
 
 
@@ -300,9 +301,9 @@ def _needed(points, fits, keys, r: Summary | None, d: float) -> str:
             reference, own = fit.b, f", own fitted value at x = 1 {fit.b:.2f}% (no run at x = 1)"
         x = fraction_needed(fit, reference, d)
         if fit.b < reference - d:
-            parts.append(f"not even all of it ({k}{own}: the fit is {fit.b:.2f}% at x = 1)")
+            parts.append(f"not even all of it ({md_text(k)}{own}: the fit is {fit.b:.2f}% at x = 1)")
         else:
-            parts.append(_needed_part(fit, x, k, own, max(points[k])))
+            parts.append(_needed_part(fit, x, md_text(k), own, max(points[k])))
     if not parts:
         return ""
     if r is not None:
@@ -325,18 +326,19 @@ def _paper(points, fits, transfer: str | None, r: Summary | None, reference_only
     if reference_only is not None:
         return (
             out + f" That fit is for a {PAPER_MODEL} with k = {PAPER_K}; the transfer arm here is a "
-            f"{reference_only.model} with k = {reference_only.k} of its {reference_only.num_layers} layers, so the "
-            "paper's numbers are shown for reference only."
+            f"{md_text(reference_only.model)} with k = {reference_only.k} of its {reference_only.num_layers} "
+            "layers, so the paper's numbers are shown for reference only."
         )
     a = fits[transfer].fit.a
     ratio = f" ({a / PAPER_A:.2f}× the paper's)" if a < 0 else ""
     unreliable = _unreliable(fits[transfer].fit)
-    here = [f"here {transfer} loses {-a:.2f} pp per tenfold reduction{ratio}{f' ({unreliable})' if unreliable else ''}"]
+    shown = md_text(transfer)
+    here = [f"here {shown} loses {-a:.2f} pp per tenfold reduction{ratio}{f' ({unreliable})' if unreliable else ''}"]
     curve = points.get(transfer, {})
     if READING_X in curve:
         if r is not None:
             here.append(
-                f"R − {transfer} at 1/{READING_X} is {r.mean - curve[READING_X].mean:.2f} pp "
+                f"R − {shown} at 1/{READING_X} is {r.mean - curve[READING_X].mean:.2f} pp "
                 f"(paper {PAPER_COST_AT_8:.1f} pp)"
             )
         if 1 in curve:
@@ -374,7 +376,7 @@ def reduction_reading(
     ]
     variants = [k for k in keys if "(" in k]
     if variants:
-        out.append(f"Curves read: {', '.join(variants)}.")
+        out.append(f"Curves read: {', '.join(md_text(v) for v in variants)}.")
     out.append(_costs(points, keys))
     out.append(_per_decade(fits, keys))
     needed = _needed(points, fits, keys, r, d)

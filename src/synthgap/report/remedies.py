@@ -22,6 +22,7 @@ from synthgap.experiments.results import ResultRecord
 from synthgap.report.ablations import MixingArm, normalization_label
 from synthgap.report.sections import Scope, section
 from synthgap.report.tables import side_baselines
+from synthgap.report.text import figure_text, md_text
 
 # Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (then the normal 1.96).
 T_975 = (
@@ -160,7 +161,7 @@ def _classes(records: list[ResultRecord]) -> list[str]:
 
 
 def _changes_text(changes: list[tuple[str, float]]) -> str:
-    return ", ".join(f"{name} ({delta:+.1f})" for name, delta in changes[:3]) or "–"
+    return ", ".join(f"{md_text(name)} ({delta:+.1f})" for name, delta in changes[:3]) or "–"
 
 
 def remedy_table(found: list[Remedy], records: list[ResultRecord]) -> list[str]:
@@ -174,8 +175,8 @@ def remedy_table(found: list[Remedy], records: list[ResultRecord]) -> list[str]:
         fixed, broken = class_changes(remedy, records, classes)
         share = str(remedy.share) if remedy.share else "–"
         lines.append(
-            f"| {remedy.label} | {share} | {remedy.top1.mean:.2f} | {remedy.real_labels} | {remedy.real_images} | "
-            f"{remedy.seconds:.0f} | {_changes_text(fixed)} | {_changes_text(broken)} |"
+            f"| {md_text(remedy.label)} | {share} | {remedy.top1.mean:.2f} | {remedy.real_labels} | "
+            f"{remedy.real_images} | {remedy.seconds:.0f} | {_changes_text(fixed)} | {_changes_text(broken)} |"
         )
     return lines
 
@@ -193,20 +194,20 @@ def remedy_reading(found: list[Remedy], records: list[ResultRecord]) -> str:
         best = free[0]
         overlap = [m for m in free[1:] if m.share.high >= best.share.low]
         parts.append(
-            f"The best remedy that uses no real label is {best.label}: it closes {best.share} % of the gap "
+            f"The best remedy that uses no real label is {md_text(best.label)}: it closes {best.share} % of the gap "
             f"(top-1 {best.top1.mean:.2f} %, {best.real_images} real images seen)."
         )
         if overlap and best.share.n > 1:
             parts.append(
                 f"Its interval overlaps that of {len(overlap)} other label-free remedy(ies) (next: "
-                f"{overlap[0].label}, {overlap[0].share} %), so their order is not settled."
+                f"{md_text(overlap[0].label)}, {overlap[0].share} %), so their order is not settled."
             )
     paid = [m for m in found if m.real_labels > 0]
     if paid:
         best = max(paid, key=lambda m: (m.top1.mean - s) / (m.real_labels / 1000))
         gain = (best.top1.mean - s) / (best.real_labels / 1000)
         parts.append(
-            f"Per thousand real labels, {best.label} buys most: {gain:+.2f} pp over S per 1,000 labels "
+            f"Per thousand real labels, {md_text(best.label)} buys most: {gain:+.2f} pp over S per 1,000 labels "
             f"({best.real_labels} labels, top-1 {best.top1.mean:.2f} %)."
         )
     controls = {m.label.split(", ", 1)[1]: m for m in found if m.label.startswith("random subset, ")}
@@ -219,7 +220,7 @@ def remedy_reading(found: list[Remedy], records: list[ResultRecord]) -> str:
                     if m.share.low > control.share.high
                     else ("falls below" if m.share.high < control.share.low else "does not differ clearly from")
                 )
-                parts.append(f"{m.label} {beats} its random control ({m.share} vs {control.share} %).")
+                parts.append(f"{md_text(m.label)} {beats} its random control ({m.share} vs {control.share} %).")
     parts.append(
         f"Per-class changes are named only beyond {CLASS_NOTE_PP:g} pp of the mean over seeds; with a few hundred "
         "test images per class one class's top-1 moves by about 2 pp from seed to seed."
@@ -241,7 +242,7 @@ def plot_remedies(found: list[Remedy], path: Path) -> Path:
         color=[WITH_LABELS if m.real_labels else NO_LABELS for m in shown],
         capsize=3,
     )
-    ax.set_yticks(ys, [m.label for m in shown], fontsize=8)
+    ax.set_yticks(ys, [figure_text(m.label) for m in shown], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.axvline(100, color="black", linewidth=0.8, linestyle="--")
     seeds = max((m.share.n for m in shown), default=0)
@@ -273,9 +274,10 @@ def distilled_source_lines(records: list[ResultRecord]) -> list[str]:
         top1 = statistics.fmean(r.top1 for r in group)
         return f"{top1:.2f} ({interval(shares)} % of the gap)" if shares else f"{top1:.2f}"
 
+    teacher = distilled[0].source.removeprefix("distilled:").rsplit("-s", 1)[0]
     lines = [
         "Layers 1..N frozen from a synthetic-trained student, the rest trained on the real images: from S, and from "
-        f"the distilled student ({distilled[0].source.removeprefix('distilled:').rsplit('-s', 1)[0]}). Where the "
+        f"the distilled student ({md_text(teacher)}). Where the "
         "two columns part is where distillation changed the layers.",
         "",
         "| N | from S: top-1 (%) | from the distilled student: top-1 (%) |",

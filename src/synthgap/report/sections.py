@@ -14,6 +14,7 @@ from pathlib import Path
 from synthgap.experiments.results import ResultRecord
 from synthgap.registry import Registry
 from synthgap.report.tables import file_tag
+from synthgap.report.text import md_text
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Scope:
     model: str | None = None
 
     def heading(self, title: str) -> str:
-        return f"## {title} ({self.model})" if self.model else f"## {title}"
+        return f"## {title} ({md_text(self.model)})" if self.model else f"## {title}"
 
     def figure(self, name: str) -> str:
         """The figure's path relative to the report, e.g. "figures/layer_sweep.png"."""

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from synthgap.experiments.results import ResultRecord
+from synthgap.report.text import md_text
 
 # Records written before `model` / `num_layers` existed all came from ResNet-18, the only family those versions had.
 # This is the one place the report assumes a layer count; everything else reads it from the records.
@@ -117,7 +118,7 @@ def gap_lines(records: list[ResultRecord]) -> list[str]:
         extra = ""
         if balanced:
             extra = f" {balanced_cell(balanced.get(target, []), len(values))} |"
-        lines.append(f"| {target} | {len(values)} | {summarize(values)} |{extra}")
+        lines.append(f"| {md_text(target)} | {len(values)} | {summarize(values)} |{extra}")
     sided = side_baselines(records)
     if "R" in sided and "S" in sided:
         r = summarize([x.top1 for x in sided["R"]])
