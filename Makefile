@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SYNTHGAP_DATA_ROOT ?= $(wildcard $(abspath ../shared/data))
 export SYNTHGAP_DATA_ROOT
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench gpu-check lint clean
 
 install: $(BIN)/.installed
 
@@ -24,6 +24,10 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# The GPU paths on a CUDA machine, on fake images it writes itself (no CIFAKE, no network); a Markdown table.
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
