@@ -12,7 +12,7 @@ quarter-width ResNet-18, 32 px, 500 CIFAKE synthetic images per class, batch 128
 The two sides of each ratio are timed alternately (A, B, A, B) and the best of each is kept, so load on a shared
 machine hits both alike; the spread (slowest / fastest repeat) is printed with each side.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_remedies.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_remedies.py [distillation|curation]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from synthgap.train.loop import fit  # noqa: E402
 from synthgap.train.recipe import TrainRecipe  # noqa: E402
 
 MODEL = ModelConfig(width=0.25, num_classes=10, image_size=32)
+EPOCHS = 4  # the recipe of configs/cifake-remedies.yaml
 DEVICE = torch.device("cpu")
 
 
@@ -61,7 +62,7 @@ def student(train, test, recipe: TrainRecipe, loss=None, targets=None) -> None:
 
 
 def distillation_sides(train, test, augmentation: str) -> dict[str, Callable[[], object]]:
-    recipe = TrainRecipe(epochs=2, augmentation=augmentation, precision="fp32")
+    recipe = TrainRecipe(epochs=EPOCHS, augmentation=augmentation, precision="fp32")
     teacher = build_model(MODEL).eval().requires_grad_(False)
     normalization = get_normalization(recipe.normalization)
 
@@ -76,19 +77,22 @@ def distillation_sides(train, test, augmentation: str) -> dict[str, Callable[[],
     return {"s": lambda: student(train, test, recipe), "distilled": distilled}
 
 
-def main() -> None:
+def main(only: str | None = None) -> None:
     synthetic = load_images(open_source("cifake:synthetic", "train"), 32, progress=False)
     real = load_images(open_source("cifake:real", "train"), 32, progress=False)
     labels = synthetic.labels.numpy()
     train = synthetic.select(stratified_positions(labels, synthetic.classes, per_class=500, seed=0))
     test = synthetic.select(stratified_positions(labels, synthetic.classes, per_class=20, seed=1))
-    for augmentation, name, target in (("standard", "distill_live_vs_s", 1.5), ("none", "distill_cached_vs_s", 1.1)):
+    cases = (("standard", "distill_live_vs_s", 1.5), ("none", "distill_cached_vs_s", 1.1))
+    for augmentation, name, target in () if only == "curation" else cases:
         timed = interleaved(distillation_sides(train, test, augmentation), repeats=2)
         for side, (seconds, spread) in timed.items():
-            report(f"{name}_{side}_s", seconds, f"s (2 epochs, {len(train)} images, spread {spread:.2f})")
+            report(f"{name}_{side}_s", seconds, f"s ({EPOCHS} epochs, {len(train)} images, spread {spread:.2f})")
         report(name, timed["distilled"][0] / timed["s"][0], f"x (target <= {target})")
 
-    recipe = TrainRecipe(epochs=4, augmentation="standard", precision="fp32")
+    if only == "distillation":
+        return
+    recipe = TrainRecipe(epochs=EPOCHS, augmentation="standard", precision="fp32")
     teacher = build_model(MODEL)
     real_part = real.select(stratified_positions(real.labels.numpy(), real.classes, per_class=500, seed=0))
 
@@ -110,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)  # distillation | curation: one half only
