@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from synthgap import api
 from synthgap.errors import SynthgapError
 
 app = typer.Typer(
@@ -122,43 +123,26 @@ def train(
 
     The same command again prints the recorded result without training; the same run name with other settings
     (data, sizes, recipe, model) stops with the changed settings named."""
-    from synthgap.config import load_config, read_yaml
-    from synthgap.experiments.single import TrainRunConfig, run_baseline
+    from synthgap.config import read_yaml
 
     if train_data is None and "train" not in ((read_yaml(config) if config else {}).get("data") or {}):
         raise SynthgapError(  # training on a default set nobody asked for costs minutes and answers nothing
             "synthgap train needs the training data: --train-data cifake:real (or cifake:synthetic, folder:DIR, "
             "generated:DIR), or data.train in --config"
         )
-    overrides = {
-        "name": name, "seed": seed, "side": side, "model.name": model,
-        "data.train": train_data, "data.test": test_data, "data.data_root": data_root,
-        "data.per_class": _per_class(per_class),
-        "data.resolution": resolution, "data.storage_resolution": storage_resolution,
-        "data.skip_bad": skip_bad or None, "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.lr": lr,
-        "recipe.augmentation": augmentation, "recipe.normalization": normalization, "recipe.precision": precision,
-        "model.width": width, "model.stem": stem,
-    }  # fmt: skip
-    run_config = load_config(TrainRunConfig, config, overrides)  # unknown augmentation/normalization names fail here
-    record = run_baseline(run_config, out / run_config.run_name(), out, progress=not quiet, rerun_changed=rerun_changed)
+    record = api.train(
+        train_data, config=config, out=out, rerun_changed=rerun_changed, progress=not quiet,
+        name=name, seed=seed, side=side, model=model, test_data=test_data, data_root=data_root, per_class=per_class,
+        resolution=resolution, storage_resolution=storage_resolution, skip_bad=skip_bad or None, epochs=epochs,
+        batch_size=batch_size, lr=lr, augmentation=augmentation, normalization=normalization, precision=precision,
+        width=width, stem=stem,
+    )  # fmt: skip
     skipped = getattr(record, "skipped_images", 0)
     typer.echo(
         f"{record.run}: top-1 {record.top1:.2f}%  top-5 {record.top5:.2f}%  "
         f"({record.train_images} training images, {record.seconds:.0f} s) → {out / 'results.jsonl'}"
         + (f"\nskipped {skipped} unreadable images (--skip-bad)" if skipped else "")
     )
-
-
-def _per_class(text: str | None) -> int | str | dict | None:
-    """`--per-class` as a config value: "500" → 500, "max:500" → {max: 500}, "balanced" / "matched" as they are."""
-    if text is None:
-        return None
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if text.startswith("max:") and text[4:].strip().isdigit():
-        return {"max": int(text[4:])}
-    return text  # validated with the config: balanced | matched, or a clear error
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -228,35 +212,24 @@ def run(
     Rerunning the same command resumes where it stopped: a run is skipped when OUT records it with the same name and
     settings (fingerprint). A recorded run whose settings changed stops the command, naming what changed, unless
     --rerun-changed is given; OUT/spec.yaml always describes the records in OUT."""
-    from synthgap.experiments.runner import run_experiment
-    from synthgap.io import check_folder_path
-    from synthgap.report.build import build_report
-
-    if skip_bad:
-        set_values = [*(set_values or []), "data.skip_bad=true"]
-    spec = load_spec(spec_path, data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs,
-                     per_class=_per_class(per_class), width=width, set_values=set_values or [])  # fmt: skip
-    check_folder_path(out)  # a dry run refuses an --out the run could not create, with the run's line
-    from synthgap.experiments.backends import Resources, make_backend, planned_compute
-
-    resources = Resources(cpus=cpus_per_run or spec.resources.cpus,
-                          gpus=spec.resources.gpus if gpus_per_run is None else gpus_per_run)  # fmt: skip
+    options = api.RunOptions(
+        data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs, per_class=per_class, width=width,
+        overrides=set_values or [], skip_bad=skip_bad, backend=backend, address=address, workers=workers,
+        cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, slurm_partition=slurm_partition, slurm_time=slurm_time,
+        slurm_cluster=slurm_cluster, model_cache=model_cache, rerun_changed=rerun_changed, keep_going=keep_going,
+        progress=not quiet,
+    )  # fmt: skip
+    spec = api.experiment_spec(spec_path, options)
     if dry_run:
-        from synthgap.experiments.dryrun import dry_run_report
-
-        typer.echo(dry_run_report(spec, out, planned_compute(backend, resources)))
+        typer.echo(api.dry_run(spec, out, options))
         return
-    slurm = {"slurm_partition": slurm_partition, "timeout_min": slurm_time}
-    engine = make_backend(backend, resources, out=out, address=address, workers=workers, slurm_cluster=slurm_cluster,
-                          slurm_parameters={k: v for k, v in slurm.items() if v is not None})  # fmt: skip
-    records = run_experiment(spec, out, model_cache=model_cache, progress=not quiet, rerun_changed=rerun_changed,
-                             keep_going=keep_going, backend=engine)  # fmt: skip
+    records = api.run_records(spec, out, options)
     _print_flags(records)
     skipping = [r.skipped_images for r in records if r.skipped_images]
     if skipping:
         typer.echo(f"{len(skipping)} runs skipped unreadable images (up to {max(skipping)} each; --skip-bad; the "
                    "count of each run is its skipped_images in results.jsonl)")  # fmt: skip
-    typer.echo(f"{len(records)} runs finished in {out / 'results.jsonl'}; report: {build_report(out)}")
+    typer.echo(f"{len(records)} runs finished in {out / 'results.jsonl'}; report: {api.report(out)}")
 
 
 def _print_flags(records: list) -> None:
@@ -265,29 +238,6 @@ def _print_flags(records: list) -> None:
 
     for flag in sanity_flags(records):
         typer.echo(f"synthgap: warning: {flag}", err=True)
-
-
-def load_spec(path: Path, *, data_root, seeds, n, epochs, per_class, width, set_values: list[str]):
-    """The spec file with command-line overrides applied, validated."""
-    from synthgap.config import parse_override, read_yaml, set_dotted, validate
-    from synthgap.experiments.spec import ExperimentSpec
-
-    raw = read_yaml(path)
-    for key, value in {"data.data_root": data_root and str(data_root), "recipe.epochs": epochs,
-                       "data.per_class": per_class, "model.width": width, "seeds": seeds}.items():  # fmt: skip
-        if value is not None:
-            set_dotted(raw, key, value)
-    for block in raw.get("experiments") or []:
-        if isinstance(block, dict):
-            if seeds is not None and "seeds" in block:
-                block["seeds"] = seeds
-            if n is not None and block.get("kind") == "layer_transfer":
-                block["n"] = n  # fixed N: an adaptive block's search settings no longer apply
-                block.pop("levels", None)
-                block.pop("budget", None)
-    for item in set_values:
-        set_dotted(raw, *parse_override(item))
-    return validate(ExperimentSpec, raw, where=str(path))
 
 
 @data_app.command("describe")
@@ -518,10 +468,9 @@ def analyze(
     """Per-layer diagnostics of the R and S baselines: CKA, linear probes, synthetic-vs-real distances.
 
     Writes FOLDER/analysis.jsonl (one line per layer and measure); `synthgap report FOLDER` then adds a section."""
-    from synthgap.analysis import analyze as analyze_folder
     from synthgap.analysis import read_analysis, summary_lines
 
-    path = analyze_folder(
+    path = api.analyze(
         folder,
         model_cache=model_cache,
         probe_per_class=probe_per_class,
@@ -536,9 +485,7 @@ def analyze(
 @app.command()
 def report(folder: Annotated[Path, typer.Argument(help="An experiment folder holding results.jsonl.")]) -> None:
     """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl."""
-    from synthgap.report.build import build_report
-
-    markdown = build_report(folder)
+    markdown = api.report(folder)
     figures = sorted((markdown.parent / "figures").glob("*.png"))
     typer.echo(f"wrote {markdown}, {markdown.with_suffix('.html')} and {len(figures)} figures in "
                f"{markdown.parent / 'figures'}")  # fmt: skip

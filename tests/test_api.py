@@ -1,0 +1,176 @@
+"""The Python API as a notebook uses it: `synthgap.run` on a dict or YAML spec, DataFrames of the results, the report,
+a cheap `import synthgap`, and the walkthrough in docs/api.md executed as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import synthgap
+from synthgap.errors import SynthgapError
+from tests.specs import TINY_MODEL, TINY_RECIPE
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+
+
+def baseline_spec(data_root: Path) -> dict:
+    return {
+        "name": "api",
+        "data": {"data_root": str(data_root), "per_class": 2},
+        "model": TINY_MODEL,
+        "recipe": TINY_RECIPE,
+        "seeds": [0],
+        "experiments": [{"kind": "baseline", "sides": ["real", "synthetic"]}],
+    }
+
+
+def test_run_returns_typed_results_and_resumes_from_a_yaml_string(cifake_root, tmp_path):
+    out = tmp_path / "exp"
+    frame = synthgap.run(baseline_spec(cifake_root), out=out, progress=False)
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(frame) == len(lines) == 2
+    assert list(frame["run"]) == [line["run"] for line in lines]
+    assert sorted(frame["side"]) == ["real", "synthetic"]
+    assert frame["top1"].tolist() == [line["top1"] for line in lines]
+    assert frame["train_images"].tolist() == [20, 20]  # 10 classes × per_class 2
+    dtypes = frame.dtypes
+    for name in ("seed", "epochs", "n_transferred", "train_images", "num_layers", "skipped_images"):
+        assert dtypes[name] == "int64", name
+    for name in ("top1", "top5", "seconds", "real_fraction", "balanced_top1"):
+        assert dtypes[name] == "float64", name
+    assert dtypes["frozen"] == "bool" and dtypes["reused_model"] == "bool"
+    for name in ("run", "kind", "side", "target", "source", "compute.device", "compute.precision"):
+        assert isinstance(dtypes[name], pd.StringDtype), name
+    assert frame["source"].isna().all()  # null in every baseline: typed from the record class, not object
+    assert dtypes["compute.threads"] == "int64" and "compute" not in frame
+    assert not {"classes", "confusion", "per_class_top1"} & set(frame.columns)
+
+    again = synthgap.run(yaml.safe_dump(baseline_spec(cifake_root)), out=out, progress=False)
+    pd.testing.assert_frame_equal(again, frame)  # the same runs: recorded, not trained again
+    assert synthgap.load_results(out, lists=True)["confusion"].map(len).tolist() == [10, 10]
+
+
+def test_per_class_columns_follow_the_baselines_class_order(cifake_root, tmp_path):
+    out = tmp_path / "exp"
+    synthgap.run(baseline_spec(cifake_root), out=out, progress=False)
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    classes = lines[0]["classes"]
+    frame = synthgap.load_results(out, per_class=True)
+    columns = [f"top1.{name}" for name in classes]
+    assert [c for c in frame.columns if c.startswith("top1.")] == columns
+    for row, line in zip(frame[columns].itertuples(index=False), lines, strict=True):
+        assert list(row) == pytest.approx(
+            [float("nan") if v is None else v for v in line["per_class_top1"]], nan_ok=True
+        )
+    assert (frame[columns].dtypes == "float64").all()
+
+    report = synthgap.report(out)
+    assert report == out / "report.md" and report.is_file() and (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"recipe": {"epochs": 0}}, "recipe.epochs"),
+        ({"experiments": [{"kind": "nonsense"}]}, "experiments"),
+        ({"surprise": 1}, "surprise: unknown key"),
+    ],
+)
+def test_a_bad_spec_is_a_synthgap_error(cifake_root, tmp_path, change, message):
+    with pytest.raises(SynthgapError, match=re.escape(message)):
+        synthgap.run({**baseline_spec(cifake_root), **change}, out=tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("name: [unclosed", "spec: not valid YAML"),
+        ("just words", "spec: expected a mapping at the top level"),
+        ("/nonexistent/spec.yaml", "config file not found: /nonexistent/spec.yaml"),
+    ],
+)
+def test_spec_text_and_paths_are_checked(tmp_path, spec, message):
+    with pytest.raises(SynthgapError, match=re.escape(message)):
+        synthgap.run(spec, out=tmp_path / "exp")
+
+
+def test_unknown_options_and_missing_results_are_synthgap_errors(cifake_root, tmp_path):
+    with pytest.raises(SynthgapError, match="unknown option.*epoch\\b.*known: data_root"):
+        synthgap.run(baseline_spec(cifake_root), out=tmp_path / "exp", epoch=2)
+    with pytest.raises(SynthgapError, match="no results.jsonl in"):
+        synthgap.load_results(tmp_path / "nothing")
+    with pytest.raises(SynthgapError, match="no analysis.jsonl in"):
+        synthgap.load_analysis(tmp_path / "nothing")
+    with pytest.raises(SynthgapError, match="train needs the training data"):
+        synthgap.train(out=tmp_path / "one")
+
+
+def test_train_records_one_run(cifake_root, tmp_path):
+    record = synthgap.train("cifake:synthetic", out=tmp_path / "one", data_root=cifake_root, per_class="2",
+                            epochs=1, width=0.125, batch_size=4, precision="fp32", progress=False)  # fmt: skip
+    assert record.run == "baseline-synthetic-s0" and record.train_images == 20 and record.side == "synthetic"
+    frame = synthgap.load_results(tmp_path / "one")
+    assert frame["run"].tolist() == ["baseline-synthetic-s0"] and frame["top1"].iloc[0] == record.top1
+
+
+def test_load_analysis_flattens_rows(tmp_path):
+    from synthgap.analysis.rows import AnalysisRow, write_analysis
+
+    common = {"layer": 1, "num_layers": 18, "model": "resnet18", "runs": ["a", "b"], "seeds": [0, 0],
+              "model_keys": ["k1", "k2"], "images": {"test": 20}, "settings": {"batch": 8},
+              "definition": "d"}  # fmt: skip
+    rows = [AnalysisRow(measure="cka", value=0.5, pair="R~S", **common),
+            AnalysisRow(measure="probe_top1", value=None, student="R", note="n/a", **common)]  # fmt: skip
+    write_analysis(tmp_path, rows)
+    frame = synthgap.load_analysis(tmp_path)
+    assert frame["measure"].tolist() == ["cka", "probe_top1"]
+    assert frame["value"].dtype == "float64" and frame["value"].isna().tolist() == [False, True]
+    assert frame["layer"].dtype == "int64" and frame["images.test"].tolist() == [20, 20]
+    assert "runs" not in frame and synthgap.load_analysis(tmp_path, lists=True)["runs"].iloc[0] == ["a", "b"]
+
+
+def test_import_synthgap_loads_neither_torch_nor_pandas():
+    code = "import sys, synthgap; print(sorted({'torch', 'pandas', 'torchvision'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_api_names_survive_importing_their_subpackages():
+    import synthgap.report.build  # noqa: F401
+    import synthgap.train.loop  # noqa: F401
+    from synthgap.api import report, train
+
+    assert synthgap.train is train and synthgap.report is report
+    assert sys.modules["synthgap.train"].__name__ == "synthgap.train"
+
+
+def doc_blocks() -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), flags=re.S | re.M)
+
+
+def test_the_walkthrough_in_docs_api_md_runs(cifake_root, tmp_path, monkeypatch):
+    """Every ```python block of docs/api.md, in order, in one namespace; the first block (where the data are and
+    how large the experiment is) replaced by tiny settings over the test images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    first, *rest = doc_blocks()
+    settings = {"DATA_ROOT": str(cifake_root), "OUT": str(tmp_path / "notebook"), "PER_CLASS": 2,
+                "EPOCHS": 1, "WIDTH": 0.125, "N": [4, 16]}  # fmt: skip
+    assert set(settings) <= set(re.findall(r"^([A-Z_]+) =", first, flags=re.M)), "the doc's first block sets these"
+    namespace = dict(settings)
+    for block in rest:
+        exec(compile(block, str(DOC), "exec"), namespace)
+    frame = namespace["frame"]
+    assert set(frame["kind"]) == {"baseline", "layer_transfer"} and len(frame) == 4
+    assert (tmp_path / "notebook" / "report.md").is_file()
+    assert (tmp_path / "notebook" / "top1.png").is_file()
