@@ -106,7 +106,8 @@ def test_a_folder_with_two_families_gets_sections_per_family(tmp_path):
     for model in ("resnet18", "resnet50"):
         assert f"![Layer-wise transfer (Figure 2)](figures/layer_sweep-{model}.png)" in markdown
         assert (tmp_path / "figures" / f"layer_sweep-{model}.png").exists()
-    assert "| run | kind | model | source |" in markdown and "| resnet50-R | baseline | resnet50 | – |" in markdown
+    assert "| run | top-1 | top-5 | kind | model | source |" in markdown
+    assert "| resnet50-R | 90.00 | 90.00 | baseline | resnet50 | – |" in markdown
 
 
 def test_a_sweep_never_mixes_the_layers_of_two_families():

@@ -63,12 +63,16 @@ def test_per_class_gaps_are_means_over_seeds_sorted_by_gap():
     assert [c.name for c in gaps.classes] == ["cat", "dog", "fox"]
     assert [(c.r, c.s, c.gap) for c in gaps.classes] == [(80.0, 40.0, 40.0), (70.0, 60.0, 10.0), (50.0, 55.0, -5.0)]
     assert (gaps.seeds_r, gaps.seeds_s, gaps.student_n, gaps.student_seeds) == (2, 2, 16, 2)
-    assert [c.recovered for c in gaps.classes] == [pytest.approx(75.0), pytest.approx(10.0), None]
+    # 50 test images per class: dog's 10 pp gap is within 2 binomial standard errors (19 pp), so it has no share
+    assert [c.test_images for c in gaps.classes] == [50, 50, 50]
+    assert [c.recovered for c in gaps.classes] == [pytest.approx(75.0), None, None]
     reading = per_class_reading(gaps)
-    assert "the classes that lose most are cat (+40.00 pp); the least: fox (-5.00 pp)." in reading
+    assert "(means over 2 seeds each of R and S; 50 test images per class)" in reading
+    assert "R beats S on cat (+40.00 pp), dog (+10.00 pp, within noise)." in reading
+    assert "S beats R (a negative gap R − S) on fox (-5.00 pp, within noise)." in reading
     assert "S is at least as good as R on 1 of 3 classes." in reading
-    assert "synthetic→real student at N = 16" in reading
-    assert "Real late layers recover most for cat (75%) and least for dog (10%)." in reading
+    assert "synthetic→real student at N = 16" in reading and "2 seeds)" in reading
+    assert "Only cat's gap is beyond noise: real late layers recover 75% of it." in reading
 
 
 def test_per_class_table_and_figure():
@@ -79,7 +83,7 @@ def test_per_class_table_and_figure():
     )
     assert lines[2:] == [
         "| cat | 80.00 | 40.00 | +40.00 | 70.00 | 75 |",
-        "| dog | 70.00 | 60.00 | +10.00 | 61.00 | 10 |",
+        "| dog | 70.00 | 60.00 | +10.00 | 61.00 | – |",
         "| fox | 50.00 | 55.00 | -5.00 | 50.00 | – |",
     ]
     fig = per_class_figure(gaps)
@@ -131,7 +135,8 @@ def test_balanced_top1_next_to_top1():
     assert "**Gap R − S: 25.00 pp**" in text
     assert "Balanced gap R − S (mean per-class top-1, each class weighted equally): 15.00 pp." in text
     lines = all_runs_lines(records)
-    assert "| top-1 | balanced top-1 | top-5 |" in lines[0] and lines[2].endswith("| 76.00 | 66.00 | 90.00 | 1 |")
+    assert lines[0].startswith("| run | top-1 | balanced top-1 | top-5 | kind |") and lines[0].endswith("| seconds |")
+    assert lines[2].startswith("| baseline-real-s0 | 76.00 | 66.00 | 90.00 | baseline |")
     partly = [records[0], make_record(run="old", top1=40.0)]
     assert "| cifake:real | 2 | 58.00 ± 25.46 | 66.00 (n=1) |" in "\n".join(gap_lines(partly))
     old = [make_record(run="x", top1=40.0)]
@@ -190,7 +195,8 @@ def test_report_has_per_class_sections_figures_and_examples(tmp_path):
     assert "![Training images: real | synthetic](figures/examples.png)" in markdown
     assert "The first 2 training images of each class, in index order" in markdown and "(all 3 classes)" in markdown
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert '<img src="figures/examples.png" alt="Training images: real | synthetic" />' in html
+    img = '<img src="figures/examples.png" alt="Training images: real | synthetic" />'
+    assert f'<a class="figure" href="figures/examples.png">{img}</a>' in html  # opens the figure full size
 
 
 def test_report_without_examples_or_with_a_broken_file(tmp_path):

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from synthgap.analysis.rows import AnalysisRow
 from synthgap.analysis.summary import cka_below_floor, first_from, noise_floor, overall, probe_behind, spearman, where
 from synthgap.experiments.results import ResultRecord
 from synthgap.report.layers import S2R, layer_baselines, layer_sweep, recovered_percent
+from synthgap.report.palette import BLACK, R_COLOR, S_COLOR
 from synthgap.report.tables import model_name
 from synthgap.report.text import md_text
 
@@ -29,22 +32,25 @@ FIGURES = {
     "probes": "figures/analysis_probes.png",
     "gap": "figures/analysis_domain_gap.png",
 }
-_COLORS = {"R": "tab:green", "S": "tab:red"}
+_COLORS = {"R": R_COLOR, "S": S_COLOR}
 _NAMES = {"R": "R (trained on real)", "S": "S (trained on synthetic)"}
 SWEEP_HALF = 50.0  # the sweep "finds" the gap at N from which the recovered share stays below this (%)
 
 
-def analysis_lines(records: list[ResultRecord], analysis_rows: list[AnalysisRow], folder: Path) -> list[str]:
-    """The Markdown section (empty without rows); draws its figures into `folder`/figures/."""
+def analysis_lines(
+    records: list[ResultRecord], analysis_rows: list[AnalysisRow], folder: Path, *, figures: Path | None = None
+) -> list[str]:
+    """The Markdown section (empty without rows); draws its figures into `figures` (default `folder`/figures/;
+    the report draws into a staging folder that becomes figures/ once every figure is drawn)."""
     if not analysis_rows:
         return []
     rows = list(analysis_rows)
     model, layers = rows[0].model, rows[0].num_layers
     family = [r for r in records if model_name(r) == model]
-    folder = Path(folder)
-    _plot_cka(rows, folder / FIGURES["cka"], layers)
-    _plot_probes(rows, family, folder / FIGURES["probes"], layers)
-    _plot_gap(rows, folder / FIGURES["gap"], layers)
+    figures = Path(figures) if figures is not None else Path(folder) / "figures"
+    _plot_cka(rows, figures / Path(FIGURES["cka"]).name, layers)
+    _plot_probes(rows, family, figures / Path(FIGURES["probes"]).name, layers)
+    _plot_gap(rows, figures / Path(FIGURES["gap"]).name, layers)
     return [
         f"## Per-layer diagnostics of R and S ({md_text(model)})",
         "",
@@ -342,14 +348,31 @@ def _axis(ax, layers: int, ylabel: str) -> None:
     ax.grid(True, alpha=0.35)
 
 
-def _save(fig: Figure, path: Path) -> None:
-    """Legend below the axes (curves cross the whole plot, so a legend inside would cover data), then the PNG."""
-    handles, labels = [], []
+def _look(handle) -> tuple:
+    """What a legend row looks like (colour, line style, marker): two rows that look alike cannot be told apart."""
+    line = handle.lines[0] if isinstance(handle, ErrorbarContainer) else handle
+    if isinstance(line, Line2D):
+        return (str(line.get_color()), str(line.get_linestyle()), str(line.get_marker()))
+    return (id(handle),)
+
+
+def legend_entries(fig: Figure) -> tuple[list, list[str]]:
+    """The legend rows of every axes of `fig`, each label and each look once (the panels share their students, so
+    the same row would otherwise repeat)."""
+    handles, labels, looks = [], [], set()
     for ax in fig.axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
+            look = _look(handle)
+            if label not in labels and look not in looks:
                 handles.append(handle)
                 labels.append(label)
+                looks.add(look)
+    return handles, labels
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Legend below the axes (curves cross the whole plot, so a legend inside would cover data), then the PNG."""
+    handles, labels = legend_entries(fig)
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -364,7 +387,7 @@ def _line(ax, curve: dict[int, float], **style) -> None:
 def _plot_cka(rows: list[AnalysisRow], path: Path, layers: int) -> None:
     fig = Figure(figsize=(_width(layers), 4.8), layout="constrained")
     ax = fig.add_subplot()
-    _line(ax, overall(rows, "cka", pair="R~S"), color="tab:blue", marker="o", label="CKA(R, S)")
+    _line(ax, overall(rows, "cka", pair="R~S"), color=BLACK, marker="o", label="CKA(R, S)")
     for pair, color in (("R~R", _COLORS["R"]), ("S~S", _COLORS["S"])):
         label = f"noise floor: CKA of two seeds of {pair[0]}"
         _line(ax, overall(rows, "cka", pair=pair), color=color, linestyle="--", marker=".", label=label)
@@ -406,11 +429,13 @@ def _plot_gap(rows: list[AnalysisRow], path: Path, layers: int) -> None:
     fd_ax, kid_ax, pr_ax = fig.subplots(3, 1, sharex=True)
     for student in ("R", "S"):
         style = {"color": _COLORS[student], "marker": "o", "markersize": 3}
-        _line(fd_ax, overall(rows, "fd", student=student, key="relative"), label=f"on {student}'s features", **style)
-        _line(kid_ax, overall(rows, "kid", student=student), label=f"on {student}'s features", **style)
-        _line(pr_ax, overall(rows, "precision", student=student), label=f"precision, {student}'s features", **style)
+        features = f"in {student}'s features"
+        # one legend row per look: the solid lines of a student (FD, KID, precision) share one
+        _line(fd_ax, overall(rows, "fd", student=student, key="relative"), label=features, **style)
+        _line(kid_ax, overall(rows, "kid", student=student), label=features, **style)
+        _line(pr_ax, overall(rows, "precision", student=student), label=features, **style)
         style["linestyle"] = "--"
-        _line(pr_ax, overall(rows, "recall", student=student), label=f"recall, {student}'s features", **style)
+        _line(pr_ax, overall(rows, "recall", student=student), label=f"recall (dashed), {features}", **style)
     _axis(fd_ax, layers, "FD / tr Σ_real")
     _axis(kid_ax, layers, "KID (unbiased MMD²)")
     _axis(pr_ax, layers, "share (k = 3 manifolds)")

@@ -10,14 +10,21 @@ Sections, in order: a "Warnings" list (`sanity.sanity_flags`, only when somethin
 baselines (with balanced top-1 where records carry it), per-class results (gap per class, confusion matrices; only
 for records with per-class fields), layer-wise transfer, data reduction and ablations; then example training images
 (from `examples.safetensors`, written by the runner, when present) and every run. report.html is report.md rendered
-by markdown-it-py (CommonMark + tables), each table in a box that scrolls sideways on a narrow page.
+by markdown-it-py (CommonMark + tables), each table in a box that scrolls sideways on a narrow page, each figure a
+link to its file; report-standalone.html is the same page with the figures inside it (base64 data URIs), to share.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import html
 import re
+import secrets
+import shutil
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -28,9 +35,10 @@ from synthgap.analysis.rows import read_analysis
 from synthgap.errors import SynthgapError
 from synthgap.experiments.examples import EXAMPLES_FILE, read_examples
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
-from synthgap.io import atomic_write_text
+from synthgap.io import atomic_write_text, current_umask
 from synthgap.report import remedies  # noqa: F401  (registers its section)
 from synthgap.report.ablations import (
+    CUE_LABELS,
     ablation_reading,
     augmentation_table,
     generator_table,
@@ -73,25 +81,22 @@ EXAMPLE_ROWS = 12  # the example figure shows at most this many classes
 
 
 def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> list[str]:
-    """Every record, one row each (the model column only when the folder holds several families, the balanced
-    top-1 column only when some record carries it)."""
-    model_head, model_rule = ("model | ", "---|") if with_model else ("", "")
+    """Every record, one row each, the accuracies right after the run's name (a wide table scrolls, and what a reader
+    looks for must not be behind the scroll); the model column only when the folder holds several families, the
+    balanced top-1 column only when some record carries it."""
     balanced = any(r.balanced_top1 is not None for r in records)
-    balanced_head, balanced_rule = ("balanced top-1 | ", "---|") if balanced else ("", "")
-    lines = [
-        f"| run | kind | {model_head}source | target | N | frozen | seed | epochs | images | top-1 | "
-        f"{balanced_head}top-5 | seconds |",
-        f"|---|---|{model_rule}---|---|---|---|---|---|---|---|{balanced_rule}---|---|",
-    ]
+    heads = ["run", "top-1", *(["balanced top-1"] if balanced else []), "top-5", "kind"]
+    heads += [*(["model"] if with_model else []), "source", "target", "N", "frozen", "seed", "epochs", "images"]
+    heads.append("seconds")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in records:
-        model = f"{md_text(model_name(r))} | " if with_model else ""
-        balanced_cell = ("–" if r.balanced_top1 is None else f"{r.balanced_top1:.2f}") + " | " if balanced else ""
-        lines.append(
-            f"| {md_text(r.run)} | {md_text(r.kind)} | {model}{md_text(r.source or '–')} | {md_text(r.target)} | "
-            f"{r.n_transferred} | {r.frozen} | "
-            f"{r.seed} | {r.epochs} | {r.train_images} | {r.top1:.2f} | {balanced_cell}{r.top5:.2f} | "
-            f"{r.seconds:.0f} |"
-        )
+        cells = [md_text(r.run), f"{r.top1:.2f}"]
+        if balanced:
+            cells.append("–" if r.balanced_top1 is None else f"{r.balanced_top1:.2f}")
+        cells += [f"{r.top5:.2f}", md_text(r.kind), *([md_text(model_name(r))] if with_model else [])]
+        cells += [md_text(r.source or "–"), md_text(r.target), str(r.n_transferred), str(r.frozen), str(r.seed)]
+        cells += [str(r.epochs), str(r.train_images), f"{r.seconds:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -215,8 +220,8 @@ def ablation_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
         sections += _figure_section("Augmentation", scope, "ablation_augmentation", table)
     table, students = texture_table(records)
     if table:
-        cues = ("clean", "grayscale_blur", "edges", "patch_shuffle")
-        bars = {k: {c: v[c] for c in cues if c in v} for k, v in students.items()}
+        cues = {"clean": "clean", **CUE_LABELS}  # the legend names each test variant as the table does
+        bars = {k: {label: v[c] for c, label in cues.items() if c in v} for k, v in students.items()}
         title = "Texture vs shape: accuracy per test variant"
         plot_grouped_bars(bars, scope.figure_path("ablation_texture"), title=title)
         sections += _figure_section("Texture vs shape", scope, "ablation_texture", table)
@@ -262,9 +267,10 @@ def warning_lines(records: list[ResultRecord]) -> list[str]:
     return ["## Warnings", "", *(f"- {md_text(flag)}" for flag in flags), ""]
 
 
-def examples_lines(folder: Path, records: list[ResultRecord]) -> list[str]:
+def examples_lines(folder: Path, records: list[ResultRecord], figures: Path | None = None) -> list[str]:
     """The example-images section from `folder`/examples.safetensors (written by the experiment runner); draws
-    figures/examples.png. Empty without the file; one line saying why when it cannot be read."""
+    examples.png into `figures` (default `folder`/figures). Empty without the file; one line saying why when it
+    cannot be read."""
     path = folder / EXAMPLES_FILE
     if not path.is_file():
         return []
@@ -277,7 +283,7 @@ def examples_lines(folder: Path, records: list[ResultRecord]) -> list[str]:
         return []
     gaps = per_class_gaps(next(iter(by_model(records).values()), []))
     rows, why = example_rows(examples.classes, gaps)
-    plot_examples(examples, rows, folder / "figures" / "examples.png")
+    plot_examples(examples, rows, (figures if figures is not None else folder / "figures") / "examples.png")
     k = examples.per_class
     return [
         *heading,
@@ -303,28 +309,79 @@ def example_rows(classes: tuple[str, ...], gaps: PerClassGaps | None, limit: int
     return list(range(limit)), f"the first {limit} of {len(classes)} classes"
 
 
+FIGURES_DIR = "figures"
+STANDALONE_FILE = "report-standalone.html"  # report.html with its figures inside, to send as one file
+
+
 def build_report(folder: Path) -> Path:
-    """Write `folder`/report.md, report.html and figures/*.png from `folder`/results.jsonl (and the example images
-    in `folder`/examples.safetensors when there are any); returns report.md."""
+    """Write `folder`/report.md, report.html, report-standalone.html and figures/*.png from `folder`/results.jsonl
+    (and the example images in `folder`/examples.safetensors when there are any); returns report.md.
+
+    The figures are drawn into a staging folder that replaces figures/ only once every one of them is drawn, so a
+    failure (a full disk) leaves the previous figures/ as it was; the reports are written after that."""
     folder = Path(folder)
     if not (folder / RESULTS_FILE).exists():
         raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with --out {folder} first")
     records = read_results(folder)
+    with staged_folder(folder / FIGURES_DIR) as figures:
+        markdown = report_markdown(folder, records, figures)
+    title = f"synthgap report: {folder.name}"
+    atomic_write_text(folder / "report.md", markdown)
+    atomic_write_text(folder / "report.html", markdown_to_html(markdown, title=title))
+    atomic_write_text(folder / STANDALONE_FILE, markdown_to_html(markdown, title=title, embed_from=folder))
+    return folder / "report.md"
+
+
+def report_markdown(folder: Path, records: list[ResultRecord], figures: Path) -> str:
+    """The report's Markdown; draws every figure into `figures` (the Markdown names them as figures/<name>)."""
     families = by_model(records)
     lines = [f"# synthgap report: {md_text(folder.name)}", "", f"{len(records)} finished runs.", ""]
     lines += warning_lines(records)
     if len(families) > 1:
         for model, family in families.items():
-            lines += family_lines(family, Scope(folder, model))
+            lines += family_lines(family, Scope(folder, model, figures))
     else:
-        lines += family_lines(records, Scope(folder))
-    lines += examples_lines(folder, records)
-    lines += analysis_lines(records, read_analysis(folder), folder)
+        lines += family_lines(records, Scope(folder, figures=figures))
+    lines += examples_lines(folder, records, figures)
+    lines += analysis_lines(records, read_analysis(folder), folder, figures=figures)
     lines += ["## All runs", "", *all_runs_lines(records, with_model=len(families) > 1), ""]
-    markdown = "\n".join(lines)
-    atomic_write_text(folder / "report.md", markdown)
-    atomic_write_text(folder / "report.html", markdown_to_html(markdown, title=f"synthgap report: {folder.name}"))
-    return folder / "report.md"
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A new empty folder beside `target` (`.<name>.<random>.tmp`) to fill; when the block ends normally it
+    replaces `target`, otherwise it is removed and `target` stays as it was. An `OSError` that names no file (a
+    full disk while a figure is saved) is raised again naming `target`."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would become the permissions of figures/
+        yield staging
+        if any(staging.iterdir()) or target.exists():  # a report without figures makes no empty figures/
+            _replace_folder(staging, target)
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once it has become `target`
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put the folder `new` in the place of `target` (two renames, the old folder removed after; it comes back if
+    the second rename fails)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
+        target.rename(old)
+    try:
+        new.rename(target)
+    except OSError:
+        if old is not None:
+            old.rename(target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 STYLE = """
@@ -336,10 +393,12 @@ h3 { font-size: 1.1rem; margin-top: 1.6rem; }
 p, li { max-width: 60rem; }
 code { font-size: .9em; background: #f6f8fa; padding: .1em .3em; border-radius: 4px; }
 img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
+a.figure { display: block; width: fit-content; max-width: 100%; }
 .table-scroll { overflow-x: auto; max-width: 100%; width: fit-content; margin: .8rem 0;
                 border: 1px solid #d0d7de; border-radius: 6px; }
 table { border-collapse: collapse; font-size: .9rem; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #e5e8eb; padding: .3rem .65rem; text-align: left; white-space: nowrap; }
+td:not(.num):not(.none), th:not(.num) { white-space: normal; overflow-wrap: break-word; min-width: 4rem; }
 th { background: #f6f8fa; vertical-align: bottom; }
 th.num, td.num { text-align: right; }
 td.none { text-align: center; color: #656d76; }
@@ -348,12 +407,26 @@ tbody tr:hover { background: #eef4ff; }
 """
 
 
-def _markdown() -> MarkdownIt:
+def _markdown(embed_from: Path | None = None) -> MarkdownIt:
     """CommonMark with pipe tables; raw HTML off (run and class names come from users' folders and are shown as
     text; the sections also print every such name through `text.md_text`); every table wrapped in a box that
     scrolls sideways when it is wider than the page, numbers right-aligned (and the headers of all-number columns
-    with them), text left-aligned."""
+    with them), text left-aligned (and wrapping, so that a wide table needs less scrolling).
+
+    Each figure is a link to its file, which opens it full size; with `embed_from` (the report folder) each figure
+    file found there is put inside the page instead, as a base64 data URI (no link: a browser does not open a
+    data URI from a link)."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    def image(self, tokens, idx, options, env) -> str:
+        token = tokens[idx]
+        src = str(token.attrGet("src") or "")
+        if embed_from is None:
+            return f'<a class="figure" href="{html.escape(src)}">{self.image(tokens, idx, options, env)}</a>'
+        path = embed_from / src
+        if src and not re.match(r"^[a-z]+:", src) and path.is_file():
+            token.attrSet("src", "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii"))
+        return self.image(tokens, idx, options, env)
 
     def table_open(self, tokens, idx, options, env) -> str:
         _classify_cells(tokens, idx)
@@ -362,6 +435,7 @@ def _markdown() -> MarkdownIt:
     def table_close(self, tokens, idx, options, env) -> str:
         return self.renderToken(tokens, idx, options, env) + "</div>\n"
 
+    md.add_render_rule("image", image)
     md.add_render_rule("table_open", table_open)
     md.add_render_rule("table_close", table_close)
     return md
@@ -403,9 +477,10 @@ def cell_kind(text: str) -> str:
     return "num" if re.search(r"\d", bare) and not re.search(r"[A-Za-z]", bare) else ""
 
 
-def markdown_to_html(markdown: str, *, title: str) -> str:
-    """A standalone UTF-8 HTML page of the report's Markdown, rendered by markdown-it-py."""
-    body = _markdown().render(markdown)
+def markdown_to_html(markdown: str, *, title: str, embed_from: Path | None = None) -> str:
+    """A UTF-8 HTML page of the report's Markdown, rendered by markdown-it-py; with `embed_from` (the report folder)
+    its figures are inside the page, so the one file can be sent on its own."""
+    body = _markdown(embed_from).render(markdown)
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

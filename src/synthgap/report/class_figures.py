@@ -12,12 +12,13 @@ from matplotlib.figure import Figure
 
 from synthgap.experiments.examples import SIDES, Examples
 from synthgap.report.classes import Confusions, PerClassGaps
+from synthgap.report.palette import BLACK, GREEN, R_COLOR, S_COLOR
 from synthgap.report.text import figure_text
 
 NAMED_AXES_MAX = 20  # confusion matrices name their classes up to this many, else ticks only
 NAMED_BARS_MAX = 40  # the per-class figure names its classes up to this many
 ANNOTATED_CELLS_MAX = 10  # ... and write each cell's share up to this many
-_R_COLOR, _S_COLOR, _GAP_COLOR, _STUDENT_COLOR = "tab:green", "tab:red", "tab:blue", "black"
+_R_COLOR, _S_COLOR, _GAP_COLOR, _STUDENT_COLOR = R_COLOR, S_COLOR, GREEN, BLACK
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -54,7 +55,7 @@ def per_class_figure(gaps: PerClassGaps) -> Figure:
             label = f"synthetic→real N = {gaps.student_n} minus S (the part of the gap it recovers)"
             bottom.scatter(rx, ry, color=_STUDENT_COLOR, marker="_", s=60, linewidths=2, zorder=3, label=label)
     bottom.axhline(0, color="0.3", linewidth=0.8)
-    bottom.set_ylabel("pp")
+    bottom.set_ylabel("gap R − S (pp)")
     for ax in (top, bottom):
         ax.grid(True, axis="y", alpha=0.35)
     if named:
@@ -100,8 +101,8 @@ def confusion_figure(confusions: Confusions) -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     image = None
     for ax, (title, matrix) in zip(axes, panels, strict=True):
-        shares = row_normalised(matrix)
-        image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+        percent = 100 * row_normalised(matrix)  # the cells are written in %, so the colour bar is too
+        image = ax.imshow(percent, cmap="Blues", vmin=0.0, vmax=100.0, interpolation="nearest")
         ax.set_title(title)
         ax.set_xlabel("predicted class" if named else "predicted class (index)")
         ax.set_ylabel("true class" if named else "true class (index)")
@@ -110,10 +111,10 @@ def confusion_figure(confusions: Confusions) -> Figure:
             ax.set_xticks(range(count), names, rotation=90, fontsize=8)
             ax.set_yticks(range(count), names, fontsize=8)
         if count <= ANNOTATED_CELLS_MAX:
-            for (i, j), value in np.ndenumerate(shares):
-                color = "white" if value > 0.55 else "black"
-                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=color)
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of the true class's test images")
+            for (i, j), value in np.ndenumerate(percent):
+                color = "white" if value > 55 else "black"
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="% of the class's test images")
     fig.suptitle(f"Confusion matrices on the real test set (seed {confusions.seed}, rows normalised)")
     return fig
 

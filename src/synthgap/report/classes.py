@@ -9,6 +9,7 @@ existed have none: every function here then returns None or an empty list, and t
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from synthgap.report.text import md_text
 
 TABLE_ENDS = 10  # with more than 2 × TABLE_ENDS classes the table shows only the largest and smallest gaps
 MIN_RECOVERY_GAP = 1.0  # pp: a class's recovered share is shown only where its gap R − S is at least this
+NOISE_ERRORS = 2.0  # a class's gap within this many binomial standard errors of its test images is noise
 
 
 @dataclass(frozen=True)
@@ -30,16 +32,32 @@ class ClassGap:
     r: float
     s: float
     student: float | None = None
+    test_images: int | None = None  # the class's real test images (a row of a baseline's confusion matrix)
 
     @property
     def gap(self) -> float:
         return self.r - self.s
 
     @property
+    def noise(self) -> float | None:
+        """`NOISE_ERRORS` binomial standard errors (pp) of the gap R − S on the class's test images: how far apart
+        R and S can land by the luck of which test images they get right. None without the test image count."""
+        if not self.test_images:
+            return None
+        r, s = self.r / 100.0, self.s / 100.0
+        return NOISE_ERRORS * 100.0 * math.sqrt((r * (1 - r) + s * (1 - s)) / self.test_images)
+
+    @property
+    def beyond_noise(self) -> bool:
+        """Whether |gap| is at least `noise` (and `MIN_RECOVERY_GAP`, which is all there is without a count)."""
+        return abs(self.gap) >= max(self.noise or 0.0, MIN_RECOVERY_GAP)
+
+    @property
     def recovered(self) -> float | None:
-        """Share of this class's gap the student recovers, (student − S) / (R − S) in %; None for a gap under
-        `MIN_RECOVERY_GAP` pp (the ratio of two small noisy numbers means nothing)."""
-        if self.student is None or self.gap < MIN_RECOVERY_GAP:
+        """Share of this class's gap the student recovers, (student − S) / (R − S) in %; None unless R is ahead
+        by more than noise (the ratio of two small noisy numbers means nothing, and 162 % of a noisy 2 pp gap
+        would read as a finding)."""
+        if self.student is None or self.gap <= 0 or not self.beyond_noise:
             return None
         return 100.0 * (self.student - self.s) / self.gap
 
@@ -124,9 +142,10 @@ def per_class_gaps(records: list[ResultRecord]) -> PerClassGaps | None:
     r_means, s_means = per_class_means(real, num_classes), per_class_means(synthetic, num_classes)
     student = student_records(records)
     student_means = per_class_means(student[1], num_classes) if student else [None] * num_classes
+    counts = test_counts(records, num_classes)
     classes = [
-        ClassGap(name, r, s, st)
-        for name, r, s, st in zip(names, r_means, s_means, student_means, strict=True)
+        ClassGap(name, r, s, st, n)
+        for name, r, s, st, n in zip(names, r_means, s_means, student_means, counts, strict=True)
         if r is not None and s is not None
     ]
     classes.sort(key=lambda c: -c.gap)
@@ -137,6 +156,16 @@ def per_class_gaps(records: list[ResultRecord]) -> PerClassGaps | None:
         student_n=student[0] if student else None,
         student_seeds=len(student[1]) if student else 0,
     )
+
+
+def test_counts(records: Iterable[ResultRecord], num_classes: int) -> list[int | None]:
+    """Each class's real test images: the row sums of the first baseline confusion matrix of C × C (all runs are
+    tested on the same real test set); None for every class when no baseline carries one."""
+    for record in records:
+        matrix = getattr(record, "confusion", None)
+        if isinstance(record, BaselineRecord) and matrix and len(matrix) == num_classes:
+            return [sum(row) for row in matrix]
+    return [None] * num_classes
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
@@ -172,45 +201,98 @@ def _names(classes: list[ClassGap], value) -> str:
     return ", ".join(f"{md_text(c.name)} ({value(c)})" for c in classes)
 
 
-def per_class_reading(gaps: PerClassGaps, limit: int = 3) -> str:
-    """A few sentences: where the gap is largest and smallest, how many classes S does at least as well on, and
-    (with a sweep) which classes real-trained late layers help most and least. Lists of "most" and "least" never
-    share a class."""
-    classes = gaps.classes
-    seeds = f"means over {gaps.seeds_r} / {gaps.seeds_s} seeds of R / S" if max(gaps.seeds_r, gaps.seeds_s) > 1 else ""
-    out = [
-        f"Per-class top-1 on the real test set{f' ({seeds})' if seeds else ''}, {len(classes)} classes sorted by "
-        "the gap R − S, largest first."
-    ]
-    ends = min(limit, len(classes) // 2)
-    if ends:
-        out.append(
-            f"Trained on synthetic data, the classes that lose most are {_names(classes[:ends], _pp)}; the "
-            f"least: {_names(classes[::-1][:ends], _pp)}."
+def _seeds(count: int) -> str:
+    return f"{count} seed{'' if count == 1 else 's'}"
+
+
+def _test_images(classes: list[ClassGap]) -> str:
+    """ "50 test images per class", "40–60 test images per class", or that the records do not say."""
+    if not classes or any(not c.test_images for c in classes):
+        return "test images per class not recorded"
+    counts = sorted({c.test_images for c in classes})
+    span = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]}–{counts[-1]}"
+    return f"{span} test images per class"
+
+
+def _noise_rule(classes: list[ClassGap]) -> str:
+    if all(c.noise is not None for c in classes):
+        return (
+            f"A gap smaller than {NOISE_ERRORS:g} binomial standard errors of its class's test images (or than "
+            f"{MIN_RECOVERY_GAP:g} pp) is marked as within noise."
         )
+    return (
+        "Without per-class test image counts no gap can be tested against binomial noise; gaps under "
+        f"{MIN_RECOVERY_GAP:g} pp are marked as within noise."
+    )
+
+
+def gap_sentences(classes: list[ClassGap], limit: int = 3) -> list[str]:
+    """Which classes R beats S on most (and least), and which S beats R on, each worded by the sign of its gap
+    R − S (a negative gap is a class S does better on, never a "loss"); no class is in two lists."""
+    behind = [c for c in classes if c.gap > 0]  # largest first, as `classes` is sorted
+    ahead = sorted((c for c in classes if c.gap < 0), key=lambda c: c.gap)
+    out = []
+    if behind:
+        most, rest = behind[:limit], behind[limit:]
+        least = rest[::-1][:limit]
+        text = f"R beats S {'most ' if least else ''}on {_names(most, _pp)}"
+        out.append(text + (f", and least on {_names(least, _pp)}." if least else "."))
+    if ahead:
+        many = len(ahead) > limit
+        out.append(f"S beats R (a negative gap R − S) {'most ' if many else ''}on {_names(ahead[:limit], _pp)}.")
+    elif behind:
+        out.append("S beats R on no class.")
+    return out
+
+
+def per_class_reading(gaps: PerClassGaps, limit: int = 3) -> str:
+    """A few sentences: the seeds and test images behind the numbers, where R beats S most and least and where S
+    beats R (by the sign of the gap, a gap within binomial noise marked so), how many classes S does at least as
+    well on, and (with a sweep) which classes real-trained late layers help most and least, naming only classes
+    whose gap is beyond noise. Lists of "most" and "least" never share a class."""
+    classes = gaps.classes
+    if gaps.seeds_r == gaps.seeds_s:
+        seeds = f"means over {_seeds(gaps.seeds_r)} each of R and S" if gaps.seeds_r > 1 else "1 seed each of R and S"
+    else:
+        seeds = f"means over {gaps.seeds_r} / {gaps.seeds_s} seeds of R / S"
+    out = [
+        f"Per-class top-1 on the real test set ({seeds}; {_test_images(classes)}), {len(classes)} classes sorted "
+        "by the gap R − S, largest first.",
+        _noise_rule(classes),
+        *gap_sentences(classes, limit),
+    ]
     not_behind = [c for c in classes if c.gap <= 0]
     if not_behind:
         out.append(f"S is at least as good as R on {len(not_behind)} of {len(classes)} classes.")
     if gaps.student_n is not None:
-        seeds = f", {gaps.student_seeds} seeds" if gaps.student_seeds > 1 else ""
-        out.append(
-            f"Recovery per class is read from the synthetic→real student at N = {gaps.student_n} (layers "
-            f"1..{gaps.student_n} from the synthetic-trained model, the rest trained on real data{seeds}), the N with "
-            "the highest top-1 among those the layer-wise reading reports; recovered = (student − S) / (R − S) per "
-            f"class, shown for classes with a gap of at least {MIN_RECOVERY_GAP:g} pp."
-        )
-        measured = sorted((c for c in classes if c.recovered is not None), key=lambda c: -c.recovered)
-        ends = min(limit, len(measured) // 2)
-        if ends:
-            out.append(
-                f"Real late layers recover most for {_names(measured[:ends], _share)} and least for "
-                f"{_names(measured[::-1][:ends], _share)}."
-            )
+        out += _recovery_sentences(gaps, limit)
     return " ".join(out)
 
 
+def _recovery_sentences(gaps: PerClassGaps, limit: int) -> list[str]:
+    out = [
+        f"Recovery per class is read from the synthetic→real student at N = {gaps.student_n} (layers "
+        f"1..{gaps.student_n} from the synthetic-trained model, the rest trained on real data, "
+        f"{_seeds(gaps.student_seeds)}), the N with the highest top-1 among those the layer-wise reading reports; "
+        "recovered = (student − S) / (R − S) per class, shown only for classes where R beats S by more than noise."
+    ]
+    measured = sorted((c for c in gaps.classes if c.recovered is not None), key=lambda c: -c.recovered)
+    ends = min(limit, len(measured) // 2)
+    if ends:
+        out.append(
+            f"Real late layers recover most for {_names(measured[:ends], _share)} and least for "
+            f"{_names(measured[::-1][:ends], _share)}."
+        )
+    elif measured:
+        only = measured[0]
+        out.append(f"Only {md_text(only.name)}'s gap is beyond noise: real late layers recover {_share(only)} of it.")
+    else:
+        out.append("No class's gap R − S is beyond noise, so no per-class share is named.")
+    return out
+
+
 def _pp(c: ClassGap) -> str:
-    return f"{c.gap:+.2f} pp"
+    return f"{c.gap:+.2f} pp" + ("" if c.beyond_noise else ", within noise")
 
 
 def _share(c: ClassGap) -> str:

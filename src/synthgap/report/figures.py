@@ -10,12 +10,28 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from synthgap.report.fits import LogFit
+from synthgap.report.palette import (
+    GREEN,
+    ORANGE,
+    PURPLE,
+    R_COLOR,
+    S_COLOR,
+    SERIES_COLORS,
+    SKY,
+    seeds_phrase,
+    spread_note,
+)
 from synthgap.report.reduction import fraction_label
 from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary
 from synthgap.report.text import figure_text
 
-_CURVE_STYLES = [("tab:blue", "o"), ("tab:orange", "s"), ("tab:purple", "^"), ("tab:brown", "D"), ("tab:pink", "v")]
-_BASELINE_STYLES = {"R": ("tab:green", "R (trained on real)"), "S": ("tab:red", "S (trained on synthetic)")}
+_CURVE_STYLES = list(zip(SERIES_COLORS, ("o", "s", "^", "D", "v"), strict=True))
+_BASELINE_STYLES = {"R": (R_COLOR, "R (trained on real)"), "S": (S_COLOR, "S (trained on synthetic)")}
+
+
+def _note(label: str) -> Line2D:
+    """A legend row of text only (no marker): says what the error bars or bands are."""
+    return Line2D([], [], linestyle="none", label=label)
 
 
 def plot_layer_sweep(
@@ -66,6 +82,8 @@ def layer_sweep_figure(
         ax.axhline(b.mean, color=color, linestyle="--", linewidth=1.4, label=f"{label}: {b}")
         if b.n > 1 and b.std > 0:
             ax.axhspan(b.mean - b.std, b.mean + b.std, color=color, alpha=0.12, linewidth=0)
+    shown = [s for curve in sweep.values() for s in curve.values()] + list(baselines.values())
+    spread = spread_note(shown, "error bars and shaded bands")
     all_ns = {n for curve in sweep.values() for n in curve}
     ticks = sorted(set(range(1, num_layers)) | all_ns)
     ax.set_xticks(ticks)
@@ -78,6 +96,7 @@ def layer_sweep_figure(
     # Curves first, then the baselines (matplotlib lists plain lines before error-bar containers).
     curves = {figure_text(key) for key in sweep}
     entries = sorted(zip(*ax.get_legend_handles_labels(), strict=True), key=lambda e: e[1] not in curves)
+    entries.append((_note(spread), spread))
     if entries:
         handles, labels = zip(*entries, strict=True)
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
@@ -86,10 +105,10 @@ def layer_sweep_figure(
 
 # Data reduction (Figures 3 and 4): top-1 against the fraction 1/x of real training data on a log2 axis.
 _ARM_STYLES = {
-    "transfer": ("tab:blue", "o"),
-    "transfer_finetune": ("tab:purple", "^"),
-    "scratch": ("tab:orange", "s"),
-    "full_finetune": ("tab:brown", "D"),
+    "transfer": (ORANGE, "o"),
+    "transfer_finetune": (PURPLE, "^"),
+    "scratch": (GREEN, "s"),
+    "full_finetune": (SKY, "D"),
 }
 
 
@@ -111,7 +130,7 @@ def _reduction_curve(
         linestyle="none",
         capsize=4,
         elinewidth=1.4,
-        label=f"{label} (mean ± std over seeds)" if spread else label,
+        label=f"{label} (mean ± 1 std over {seeds_phrase(curve.values())})" if spread else label,
         zorder=3,
     )
     if fit is None or len(xs) < 2:
@@ -203,8 +222,8 @@ def plot_grouped_bars(
     ylabel: str = "top-1 (%) on the real test set",
     references: dict[str, Summary] | None = None,
 ) -> Path:
-    """One cluster of bars per group (x axis), one bar per series inside it (error bars: std over seeds);
-    `references` ("R", "S") as dashed lines."""
+    """One cluster of bars per group (x axis), one bar per series inside it (error bars: std over seeds, and a
+    legend row saying so and over how many seeds); `references` ("R", "S") as dashed lines."""
     path = Path(path)
     series = list(dict.fromkeys(name for bars in groups.values() for name in bars))
     fig = Figure(figsize=(max(6.5, 1.2 * len(groups) * max(1, len(series)) ** 0.5 + 2), 5), layout="constrained")
@@ -231,8 +250,14 @@ def plot_grouped_bars(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.35)
-    entries = len(series) + len(references or {})
-    fig.legend(loc="outside lower center", ncols=2 if entries > 3 else entries, fontsize=9, frameon=False)
+    shown = [v for bars in groups.values() for v in bars.values()]
+    handles, labels = ax.get_legend_handles_labels()
+    note = spread_note(shown)
+    handles, labels = [*handles, _note(note)], [*labels, note]
+    entries = len(handles)
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=2 if entries > 3 else entries, fontsize=9, frameon=False
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
@@ -251,7 +276,7 @@ def plot_mixing(shares: dict[float, Summary], path: Path, *, references: dict[st
         color=_CURVE_STYLES[0][0],
         marker="o",
         capsize=3,
-        label="real + synthetic (mean ± std over seeds)",
+        label=f"real + synthetic (mean; {spread_note(shares.values())})",
     )
     for name, summary in references.items():
         color, label = _BASELINE_STYLES[name]

@@ -24,6 +24,7 @@ class Scope:
 
     folder: Path
     model: str | None = None
+    figures: Path | None = None  # where figures are drawn (default `folder`/figures); the report stages them
 
     def heading(self, title: str) -> str:
         return f"## {title} ({md_text(self.model)})" if self.model else f"## {title}"
@@ -33,7 +34,9 @@ class Scope:
         return f"figures/{name}-{file_tag(self.model)}.png" if self.model else f"figures/{name}.png"
 
     def figure_path(self, name: str) -> Path:
-        return self.folder / self.figure(name)
+        """Where the figure is drawn: its file name in `figures` (or in `folder`/figures)."""
+        figures = self.figures if self.figures is not None else self.folder / "figures"
+        return figures / Path(self.figure(name)).name
 
 
 SectionLines = Callable[[list[ResultRecord], Scope], list[str]]
