@@ -173,4 +173,6 @@ def test_report_says_where_the_html_and_the_figures_went(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 0
     assert f"{tmp_path / 'report.md'}, {tmp_path / 'report.html'} and" in result.stdout
-    assert f"figures in {tmp_path / 'figures'}" in result.stdout
+    assert (
+        f"figures in {tmp_path / 'figures'}; to share one file: {tmp_path / 'report-standalone.html'}" in result.stdout
+    )

@@ -487,8 +487,9 @@ def report(folder: Annotated[Path, typer.Argument(help="An experiment folder hol
     """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl."""
     markdown = api.report(folder)
     figures = sorted((markdown.parent / "figures").glob("*.png"))
+    standalone = markdown.parent / "report-standalone.html"
     typer.echo(f"wrote {markdown}, {markdown.with_suffix('.html')} and {len(figures)} figures in "
-               f"{markdown.parent / 'figures'}")  # fmt: skip
+               f"{markdown.parent / 'figures'}; to share one file: {standalone}")  # fmt: skip
 
 
 def main() -> None:
