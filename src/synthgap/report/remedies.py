@@ -246,7 +246,7 @@ def plot_remedies(found: list[Remedy], path: Path) -> Path:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.axvline(100, color="black", linewidth=0.8, linestyle="--")
     seeds = max((m.share.n for m in shown), default=0)
-    ax.set_xlabel(f"share of the gap R − S closed (%); bars: mean, whiskers: 95 % interval over {seeds} seed(s)")
+    ax.set_xlabel(f"share of the gap R − S closed (%)\nbars: mean; whiskers: 95 % interval over {seeds} seed(s)")
     ax.set_title("Remedies: 0 % = S, 100 % = R")
     from matplotlib.patches import Patch
 
