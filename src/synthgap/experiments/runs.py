@@ -113,6 +113,11 @@ class RunContext:
         overrides = {"augmentation": augmentation, "epochs": epochs}
         return self.spec.recipe.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
+    def transfer_fields(self, source_side: Side | None, n: int, frozen: bool) -> dict:
+        """Record fields of a student whose layers 1..n came from `source_side`'s model (None: no transfer)."""
+        source = self.spec.data.ref(source_side) if source_side else None
+        return {"source": source, "source_side": source_side, "n_transferred": n, "frozen": frozen}
+
     def record_fields(self, run: Run, side: str, target: str | None = None) -> dict:
         """Fields every record of `run` has: identity, which side trained the rest, the test set, the model."""
         return {

@@ -14,7 +14,13 @@ from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.blocks import Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import ReductionRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
-from synthgap.experiments.students import resume_state, scratch_student, train_from_source, train_in_run
+from synthgap.experiments.students import (
+    evaluation_fields,
+    resume_state,
+    scratch_student,
+    train_from_source,
+    train_in_run,
+)
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
 from synthgap.train.recipe import TrainRecipe
@@ -156,14 +162,9 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
         evaluation, cached_prefix = stage2.fit.evaluation, stage2.prefix_cache
     return ReductionRecord(
         **ctx.record_fields(run, "real"),
-        source=ctx.spec.data.ref(run.setup.source) if run.setup.source else None,
-        source_side=run.setup.source,
-        n_transferred=run.n,
-        frozen=run.setup.frozen,
+        **ctx.transfer_fields(run.setup.source, run.n, run.setup.frozen),
         real_fraction=run.fraction,
         epochs=recipe.epochs,
-        top1=evaluation.top1,
-        top5=evaluation.top5,
         train_images=len(train),
         seconds=time.perf_counter() - start,
         arm=run.arm,
@@ -172,7 +173,7 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
         augmentation=recipe.augmentation,
         prefix_cache=cached_prefix,
         skipped_images=len(full.skipped),
-        **evaluation.record_fields(),
+        **evaluation_fields(evaluation),
     )
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from synthgap.experiments.blocks import DIRECTIONS, Direction, Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import ResultRecord, TransferRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, baseline_name
-from synthgap.experiments.students import train_from_source
+from synthgap.experiments.students import evaluation_fields, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
 
@@ -147,13 +147,8 @@ def execute(run: TransferRun, ctx: RunContext) -> TransferRecord:
     _, result = train_from_source(ctx, run, source, ctx.store.train(run.source), run.setup, train, recipe)
     return TransferRecord(
         **ctx.record_fields(run, run.target),
-        source=ctx.spec.data.ref(run.source),
-        source_side=run.source,
-        n_transferred=run.n,
-        frozen=run.freeze,
+        **ctx.transfer_fields(run.source, run.n, run.freeze),
         epochs=recipe.epochs if run.n < ctx.num_layers else 0,
-        top1=result.fit.top1,
-        top5=result.fit.top5,
         train_images=result.fit.train_images,
         seconds=time.perf_counter() - start,
         rest=run.rest,
@@ -163,7 +158,7 @@ def execute(run: TransferRun, ctx: RunContext) -> TransferRecord:
         prefix_cache_note=result.prefix_cache_note,
         chosen=run.chosen or None,
         skipped_images=len(train.skipped),
-        **result.fit.evaluation.record_fields(),
+        **evaluation_fields(result.fit.evaluation),
     )
 
 

@@ -15,7 +15,7 @@ from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.blocks import Strict, all_valid
 from synthgap.experiments.results import MixingRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
-from synthgap.experiments.students import scratch_fields, scratch_student, train_from_source
+from synthgap.experiments.students import evaluation_fields, scratch_fields, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 
 if TYPE_CHECKING:
@@ -129,18 +129,13 @@ def execute(run: MixingRun, ctx: RunContext) -> MixingRecord:
         return MixingRecord(
             **ctx.record_fields(run, "real"),
             **common,
-            source=ctx.spec.data.synthetic,
-            source_side="synthetic",
-            n_transferred=ctx.num_layers,
-            frozen=False,
+            **ctx.transfer_fields("synthetic", ctx.num_layers, False),
             epochs=recipe.epochs,
-            top1=result.fit.top1,
-            top5=result.fit.top5,
             train_images=len(train),
             seconds=time.perf_counter() - start,
             real_images=len(train),
             synthetic_images=len(synthetic),
-            **result.fit.evaluation.record_fields(),
+            **evaluation_fields(result.fit.evaluation),
         )
     train, real_images, synthetic_images = mixed_training_set(run, ctx)
     target = f"{ctx.spec.data.real}+{ctx.spec.data.synthetic}"

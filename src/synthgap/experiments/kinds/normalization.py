@@ -17,7 +17,7 @@ from synthgap.data.transforms import Normalization
 from synthgap.experiments.blocks import Side, Strict
 from synthgap.experiments.results import NormalizationRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
-from synthgap.experiments.students import ensure_scratch_model, scratch_fields, scratch_student
+from synthgap.experiments.students import ensure_scratch_model, evaluation_fields, scratch_fields, scratch_student
 from synthgap.models import ModelFamily, reestimate_batchnorm
 from synthgap.train.loaders import eval_loader, test_normalization
 from synthgap.train.loop import measure
@@ -159,18 +159,13 @@ def execute(run: NormalizationRun, ctx: RunContext) -> NormalizationRecord:
     evaluation = measure(model, eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
     return NormalizationRecord(
         **common,
-        source=None,
-        n_transferred=0,
-        frozen=False,
         epochs=recipe.epochs,
-        top1=evaluation.top1,
-        top5=evaluation.top5,
         train_images=len(train),
         seconds=time.perf_counter() - start,
         model_key=key,
         adabn=True,
         adabn_images=len(unlabelled_real),
-        **evaluation.record_fields(),
+        **evaluation_fields(evaluation),
     )
 
 

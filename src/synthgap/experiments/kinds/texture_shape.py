@@ -18,7 +18,7 @@ from synthgap.data.transforms import center_crop
 from synthgap.experiments.blocks import Side, Strict, check_layers, not_negative
 from synthgap.experiments.results import TextureRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
-from synthgap.experiments.students import ensure_scratch_model, scratch_student, train_from_source
+from synthgap.experiments.students import ensure_scratch_model, evaluation_fields, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.train.loaders import eval_loader
 from synthgap.train.loop import evaluate
@@ -125,13 +125,10 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
     reliance = texture_reliance(accuracy, len(test.classes))
     return TextureRecord(
         **ctx.record_fields(run, run.side),
-        source=ctx.spec.data.synthetic if run.student == TRANSFER_STUDENT else None,
-        source_side="synthetic" if run.student == TRANSFER_STUDENT else None,
-        n_transferred=run.n,
-        frozen=run.student == TRANSFER_STUDENT,
+        **ctx.transfer_fields(
+            "synthetic" if run.student == TRANSFER_STUDENT else None, run.n, run.student == TRANSFER_STUDENT
+        ),  # fmt: skip
         epochs=recipe.epochs,
-        top1=evaluation.top1,
-        top5=evaluation.top5,
         train_images=len(train),
         seconds=time.perf_counter() - start,
         variant=run.variant,
@@ -140,7 +137,7 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
         texture_reliance=None if math.isnan(reliance) else round(reliance, 4),
         cue_sigma=run.cue_sigma,
         cue_grid=run.cue_grid,
-        **evaluation.record_fields(),
+        **evaluation_fields(evaluation),
     )
 
 
