@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from synthgap.data.subsets import stratified_positions
 from synthgap.errors import SynthgapError
@@ -58,3 +59,22 @@ def test_per_class_larger_than_class_names_it(labels):
 def test_invalid_subset_arguments(labels, kwargs):
     with pytest.raises(SynthgapError):
         stratified_positions(labels, CLASSES, **kwargs)
+
+
+def test_split_files_name_each_row_of_a_subset_with_skipped_images(tmp_path, write_jpeg):
+    from synthgap.data.cache import decode_image
+    from synthgap.data.config import DataPrep, load_split, split_files
+
+    for name in ("ant", "bee"):
+        (tmp_path / "set" / name).mkdir(parents=True)
+        for i in range(5):
+            write_jpeg(tmp_path / "set" / name / f"{i}.jpg", seed=i + (10 if name == "bee" else 0))
+    (tmp_path / "set" / "ant" / "2.jpg").write_bytes(b"not an image")  # skipped with skip_bad
+    config = DataPrep(skip_bad=True, cache_dir=tmp_path / "cache")
+    ref = f"folder:{tmp_path / 'set'}"
+    images = load_split(config, ref, "train", 3, progress=False)
+    files = split_files(config, ref, "train", 3, images, classes=("ant", "bee"))
+    assert len(files) == len(images) == 6 and not any(f.name == "2.jpg" and f.parent.name == "ant" for f in files)
+    for row, path in enumerate(files):  # each row is the file named for it
+        assert (images.gather(torch.tensor([row]))[0].numpy() == decode_image(path, 32)).all()
+        assert images.classes[int(images.labels[row])] == path.parent.name

@@ -132,13 +132,34 @@ def load_split(
     )
     if config.seen_smaller:  # the key names the size seen too: a model trained at 224 is not one trained at 192
         tensors = tensors.with_resolution(config.resolution, f"{tensors.key}@{config.resolution}")
-    decoded = np.bincount(tensors.labels.numpy(), minlength=len(tensors.classes))  # after any skipped images
-    count, at_most = per_class_count(per_class, dict(zip(tensors.classes, decoded.tolist(), strict=True)))
+    positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
+    return tensors if positions is None else tensors.select(positions)  # the key extends with the positions
+
+
+def subset_positions(
+    config: DataPrep, labels: np.ndarray, classes: Sequence[str], per_class: PerClass
+) -> np.ndarray | None:
+    """The positions `per_class` keeps of a decoded set with these labels (None: all of them)."""
+    decoded = np.bincount(labels, minlength=len(classes))  # after any skipped images
+    count, at_most = per_class_count(per_class, dict(zip(classes, decoded.tolist(), strict=True)))
     if count is None:
-        return tensors
-    labels = tensors.labels.numpy()
-    positions = stratified_positions(labels, tensors.classes, per_class=count, seed=config.subset_seed, at_most=at_most)
-    return tensors.select(positions)  # its key extends the decoded set's key with these positions
+        return None
+    return stratified_positions(labels, tuple(classes), per_class=count, seed=config.subset_seed, at_most=at_most)
+
+
+def split_files(
+    config: DataPrep, ref: str, split: str, per_class: PerClass, images: ImageTensors, *, classes: Sequence[str]
+) -> list[Path]:
+    """The image file of each row of `images` (what `load_split` returned for the same arguments), in row order:
+    the index's files less those decoding skipped, cut to the same subset."""
+    index = open_source(ref, split, config.data_root, classes=classes)
+    skipped = set(images.skipped)
+    kept = [i for i, path in enumerate(index.paths) if str(path) not in skipped]
+    positions = subset_positions(config, index.labels[kept], index.classes, per_class)
+    rows = kept if positions is None else [kept[i] for i in positions]
+    if len(rows) != len(images):
+        raise SynthgapError(f"{ref} ({split}): the files no longer match the decoded images; run again")
+    return [index.paths[i] for i in rows]
 
 
 def test_class_order(config: DataPrep, test_ref: str) -> tuple[str, ...]:

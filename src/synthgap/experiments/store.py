@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from synthgap.data.cache import ImageTensors
-from synthgap.data.config import PerClass, load_split, matched_count, split_identity, test_class_order
+from synthgap.data.config import PerClass, load_split, matched_count, split_files, split_identity, test_class_order
 from synthgap.data.index import check_same_classes
 from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
@@ -57,6 +57,12 @@ class DataStore:
     def train_ref(self, ref: str, *, all_images: bool = False) -> ImageTensors:
         """Training images of any data reference: the spec's `per_class` of each class, or all of them."""
         return self._get(ref, "train", self._per_class("train", all_images))
+
+    def train_files(self, side: Side) -> list[Path]:
+        """The image file of each row of `train(side)`, in row order."""
+        ref = self.spec.data.ref(side)
+        per_class = self._per_class("train", False)
+        return split_files(self.spec.data, ref, "train", per_class, self.train(side), classes=self.classes)
 
     def test(self) -> ImageTensors:
         return self._get(self.spec.data.test, "test", self._per_class("test", False))

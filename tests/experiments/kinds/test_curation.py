@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
 from synthgap.experiments.kinds.curation import CurationRecord, CurationRun, kept_positions, knn_precision_scores
 from synthgap.experiments.runner import run_experiment
@@ -64,3 +65,13 @@ def test_curated_and_control_students_keep_the_same_sizes_and_write_their_lists(
     with open(out / "runs" / "curation-teacher_confidence-keep0.5-s0" / "scores.csv") as f:
         scores = list(csv.DictReader(f))
     assert len(scores) == 30 and all(0 <= float(row["score"]) <= 1 for row in scores)
+
+    # the curated set is a data source: class folders of links to the kept images, in their classes
+    curated = records["curation-teacher_confidence-keep0.5-s0"]
+    index = open_source(f"folder:{curated.kept_folder}", "train", None)
+    assert len(index) == 20 and sorted(index.counts().values()) == [2] * 10
+    assert {p.name.split("-", 1)[0] for p in index.paths} == {f"{int(row['position']):06d}" for row in kept}
+    again = tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["synthetic"]}],
+                      data={"data_root": str(cifake_root), "synthetic": f"folder:{curated.kept_folder}"})  # fmt: skip
+    (trained,) = run_experiment(again, tmp_path / "again", model_cache=tmp_path / "m", progress=False)
+    assert trained.train_images == 20 and trained.target == f"folder:{curated.kept_folder}"

@@ -11,15 +11,19 @@ Scores (higher is better):
 
 Curated and control students see the same number of images per class and, by default, the optimiser steps of the
 full synthetic set (`same_steps`), so a difference between them is the choice of images, not the amount of training.
-Each curated run writes its scores and its kept images (`scores.csv`, `kept.csv`) into its run folder.
+Each curated run writes its scores and its kept images (`scores.csv`, `kept.csv`) into its run folder, and the kept
+images as class folders of links (`kept/<class>/`), so the curated set is a data source: `folder:<run folder>/kept`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -107,6 +111,7 @@ class CurationRecord(ResultRecord):
     control: bool = False
     schedule: str = "same_steps"
     kept_images: int = 0
+    kept_folder: str | None = None  # the kept images as class folders of links: a `folder:` data source
     kept_per_class: list[int] = []
     synthetic_images: int = 0  # before curation
     real_labels_used: int = 0
@@ -230,6 +235,29 @@ def write_lists(run: CurationRun, ctx: RunContext, synthetic: ImageTensors, scor
     atomic_write_text(folder / "kept.csv", table(kept.tolist()))
 
 
+def link_kept(folder: Path, files: list[Path], labels: np.ndarray, classes: tuple[str, ...], kept: np.ndarray) -> Path:
+    """`folder`/kept/<class>/<position>-<file name>: a link to each kept image (a hard link where the file system
+    allows, else a symbolic one), an ImageFolder tree of the curated set. Built beside and renamed into place, so a
+    killed run never leaves half a set under that name."""
+    target = folder / "kept"
+    building = folder / ".kept.tmp"
+    shutil.rmtree(building, ignore_errors=True)
+    for position in kept.tolist():
+        name = classes[labels[position]]
+        if name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise SynthgapError(f"class name {name!r} cannot be a folder name; the kept images are listed in kept.csv")
+        source = Path(files[position]).resolve()
+        link = building / name / f"{position:06d}-{source.name}"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, link)
+        except OSError:  # another file system, or links not allowed there
+            link.symlink_to(source)
+    shutil.rmtree(target, ignore_errors=True)
+    building.rename(target)
+    return target
+
+
 def execute(run: CurationRun, ctx: RunContext) -> CurationRecord:
     start = time.perf_counter()
     synthetic = ctx.store.train("synthetic")
@@ -240,6 +268,7 @@ def execute(run: CurationRun, ctx: RunContext) -> CurationRecord:
     if not len(kept):
         raise SynthgapError(f"{run.name}: no synthetic image scores {run.threshold} or more; lower the threshold")
     write_lists(run, ctx, synthetic, None if run.score == RANDOM else scores, kept)
+    kept_folder = link_kept(ctx.run_dir(run), ctx.store.train_files("synthetic"), labels, synthetic.classes, kept)
     train = synthetic.select(kept)
     recipe = ctx.spec.recipe
     if run.schedule == "same_steps":
@@ -259,6 +288,7 @@ def execute(run: CurationRun, ctx: RunContext) -> CurationRecord:
         control=run.score == RANDOM,
         schedule=run.schedule,
         kept_images=len(train),
+        kept_folder=str(kept_folder),
         kept_per_class=np.bincount(labels[kept], minlength=len(synthetic.classes)).tolist(),
         synthetic_images=len(synthetic),
         real_images_used=len(ctx.store.train("real")) if uses_real else 0,
