@@ -58,6 +58,17 @@ def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, mo
     assert record["kind"] == "baseline" and record["target"] == "cifake:synthetic" and record["train_images"] == 30
 
 
+def test_train_test_per_class_caps_the_test_set(cifake_root, tmp_path):
+    args = ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--epochs", "1",
+            "--width", "0.125", "--batch-size", "8", "--test-per-class", "1",
+            "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (line,) = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    confusion = json.loads(line)["confusion"]
+    assert len(confusion) == 10 and sum(map(sum, confusion)) == 10  # 1 of the 3 test images of each class
+
+
 SMALL = ["--per-class", "3", "--set", "data.test_per_class=3"]  # the test trees hold 3 images per class
 
 

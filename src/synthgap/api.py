@@ -172,7 +172,8 @@ def experiment_spec(spec: Source | ExperimentSpec, options: RunOptions | None = 
 TRAIN_SETTINGS = {
     "name": "name", "seed": "seed", "side": "side", "model": "model.name", "width": "model.width",
     "stem": "model.stem", "test_data": "data.test", "data_root": "data.data_root", "per_class": "data.per_class",
-    "resolution": "data.resolution", "storage_resolution": "data.storage_resolution", "skip_bad": "data.skip_bad",
+    "test_per_class": "data.test_per_class", "resolution": "data.resolution",
+    "storage_resolution": "data.storage_resolution", "skip_bad": "data.skip_bad",
     "epochs": "recipe.epochs", "batch_size": "recipe.batch_size", "lr": "recipe.lr",
     "augmentation": "recipe.augmentation", "normalization": "recipe.normalization", "precision": "recipe.precision",
 }  # fmt: skip

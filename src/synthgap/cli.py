@@ -79,6 +79,9 @@ def train(
         str | None,
         typer.Option(help="Training images per class (stratified, seeded): N, max:N (up to N), or balanced."),
     ] = None,
+    test_per_class: Annotated[
+        int | None, typer.Option(help="Test images per class (stratified, seeded; default all).")
+    ] = None,
     resolution: Annotated[int | None, typer.Option(help="Image side in pixels (default 32).")] = None,
     storage_resolution: Annotated[
         int | None,
@@ -133,9 +136,9 @@ def train(
     record = api.train(
         train_data, config=config, out=out, rerun_changed=rerun_changed, progress=not quiet,
         name=name, seed=seed, side=side, model=model, test_data=test_data, data_root=data_root, per_class=per_class,
-        resolution=resolution, storage_resolution=storage_resolution, skip_bad=skip_bad or None, epochs=epochs,
-        batch_size=batch_size, lr=lr, augmentation=augmentation, normalization=normalization, precision=precision,
-        width=width, stem=stem,
+        test_per_class=test_per_class, resolution=resolution, storage_resolution=storage_resolution,
+        skip_bad=skip_bad or None, epochs=epochs, batch_size=batch_size, lr=lr, augmentation=augmentation,
+        normalization=normalization, precision=precision, width=width, stem=stem,
     )  # fmt: skip
     skipped = getattr(record, "skipped_images", 0)
     typer.echo(

@@ -11,6 +11,7 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.spec import ExperimentSpec
+from synthgap.progress import ENV
 from synthgap.report.analysis import analysis_lines
 
 
@@ -66,6 +67,25 @@ def test_analyze_writes_every_layer_and_measure(cifake_root, tmp_path, model_cac
     for figure in ("analysis_cka.png", "analysis_probes.png", "analysis_domain_gap.png"):
         assert (out / "figures" / figure).stat().st_size > 0
     assert "no seed noise floor" in "\n".join(lines)
+
+
+def test_progress_off_a_terminal_is_plain_lines_and_follows_the_setting(
+    cifake_root, tmp_path, model_cache, capsys, monkeypatch
+):
+    out = tiny_experiment(cifake_root, tmp_path / "exp", model_cache)
+    capsys.readouterr()
+    monkeypatch.delenv(ENV, raising=False)
+    analyze(out, model_cache=model_cache, probe_per_class=1, max_images=20, progress=True)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and captured.out == ""
+    lines = captured.err.splitlines()
+    for desc, total in (("R probes and domain gap", "18 layer"), ("S probes and domain gap", "18 layer")):
+        assert f"{desc}: 0/{total}" in lines and any(line.startswith(f"{desc}: done 18/{total} in ") for line in lines)
+    for desc in ("test pass (CKA)", "R real", "R synthetic", "S real", "S synthetic"):
+        assert any(line.startswith(f"{desc}: done ") for line in lines), desc
+    monkeypatch.setenv(ENV, "off")
+    analyze(out, model_cache=model_cache, probe_per_class=1, max_images=20, progress=True)
+    assert capsys.readouterr().err == ""
 
 
 def test_two_seeds_give_a_noise_floor(cifake_root, tmp_path, model_cache):

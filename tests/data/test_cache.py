@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 
@@ -457,3 +458,15 @@ def test_mixed_sets_are_read_from_their_parts(tmp_path):
     assert torch.equal(mixed.images, reference)
     assert torch.equal(mixed.select(np.array([0, 4])).images, reference[[0, 4]])
     assert mixed.key.startswith("mix-")
+
+
+def test_a_decompression_bomb_sized_image_is_one_synthgap_warning(tmp_path, monkeypatch, caplog, recwarn):
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (12, 12), (0, 255, 0)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 144 pixels: over the limit, under twice it (an error)
+    with caplog.at_level(logging.WARNING, logger="synthgap"):
+        out = decode_image(path, 8)
+    assert out.shape == (3, 8, 8) and (out[1] == 255).all()
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith(f"synthgap: warning: {path}: a very large image (12×12")
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -1,11 +1,14 @@
 """Adaptive layer sweeps (n: auto): bisection over N finds where the recovered share of the gap crosses each level
 with a handful of students instead of one per N, and a resumed experiment continues the same search."""
 
+import itertools
+
 import pytest
 
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments import backends as backends_module
+from synthgap.experiments.dryrun import adaptive_students_bound
 from synthgap.experiments.kinds.layer_transfer import bisect_levels
 from synthgap.experiments.results import BaselineRecord, TransferRecord, read_results
 from synthgap.experiments.runner import run_experiment
@@ -106,3 +109,54 @@ def test_a_fixed_sweep_asks_for_no_follow_up_rounds():
         for run in [BaselineRun("baseline-real-s0", 0, "real"), BaselineRun("baseline-synthetic-s0", 0, "synthetic")]
     ]
     assert follow_ups(spec, records) == []  # R > S here: an adaptive block would ask for students
+
+
+def students_trained(num_layers: int, levels: list[float], budget: int | None, crossings: list[int]) -> int:
+    """Students a bisection trains per seed when the share steps down at each of `crossings` (worst cases come
+    from where the crossings lie)."""
+
+    def share(n: int) -> float:
+        return 1 - sum(n >= c for c in crossings) / (len(crossings) + 1)
+
+    shares: dict[int, float] = {}
+    while (step := bisect_levels(shares, num_layers, levels, budget)).next_n:
+        shares.update({n: share(n) for n in step.next_n})
+    return len(shares)
+
+
+CASES = [(18, [0.5], None), (18, [0.75, 0.5, 0.25], None), (7, [0.8, 0.6, 0.4, 0.2], None), (18, [0.75, 0.5], 3)]
+
+
+@pytest.mark.parametrize(("num_layers", "levels", "budget"), CASES)
+def test_the_dry_run_bound_holds_wherever_the_crossings_are(num_layers, levels, budget):
+    bound = adaptive_students_bound(len(levels), num_layers, budget)
+    worst = max(
+        students_trained(num_layers, levels, budget, sorted(crossings))
+        for crossings in itertools.combinations_with_replacement(range(1, num_layers + 1), len(levels))
+    )
+    assert worst <= bound
+
+
+def test_the_dry_run_says_how_many_adaptive_students_at_most(cifake_root, tmp_path):
+    from synthgap.api import dry_run
+
+    spec = {
+        "data": {"data_root": str(cifake_root)},
+        "seeds": [0, 1],
+        "experiments": [
+            {"kind": "baseline"},
+            {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": "auto", "levels": [0.75, 0.5, 0.25]},
+            {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": "auto", "budget": 4, "seeds": [0],
+             "augmentation": "none"},
+        ],
+    }  # fmt: skip
+    report = dry_run(spec, tmp_path / "out").splitlines()
+    assert "  runs: 4 (baseline 4); 0 already finished in " + str(tmp_path / "out") in report
+    first, second = [line for line in report if line.startswith("  adaptive block")]
+    assert first.startswith(
+        "  adaptive block 2 (layer_transfer, n: auto): at most 15 synthetic→real students per seed, 30 in all "
+        "(2 seed(s)) — an upper bound: 3 level(s) × ⌈log2 18⌉ = 5 bisection steps"
+    )
+    assert second.startswith("  adaptive block 3 (layer_transfer, n: auto): at most 4 synthetic→real students per "
+                             "seed, 4 in all (1 seed(s))")  # fmt: skip
+    assert "budget 4" in second

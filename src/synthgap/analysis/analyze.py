@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from synthgap.analysis.cka import CKA_DEFINITION, MIN_BATCH, MinibatchCKA, gram, hsic_unbiased
 from synthgap.analysis.distances import (
@@ -51,6 +50,7 @@ from synthgap.experiments.results import RESULTS_FILE, BaselineRecord, read_resu
 from synthgap.experiments.spec import ExperimentSpec, Side
 from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.models import ModelFamily, get_family
+from synthgap.progress import progress_bar, track
 from synthgap.train.loaders import eval_loader
 from synthgap.train.loop import default_device
 from synthgap.train.recipe import TrainRecipe
@@ -146,14 +146,37 @@ def analyze(
             )
             for name, images in train.images.items()
         }
-        for layer, real_x in features["real"].items():
-            probe_x, test_x = real_x[train.probe_rows], test_features[label][layer]
-            result = probe_top1(probe_x, train.labels["probe"], test_x, test_labels, len(classes), device=device)
-            rows.add_probe(network, layer, result)
-        gap_features = {layer: x[train.gap_rows] for layer, x in features["real"].items()}
-        rows.add_domain_gap(network, gap_features, features["synthetic"], train.labels, classes, device)
+        add_student_rows(rows, network, features, train, (test_features[label], test_labels), classes, device, progress)
     # 5. write
     return write_analysis(folder, rows.rows)
+
+
+def add_student_rows(
+    rows: Rows,
+    network: Network,
+    features: dict[str, dict[int, torch.Tensor]],
+    train: TrainingSets,
+    test: tuple[dict[int, torch.Tensor], torch.Tensor],
+    classes: tuple[str, ...],
+    device: torch.device,
+    progress: bool,
+) -> None:
+    """One student's probe and domain-gap rows, layer by layer, from its pooled training features ("real",
+    "synthetic") and its pooled test features with their labels. A progress step per layer: on a large model each
+    layer's probe and distances take long enough that a silent loop looks stuck."""
+    test_features, test_labels = test
+    with progress_bar(
+        len(features["real"]), desc=f"{network.label} probes and domain gap", unit="layer", enabled=progress
+    ) as bar:
+        for layer, real_x in features["real"].items():
+            probe_x = real_x[train.probe_rows]
+            result = probe_top1(
+                probe_x, train.labels["probe"], test_features[layer], test_labels, len(classes), device=device
+            )
+            rows.add_probe(network, layer, result)
+            gap = real_x[train.gap_rows], features["synthetic"][layer]
+            rows.add_domain_gap(network, layer, gap, train.labels, classes, device)
+            bar.update(1)
 
 
 def load_experiment_spec(folder: Path) -> ExperimentSpec:
@@ -270,7 +293,7 @@ def scan_test_images(
     pooled: dict[str, dict[int, list[torch.Tensor]]] = {label: {} for label in STUDENTS}
     with ExitStack() as stack:
         taps = {label: stack.enter_context(LayerTaps(n.model, family.layer_map)) for label, n in networks.items()}
-        for images, _ in tqdm(loader, desc="test pass (CKA)", unit="batch", disable=not progress, leave=False):
+        for images, _ in track(loader, desc="test pass (CKA)", unit="batch", enabled=progress, leave=False):
             images = images.to(device)
             grams: dict[str, dict[int, torch.Tensor]] = {}
             for label, tap in taps.items():
@@ -359,20 +382,20 @@ class Rows:
     def add_domain_gap(
         self,
         network: Network,
-        real: dict[int, torch.Tensor],
-        synthetic: dict[int, torch.Tensor],
+        layer: int,
+        features: tuple[torch.Tensor, torch.Tensor],
         labels: dict[str, torch.Tensor],
         classes: tuple[str, ...],
         device: torch.device,
     ) -> None:
-        """FD, KID, precision and recall of the synthetic against the real training images, per layer; FD and KID
-        per class too. `labels["real"]` / `labels["synthetic"]` label the rows of `real` / `synthetic`."""
+        """FD, KID, precision and recall of the synthetic against the real training images at `layer`; FD and KID
+        per class too. `features` holds the (real, synthetic) pooled features, labelled by `labels["real"]` /
+        `labels["synthetic"]`."""
         real_labels, synthetic_labels = labels["real"].to(device), labels["synthetic"].to(device)
-        for layer in sorted(real):
-            a, b = real[layer].to(device), synthetic[layer].to(device)
-            self._gap_rows(network, layer, a, b, None)
-            for c, name in enumerate(classes):
-                self._gap_rows(network, layer, a[real_labels == c], b[synthetic_labels == c], name)
+        a, b = features[0].to(device), features[1].to(device)
+        self._gap_rows(network, layer, a, b, None)
+        for c, name in enumerate(classes):
+            self._gap_rows(network, layer, a[real_labels == c], b[synthetic_labels == c], name)
 
     def _gap_rows(self, network: Network, layer: int, real: torch.Tensor, synthetic: torch.Tensor, name) -> None:
         common = {

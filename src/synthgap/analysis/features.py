@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from synthgap.errors import SynthgapError
 from synthgap.models import LayerMap
+from synthgap.progress import track
 
 Reduce = Callable[[torch.Tensor], Any]  # one layer's activation (batch first) -> what is kept of it
 
@@ -143,7 +143,7 @@ def pooled_features(
     model.eval()
     parts: dict[int, list[torch.Tensor]] = {}
     with LayerTaps(model, layer_map) as taps:
-        for images, _ in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+        for images, _ in track(batches, desc=desc, unit="batch", enabled=progress, leave=False):
             for layer, vectors in taps(images.to(device), lambda a: pool(a).cpu()).items():
                 parts.setdefault(layer, []).append(vectors)
     return {layer: torch.cat(chunks) for layer, chunks in parts.items()}

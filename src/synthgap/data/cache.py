@@ -258,15 +258,28 @@ def default_cache_dir() -> Path:
 
 def decode_image(path: Path, resolution: int) -> np.ndarray:
     """One image as uint8 3×R×R: converted to RGB, shorter side resized to R, centre-cropped."""
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (resolution, resolution))  # JPEG: decode at reduced scale when much larger than R
-            im = im.convert("RGB")
-            if im.size != (resolution, resolution):
-                im = _resize_center_crop(im, resolution)
-            array = np.asarray(im, dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadImageError(path, str(exc) or type(exc).__name__) from None
+    # PIL's warnings are recorded rather than printed: a decompression-bomb-sized image (above Image.MAX_IMAGE_PIXELS,
+    # below twice that, where PIL refuses it) becomes one synthgap warning naming the file; any other is passed on.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with Image.open(path) as im:
+                size = im.size
+                im.draft("RGB", (resolution, resolution))  # JPEG: decode at reduced scale when much larger than R
+                im = im.convert("RGB")
+                if im.size != (resolution, resolution):
+                    im = _resize_center_crop(im, resolution)
+                array = np.asarray(im, dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise BadImageError(path, str(exc) or type(exc).__name__) from None
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, Image.DecompressionBombWarning):
+            pixels = f"{size[0]}×{size[1]} = {size[0] * size[1]:,} pixels"
+            warn(f"{path}: a very large image ({pixels}, over PIL's decompression-bomb limit); decoded anyway")
+        else:
+            warnings.warn_explicit(
+                caught_warning.message, caught_warning.category, caught_warning.filename, caught_warning.lineno
+            )
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 

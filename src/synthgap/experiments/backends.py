@@ -8,9 +8,12 @@ a cluster); a worker that cannot is one clear error.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +30,7 @@ from synthgap.train.compute import Compute, using_threads
 from synthgap.train.loop import default_device
 
 BACKENDS = ("local", "ray", "slurm")
+RAY_START_NOTICES = "ray._private.authentication.authentication_token_setup"  # "Token authentication is enabled ..."
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,18 @@ class LocalBackend:
         pass
 
 
+@contextmanager
+def _logger_level(name: str, level: int) -> Iterator[None]:
+    """Logger `name` at `level` or above for the duration of the block (its own level restored after)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 class RayBackend:
     """Each run a Ray task asking for `resources`; a lost worker's task is retried by Ray. Connects to `address`
     (an existing cluster), else starts Ray on this machine with `workers` × the resources."""
@@ -150,7 +166,12 @@ class RayBackend:
             local = {} if address else {"num_cpus": (workers or os.cpu_count() or 1) * cpus}
             if not address and resources.gpus:
                 local["num_gpus"] = torch.cuda.device_count()
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+            # A Ray started here turns on token authentication and says so on stderr at every start; the notice
+            # (a warning on that one logger) is silenced for the call, and what Ray does is left as it is.
+            with _logger_level(RAY_START_NOTICES, logging.ERROR):
+                ray.init(
+                    address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local
+                )
         cluster = ray.cluster_resources()
         fits = int(cluster.get("CPU", 1) // cpus)
         if resources.gpus:
