@@ -110,3 +110,12 @@ def test_killed_at_random_moments_resumes_without_losing_or_duplicating_runs(cif
     assert [r.run for r in resumed] == list(reference)  # every run once, in plan order
     assert {r.run: r.top1 for r in resumed} == reference  # and the same numbers as without interruption
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_report_folder_left_by_a_kill_is_cleared_before_the_run(cifake_root, tmp_path, caches):
+    out = tmp_path / "out"
+    (out / ".figures.abc123.tmp").mkdir(parents=True)  # a report killed while drawing its figures
+    (out / ".figures.abc123.tmp" / "part.png").write_bytes(b"x")
+    (out / ".results.jsonl.tmp").write_text("torn")
+    run_experiment(tiny_spec(cifake_root), out, model_cache=caches, progress=False)
+    assert not list(out.glob(".*.tmp"))

@@ -92,8 +92,11 @@ def run_experiment(
     out = Path(out)
     runs = plan(spec)
     with exclusive(out):
-        for stale in out.glob(".*.tmp"):  # left by a process killed mid-write; never read as results
-            stale.unlink()
+        for stale in out.glob(".*.tmp"):  # left by a process killed mid-write (a file, or a report's figures)
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
         open_spec_sources(spec, runs)  # class lists and sizes, before any decoding or training
         store = DataStore(spec, progress)
         runs += _new_follow_ups(spec, out, runs)  # an adaptive sweep's recorded runs belong to the plan too
