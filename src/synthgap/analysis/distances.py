@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 import torch
 
+from synthgap.neighbours import DISTANCE_CHUNK, kth_neighbour_radius
+
 FD_MIN_IMAGES_PER_DIM = 2  # FD only when both sets have at least this many images per feature dimension
 KID_BLOCK = 1000  # images per set in one KID block (the subset size of Bińkowski et al.)
 KNN_K = 3  # neighbourhood size of the precision/recall manifolds (Kynkäänniemi et al.)
 PR_MAX_IMAGES = 2000  # images per set for precision/recall (a seeded subset above): its cost grows with n²
-DISTANCE_CHUNK = 2048  # rows of a pairwise-distance block (memory: chunk × n floats)
 
 
 def enough_for_fd(n_a: int, n_b: int, dims: int) -> bool:
@@ -133,16 +134,6 @@ def kernel_distance(
     return KernelResult(float(values.mean()), error, blocks, (size_a, size_b))
 
 
-def _kth_neighbour_radius(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Distance from each point to its k-th nearest *other* point of the same set."""
-    radii = []
-    for start in range(0, len(x), DISTANCE_CHUNK):
-        distances = torch.cdist(x[start : start + DISTANCE_CHUNK], x)
-        # k + 1 smallest: the smallest is the point itself (0). topk is ~5× faster than kthvalue on the CPU.
-        radii.append(distances.topk(k + 1, dim=1, largest=False).values[:, -1])
-    return torch.cat(radii)
-
-
 @dataclass(frozen=True)
 class PrecisionRecall:
     precision: float  # share of the other set inside the reference manifold
@@ -165,7 +156,7 @@ def precision_recall(
         raise ValueError(f"k-NN manifolds with k = {k} need more than {k} points per set")
     generator = torch.Generator().manual_seed(seed)
     a, b = (_at_most(x.float(), max_images, generator) for x in (reference, other))
-    radius_a, radius_b = _kth_neighbour_radius(a, k), _kth_neighbour_radius(b, k)
+    radius_a, radius_b = kth_neighbour_radius(a, k), kth_neighbour_radius(b, k)
     # One pass over the cross distances: row minima give recall (a in b's balls), column minima precision.
     recalled, closest = [], torch.full((len(b),), torch.inf, device=b.device)
     for start in range(0, len(a), DISTANCE_CHUNK):

@@ -40,6 +40,7 @@ from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import evaluation_fields, resume_state, source_model, train_in_run
 from synthgap.io import atomic_write_text
+from synthgap.neighbours import DISTANCE_CHUNK, kth_neighbour_radius
 from synthgap.train.loaders import test_normalization
 from synthgap.train.loop import autocast, autocast_dtype
 from synthgap.train.recipe import TrainRecipe
@@ -161,14 +162,12 @@ def teacher_outputs(
     return torch.cat(probabilities), torch.cat(captured).flatten(1)
 
 
-def knn_precision_scores(synthetic: torch.Tensor, real: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+def knn_precision_scores(synthetic: torch.Tensor, real: torch.Tensor, k: int) -> torch.Tensor:
     """max_j 1 − d(x, real_j) / r_j for every synthetic feature x (r_j: real_j's distance to its k-th nearest
     other real feature); ≥ 0 exactly when x lies inside some real k-NN ball."""
-    k = min(k, len(real) - 1)
-    radii = torch.cat([torch.cdist(real[i : i + chunk], real).kthvalue(k + 1, dim=1).values  # +1: itself at 0
-                       for i in range(0, len(real), chunk)]).clamp_min(1e-12)  # fmt: skip
-    return torch.cat([(1 - torch.cdist(synthetic[i : i + chunk], real) / radii).max(dim=1).values
-                      for i in range(0, len(synthetic), chunk)])  # fmt: skip
+    radii = kth_neighbour_radius(real, min(k, len(real) - 1)).clamp_min(1e-12)
+    return torch.cat([(1 - torch.cdist(synthetic[i : i + DISTANCE_CHUNK], real) / radii).max(dim=1).values
+                      for i in range(0, len(synthetic), DISTANCE_CHUNK)])  # fmt: skip
 
 
 def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> tuple[np.ndarray, str]:
