@@ -302,7 +302,7 @@ Steps = Annotated[int, typer.Option(help="Denoising steps.")]
 Size = Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")]
 GenBatch = Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
-Scheduler = Annotated[str, typer.Option(help="ddim | dpm++ | euler_a | default (the model's own).")]
+Scheduler = Annotated[str, typer.Option(help="ddim | dpm++ | unipc | euler_a | default (the model's own).")]
 NegativePrompt = Annotated[str, typer.Option(help="Negative prompt for every image.")]
 GenPrecision = Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")]
 Previews = Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")]
@@ -317,6 +317,12 @@ GpusPerShard = Annotated[
     float | None, typer.Option(help="ray: GPUs of each shard (default: 1 where there are GPUs, else 0).")
 ]
 CpusPerShard = Annotated[int, typer.Option(help="ray: CPU cores of each shard.")]
+Lora = Annotated[
+    Path | None,
+    typer.Option(help="A LoRA folder (synthgap generate adapt, or pytorch_lora_weights.safetensors).",
+                 show_default=False),
+]  # fmt: skip
+LoraScale = Annotated[float, typer.Option(help="LoRA scale (Real-Fake samples at 0.5).")]
 
 
 def _generate(run, config, *, backend: str, shards: int | None, address: str | None, gpus: float | None,
@@ -361,6 +367,8 @@ def generate_text2img(
     backgrounds: Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")] = None,
     precision: GenPrecision = "auto",
     safety_checker: Annotated[bool, typer.Option(help="Run the model's safety checker (off: not loaded).")] = False,
+    lora: Lora = None,
+    lora_scale: LoraScale = 1.0,
     shard: Shard = "0/1",
     previews: Previews = True,
     backend: GenBackend = "local",
@@ -380,7 +388,8 @@ def generate_text2img(
         out=out, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, classes=classes, per_class=per_class,
         seed=seed, steps=steps, size=size, batch_size=batch_size, guidance=guidance, scheduler=scheduler,
         templates=tuple(template or DEFAULT_TEMPLATES), negative_prompt=negative_prompt, text=text,
-        backgrounds=backgrounds, precision=precision, safety_checker=safety_checker, shard=shard, previews=previews,
+        backgrounds=backgrounds, precision=precision, safety_checker=safety_checker, lora=lora, lora_scale=lora_scale,
+        shard=shard, previews=previews,
     )  # fmt: skip
     _generate(run_text2img, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
               cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
@@ -427,6 +436,113 @@ def generate_unclip(
     )  # fmt: skip
     _generate(run_unclip, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
               cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
+
+
+@generate_app.command("img2img")
+def generate_img2img(
+    out: GenOut,
+    source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
+    model: GenModel = None,
+    revision: Revision = None,
+    data_root: DataRoot = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            help="Class list for prompt names and fields (its classes must be the source's; default: the "
+            "source's class names).",
+            show_default=False,
+        ),
+    ] = None,  # fmt: skip
+    per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
+    variations: Annotated[int, typer.Option(help="Images made from each real image.")] = 1,
+    strength: Annotated[
+        float, typer.Option(help="How far each real image is noised, in (0, 1]: 1 is pure noise.")
+    ] = 0.75,
+    seed: GenSeed = 0,
+    steps: Annotated[int, typer.Option(help="Denoising steps of the full schedule (strength × steps are run).")] = 30,
+    size: Size = 512,
+    batch_size: GenBatch = 8,
+    guidance: Guidance = 2.0,
+    scheduler: Scheduler = "ddim",
+    template: Annotated[
+        list[str] | None, typer.Option(help="Prompt template (repeatable; default 'a photo of a {name}').")
+    ] = None,
+    negative_prompt: NegativePrompt = "",
+    text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
+    backgrounds: Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")] = None,
+    precision: GenPrecision = "auto",
+    lora: Lora = None,
+    lora_scale: LoraScale = 1.0,
+    shard: Shard = "0/1",
+    previews: Previews = True,
+    backend: GenBackend = "local",
+    shards: Shards = None,
+    address: GenAddress = None,
+    gpus_per_shard: GpusPerShard = None,
+    cpus_per_shard: CpusPerShard = 1,
+    quiet: Quiet = False,
+) -> None:
+    """Image-to-image from each real image of a source under its class prompt (Real-Fake, DISEF). Rerun to resume."""
+    from synthgap.generate.img2img import DEFAULT_IMG2IMG_TEMPLATES, Img2ImgConfig
+    from synthgap.generate.img2img import generate_img2img as run_img2img
+    from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL
+
+    config = Img2ImgConfig(
+        out=out, source=source, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, data_root=data_root,
+        classes=classes, per_class=per_class, variations=variations, strength=strength, seed=seed, steps=steps,
+        size=size, batch_size=batch_size, guidance=guidance, scheduler=scheduler,
+        templates=tuple(template or DEFAULT_IMG2IMG_TEMPLATES), negative_prompt=negative_prompt, text=text,
+        backgrounds=backgrounds, precision=precision, lora=lora, lora_scale=lora_scale, shard=shard,
+        previews=previews,
+    )  # fmt: skip
+    _generate(run_img2img, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
+              cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
+
+
+@generate_app.command("adapt")
+def generate_adapt(
+    out: Annotated[Path, typer.Option(help="LoRA folder to write (rerun the same command to resume).")],
+    source: Annotated[str, typer.Option(help="Real images to adapt to (train split), e.g. cifake:real, folder:DIR.")],
+    model: GenModel = None,
+    revision: Revision = None,
+    data_root: DataRoot = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Class list for prompt names (its classes must be the source's).", show_default=False),
+    ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(help="Prompt template of the training images (repeatable; default 'a photo of a {name}')."),
+    ] = None,  # fmt: skip
+    per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
+    rank: Annotated[int, typer.Option(help="LoRA rank (DataDream 16, Real-Fake 4).")] = 8,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
+    epochs: Annotated[int, typer.Option(help="Epochs over the real images (per LoRA).")] = 10,
+    steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps per LoRA instead of whole epochs.", show_default=False)
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Real images per step.")] = 4,
+    size: Annotated[int, typer.Option(help="Training resolution (centre square, multiple of 8).")] = 512,
+    text_encoder: Annotated[bool, typer.Option("--text-encoder", help="Also adapt the text encoder.")] = False,
+    one_per_class: Annotated[bool, typer.Option("--one-per-class", help="One LoRA per class (sub-folders).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the LoRA init, data order, noise and timesteps.")] = 0,
+    precision: GenPrecision = "auto",
+    quiet: Quiet = False,
+) -> None:
+    """LoRA adaptation of a text-to-image model to real images with their class prompts (DataDream, Real-Fake).
+
+    Saves after every epoch; rerun the same command to resume. Use the result with `generate text2img --lora OUT`
+    or `generate img2img --lora OUT`."""
+    from synthgap.generate.adapt import AdaptConfig, adapt
+    from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL
+
+    config = AdaptConfig(
+        out=out, source=source, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, data_root=data_root,
+        classes=classes, templates=tuple(template or ("a photo of a {name}",)), per_class=per_class, rank=rank, lr=lr,
+        epochs=epochs, steps=steps, batch_size=batch_size, size=size, text_encoder=text_encoder,
+        one_per_class=one_per_class, seed=seed, precision=precision,
+    )  # fmt: skip
+    typer.echo(adapt(config, progress=not quiet).summary())
 
 
 @app.command()

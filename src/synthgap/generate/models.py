@@ -53,6 +53,13 @@ def _dpm_solver_pp(scheduler: Any) -> Any:
     return DPMSolverMultistepScheduler.from_config(scheduler.config, algorithm_type="dpmsolver++")
 
 
+@SCHEDULERS.register("unipc")
+def _unipc(scheduler: Any) -> Any:
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler.from_config(scheduler.config)
+
+
 @SCHEDULERS.register("euler_a")
 def _euler_ancestral(scheduler: Any) -> Any:
     from diffusers import EulerAncestralDiscreteScheduler
@@ -131,8 +138,9 @@ def choose_device_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
 
 
 def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety_checker: bool) -> Any:
-    """Load a text-to-image (`kind` "text2img") or unCLIP image-variation ("unclip") pipeline from its folder."""
-    from diffusers import AutoPipelineForText2Image, StableUnCLIPImg2ImgPipeline
+    """Load a text-to-image (`kind` "text2img"), image-to-image ("img2img", any text-to-image family through
+    AutoPipelineForImage2Image) or unCLIP image-variation ("unclip") pipeline from its folder."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image, StableUnCLIPImg2ImgPipeline
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -155,6 +163,8 @@ def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety
                     f"(StableUnCLIPImg2ImgPipeline, e.g. {DEFAULT_UNCLIP_MODEL})"
                 )
             pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(resolved.path, **kwargs)
+        elif kind == "img2img":
+            pipe = AutoPipelineForImage2Image.from_pretrained(resolved.path, **kwargs)
         else:
             pipe = AutoPipelineForText2Image.from_pretrained(resolved.path, **kwargs)
     except (ValueError, OSError) as exc:

@@ -51,19 +51,7 @@ class OutputFolder:
 
     def check_settings(self, settings: dict[str, Any]) -> None:
         """Record the settings on first use; on a rerun (or another shard) they must be the same."""
-        path = self.root / SETTINGS
-        if path.exists():
-            old = json.loads(path.read_text(encoding="utf-8"))
-            new = json.loads(json.dumps(settings))  # normalise tuples → lists as stored
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            if changed:
-                shown = "; ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed[:4])
-                raise SynthgapError(
-                    f"{self.root} holds a generation run with other settings ({shown}); rerun with the same "
-                    "settings to resume, or choose another --out"
-                )
-            return
-        atomic_write_json(path, settings)
+        check_run_settings(self.root, SETTINGS, str(settings.get("kind", "generate")), settings)
 
     def open_part(self) -> dict[str, dict[str, Any]]:
         """Lock this shard's part, drop a torn last line, and return its records by file."""
@@ -148,6 +136,39 @@ class OutputFolder:
         for folder in {item.cls.folder for item in items}:
             for tmp in (self.root / folder).glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
+
+
+RUN_FILES = {SETTINGS: "a `synthgap generate` run", "adapt.json": "a `synthgap generate adapt` run",
+             "results.jsonl": "an experiment"}  # fmt: skip
+
+
+def check_run_settings(root: Path, file: str, kind: str, settings: dict[str, Any]) -> None:
+    """Record a run's settings in `root/file` on first use; a rerun into `root` must have the same ones.
+
+    A folder holding another kind of run (another settings file, or the same file with another `kind`) is refused,
+    and so is a rerun with other settings, naming what differs."""
+    root = Path(root)
+    for other, what in RUN_FILES.items():
+        if other != file and (root / other).exists():
+            raise SynthgapError(f"{root} holds {what}; choose another --out for this {kind} run")
+    path = root / file
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise SynthgapError(f"corrupt {path}: not a JSON file; choose another --out") from None
+        new = json.loads(json.dumps({"kind": kind, **settings}))  # normalise tuples → lists as stored
+        if old.get("kind", kind) != kind:
+            raise SynthgapError(f"{root} holds a {old.get('kind')} run, not a {kind} run; choose another --out")
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed:
+            shown = "; ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed[:4])
+            raise SynthgapError(
+                f"{root} holds a {kind} run with other settings ({shown}); rerun with the same settings to resume, "
+                "or choose another --out"
+            )
+        return
+    atomic_write_json(path, {"kind": kind, **settings})
 
 
 def encode_png(image: Image.Image) -> bytes:

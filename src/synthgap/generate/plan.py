@@ -82,3 +82,12 @@ def batches(items: list[Item], batch_size: int) -> list[list[Item]]:
 def shard_batches(all_batches: list[list[Item]], shard: Shard) -> list[list[Item]]:
     """Round-robin over batches: balanced within one batch, and a function of the batch number only."""
     return all_batches[shard.index :: shard.count]
+
+
+def runs_by_class(batch: list[Item]) -> list[tuple[str, list[tuple[int, Item]]]]:
+    """A batch's (position, item) pairs grouped by class id, in batch order: one pipeline call per class where each
+    class has its own LoRA."""
+    groups: dict[str, list[tuple[int, Item]]] = {}
+    for position, item in enumerate(batch):
+        groups.setdefault(item.cls.id, []).append((position, item))
+    return list(groups.items())

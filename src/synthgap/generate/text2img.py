@@ -19,6 +19,7 @@ import torch
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, load_classes
 from synthgap.generate.common import GenerationResult, describe_common, generate_shard
+from synthgap.generate.lora import LoraFolder, apply_lora, lora_description, lora_settings, open_lora
 from synthgap.generate.models import (
     DEFAULT_TEXT2IMG_MODEL,
     SCHEDULERS,
@@ -28,7 +29,7 @@ from synthgap.generate.models import (
     resolve_model,
     scheduler_name,
 )
-from synthgap.generate.plan import Item, Shard, text2img_items
+from synthgap.generate.plan import Item, Shard, runs_by_class, text2img_items
 from synthgap.generate.prompts import DEFAULT_TEMPLATES, PromptMaker, check_templates, load_backgrounds
 
 
@@ -53,6 +54,8 @@ class Text2ImgConfig:
     backgrounds: Path | None = None  # one background per line (default: a built-in list)
     precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     safety_checker: bool = False
+    lora: Path | None = None  # a LoRA folder (synthgap generate adapt, or any diffusers LoRA)
+    lora_scale: float = 1.0
     shard: str = "0/1"
     previews: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # passed to the pipeline call as is (e.g. eta)
@@ -64,6 +67,7 @@ class Text2ImgGenerator:
     def __init__(self, config: Text2ImgConfig) -> None:
         self.config = config
         self.out = Path(config.out)
+        self.lora: LoraFolder | None = None
 
     def check_inputs(self) -> tuple[list[ClassInfo], Shard, PromptMaker]:
         """Validate everything that can be checked before touching a model; raise clear errors."""
@@ -90,6 +94,8 @@ class Text2ImgGenerator:
 
         # 2. resolve the model (a local folder, or the Hugging Face cache) without loading it
         self.model = resolve_model(self.config.model, self.config.revision)
+        if self.config.lora is not None:
+            self.lora = open_lora(self.config.lora, self.model, [cls.id for cls in classes])
 
         # 3. plan: one item per image
         items = text2img_items(classes, self.config.per_class, self.config.seed)
@@ -102,9 +108,22 @@ class Text2ImgGenerator:
     def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
         pipe = load_pipeline(self.model, "text2img", dtype, self.config.safety_checker)
+        if self.lora is not None:
+            apply_lora(pipe, self.lora)
         self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
+        if self.lora is not None and self.lora.per_class:  # one LoRA per class: one call per class of the batch
+            images = []
+            for cls_id, group in runs_by_class(batch):
+                self.lora.use(self.pipe, cls_id, self.config.lora_scale)
+                images.extend(self.call_pipe([item for _, item in group], [generators[i] for i, _ in group]))
+            return images
+        if self.lora is not None:
+            self.lora.use(self.pipe, None, self.config.lora_scale)
+        return self.call_pipe(batch, generators)
+
+    def call_pipe(self, batch: list[Item], generators: list[torch.Generator]) -> list:
         c = self.config
         prompts = [self.prompts(item.cls, item.seed)[0] for item in batch]
         negative = [c.negative_prompt] * len(batch) if c.negative_prompt else None
@@ -135,11 +154,16 @@ class Text2ImgGenerator:
             "guidance": c.guidance,
             "size": c.size,
             "source": None,
+            **lora_description(self.lora, c.lora_scale),
         }
 
     def settings(self, classes: list[ClassInfo]) -> dict[str, Any]:
         """What generate.json records: every setting that changes pixels or prompts."""
-        fixed = {k: v for k, v in asdict(self.config).items() if k not in ("out", "shard", "previews", "classes")}
+        fixed = {
+            k: v
+            for k, v in asdict(self.config).items()
+            if k not in ("out", "shard", "previews", "classes", "lora", "lora_scale")
+        }
         return {
             "kind": "text2img",
             **fixed,
@@ -147,6 +171,7 @@ class Text2ImgGenerator:
             "resolved_revision": self.model.revision,
             "dtype": str(choose_device_dtype(self.config.precision)[1]),
             "classes": [[cls.id, cls.name] for cls in classes],
+            **lora_settings(self.lora, self.config.lora_scale),
         }
 
 

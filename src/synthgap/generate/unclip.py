@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
-from synthgap.generate.classes import ClassInfo, finish_classes
+from synthgap.generate.classes import ClassInfo
 from synthgap.generate.common import GenerationResult, describe_common, generate_shard
 from synthgap.generate.models import (
     DEFAULT_UNCLIP_MODEL,
@@ -31,8 +30,9 @@ from synthgap.generate.models import (
     resolve_model,
     scheduler_name,
 )
-from synthgap.generate.plan import Item, Shard, image_seed
+from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import fill_template
+from synthgap.generate.real import load_rgb, source_classes, variation_items
 
 
 @dataclass
@@ -111,7 +111,7 @@ class UnclipGenerator:
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
         c = self.config
-        images = [_load_rgb(item.source) for item in batch]
+        images = [load_rgb(item.source) for item in batch]
         return self.pipe(
             image=images,
             prompt=[fill_template(c.prompt, {"name": item.cls.name}) for item in batch],
@@ -150,36 +150,6 @@ class UnclipGenerator:
             "dtype": str(choose_device_dtype(self.config.precision)[1]),
             "classes": [[cls.id, cls.name] for cls in classes],
         }
-
-
-def source_classes(index: LabelledIndex) -> list[ClassInfo]:
-    """The source's classes as ClassInfo: ids as in the source; ImageNet wnids get their readable names."""
-    from synthgap.data.imagenet100 import load_imagenet100_classes
-
-    names = {e["wnid"]: e for e in load_imagenet100_classes()}
-    raw = [{"id": c, "name": names[c]["name"] if c in names else c} for c in index.classes]
-    return finish_classes(raw, where=index.name)
-
-
-def variation_items(
-    index: LabelledIndex, classes: list[ClassInfo], per_class: int | None, variations: int, base_seed: int
-) -> list[Item]:
-    """Class-major items: real image j of a class gives indices j*k .. j*k+k-1."""
-    by_label: dict[int, list[Path]] = {}
-    for path, label in zip(index.paths, index.labels.tolist(), strict=True):
-        by_label.setdefault(label, []).append(Path(path).absolute())
-    items = []
-    for label, cls in enumerate(classes):
-        for j, source in enumerate(by_label.get(label, [])[:per_class]):
-            for v in range(variations):
-                position = j * variations + v
-                items.append(Item(label, cls, position, image_seed(base_seed, cls.id, position), source))
-    return items
-
-
-def _load_rgb(path: Path | None) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 def _fields(template: str) -> list[str]:
