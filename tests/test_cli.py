@@ -187,3 +187,15 @@ def test_report_says_where_the_html_and_the_figures_went(tmp_path):
     assert (
         f"figures in {tmp_path / 'figures'}; to share one file: {tmp_path / 'report-standalone.html'}" in result.stdout
     )
+
+
+def test_the_imagenet100_generators_spec_compares_every_kind_of_set():
+    import yaml
+
+    from synthgap.experiments.spec import ExperimentSpec
+
+    spec = ExperimentSpec.model_validate(yaml.safe_load((CONFIGS / "imagenet100-generators.yaml").read_text()))
+    generator = next(block for block in spec.experiments if block.kind == "generator")
+    assert set(generator.sources) == {"text2img", "img2img", "img2img_lora", "lora_text2img", "curated_confidence",
+                                      "unclip_oracle"}  # fmt: skip
+    assert all(ref.startswith("generated:") for ref in generator.sources.values())

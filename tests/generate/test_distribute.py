@@ -62,3 +62,25 @@ def test_paths_reach_the_workers_absolute(tiny_text2img, tmp_path, monkeypatch):
     absolute = with_absolute_paths(config)
     assert absolute.out == tmp_path / "gen" and absolute.classes == str(tmp_path / "classes.txt")
     assert with_absolute_paths(tiny_config(tiny_text2img, Path("gen"))).classes == "cifar10"  # a name stays
+
+
+@pytest.mark.slow
+def test_ray_shards_of_an_img2img_run_give_the_one_process_images(tiny_text2img, image_folder, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    import ray
+
+    from synthgap.generate.img2img import Img2ImgConfig, generate_img2img
+
+    settings = {"per_class": 2, "variations": 2, "size": 32, "steps": 4, "batch_size": 3}
+    one = tmp_path / "one"
+    generate_img2img(Img2ImgConfig(out=one, source=f"folder:{image_folder}", model=str(tiny_text2img), **settings),
+                     progress=False)  # fmt: skip
+    monkeypatch.chdir(image_folder.parent)  # a relative source folder reaches the workers absolute
+    config = Img2ImgConfig(out=tmp_path / "ray", source=f"folder:{image_folder.name}", model=str(tiny_text2img),
+                           **settings)  # fmt: skip
+    try:
+        results, merged = generate_on_ray(generate_img2img, config, 2, cpus=1)
+    finally:
+        ray.shutdown()
+    assert sum(r.written for r in results) == 10 and merged.manifest is not None
+    assert png_files(tmp_path / "ray") == png_files(one)

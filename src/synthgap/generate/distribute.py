@@ -45,7 +45,8 @@ def run_shard(generate: Generate, config: ShardedConfig) -> GenerationResult | S
 
 
 def with_absolute_paths(config: ShardedConfig) -> ShardedConfig:
-    """`config` with its paths (the output folder, a class-list or backgrounds file, a data root) made absolute."""
+    """`config` with its paths (the output folder, a class-list or backgrounds file, a data root, the folder of a
+    real source) made absolute."""
     changes: dict[str, Any] = {}
     for field in dataclasses.fields(config):  # type: ignore[arg-type]
         value = getattr(config, field.name)
@@ -53,6 +54,10 @@ def with_absolute_paths(config: ShardedConfig) -> ShardedConfig:
             changes[field.name] = value.resolve()
         elif field.name == "classes" and isinstance(value, str) and Path(value).is_file():
             changes[field.name] = str(Path(value).resolve())
+        elif field.name == "source" and isinstance(value, str) and ":" in value:  # folder:DIR, imagenet100:DIR
+            prefix, _, where = value.partition(":")
+            if where and Path(where).exists():
+                changes[field.name] = f"{prefix}:{Path(where).resolve()}"
     return dataclasses.replace(config, **changes)  # type: ignore[type-var]
 
 
