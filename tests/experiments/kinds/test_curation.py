@@ -75,3 +75,41 @@ def test_curated_and_control_students_keep_the_same_sizes_and_write_their_lists(
                       data={"data_root": str(cifake_root), "synthetic": f"folder:{curated.kept_folder}"})  # fmt: skip
     (trained,) = run_experiment(again, tmp_path / "again", model_cache=tmp_path / "m", progress=False)
     assert trained.train_images == 20 and trained.target == f"folder:{curated.kept_folder}"
+
+
+def test_the_clip_score_reads_curates_scores_file_and_needs_no_teacher(cifake_root, tmp_path):
+    import json
+
+    from synthgap.io import file_digest
+
+    fake = cifake_root / "cifake" / "train" / "FAKE"
+    scored = tmp_path / "curated"  # what `synthgap curate` leaves: generate.json naming the scored set, the scores
+    scored.mkdir()
+    (scored / "generate.json").write_text(json.dumps({"kind": "curate", "source": str(fake)}))
+    files = sorted(p.name for p in fake.iterdir())
+    rng = np.random.default_rng(3)
+    scores = {name: float(rng.random()) for name in files}
+    rows = "".join(f"{name},x,{scores[name]},x,1\n" for name in files)
+    (scored / "clip_scores.csv").write_text("file,class,score,top_class,kept\n" + rows)
+    block = {"kind": "curation", "scores": ["clip"], "scores_file": str(scored / "clip_scores.csv"), "keep": [0.34]}
+    spec = tiny_spec(cifake_root, [block], data={"data_root": str(cifake_root), "per_class": 3})
+    out = tmp_path / "out"
+    records = {r.run: r for r in run_experiment(spec, out, model_cache=tmp_path / "m", progress=False)}
+    assert not any(name.startswith("baseline") for name in records)  # no teacher was trained
+    clip = records["curation-clip-keep0.34-s0"]
+    assert clip.teacher_fingerprint is None and clip.real_labels_used == clip.real_images_used == 0
+    assert clip.scores_sha256 == file_digest(scored / "clip_scores.csv") and clip.kept_per_class == [1] * 10
+    with open(out / "runs" / clip.run / "scores.csv") as f:
+        table = list(csv.DictReader(f))
+    for cls in {row["class"] for row in table}:
+        members = [row for row in table if row["class"] == cls]
+        best = max(members, key=lambda row: float(row["score"]))
+        assert [row["kept"] for row in members if row is best] == ["1"]
+    assert sorted(float(row["score"]) for row in table) == pytest.approx(sorted(scores.values()), rel=1e-5)
+
+    (scored / "clip_scores.csv").write_text("file,class,score,top_class,kept\n" + rows.split("\n", 1)[1])
+    spec = tiny_spec(cifake_root, [block], data={"data_root": str(cifake_root), "per_class": 3})
+    with pytest.raises(SynthgapError, match="has no score for 1 training image"):
+        run_experiment(spec, tmp_path / "out2", model_cache=tmp_path / "m", progress=False)
+    with pytest.raises(SynthgapError, match="give both or neither"):
+        tiny_spec(cifake_root, [{"kind": "curation", "scores": ["clip"]}])

@@ -7,7 +7,10 @@ Scores (higher is better):
   over the best other class;
 - `real_knn`: max over real training images j of 1 − d(x, f_j) / r_j in R's penultimate features, r_j the distance
   of f_j to its k-th nearest real neighbour: ≥ 0 exactly when the image lies inside some real image's k-NN ball (the
-  precision diagnostic of Kynkäänniemi et al. 2019, per image).
+  precision diagnostic of Kynkäänniemi et al. 2019, per image);
+- `clip`: a score per image file read from `scores_file`, the `clip_scores.csv` that `synthgap curate` writes (zero-shot
+  CLIP's probability of the image's class); no teacher and no real image is used. The file's sha256 is part of the
+  run, so a changed file is a changed run.
 
 Curated and control students see the same number of images per class and, by default, the optimiser steps of the
 full synthetic set (`same_steps`), so a difference between them is the choice of images, not the amount of training.
@@ -19,10 +22,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -39,7 +43,7 @@ from synthgap.experiments.kinds.data_reduction import same_steps_epochs
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import evaluation_fields, resume_state, source_model, train_in_run
-from synthgap.io import atomic_write_text
+from synthgap.io import atomic_write_text, file_digest
 from synthgap.neighbours import DISTANCE_CHUNK, kth_neighbour_radius
 from synthgap.train.loaders import test_normalization
 from synthgap.train.loop import autocast, autocast_dtype
@@ -48,7 +52,8 @@ from synthgap.train.recipe import TrainRecipe
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
 
-Score = Literal["teacher_confidence", "teacher_agreement", "real_knn"]
+Score = Literal["teacher_confidence", "teacher_agreement", "real_knn", "clip"]
+TEACHER_FREE = ("clip",)  # scores that need no real-trained teacher
 RANDOM = "random"  # the control: a random subset of the same size per class
 
 
@@ -60,6 +65,7 @@ class CurationBlock(Strict):
     keep: list[float] | None = None  # fractions of each class kept (default [0.5] unless a threshold is given)
     threshold: float | None = None  # instead of keep: every image whose score is at least this
     k: int = Field(5, ge=1)  # neighbours of the real_knn radius
+    scores_file: Path | None = None  # the clip score: clip_scores.csv of `synthgap curate`
     control: bool = True
     schedule: Literal["same_steps", "same_epochs"] = "same_steps"
     seeds: list[int] | None = Field(None, min_length=1)
@@ -75,6 +81,11 @@ class CurationBlock(Strict):
             raise ValueError("give keep (fractions per class) or threshold (a score), not both")
         if self.keep is None and self.threshold is None:
             self.keep = [0.5]
+        if ("clip" in self.scores) != (self.scores_file is not None):
+            raise ValueError("the clip score reads scores_file (clip_scores.csv of `synthgap curate`): give both or "
+                             "neither")  # fmt: skip
+        if self.scores_file is not None and not self.scores_file.is_file():
+            raise ValueError(f"scores_file {self.scores_file} not found")
         return self
 
 
@@ -86,6 +97,8 @@ class CurationRun(Run):
     matched: str | None = None  # a threshold control: the score whose per-class counts it matches
     k: int = 5
     schedule: str = "same_steps"
+    scores_file: str | None = None
+    scores_sha256: str | None = None  # the file's content is part of the run
     kind: ClassVar[str] = "curation"
 
     @property
@@ -94,7 +107,7 @@ class CurationRun(Run):
         return self.matched if self.score == RANDOM else self.score
 
     def needs(self) -> tuple[BaselineRun, ...]:
-        return (baseline("real", self.seed),) if self.scoring else ()
+        return (baseline("real", self.seed),) if self.scoring and self.scoring not in TEACHER_FREE else ()
 
     def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.synthetic)}
@@ -118,26 +131,37 @@ class CurationRecord(ResultRecord):
     real_labels_used: int = 0
     real_images_used: int = 0
     teacher_fingerprint: str | None = None
+    scores_file: str | None = None
+    scores_sha256: str | None = None
     scoring_seconds: float = 0.0
 
 
 def plan(block: CurationBlock, seeds: list[int], spec: ExperimentSpec) -> list[CurationRun]:
-    runs = []
-    for seed in seeds:
-        for keep in block.keep or []:
-            runs += [CurationRun(f"curation-{s}-keep{keep:g}-s{seed}", seed, s, keep, k=block.k,
-                                 schedule=block.schedule) for s in block.scores]  # fmt: skip
-            if block.control:  # one control per size: every score keeps the same count per class
-                runs.append(CurationRun(f"curation-random-keep{keep:g}-s{seed}", seed, RANDOM, keep,
-                                        schedule=block.schedule))  # fmt: skip
-        if block.threshold is not None:
-            t = block.threshold
-            for s in block.scores:
-                runs.append(CurationRun(f"curation-{s}-min{t:g}-s{seed}", seed, s, threshold=t, k=block.k,
-                                        schedule=block.schedule))  # fmt: skip
-                if block.control:  # a threshold keeps other counts per score: a control each
-                    runs.append(CurationRun(f"curation-random-like-{s}-min{t:g}-s{seed}", seed, RANDOM,
-                                            threshold=t, matched=s, k=block.k, schedule=block.schedule))  # fmt: skip
+    runs = [_plan_one(block, seed) for seed in seeds]
+    if block.scores_file is None:
+        return [run for group in runs for run in group]
+    file = str(block.scores_file.resolve())
+    digest = file_digest(block.scores_file)
+    return [replace(run, scores_file=file, scores_sha256=digest) if run.scoring == "clip" else run
+            for group in runs for run in group]  # fmt: skip
+
+
+def _plan_one(block: CurationBlock, seed: int) -> list[CurationRun]:
+    runs: list[CurationRun] = []
+    for keep in block.keep or []:
+        runs += [CurationRun(f"curation-{s}-keep{keep:g}-s{seed}", seed, s, keep, k=block.k,
+                             schedule=block.schedule) for s in block.scores]  # fmt: skip
+        if block.control:  # one control per size: every score keeps the same count per class
+            runs.append(CurationRun(f"curation-random-keep{keep:g}-s{seed}", seed, RANDOM, keep,
+                                    schedule=block.schedule))  # fmt: skip
+    if block.threshold is not None:
+        t = block.threshold
+        for s in block.scores:
+            runs.append(CurationRun(f"curation-{s}-min{t:g}-s{seed}", seed, s, threshold=t, k=block.k,
+                                    schedule=block.schedule))  # fmt: skip
+            if block.control:  # a threshold keeps other counts per score: a control each
+                runs.append(CurationRun(f"curation-random-like-{s}-min{t:g}-s{seed}", seed, RANDOM,
+                                        threshold=t, matched=s, k=block.k, schedule=block.schedule))  # fmt: skip
     return runs
 
 
@@ -172,6 +196,8 @@ def knn_precision_scores(synthetic: torch.Tensor, real: torch.Tensor, k: int) ->
 
 def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> tuple[np.ndarray, str]:
     """The score of every synthetic training image (higher: keep first) and the teacher's fingerprint."""
+    if run.scoring == "clip":
+        return file_scores(Path(run.scores_file or ""), run.scores_sha256, ctx.store.train_files("synthetic")), None
     (need,) = run.needs()
     teacher = source_model(ctx, need, ctx.store.train("real"))
     recipe, device = ctx.spec.recipe, ctx.device
@@ -189,6 +215,29 @@ def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> 
         _, real_features = teacher_outputs(teacher, ctx.store.train("real"), recipe, device)
         scores = knn_precision_scores(features, real_features, run.k)
     return scores.double().numpy(), ctx.fingerprints.get(need.name)
+
+
+def file_scores(path: Path, digest: str | None, files: list[Path]) -> np.ndarray:
+    """The score of each training image file, from a `file,class,score,...` CSV whose files are relative to the
+    scored set (the `source` of the generate.json beside it, else the CSV's folder); every file must have one."""
+    if file_digest(path) != digest:
+        raise SynthgapError(f"{path} changed since the experiment was planned; run it again to plan with the new file")
+    settings = path.parent / "generate.json"
+    root = path.parent
+    if settings.is_file():
+        root = Path(json.loads(settings.read_text(encoding="utf-8")).get("source") or root)
+    by_file: dict[Path, float] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                by_file[(root / row["file"]).resolve()] = float(row["score"])
+            except (KeyError, TypeError, ValueError):
+                raise SynthgapError(f"{path}, line {number}: expected columns file and score (a number)") from None
+    missing = [f for f in files if Path(f).resolve() not in by_file]
+    if missing:
+        raise SynthgapError(f"{path} has no score for {len(missing)} training image(s), e.g. {missing[0]}: it scores "
+                            "another set than data.synthetic")  # fmt: skip
+    return np.array([by_file[Path(f).resolve()] for f in files], dtype=np.float64)
 
 
 def kept_positions(run: CurationRun, labels: np.ndarray, classes: int, scores: np.ndarray | None) -> np.ndarray:
@@ -292,6 +341,8 @@ def execute(run: CurationRun, ctx: RunContext) -> CurationRecord:
         synthetic_images=len(synthetic),
         real_images_used=len(ctx.store.train("real")) if uses_real else 0,
         teacher_fingerprint=fingerprint,
+        scores_file=run.scores_file if run.scoring == "clip" else None,
+        scores_sha256=run.scores_sha256 if run.scoring == "clip" else None,
         scoring_seconds=round(scoring_seconds, 3) if scores is not None else 0.0,
         skipped_images=len(synthetic.skipped),
     )
