@@ -546,6 +546,38 @@ def generate_adapt(
 
 
 @app.command()
+def curate(
+    generated: Annotated[Path, typer.Argument(help="A `synthgap generate` output folder (manifest.jsonl).")],
+    clip_model: Annotated[
+        str, typer.Option(help="CLIP model: a local folder (config.json, .safetensors) or a Hugging Face id.")
+    ],
+    rule: Annotated[
+        str,
+        typer.Option(
+            help="confidence (own-class probability > 1/C) | agreement (CLIP's top class is the image's) "
+            "| top:K (the K best-scoring images of each class)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder: a generated set of the kept images (rerun to finish).")],
+    template: Annotated[
+        list[str] | None,
+        typer.Option(help="CLIP text template with {name} (repeatable; default 'a photo of a {name}.')."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per CLIP forward pass.")] = 64,
+    quiet: Quiet = False,
+) -> None:
+    """Keep the images of a generated set that zero-shot CLIP assigns to their class (He et al. 2023, DISEF).
+
+    Writes OUT as a new generated set (hard links to the kept files), kept.csv and clip_scores.csv; train on it
+    with `generated:OUT`."""
+    from synthgap.generate.curate import DEFAULT_CURATE_TEMPLATES, CurateConfig, curate_generated
+
+    config = CurateConfig(generated=generated, clip_model=clip_model, rule=rule, out=out,
+                          templates=tuple(template or DEFAULT_CURATE_TEMPLATES), batch_size=batch_size)  # fmt: skip
+    typer.echo(curate_generated(config, progress=not quiet).summary())
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, runs/, report.md).")] = Path("synthgap-demo"),
     data_root: DataRoot = None,

@@ -11,7 +11,6 @@ is refused before anything is read: unpickling a file from the hub can run arbit
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from synthgap.errors import SynthgapError
+from synthgap.generate.hub import hub_unavailable_message
 from synthgap.registry import Registry
 
 DEFAULT_TEXT2IMG_MODEL = "CompVis/stable-diffusion-v1-4"  # the paper's generator
@@ -99,18 +99,7 @@ def resolve_model(model: str, revision: str | None = None) -> ResolvedModel:
 
 
 def _unavailable_message(model: str, exc: Exception) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
-    )
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    reason = reason if len(reason) <= 200 else reason[:200] + "…"
-    return (
-        f"cannot load model {model!r}: tried the local folder ./{model} and the Hugging Face cache {cache}"
-        f"{' (HF_HUB_OFFLINE is set, no download tried)' if offline else ', then a download'}: {reason}. "
-        f"Fetch it where there is network (`hf download {model}`) and point HF_HOME at that cache, "
-        "or pass --model /path/to/a/local/copy (a folder holding model_index.json)"
-    )
+    return hub_unavailable_message(model, exc)
 
 
 def _require_model_index(folder: Path, model: str) -> None:

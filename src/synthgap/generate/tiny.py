@@ -165,3 +165,45 @@ def save_tiny_unclip(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny unCLIP image-variation pipeline to `folder` (loadable with ``--model folder``)."""
     tiny_unclip_pipeline(seed).save_pretrained(folder)
     return Path(folder)
+
+
+def tiny_clip_model(seed: int = 0):
+    """A CLIPModel (text and vision towers) with random weights (seeded), for zero-shot scoring tests."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    text = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_DIM,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_LENGTH,
+        eos_token_id=tokenizer.eos_token_id,  # pooling picks the EOS position by this id
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        projection_dim=TEXT_DIM,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=VISION_DIM,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=4,
+        projection_dim=TEXT_DIM,
+    )
+    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=TEXT_DIM)
+    return CLIPModel(config)
+
+
+def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny CLIP (model, tokenizer, image processor; safetensors) to `folder` (``--clip-model folder``)."""
+    from transformers import CLIPImageProcessor
+
+    folder = Path(folder)
+    tiny_clip_model(seed).save_pretrained(folder, safe_serialization=True)
+    tiny_tokenizer().save_pretrained(folder)
+    CLIPImageProcessor(size=32, crop_size=32).save_pretrained(folder)
+    return folder
