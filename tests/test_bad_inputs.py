@@ -503,3 +503,14 @@ def test_atomic_writers_name_the_target_for_permission_errors(tmp_path, monkeypa
     monkeypatch.setattr("synthgap.io.os.open", denied)
     exc = raised(lambda: atomic_write_json(tmp_path / "spec.json", {}))
     assert os_error_message(exc) == f"cannot access {tmp_path / 'spec.json'}: permission denied"
+
+
+def test_a_failed_train_leaves_no_empty_out_folder_and_a_missing_generated_folder_is_named(capsys, tmp_path,
+                                                                                           monkeypatch):  # fmt: skip
+    monkeypatch.delenv("SYNTHGAP_DATA_ROOT", raising=False)
+    out = tmp_path / "new-out"
+    code, _, err = synthgap(capsys, "train", "--train-data", "cifake:real", "--out", out, "--epochs", "1")
+    assert code == 2 and "no data root" in only_line(err)
+    assert not out.exists()  # not an empty folder holding .lock
+    code, _, err = synthgap(capsys, "data", "stats", f"generated:{tmp_path / 'no-such'}")
+    assert code == 2 and only_line(err).startswith(f"synthgap: error: no such folder: {tmp_path / 'no-such'}")

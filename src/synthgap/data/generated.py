@@ -55,6 +55,8 @@ def read_generated_manifest(root: Path) -> list[tuple[int, dict]]:
     """(line number, record) of each non-blank manifest line; a line that is not a JSON object with string `class`,
     `file` and `sha256` is one error naming the manifest and the line number."""
     path = root / MANIFEST
+    if not root.is_dir():
+        raise SynthgapError(f"no such folder: {root} (generated:DIR names a `synthgap generate` output folder)")
     if not path.is_file():
         raise SynthgapError(
             f"no {MANIFEST} in {root}: generation not finished or not a synthgap generate output "

@@ -49,16 +49,23 @@ RUN_FILE = "run.json"
 
 @contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
-    """One writer per output folder; the OS drops the lock when the process dies, even by SIGKILL."""
+    """One writer per output folder; the OS drops the lock when the process dies, even by SIGKILL. A folder this call
+    created and that holds nothing but the lock when it ends (a run that failed before writing) is removed again."""
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SynthgapError(
-                f"another synthgap process is running in {folder}; wait for it to finish or use another --out"
-            ) from None
-        yield
+    try:
+        with open(folder / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SynthgapError(
+                    f"another synthgap process is running in {folder}; wait for it to finish or use another --out"
+                ) from None
+            yield
+    finally:
+        if created and [p.name for p in folder.iterdir()] == [".lock"]:
+            (folder / ".lock").unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def committed_record(run_dir: Path, fingerprint: str) -> ResultRecord | None:
