@@ -210,3 +210,27 @@ def test_cli_prints_the_table_and_fails_cleanly(reference_set, tiny_clip, tmp_pa
     assert "rule top:2: kept 20 of 30 images" in printed
     assert cli("--rule", "top:0", "--out", str(tmp_path / "bad")) == 2
     assert capsys.readouterr().err.startswith("synthgap: error: bad rule 'top:0'")
+
+
+def test_a_curated_set_trains_a_student_and_its_scores_drive_training_side_curation(reference_set, tiny_clip,
+                                                                                   cifake_root, tmp_path):  # fmt: skip
+    from synthgap.experiments.kinds.curation import CurationRecord
+    from synthgap.experiments.runner import run_experiment
+    from tests.specs import tiny_spec
+
+    out = tmp_path / "curated"
+    run(reference_set, tiny_clip, out, "top:2")
+    data = {"data_root": str(cifake_root), "per_class": None, "synthetic": f"generated:{out}"}
+    spec = tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["synthetic"]}], data=data)
+    (record,) = run_experiment(spec, tmp_path / "train", model_cache=tmp_path / "m", progress=False)
+    assert record.train_images == 20 and record.target == f"generated:{out}"
+
+    # the same scores, read by `kind: curation` over the whole generated set: top 2 of 3 per class again
+    block = {"kind": "curation", "scores": ["clip"], "scores_file": str(out / "clip_scores.csv"), "keep": [0.67],
+             "control": False}  # fmt: skip
+    data = {"data_root": str(cifake_root), "per_class": None, "synthetic": f"generated:{reference_set}"}
+    spec = tiny_spec(cifake_root, [block], data=data)
+    (curated,) = run_experiment(spec, tmp_path / "curation", model_cache=tmp_path / "m", progress=False)
+    assert isinstance(curated, CurationRecord) and curated.kept_per_class == [2] * 10
+    kept = {p.name.split("-", 1)[1] for p in Path(curated.kept_folder).rglob("*.png")}
+    assert kept == {Path(r["file"]).name for r in manifest(out)}
