@@ -25,7 +25,14 @@ from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
 from synthgap.generate.common import GenerationResult, describe_common, generate_shard
-from synthgap.generate.lora import LoraFolder, apply_lora, lora_description, lora_settings, open_lora
+from synthgap.generate.lora import (
+    LoraFolder,
+    apply_lora,
+    lora_description,
+    lora_settings,
+    make_with_lora,
+    open_lora,
+)
 from synthgap.generate.models import (
     DEFAULT_TEXT2IMG_MODEL,
     SCHEDULERS,
@@ -35,7 +42,7 @@ from synthgap.generate.models import (
     resolve_model,
     scheduler_name,
 )
-from synthgap.generate.plan import Item, Shard, runs_by_class
+from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import PromptMaker, check_templates, load_backgrounds
 from synthgap.generate.real import load_rgb, source_classes, square, variation_items
 
@@ -132,19 +139,10 @@ class Img2ImgGenerator:
         self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
-        if self.lora is not None and self.lora.per_class:  # one LoRA per class: one call per class of the batch
-            images = []
-            for cls_id, group in runs_by_class(batch):
-                self.lora.use(self.pipe, cls_id, self.config.lora_scale)
-                images.extend(self.call_pipe(group, [generators[i] for i, _ in group]))
-            return images
-        if self.lora is not None:
-            self.lora.use(self.pipe, None, self.config.lora_scale)
-        return self.call_pipe(list(enumerate(batch)), generators)
+        return make_with_lora(self.lora, self.pipe, self.config.lora_scale, batch, generators, self.call_pipe)
 
-    def call_pipe(self, group: list[tuple[int, Item]], generators: list[torch.Generator]) -> list:
+    def call_pipe(self, items: list[Item], generators: list[torch.Generator]) -> list:
         c = self.config
-        items = [item for _, item in group]
         return self.pipe(
             prompt=[self.prompts(item.cls, item.seed)[0] for item in items],
             image=[square(load_rgb(item.source), c.size) for item in items],

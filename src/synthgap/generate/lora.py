@@ -18,13 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.models import PICKLE_SUFFIXES, ResolvedModel
+from synthgap.generate.plan import Item, runs_by_class
 from synthgap.io import file_digest
+
+if TYPE_CHECKING:
+    import torch
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 ADAPT_SETTINGS = "adapt.json"
@@ -147,6 +152,28 @@ def check_fits(pipe: Any, path: Path) -> None:
                 f"the LoRA {path} does not fit this model: {component}.{name} has {expected} features, the LoRA "
                 f"{actual} (trained on another base model)"
             )
+
+
+def make_with_lora(
+    lora: LoraFolder | None,
+    pipe: Any,
+    scale: float,
+    batch: list[Item],
+    generators: list[torch.Generator],
+    call: Callable[[list[Item], list[torch.Generator]], list],
+) -> list:
+    """`call(items, generators)` for a batch, with the LoRA active: one call for the batch, or with one LoRA per class
+    one call per class of the batch (in batch order, each image keeping its own generator)."""
+    if lora is None:
+        return call(batch, generators)
+    if not lora.per_class:
+        lora.use(pipe, None, scale)
+        return call(batch, generators)
+    images = []
+    for class_id, group in runs_by_class(batch):
+        lora.use(pipe, class_id, scale)
+        images.extend(call([item for _, item in group], [generators[i] for i, _ in group]))
+    return images
 
 
 def lora_description(lora: LoraFolder | None, scale: float) -> dict[str, Any]:

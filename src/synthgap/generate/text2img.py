@@ -19,7 +19,14 @@ import torch
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, load_classes
 from synthgap.generate.common import GenerationResult, describe_common, generate_shard
-from synthgap.generate.lora import LoraFolder, apply_lora, lora_description, lora_settings, open_lora
+from synthgap.generate.lora import (
+    LoraFolder,
+    apply_lora,
+    lora_description,
+    lora_settings,
+    make_with_lora,
+    open_lora,
+)
 from synthgap.generate.models import (
     DEFAULT_TEXT2IMG_MODEL,
     SCHEDULERS,
@@ -29,7 +36,7 @@ from synthgap.generate.models import (
     resolve_model,
     scheduler_name,
 )
-from synthgap.generate.plan import Item, Shard, runs_by_class, text2img_items
+from synthgap.generate.plan import Item, Shard, text2img_items
 from synthgap.generate.prompts import DEFAULT_TEMPLATES, PromptMaker, check_templates, load_backgrounds
 
 
@@ -113,15 +120,7 @@ class Text2ImgGenerator:
         self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
-        if self.lora is not None and self.lora.per_class:  # one LoRA per class: one call per class of the batch
-            images = []
-            for cls_id, group in runs_by_class(batch):
-                self.lora.use(self.pipe, cls_id, self.config.lora_scale)
-                images.extend(self.call_pipe([item for _, item in group], [generators[i] for i, _ in group]))
-            return images
-        if self.lora is not None:
-            self.lora.use(self.pipe, None, self.config.lora_scale)
-        return self.call_pipe(batch, generators)
+        return make_with_lora(self.lora, self.pipe, self.config.lora_scale, batch, generators, self.call_pipe)
 
     def call_pipe(self, batch: list[Item], generators: list[torch.Generator]) -> list:
         c = self.config
