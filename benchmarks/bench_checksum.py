@@ -56,7 +56,7 @@ def measure_side(source: str, cache_dir: Path) -> dict[str, float]:
         "cold": cold,
         "warm": best_seconds(lambda: load_images(index, RESOLUTION, cache_dir=cache_dir, progress=False)),
         "verify": best_seconds(lambda: verify_file(path, record)),
-        "parse": best_seconds(lambda: cache._parse_cache(path, index.classes)),
+        "parse": best_seconds(lambda: cache.parse_cache(path, index.classes)),
         "sha256_mb_s": hash_rate(path, "sha256"),
         "blake2b_mb_s": hash_rate(path, "blake2b"),
     }

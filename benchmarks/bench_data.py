@@ -18,9 +18,9 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from benchmarks.common import best_rate, cifake_real_folder, cifake_train_real, report
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
 from synthgap.data.sources import open_source
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import build_augmentation, get_normalization
 
 BATCH = 128

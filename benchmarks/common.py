@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from synthgap.data.cache import ImageTensors, load_images
+from synthgap.data.cache import load_images
 from synthgap.data.sources import open_source
+from synthgap.data.tensors import ImageTensors
 
 
 def best_rate(work: Callable[[], int], repeats: int = 3) -> float:

@@ -6,7 +6,7 @@ import torch
 from synthgap.analysis import analyze, read_analysis, summary_lines
 from synthgap.analysis.analyze import capped, subset_positions
 from synthgap.config import validate
-from synthgap.data.cache import ImageTensors
+from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment

@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from synthgap.data import cache
-from synthgap.data.cache import cache_key, decode_image, load_images
+from synthgap.data import cache, decode, rowfile
+from synthgap.data.cache import cache_key, load_images
+from synthgap.data.decode import decode_image
 from synthgap.data.sources import open_source
 from synthgap.errors import BadImageError
 
@@ -59,7 +60,7 @@ def test_second_call_does_not_decode(cifake_root, tmp_path, monkeypatch):
         raise AssertionError("decoded again although the cache is current")
 
     monkeypatch.setattr(cache, "_decode_to_cache", fail)
-    monkeypatch.setattr(cache, "decode_image", fail)
+    monkeypatch.setattr(decode, "decode_image", fail)
     second = load_images(real_train(cifake_root), 32, cache_dir=tmp_path, progress=False)
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
     assert second.classes == index.classes
@@ -129,12 +130,12 @@ def test_parallel_decode_equals_serial(cifake_root, tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "CHUNK", 4)
     pools = []
 
-    class SpyPool(cache.ProcessPoolExecutor):
+    class SpyPool(decode.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
             pools.append(args)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(cache, "ProcessPoolExecutor", SpyPool)
+    monkeypatch.setattr(decode, "ProcessPoolExecutor", SpyPool)
     index = real_train(cifake_root)
     serial = load_images(index, 24, cache_dir=tmp_path / "serial", workers=1, progress=False)
     assert not pools
@@ -301,7 +302,8 @@ def _mapped_rss(path) -> int:
 
 def _mapped_set(tmp_path, count=1500, size=96):
     """A cache file as an older synthgap wrote it (safetensors' own writer), opened as a cache is."""
-    from synthgap.data.cache import _parse_cache, checksum_path
+    from synthgap.data.cache import checksum_path
+    from synthgap.data.tensorfile import parse_cache
     from synthgap.io import atomic_write_json, save_safetensors
 
     images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8)
@@ -310,7 +312,7 @@ def _mapped_set(tmp_path, count=1500, size=96):
     metadata = {"classes": json.dumps(["a", "b", "c"]), "skipped": "[]", "name": "set"}
     record = save_safetensors({"images": images, "labels": labels}, path, metadata=metadata)
     atomic_write_json(checksum_path(path), {"file": path.name, **record})
-    return images, labels, path, _parse_cache
+    return images, labels, path, parse_cache
 
 
 def test_cached_images_are_memory_mapped_not_read(tmp_path):
@@ -418,7 +420,7 @@ def test_every_header_length_near_the_reserved_space_gives_a_valid_file(tmp_path
 
 def test_long_runs_are_read_in_several_calls(tmp_path, monkeypatch):
     images, _, path, parse = _mapped_set(tmp_path, count=40)
-    monkeypatch.setattr(cache, "READ_LIMIT", 10_000)  # rows are 27,648 bytes: every row takes several reads
+    monkeypatch.setattr(rowfile, "READ_LIMIT", 10_000)  # rows are 27,648 bytes: every row takes several reads
     mapped = parse(path, ("a", "b", "c"))
     assert torch.equal(mapped.gather(torch.arange(40)), images)
 
@@ -438,14 +440,14 @@ def test_gather_takes_any_index_form(tmp_path):
 
 
 def test_in_memory_sets_may_be_landscape():
-    from synthgap.data.cache import ImageTensors
+    from synthgap.data.tensors import ImageTensors
 
     data = ImageTensors(torch.zeros(2, 3, 32, 48, dtype=torch.uint8), torch.tensor([0, 1]), ("a", "b"))
     assert data.resolution == 32 and data.view_size is None
 
 
 def test_mixed_sets_are_read_from_their_parts(tmp_path):
-    from synthgap.data.cache import concat_images
+    from synthgap.data.tensors import concat_images
 
     images, labels, path, parse = _mapped_set(tmp_path, count=10)
     mapped = parse(path, ("a", "b", "c"))

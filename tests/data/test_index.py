@@ -14,7 +14,7 @@ from synthgap.errors import SynthgapError
 
 def make_index(classes: tuple[str, ...], labels: list[int], name: str = "x") -> LabelledIndex:
     paths = tuple(Path(f"/{name}/{classes[label]}/{i}.png") for i, label in enumerate(labels))
-    return LabelledIndex(name, Path("/"), "folder", classes, paths, np.array(labels, dtype=np.int64))
+    return LabelledIndex.of_files(name, Path("/"), "folder", classes, paths, np.array(labels, dtype=np.int64))
 
 
 def test_reordered_relabels_every_image_by_class_name():

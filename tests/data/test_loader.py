@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import build_augmentation, get_normalization
 
 N = 10

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from synthgap.cli import app
 from synthgap.data import stats as stats_module
-from synthgap.data.cache import ImageTensors
 from synthgap.data.stats import channel_stats, dataset_stats
+from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 
 

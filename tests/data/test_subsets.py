@@ -62,8 +62,8 @@ def test_invalid_subset_arguments(labels, kwargs):
 
 
 def test_split_files_name_each_row_of_a_subset_with_skipped_images(tmp_path, write_jpeg):
-    from synthgap.data.cache import decode_image
     from synthgap.data.config import DataPrep, load_split, split_files
+    from synthgap.data.decode import decode_image
 
     for name in ("ant", "bee"):
         (tmp_path / "set" / name).mkdir(parents=True)

@@ -7,9 +7,9 @@ import torch
 from pydantic import ValidationError
 
 from synthgap.config import validate
-from synthgap.data.cache import ImageTensors
 from synthgap.data.cues import texture_reliance
 from synthgap.data.stats import channel_stats
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import get_normalization
 from synthgap.errors import SynthgapError
 from synthgap.experiments.kinds import texture_shape

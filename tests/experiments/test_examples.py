@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from synthgap.data.cache import ImageTensors
+from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.examples import EXAMPLES_FILE, read_examples, write_examples
 
 CLASSES = ("cat", "dog", "fox")

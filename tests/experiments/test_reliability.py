@@ -410,7 +410,7 @@ def test_a_full_disk_while_caching_leaves_nothing_that_looks_complete(
 
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
     if full == "cache":
-        monkeypatch.setattr(cache_module, "_write_rows", rows_fill_the_disk)
+        monkeypatch.setattr(cache_module, "write_rows", rows_fill_the_disk)
     spec = write_spec(tmp_path, cifake_root)
     code, _, err = synthgap(capsys, *run_args(spec, tmp_path / "out", models))
     assert code == 2

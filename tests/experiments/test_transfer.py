@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from synthgap.data.cache import ImageTensors
+from synthgap.data.tensors import ImageTensors
 from synthgap.experiments import transfer as transfer_module
 from synthgap.experiments.transfer import TransferSetup, build_student, train_student
 from synthgap.models import ModelConfig, build_model, get_family, reestimate_batchnorm, state_keys

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthgap.data.cache import ImageTensors
+from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.results import append_result
 from synthgap.report.build import all_runs_lines, build_report, cell_kind, example_rows, markdown_to_html
 from synthgap.report.class_figures import confusion_figure, per_class_figure, row_normalised

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import build_augmentation, get_normalization
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.loop import fit, seed_everything

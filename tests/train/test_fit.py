@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import build_augmentation, get_normalization
 from synthgap.models import ModelConfig, build_model, freeze, get_family
 from synthgap.models.layers import state_keys

@@ -43,8 +43,9 @@ from synthgap.analysis.features import LayerTaps, pool, pooled_features
 from synthgap.analysis.probes import L2, MAX_ITER, probe_top1
 from synthgap.analysis.rows import AnalysisRow, write_analysis
 from synthgap.config import read_yaml, validate
-from synthgap.data.cache import ImageTensors, default_cache_dir
+from synthgap.data.cache import default_cache_dir
 from synthgap.data.subsets import class_permutation
+from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import RESULTS_FILE, BaselineRecord, read_results
 from synthgap.experiments.spec import ExperimentSpec, Side

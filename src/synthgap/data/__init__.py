@@ -1,10 +1,11 @@
 """Data stage: sources → labelled index → stratified subsets → decoded uint8 cache → batched augmentation."""
 
-from synthgap.data.cache import ImageTensors, load_images
+from synthgap.data.cache import load_images
 from synthgap.data.index import LabelledIndex, check_same_classes
 from synthgap.data.loader import TensorLoader
 from synthgap.data.sources import SOURCES, DataRef, open_source
 from synthgap.data.subsets import stratified_positions
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import AUGMENTATIONS, NORMALIZATIONS, build_augmentation, get_normalization
 
 __all__ = [

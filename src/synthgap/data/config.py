@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from synthgap.data.cache import ImageTensors, cache_key, load_images
+from synthgap.data.cache import cache_key, load_images
 from synthgap.data.index import LabelledIndex, check_same_classes
 from synthgap.data.sources import DataRef, open_source
 from synthgap.data.subsets import stratified_positions
+from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 
 
@@ -154,7 +155,7 @@ def split_files(
     the index's files less those decoding skipped, cut to the same subset."""
     index = open_source(ref, split, config.data_root, classes=classes)
     skipped = set(images.skipped)
-    kept = [i for i, path in enumerate(index.paths) if str(path) not in skipped]
+    kept = [i for i in range(len(index)) if index.items.name(i) not in skipped]
     positions = subset_positions(config, index.labels[kept], index.classes, per_class)
     rows = kept if positions is None else [kept[i] for i in positions]
     if len(rows) != len(images):

@@ -6,8 +6,6 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image
-
 from synthgap.data.index import LabelledIndex
 from synthgap.data.sources import (
     CIFAKE_SIDES,
@@ -99,11 +97,11 @@ def _peek(index: LabelledIndex, sample: int) -> tuple[Counter, Counter, list[str
     sizes: Counter = Counter()
     modes: Counter = Counter()
     unreadable: list[str] = []
-    for path in index.paths[::step][:sample]:
+    for position in range(0, len(index), step)[:sample]:
         try:
-            with Image.open(path) as im:
+            with index.items.open(position) as im:
                 sizes[im.size] += 1
                 modes[im.mode] += 1
         except (OSError, SyntaxError):
-            unreadable.append(str(path))
+            unreadable.append(index.items.name(position))
     return sizes, modes, unreadable

@@ -153,7 +153,7 @@ def open_generated(path: str, split: str, data_root: Path | None) -> LabelledInd
     classes: dict[str, int] = {}
     for entry in entries:  # first appearance order = the generation's class order
         classes.setdefault(entry.class_name, len(classes))
-    return LabelledIndex(
+    return LabelledIndex.of_files(
         name=f"generated:{root}",
         root=root,
         layout="generated",

@@ -76,7 +76,7 @@ def open_imagenet100(path: str, split: str, data_root: Path | None) -> LabelledI
     folder = _split_dir(root, split)
     wnids = imagenet100_wnids()
     paths, labels = _scan(folder, wnids)
-    return LabelledIndex(
+    return LabelledIndex.of_files(
         name=f"imagenet100:{root}/{SPLIT_DIRS[split]}",
         root=folder,
         layout="imagenet100",

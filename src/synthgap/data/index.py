@@ -1,4 +1,4 @@
-"""A labelled index: which image files belong to which class, before anything is decoded."""
+"""A labelled index: which images belong to which class, before anything is decoded."""
 
 from __future__ import annotations
 
@@ -9,26 +9,43 @@ from pathlib import Path
 
 import numpy as np
 
+from synthgap.data.items import FileItems, ImageItems
 from synthgap.errors import SynthgapError
 
 
 @dataclass(frozen=True, eq=False)
 class LabelledIndex:
-    """Image files with integer labels into `classes`. Positions are stable: sources sort their files."""
+    """Images (files, dataset rows: `data/items.py`) with integer labels into `classes`. Positions are stable:
+    sources sort their files, datasets keep their row order."""
 
     name: str  # e.g. "cifake:real/train"
     root: Path
     layout: str  # "cifake" | "folder" | ...
     classes: tuple[str, ...]
-    paths: tuple[Path, ...]
-    labels: np.ndarray  # int64, one per path
+    items: ImageItems
+    labels: np.ndarray  # int64, one per image
 
     def __post_init__(self) -> None:
-        if len(self.paths) != len(self.labels):
-            raise ValueError(f"{self.name}: {len(self.paths)} paths but {len(self.labels)} labels")
+        if len(self.items) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.items)} images but {len(self.labels)} labels")
+
+    @classmethod
+    def of_files(
+        cls, name: str, root: Path, layout: str, classes: tuple[str, ...], paths: Sequence[Path], labels: np.ndarray
+    ) -> LabelledIndex:
+        """An index of image files."""
+        return cls(name, root, layout, classes, FileItems(tuple(paths)), labels)
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.items)
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The image files (an error naming the set when its images are not files)."""
+        try:
+            return self.items.paths
+        except SynthgapError as exc:
+            raise SynthgapError(f"{self.name}: {exc}") from None
 
     def counts(self) -> dict[str, int]:
         """Images per class, in class order (classes without images show 0)."""
@@ -49,7 +66,7 @@ class LabelledIndex:
             root=self.root,
             layout=self.layout,
             classes=self.classes,
-            paths=tuple(self.paths[i] for i in positions),
+            items=self.items.select(positions),
             labels=self.labels[positions],
         )
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from synthgap.data.cache import ImageTensors
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Augmentation, Normalization, build_augmentation
 
 RESIDENT_SHARE = 0.25  # a set is kept on the GPU when it needs at most this share of the free GPU memory

@@ -183,7 +183,7 @@ def open_cifake(side: str, split: str, data_root: Path | None) -> LabelledIndex:
             raise SynthgapError(f"unexpected file in CIFAKE folder (expected '<n>.jpg' or '<n> (k).jpg'): {entry.path}")
         entries.append((parsed[0], parsed[1], Path(entry.path)))
     entries.sort(key=lambda e: (e[0], e[1]))
-    index = LabelledIndex(
+    index = LabelledIndex.of_files(
         name=f"cifake:{side}/{split}",
         root=folder,
         layout="cifake",
@@ -446,7 +446,7 @@ def open_folder(path: str, split: str, data_root: Path | None, *, class_map: str
         labels = [label for label, files in enumerate(found.values()) for _ in files]
     else:
         classes, paths, labels = read_class_map(Path(class_map)).label(folder, [p for f in found.values() for p in f])
-    index = LabelledIndex(
+    index = LabelledIndex.of_files(
         name=f"folder:{folder}" + (f"?class_map={class_map}" if class_map else ""),
         root=folder,
         layout="folder",

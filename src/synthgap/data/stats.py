@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from synthgap.data.cache import ImageTensors, default_cache_dir
+from synthgap.data.cache import default_cache_dir
 from synthgap.data.config import DataPrep, load_split
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization, center_crop
 from synthgap.errors import SynthgapError
 from synthgap.io import atomic_write_json

@@ -26,7 +26,7 @@ from synthgap.io import save_safetensors
 if TYPE_CHECKING:
     import torch
 
-    from synthgap.data.cache import ImageTensors
+    from synthgap.data.tensors import ImageTensors
     from synthgap.experiments.spec import Side
 
 EXAMPLES_FILE = "examples.safetensors"

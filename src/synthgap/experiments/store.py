@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.config import PerClass, load_split, matched_count, split_files, split_identity, test_class_order
 from synthgap.data.index import check_same_classes
 from synthgap.data.sources import open_source
+from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 from synthgap.experiments.blocks import Side
 from synthgap.models import ModelConfig, build_model

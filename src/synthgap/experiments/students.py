@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
+from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.transfer import StageTwoResult, TransferSetup, build_student, train_student
 from synthgap.models import ModelConfig, build_model

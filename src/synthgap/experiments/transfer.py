@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import FeatureLoader, TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import get_normalization
 from synthgap.models import ModelFamily, freeze, reestimate_batchnorm, transfer
 from synthgap.train.loaders import recipe_loaders

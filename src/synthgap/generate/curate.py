@@ -36,10 +36,10 @@ import torch
 
 from synthgap.data.generated import MANIFEST, ManifestEntry, manifest_entries, read_generated_manifest, verify_digests
 from synthgap.errors import SynthgapError
-from synthgap.generate.hub import hub_unavailable_message, snapshot_folder
 from synthgap.generate.models import PICKLE_SUFFIXES
 from synthgap.generate.output import SETTINGS, check_run_settings
 from synthgap.generate.prompts import fill_template, template_fields
+from synthgap.hub import hub_unavailable_message, snapshot_folder
 from synthgap.io import atomic_path, atomic_write_text, file_digest
 from synthgap.progress import progress_bar
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from synthgap.errors import SynthgapError
-from synthgap.generate.hub import hub_unavailable_message
+from synthgap.hub import hub_unavailable_message
 from synthgap.registry import Registry
 
 DEFAULT_TEXT2IMG_MODEL = "CompVis/stable-diffusion-v1-4"  # the paper's generator

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization
 from synthgap.train.loop import autocast, autocast_dtype
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization, build_augmentation, get_normalization
 from synthgap.train.recipe import TrainRecipe
 

@@ -35,8 +35,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 from synthgap.experiments.blocks import Strict, all_valid
 from synthgap.experiments.kinds.data_reduction import same_steps_epochs

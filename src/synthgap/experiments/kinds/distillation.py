@@ -20,7 +20,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from synthgap.data.cache import ImageTensors, concat_images
+from synthgap.data.tensors import ImageTensors, concat_images
 from synthgap.data.transforms import Normalization, get_normalization
 from synthgap.errors import SynthgapError
 from synthgap.experiments.blocks import Strict, all_valid, check_layers

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 from pydantic import Field, field_validator
 
-from synthgap.data.cache import ImageTensors, concat_images
 from synthgap.data.subsets import stratified_positions
+from synthgap.data.tensors import ImageTensors, concat_images
 from synthgap.experiments.blocks import Strict, all_valid
 from synthgap.experiments.results import MixingRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline

@@ -10,9 +10,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.loader import TensorLoader
 from synthgap.data.stats import dataset_stats
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization
 from synthgap.experiments.blocks import Side, Strict
 from synthgap.experiments.results import NormalizationRecord

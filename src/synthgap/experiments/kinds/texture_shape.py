@@ -12,8 +12,8 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from synthgap.data.cache import ImageTensors
 from synthgap.data.cues import CueVariants, texture_reliance
+from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import center_crop
 from synthgap.experiments.blocks import Side, Strict, check_layers, not_negative
 from synthgap.experiments.results import TextureRecord
