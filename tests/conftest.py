@@ -29,6 +29,18 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def hf_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`datasets` writes Arrow copies of what it loads into its cache: each test gets its own, never the user's."""
+    import sys
+
+    folder = tmp_path / "hf-datasets"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(folder))
+    if "datasets" in sys.modules:  # read at import: an imported module is told directly
+        monkeypatch.setattr(sys.modules["datasets"].config, "HF_DATASETS_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture
 def model_cache(tmp_path: Path) -> Path:
     """A fresh model cache folder for `run_experiment(..., model_cache=...)`."""

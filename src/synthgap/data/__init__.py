@@ -24,5 +24,5 @@ __all__ = [
     "stratified_positions",
 ]
 
-# Registration is explicit here: the generated and imagenet100 sources, and the AutoAugment-family presets.
-from synthgap.data import autoaugment, generated, imagenet100  # noqa: F401,E402
+# Registration is explicit here: the generated, imagenet100 and hf sources, and the AutoAugment-family presets.
+from synthgap.data import autoaugment, generated, hf, imagenet100  # noqa: F401,E402

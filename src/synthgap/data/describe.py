@@ -20,11 +20,16 @@ from synthgap.errors import SynthgapError
 IMBALANCE_RATIO = 3.0  # largest / smallest class above this is flagged
 
 
-def describe(path: Path, *, sample: int = 2000, class_map: Path | None = None) -> str:
+def describe(path: Path | str, *, sample: int = 2000, class_map: Path | None = None) -> str:
     """The detected layout of a data folder, then per data set: images per class, balance, sizes and modes.
 
     `class_map` (a ``folder,class`` CSV) groups the class folders of a ``folder`` layout as ``?class_map=`` does.
     """
+    if str(path).startswith("hf:"):
+        from synthgap.data.hf import describe_hf
+
+        head, indexes = describe_hf(str(path))
+        return "\n\n".join([head, *(describe_index(index, sample) for index in indexes)])
     path = Path(path)
     if not path.exists():
         raise SynthgapError(f"no such folder: {path}")

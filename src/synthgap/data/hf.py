@@ -1,0 +1,282 @@
+"""``hf:`` data sources: a Hugging Face `datasets` dataset with an image column and a class-label column.
+
+``hf:<dataset id or local path>[?split=...&test_split=...&image=...&label=...&config=...]`` reads:
+
+- a ``save_to_disk`` folder (``load_from_disk``);
+- a parquet file, or a folder of parquet files or of images with a metadata file (``imagefolder``), through
+  ``load_dataset`` as that library infers the format and the splits;
+- a dataset id from the Hugging Face cache, downloaded only when the hub is reachable and neither
+  ``HF_DATASETS_OFFLINE`` nor ``HF_HUB_OFFLINE`` is set (the rule the generators' models follow).
+
+The columns are found when unambiguous (one ``Image`` feature; one ``ClassLabel``, else one string column, else the one
+called ``image`` / ``label``) and named with ``image=`` / ``label=`` otherwise. Class names are the ``ClassLabel``'s, or the sorted distinct strings of every
+split. The train role reads ``split`` (default ``train``, or the only split), the test role ``test_split`` (default
+``test``, else ``validation``). Rows are decoded from the Arrow data into the usual cache without writing image files
+(`data/items.py`), and the set is identified by the dataset's fingerprint, so a changed dataset is a changed setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from synthgap.data.index import LabelledIndex
+from synthgap.data.items import ArrowItems
+from synthgap.data.sources import SOURCES
+from synthgap.errors import SynthgapError
+from synthgap.hub import hub_offline
+
+if TYPE_CHECKING:
+    import datasets
+
+TRAIN_SPLITS = ("train",)
+TEST_SPLITS = ("test", "validation")
+SAVED_MARKERS = ("dataset_dict.json", "state.json")  # what save_to_disk writes (a DatasetDict, a Dataset)
+
+
+@dataclass(frozen=True)
+class HfSplit:
+    """One split of a dataset, its columns resolved: what an index and `data describe` are made from."""
+
+    title: str  # e.g. "hf:/data/pets[train]"
+    dataset: datasets.Dataset
+    image: str
+    label: str
+    classes: tuple[str, ...]
+    labels: np.ndarray
+    folder: Path | None  # where image paths stored in rows may point
+
+
+@SOURCES.register("hf")
+def open_hf(
+    name: str,
+    role: str,
+    data_root: Path | None,
+    *,
+    split: str | None = None,
+    test_split: str | None = None,
+    image: str | None = None,
+    label: str | None = None,
+    config: str | None = None,
+) -> LabelledIndex:
+    """Index a split of a `datasets` dataset: `role` "train" reads `split`, "test" reads `test_split`."""
+    splits, where = load_splits(name, config)
+    chosen = choose_split(name, splits, role, split if role == "train" else test_split)
+    return split_index(name, splits, chosen, image=image, label=label, folder=where)
+
+
+def split_index(
+    name: str, splits: dict[str, Any], chosen: str, *, image: str | None, label: str | None, folder: Path | None
+) -> LabelledIndex:
+    """The labelled index of one split (its columns found or checked)."""
+    resolved = resolve_split(f"hf:{name}[{chosen}]", splits, chosen, image=image, label=label, folder=folder)
+    items = ArrowItems(
+        resolved.dataset.select_columns([resolved.image]),
+        resolved.image,
+        np.arange(len(resolved.dataset), dtype=np.int64),
+        resolved.title,
+        fingerprint=f"{resolved.dataset._fingerprint}:{resolved.image}",
+        folder=resolved.folder,
+    )
+    index = LabelledIndex(resolved.title, folder or Path(name), "hf", resolved.classes, items, resolved.labels)
+    empty = [cls for cls, count in index.counts().items() if count == 0]
+    if empty:
+        raise SynthgapError(f"{index.name}: no images for class(es) {', '.join(empty[:8])}")
+    return index
+
+
+def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
+    """For `synthgap data describe hf:...`: a head (where, splits, columns) and an index per split."""
+    from synthgap.data.sources import DataRef
+
+    ref = DataRef.parse(text)
+    options = dict(ref.options)
+    splits, where = load_splits(ref.argument, options.get("config"))
+    indexes = [
+        split_index(ref.argument, splits, chosen, image=options.get("image"), label=options.get("label"), folder=where)
+        for chosen in splits
+    ]
+    first = resolve_split(f"hf:{ref.argument}", splits, next(iter(splits)), image=options.get("image"),
+                          label=options.get("label"), folder=where)  # fmt: skip
+    kind = type(first.dataset.features[first.label]).__name__
+    kind = "ClassLabel" if kind == "ClassLabel" else "strings"
+    head = [
+        f"layout: Hugging Face dataset ({where if where else ref.argument + ', from the hub cache'})",
+        "splits: " + ", ".join(f"{split} ({len(dataset)} rows)" for split, dataset in splits.items()),
+        f"image column: {first.image}; label column: {first.label} ({kind})",
+    ]
+    return "\n".join(head), indexes
+
+
+# --- loading -------------------------------------------------------------------------------------------------------
+
+
+def load_splits(name: str, config: str | None) -> tuple[dict[str, datasets.Dataset], Path | None]:
+    """Every split of the dataset `name` (a local path or a hub id), and the local folder it lives in (None: hub)."""
+    local = Path(name).expanduser()
+    with _quiet_datasets() as datasets:
+        try:
+            if local.is_dir() and any((local / marker).is_file() for marker in SAVED_MARKERS):
+                loaded = datasets.load_from_disk(str(local))
+            elif local.is_file() and local.suffix == ".parquet":
+                loaded = datasets.load_dataset("parquet", data_files={"train": str(local)})
+                local = local.parent
+            elif local.exists():
+                loaded = datasets.load_dataset(str(local), name=config)
+            else:
+                return _load_hub(datasets, name, config), None
+        except SynthgapError:
+            raise
+        except (OSError, ValueError, TypeError, datasets.exceptions.DatasetGenerationError) as exc:
+            raise SynthgapError(f"cannot read dataset {local}: {_first_line(exc)}") from None
+    if isinstance(loaded, datasets.Dataset):
+        loaded = {"train": loaded}
+    return dict(loaded), local
+
+
+def _load_hub(datasets: Any, name: str, config: str | None) -> dict[str, Any]:
+    try:
+        return dict(datasets.load_dataset(name, name=config))
+    except (OSError, ValueError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as exc:
+        offline = hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+        raise SynthgapError(
+            f"cannot load dataset {name!r}: it is no local path, and the Hugging Face cache "
+            f"{datasets.config.HF_DATASETS_CACHE} "
+            + ("holds no copy (offline: no download tried)" if offline else "holds no copy and the download failed")
+            + f": {_first_line(exc)}. Fetch it where there is network (`hf download {name} --repo-type dataset`, or "
+            f"`datasets.load_dataset({name!r})`) and point HF_HOME at that cache, or pass hf:/path/to/a/local/copy"
+        ) from None
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[Any]:
+    """The datasets module, its progress bars and info logging off: synthgap reports its own progress."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity_error()
+    try:
+        yield datasets
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+        datasets.enable_progress_bars()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+# --- splits and columns --------------------------------------------------------------------------------------------
+
+
+def choose_split(name: str, splits: dict[str, Any], role: str, asked: str | None) -> str:
+    """The split a role reads: the one asked for, else the role's usual names (train: the only split too)."""
+    available = ", ".join(splits)
+    option = "split" if role == "train" else "test_split"
+    if asked is not None:
+        if asked not in splits:
+            raise SynthgapError(f"hf:{name} has no split {asked!r}; its splits: {available}")
+        return asked
+    for candidate in TRAIN_SPLITS if role == "train" else TEST_SPLITS:
+        if candidate in splits:
+            return candidate
+    if role == "train" and len(splits) == 1:
+        return next(iter(splits))
+    wanted = " or ".join(repr(s) for s in (TRAIN_SPLITS if role == "train" else TEST_SPLITS))
+    raise SynthgapError(
+        f"hf:{name} has no {wanted} split for the {role} data (its splits: {available}); name one with "
+        f"hf:{name}?{option}=NAME"
+    )
+
+
+def resolve_split(
+    title: str,
+    splits: dict[str, Any],
+    chosen: str,
+    *,
+    image: str | None,
+    label: str | None,
+    folder: Path | None,
+) -> HfSplit:
+    """The split's image and label columns (found or checked), its class names and its labels."""
+    dataset = splits[chosen]
+    if dataset._indices is not None:  # a view: rows are read by position in the Arrow table
+        dataset = dataset.flatten_indices()
+    image = _column(title, dataset, image, "image", _image_columns(dataset))
+    label = _column(title, dataset, label, "label", _label_columns(dataset, image))
+    classes, labels = _labels(title, splits, dataset, label)
+    return HfSplit(title, dataset, image, label, classes, labels, folder)
+
+
+def _image_columns(dataset: Any) -> list[str]:
+    import datasets
+
+    return [name for name, feature in dataset.features.items() if isinstance(feature, datasets.Image)]
+
+
+def _label_columns(dataset: Any, image: str) -> list[str]:
+    """ClassLabel columns; when there is none, string columns."""
+    import datasets
+
+    features = {name: f for name, f in dataset.features.items() if name != image}
+    class_labels = [name for name, f in features.items() if isinstance(f, datasets.ClassLabel)]
+    return class_labels or [name for name, f in features.items() if _is_string(f)]
+
+
+def _is_string(feature: Any) -> bool:
+    import datasets
+
+    return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+
+
+def _column(title: str, dataset: Any, asked: str | None, what: str, candidates: list[str]) -> str:
+    columns = ", ".join(dataset.column_names)
+    if asked is not None:
+        if asked not in dataset.column_names:
+            raise SynthgapError(f"{title} has no column {asked!r} (its columns: {columns})")
+        return asked
+    if len(candidates) == 1:
+        return candidates[0]
+    if what in candidates:  # several, one of them named like the role ("label"): the convention of the hub
+        return what
+    kind = "Image feature" if what == "image" else "ClassLabel or string column"
+    if not candidates:
+        raise SynthgapError(f"{title} has no {kind} (its columns: {columns}); name the {what} column with ?{what}=")
+    raise SynthgapError(f"{title} has several {what} columns ({', '.join(candidates)}); choose one with ?{what}=NAME")
+
+
+def _labels(title: str, splits: dict[str, Any], dataset: Any, label: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Class names and int64 labels: a ClassLabel's names and values, or sorted distinct strings of every split."""
+    import datasets
+
+    feature = dataset.features[label]
+    column = dataset.data.table.column(label)
+    if isinstance(feature, datasets.ClassLabel):
+        labels = column.to_numpy().astype(np.int64)
+        classes = tuple(feature.names)
+    elif _is_string(feature):
+        names = sorted(
+            {value for split in splits.values() if label in split.column_names
+             for value in split.data.table.column(label).unique().to_pylist() if value is not None}
+        )  # fmt: skip
+        where = {value: i for i, value in enumerate(names)}
+        labels = np.array([where.get(value, -1) for value in column.to_pylist()], dtype=np.int64)
+        classes = tuple(names)
+    else:
+        raise SynthgapError(
+            f"{title}: column {label!r} is {feature}, not a class label or a string; name another with ?label="
+        )
+    missing = int((labels < 0).sum())
+    if missing:
+        raise SynthgapError(
+            f"{title}: {missing} of {len(labels)} rows have no label in column {label!r}; use a labelled split"
+        )
+    return classes, labels
