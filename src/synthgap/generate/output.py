@@ -5,7 +5,8 @@ Layout::
     <out>/generate.json                 settings that determine the images (a rerun must match them)
     <out>/<folder>/<folder>_00000.png   images (ImageFolder tree); an image is done once renamed into place
     <out>/manifest.parts/<i>-of-<n>.jsonl  one line per image written by shard i/n, appended as it goes
-    <out>/manifest.jsonl                all images sorted by (class, index), written once every image exists
+    <out>/metadata.jsonl                the same lines for `datasets.load_dataset("imagefolder", data_dir=out)`
+    <out>/manifest.jsonl                all images sorted by (class, index), written once every image exists (last)
     <out>/previews/<folder>.png         a grid of each class's first images
 
 A kill can leave at most a torn last line in a part (dropped on resume) and a done image without its line (the line
@@ -30,6 +31,7 @@ from synthgap.generate.plan import Item, Shard
 from synthgap.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 MANIFEST = "manifest.jsonl"
+METADATA = "metadata.jsonl"  # the same lines for `datasets` (imagefolder)
 PARTS = "manifest.parts"
 SETTINGS = "generate.json"
 PREVIEWS = "previews"
@@ -111,6 +113,7 @@ class OutputFolder:
             record = known.get(item.file) or self.rebuild(item, describe)
             lines.append(json.dumps(record, sort_keys=True) + "\n")
         manifest = self.root / MANIFEST
+        write_metadata(self.root, [json.loads(line) for line in lines])
         atomic_write_text(manifest, "".join(lines))
         if previews:
             self.write_previews(items)
@@ -139,7 +142,7 @@ class OutputFolder:
 
 
 RUN_FILES = {SETTINGS: "a `synthgap generate` run", "adapt.json": "a `synthgap generate adapt` run",
-             "results.jsonl": "an experiment"}  # fmt: skip
+             "results.jsonl": "an experiment", "export.json": "a `synthgap export` of a generated set"}  # fmt: skip
 
 
 def check_run_settings(root: Path, file: str, kind: str, settings: dict[str, Any]) -> None:
@@ -169,6 +172,23 @@ def check_run_settings(root: Path, file: str, kind: str, settings: dict[str, Any
             )
         return
     atomic_write_json(path, {"kind": kind, **settings})
+
+
+def metadata_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A manifest line as a row of `datasets`' imagefolder metadata: `file_name`, `label` (the class id), then every
+    other field whose value is a plain scalar (prompt, seed, guidance, ...); the manifest's integer label is kept as
+    `label_index`."""
+    row: dict[str, Any] = {"file_name": record["file"], "label": record["class"], "label_index": record.get("label")}
+    for name, value in record.items():
+        if name not in ("file", "class", "label") and (value is None or isinstance(value, str | int | float | bool)):
+            row[name] = value
+    return row
+
+
+def write_metadata(root: Path, records: list[dict[str, Any]]) -> None:
+    """`metadata.jsonl` beside the manifest, so ``datasets.load_dataset("imagefolder", data_dir=root)`` reads the set
+    with its prompts and seeds (the previews are not listed, so they are not read as data)."""
+    atomic_write_text(root / METADATA, "".join(json.dumps(metadata_row(r), sort_keys=True) + "\n" for r in records))
 
 
 def encode_png(image: Image.Image) -> bytes:

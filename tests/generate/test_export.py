@@ -1,0 +1,80 @@
+"""Generated sets out: every output is an imagefolder dataset, and `synthgap export` writes parquet shards and a card
+that read back, through `hf:`, as the same images and labels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import datasets
+import pytest
+import torch
+
+from synthgap.data.cache import load_images
+from synthgap.data.sources import open_source
+from synthgap.errors import SynthgapError
+from synthgap.generate.export import ExportConfig, export_generated
+
+
+def test_a_generated_set_loads_as_an_imagefolder_with_prompts_and_seeds(reference_set):
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(reference_set), split="train")
+    manifest = [json.loads(line) for line in (reference_set / "manifest.jsonl").read_text().splitlines()]
+    assert len(loaded) == len(manifest) == 30  # the previews are not read as data
+    by_seed = {record["seed"]: record for record in manifest}
+    for row in loaded.select(range(0, 30, 7)):
+        record = by_seed[row["seed"]]
+        assert row["label"] == record["class"] and row["prompt"] == record["prompt"]
+        assert row["sha256"] == record["sha256"]
+
+
+def test_export_round_trips_through_hf(reference_set, tmp_path):
+    out = tmp_path / "export"
+    result = export_generated(ExportConfig(reference_set, out, images_per_shard=12), progress=False)
+    assert result.images == 30 and result.written == 3 and [s.name for s in result.shards] == [
+        "train-00000-of-00003.parquet", "train-00001-of-00003.parquet", "train-00002-of-00003.parquet",
+    ]  # fmt: skip
+    generated = open_source(f"generated:{reference_set}", "train")
+    exported = open_source(f"hf:{out}", "train")
+    assert exported.classes == generated.classes  # the ClassLabel keeps the generation's class order
+    assert exported.labels.tolist() == generated.labels.tolist()
+    a, b = load_images(generated, 32, progress=False), load_images(exported, 32, progress=False)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    table = datasets.load_dataset(str(out), split="train")
+    assert table.features["label"].names == list(generated.classes)
+    assert {"prompt", "seed", "guidance", "steps", "template", "file_name"} <= set(table.column_names)
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlicense: other") and "path: data/train-*" in card
+    assert f"- model: `{json.loads((reference_set / 'generate.json').read_text())['model']}`" in card
+    assert "| airplane | airplane | 3 |" in card and "- steps: `2`" in card and "`a photo of a {name}`" in card
+
+
+def test_an_export_resumes_and_refuses_other_settings_and_other_folders(reference_set, tmp_path):
+    out = tmp_path / "export"
+    config = ExportConfig(reference_set, out, images_per_shard=12)
+    first = export_generated(config, progress=False)
+    assert export_generated(config, progress=False).written == 0  # complete: nothing to redo
+    middle = first.shards[1].read_bytes()
+    first.shards[1].unlink()
+    (out / "README.md").unlink()
+    again = export_generated(config, progress=False)
+    assert again.written == 1 and first.shards[1].read_bytes() == middle and (out / "README.md").exists()
+    with pytest.raises(SynthgapError, match=r"other settings \(images_per_shard: 12 → 20\)"):
+        export_generated(ExportConfig(reference_set, out, images_per_shard=20), progress=False)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(SynthgapError, match=r"is not empty and holds no export"):
+        export_generated(ExportConfig(reference_set, busy), progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(reference_set, copy)
+    with pytest.raises(SynthgapError, match=r"lies inside the set it exports"):
+        export_generated(ExportConfig(copy, copy / "export"), progress=False)
+    with pytest.raises(SynthgapError, match=r"copy is not empty and holds no export"):
+        export_generated(ExportConfig(reference_set, copy), progress=False)
+
+
+def test_push_offline_is_one_clear_error(reference_set, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SynthgapError, match=r"cannot push to me/set: HF_HUB_OFFLINE is set"):
+        export_generated(ExportConfig(reference_set, tmp_path / "export", push="me/set"), progress=False)
+    assert (tmp_path / "export" / "README.md").exists()  # the export itself is done and kept
