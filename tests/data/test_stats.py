@@ -73,3 +73,25 @@ def test_data_stats_command(cifake_root, tmp_path, monkeypatch):
     assert len(values["mean"]) == 3 and all(0 < v < 1 for v in values["mean"] + values["std"])
     bad = runner.invoke(app, ["data", "stats", "cifake:real", "--split", "val", "--data-root", str(cifake_root)])
     assert bad.exit_code != 0 and "split must be train or test" in str(bad.exception)
+
+
+def test_per_class_stats_decode_only_the_chosen_images(cifake_root, monkeypatch):
+    """`data stats --per-class N` decodes N images a class, not the side, and measures the images load_split picks."""
+    from synthgap.data import cache
+    from synthgap.data.config import DataPrep, load_split
+    from synthgap.data.stats import source_stats
+
+    decoded: list[int] = []
+    real = cache._decode_to_cache
+
+    def spy(path, index, *args, **kwargs):
+        decoded.append(len(index))
+        return real(path, index, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "_decode_to_cache", spy)
+    prep = DataPrep(data_root=cifake_root)
+    stats, count = source_stats(prep, "cifake:real", "train", per_class=1, progress=False)
+    assert decoded == [10] and count == 10  # one image of each of the 10 classes
+    chosen = load_split(prep, "cifake:real", "train", 1, progress=False)  # decodes the whole side (30)
+    assert decoded == [10, 30]
+    assert stats == channel_stats(chosen.images)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from synthgap.data.cache import default_cache_dir
-from synthgap.data.config import DataPrep, load_split
+from synthgap.data.cache import default_cache_dir, load_images
+from synthgap.data.config import DataPrep, load_split, subset_positions
+from synthgap.data.sources import open_source
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization, center_crop
 from synthgap.errors import SynthgapError
@@ -80,6 +81,18 @@ def dataset_stats(images: ImageTensors, cache_dir: Path | None = None) -> Normal
 def source_stats(
     prep: DataPrep, ref: str, split: str = "train", per_class: int | None = None, progress: bool = True
 ) -> tuple[Normalization, int]:
-    """Statistics of one data reference's split (cut to `per_class` when given) and how many images they cover."""
-    images = load_split(prep, ref, split, per_class, progress)
+    """Statistics of one data reference's split (cut to `per_class` when given) and how many images they cover.
+
+    With `per_class`, only the chosen images are decoded (the subset is drawn from the index with the spec's subset
+    seed, as `load_split` draws it from a decoded set without skipped images), not the whole side first."""
+    if per_class is None:
+        images = load_split(prep, ref, split, per_class, progress)
+        return dataset_stats(images, prep.cache_dir), len(images)
+    index = open_source(ref, split, prep.data_root)
+    positions = subset_positions(prep, index.labels, index.classes, per_class)
+    subset = index if positions is None else index.select(positions)
+    images = load_images(subset, prep.stored_at, cache_dir=prep.cache_dir, skip_bad=prep.skip_bad,
+                         workers=prep.workers, progress=progress)  # fmt: skip
+    if prep.seen_smaller:
+        images = images.with_resolution(prep.resolution, f"{images.key}@{prep.resolution}")
     return dataset_stats(images, prep.cache_dir), len(images)
