@@ -141,6 +141,8 @@ def test_a_changed_dataset_is_another_identity(tmp_path):
     assert cache_key(open_source(f"hf:{folder}", "train"), 16) == before
     _class_label_dataset(6, seed=5).save_to_disk(str(tmp_path / "changed"))
     assert cache_key(open_source(f"hf:{tmp_path / 'changed'}", "train"), 16) != before
+    _class_label_dataset(6, seed=5).save_to_disk(str(folder))  # saved again in place: read again, another key
+    assert cache_key(open_source(f"hf:{folder}", "train"), 16) != before
 
 
 def test_undecodable_rows_are_named_and_skipped_with_skip_bad(tmp_path):

@@ -8,11 +8,12 @@
 - a dataset id from the Hugging Face cache, downloaded only when the hub is reachable and neither
   ``HF_DATASETS_OFFLINE`` nor ``HF_HUB_OFFLINE`` is set (the rule the generators' models follow).
 
-The columns are found when unambiguous (one ``Image`` feature; one ``ClassLabel``, else one string column, else the one
-called ``image`` / ``label``) and named with ``image=`` / ``label=`` otherwise. Class names are the ``ClassLabel``'s, or the sorted distinct strings of every
-split. The train role reads ``split`` (default ``train``, or the only split), the test role ``test_split`` (default
-``test``, else ``validation``). Rows are decoded from the Arrow data into the usual cache without writing image files
-(`data/items.py`), and the set is identified by the dataset's fingerprint, so a changed dataset is a changed setting.
+The columns are found when unambiguous (one ``Image`` feature; one ``ClassLabel``, else one string column, else the
+one called ``image`` / ``label``) and named with ``image=`` / ``label=`` otherwise. Class names are the
+``ClassLabel``'s, or the sorted distinct strings of every split. The train role reads ``split`` (default ``train``,
+or the only split), the test role ``test_split`` (default ``test``, else ``validation``). Rows are decoded from the
+Arrow data into the usual cache without writing image files (`data/items.py`), and the set is identified by the
+dataset's fingerprint, so a changed dataset is a changed setting.
 """
 
 from __future__ import annotations
@@ -118,7 +119,31 @@ def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
 
 
 def load_splits(name: str, config: str | None) -> tuple[dict[str, datasets.Dataset], Path | None]:
-    """Every split of the dataset `name` (a local path or a hub id), and the local folder it lives in (None: hub)."""
+    """Every split of the dataset `name` (a local path or a hub id), and the local folder it lives in (None: hub).
+
+    A process opens a source several times (the dry run's checks, each run's identity and images): the result is
+    kept per process, keyed on the name, the config and the local files' modification times, so a hub id is looked
+    up once and a dataset saved again is read again."""
+    key = (name, config, _modified(Path(name).expanduser()))
+    if key not in _LOADED:
+        _LOADED[key] = _load_splits(name, config)
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[str, str | None, tuple[int, ...]], tuple[dict[str, Any], Path | None]] = {}
+
+
+def _modified(local: Path) -> tuple[int, ...]:
+    """Modification times of a local dataset's folder and of what save_to_disk writes at its top; () for a hub id."""
+    if not local.exists():
+        return ()
+    entries = [local, *(local / marker for marker in SAVED_MARKERS)]
+    if local.is_dir():
+        entries += sorted(local.iterdir())
+    return tuple(entry.stat().st_mtime_ns for entry in entries if entry.exists())
+
+
+def _load_splits(name: str, config: str | None) -> tuple[dict[str, datasets.Dataset], Path | None]:
     local = Path(name).expanduser()
     with _quiet_datasets() as datasets:
         try:
