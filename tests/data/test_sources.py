@@ -139,3 +139,14 @@ def test_describe_image_folder(image_folder):
     for name, count in (("ant", 3), ("moth", 1), ("zebra", 2)):
         assert re.search(rf"^\s+{name}\s+{count}$", text, re.M)
     assert "min 1, median 2, max 3" in text and "imbalanced" not in text  # a ratio of 3 is not flagged
+
+
+def test_without_a_data_root_the_error_says_how_to_get_cifake(monkeypatch):
+    from synthgap.data.sources import resolve_data_root
+
+    monkeypatch.delenv("SYNTHGAP_DATA_ROOT", raising=False)
+    with pytest.raises(SynthgapError) as error:
+        resolve_data_root(None)
+    message = str(error.value)
+    assert message.startswith("no data root: pass --data-root DIR or set SYNTHGAP_DATA_ROOT=DIR")
+    assert "on Kaggle" in message and "DIR/cifake/{train,test}/{REAL,FAKE}/*.jpg" in message

@@ -33,6 +33,10 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CIFAKE_FILE = re.compile(r"^(\d+)(?: \((\d+)\))?\.jpg$")
 CIFAKE_SIDES = {"real": "REAL", "synthetic": "FAKE"}
 DATA_ROOT_ENV = "SYNTHGAP_DATA_ROOT"
+CIFAKE_HOWTO = (
+    "download CIFAKE (Bird & Lotfi 2024, 'CIFAKE: Real and AI-Generated Synthetic Images' on Kaggle) and unpack it "
+    "so that {root}/cifake/{{train,test}}/{{REAL,FAKE}}/*.jpg exist"
+)
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val", "validation")}  # first existing folder wins
 SPLIT_NAMES = frozenset(name for names in SPLIT_FOLDERS.values() for name in names)
 GENERATOR_FOLDERS = frozenset({"manifest.parts", "previews"})  # what `synthgap generate` writes beside class folders
@@ -134,8 +138,8 @@ def resolve_data_root(data_root: Path | None) -> Path:
         env = os.environ.get(DATA_ROOT_ENV)
         if not env:
             raise SynthgapError(
-                f"no data root: pass --data-root DIR or set {DATA_ROOT_ENV}=DIR, where DIR/cifake holds CIFAKE "
-                "(see the README's 'Data' section)"
+                f"no data root: pass --data-root DIR or set {DATA_ROOT_ENV}=DIR, where DIR/cifake holds CIFAKE; "
+                f"to get it, {CIFAKE_HOWTO.format(root='DIR')}"
             )
         data_root = Path(env)
     return data_root.expanduser()
@@ -147,9 +151,8 @@ def cifake_dir(data_root: Path | None) -> Path:
         if (candidate / "train").is_dir() or (candidate / "test").is_dir():
             return candidate
     raise SynthgapError(
-        f"CIFAKE not found under {root}: download CIFAKE (Bird & Lotfi 2024, 'CIFAKE: Real and AI-Generated "
-        "Synthetic Images' on Kaggle), unpack it so that <root>/cifake/{train,test}/{REAL,FAKE}/*.jpg exist, then "
-        f"pass --data-root <root> or set {DATA_ROOT_ENV}=<root>"
+        f"CIFAKE not found under {root}: {CIFAKE_HOWTO.format(root='<root>')}, then pass --data-root <root> or set "
+        f"{DATA_ROOT_ENV}=<root>"
     )
 
 
