@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -43,6 +44,7 @@ from synthgap.progress import progress_bar
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 STATE = "state"  # per LoRA: adapter.safetensors, optimizer.pt, state.json (written last, holding both digests)
+NEXT = ".next"  # a state file being saved, moved in once state.json holds its digest
 ALL = "all"  # the key of the one LoRA of a data-set run
 
 
@@ -288,15 +290,20 @@ class LoraParts:
                 for k, v in get_peft_model_state_dict(module).items()}  # fmt: skip
 
     def save_state(self, folder: Path, step: int, losses: list[float]) -> None:
-        """The LoRA and optimizer after an epoch; state.json (last) holds both files' digests."""
+        """The LoRA and optimizer after an epoch; state.json (last) holds both files' digests.
+
+        Both files are written beside their places (NEXT) and moved in once state.json names them, so a kill
+        anywhere leaves the last state whole, or the new one complete for `read_state` to move in."""
         folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors(self.lora_state(), folder / "adapter.safetensors")
-        with atomic_path(folder / "optimizer.pt") as tmp:
+        save_safetensors(self.lora_state(), folder / f"adapter.safetensors{NEXT}")
+        with atomic_path(folder / f"optimizer.pt{NEXT}") as tmp:
             torch.save(self.optimizer.state_dict(), tmp)
         atomic_write_json(folder / "state.json", {
             "step": step, "losses": losses,
-            "sha256": {name: file_digest(folder / name) for name in ("adapter.safetensors", "optimizer.pt")},
+            "sha256": {name: file_digest(folder / f"{name}{NEXT}") for name in ("adapter.safetensors", "optimizer.pt")},
         })  # fmt: skip
+        for name in ("adapter.safetensors", "optimizer.pt"):
+            os.replace(folder / f"{name}{NEXT}", folder / name)
 
     def restore(self, folder: Path) -> None:
         from peft.utils import set_peft_model_state_dict
@@ -330,12 +337,23 @@ def read_state(folder: Path) -> dict[str, Any] | None:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
         digests = state["sha256"]
-        ok = all((folder / name).is_file() and file_digest(folder / name) == d for name, d in digests.items())
+        ok = all(_holds(folder, name, d) for name, d in digests.items())
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
         raise SynthgapError(f"the saved state in {folder} does not match its state.json; remove {folder} to restart")
     return state
+
+
+def _holds(folder: Path, name: str, digest: str) -> bool:
+    """Whether `folder/name` has this digest; a save killed after its state.json is finished here (NEXT moved in)."""
+    path, written = folder / name, folder / f"{name}{NEXT}"
+    if path.is_file() and file_digest(path) == digest:
+        return True
+    if written.is_file() and file_digest(written) == digest:
+        os.replace(written, path)
+        return True
+    return False
 
 
 def _generator(seed: int, what: str, n: int) -> torch.Generator:
