@@ -115,3 +115,21 @@ def test_img2img_cli_errors_are_one_line(tiny_text2img, image_folder, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["synthgap: error: --strength must be in (0, 1] (1: start from pure "
                                                 "noise), got 1.2"]  # fmt: skip
+
+
+def test_img2img_from_an_hf_dataset_equals_the_same_images_as_files(tiny_text2img, image_folder, tmp_path):
+    """A real side read from a `datasets` dataset (rows, not files) gives the same images as its files, and the
+    manifest names each source row."""
+    import datasets
+
+    real = open_source(f"folder:{image_folder}")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(real.classes))})
+    rows = {"image": [{"bytes": p.read_bytes(), "path": p.name} for p in real.paths], "label": real.labels.tolist()}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "saved"))
+    from_files = generate_img2img(img2img_config(tiny_text2img, tmp_path / "files", f"folder:{image_folder}"),
+                                  progress=False)  # fmt: skip
+    from_rows = generate_img2img(img2img_config(tiny_text2img, tmp_path / "rows", f"hf:{tmp_path / 'saved'}"),
+                                 progress=False)  # fmt: skip
+    assert from_rows.total_images == from_files.total_images == 10
+    assert png_files(tmp_path / "rows") == png_files(tmp_path / "files")
+    assert records(tmp_path / "rows")[0]["source"] == f"hf:{tmp_path / 'saved'}[train] row 0"

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from synthgap.data.items import ImageItems
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
 from synthgap.generate.lora import ADAPT_RESULT, ADAPT_SETTINGS, LORA_WEIGHTS, base_configs
@@ -37,7 +38,7 @@ from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL, choose_device_dtype
 from synthgap.generate.output import check_run_settings
 from synthgap.generate.plan import image_seed
 from synthgap.generate.prompts import PromptMaker, check_templates
-from synthgap.generate.real import load_rgb, source_classes, square
+from synthgap.generate.real import load_rgb, real_images, source_classes, square
 from synthgap.io import atomic_path, atomic_write_json, file_digest, save_safetensors
 from synthgap.progress import progress_bar
 
@@ -76,9 +77,9 @@ class AdaptConfig:
 
 @dataclass(frozen=True)
 class Example:
-    """One real training image: its file, class and position within the class."""
+    """One real training image (an item of one image: a file, a dataset row), its class and position in the class."""
 
-    path: Path
+    image: ImageItems
     cls: ClassInfo
     index: int
 
@@ -119,9 +120,7 @@ def training_sets(c: AdaptConfig) -> tuple[list[ClassInfo], dict[str, list[Examp
 
     index = open_source(c.source, "train", c.data_root)
     classes = source_classes(index, c.classes)
-    by_label: dict[int, list[Path]] = {}
-    for path, label in zip(index.paths, index.labels.tolist(), strict=True):
-        by_label.setdefault(label, []).append(Path(path).absolute())
+    by_label = real_images(index)
     examples = {cls.id: [Example(p, cls, j) for j, p in enumerate(by_label.get(label, [])[: c.per_class])]
                 for label, cls in enumerate(classes)}  # fmt: skip
     if c.one_per_class:
@@ -259,7 +258,7 @@ class LoraParts:
     def step(self, batch: list[Example], prompts: list[str], generator: torch.Generator) -> float:
         """One optimizer step on a batch: the denoising loss of each image's noised latent under its prompt."""
         c = self.config
-        pixels = torch.stack([_to_tensor(square(load_rgb(e.path), c.size)) for e in batch]).to(self.device, self.dtype)
+        pixels = torch.stack([_to_tensor(square(load_rgb(e.image), c.size)) for e in batch]).to(self.device, self.dtype)
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids.to(self.device)  # fmt: skip
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from synthgap.generate.models import ResolvedModel, scheduler_name
 from synthgap.generate.output import Describe, OutputFolder
 from synthgap.generate.plan import Item, Shard, batches, shard_batches
 from synthgap.progress import progress_bar
@@ -113,3 +114,17 @@ def describe_common(item: Item) -> dict[str, Any]:
     """The manifest fields every generator writes for an image."""
     return {"class": item.cls.id, "class_name": item.cls.name, "label": item.label, "index": item.index,
             "seed": item.seed}  # fmt: skip
+
+
+def describe_sampling(config: Any, model: ResolvedModel) -> dict[str, Any]:
+    """The sampler's manifest fields, the same for every image of a run: model, revision, scheduler, steps,
+    guidance, size and negative prompt (`config` is a generator's config; each has these fields)."""
+    return {
+        "negative_prompt": config.negative_prompt,
+        "model": config.model,
+        "revision": model.revision,
+        "scheduler": scheduler_name(config.scheduler, model.path),
+        "steps": config.steps,
+        "guidance": config.guidance,
+        "size": config.size,
+    }

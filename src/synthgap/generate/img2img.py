@@ -24,7 +24,7 @@ import torch
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
-from synthgap.generate.common import GenerationResult, describe_common, generate_shard
+from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generate_shard
 from synthgap.generate.lora import (
     LoraFolder,
     apply_lora,
@@ -40,11 +40,10 @@ from synthgap.generate.models import (
     load_pipeline,
     prepare_pipeline,
     resolve_model,
-    scheduler_name,
 )
 from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import PromptMaker, check_templates, load_backgrounds
-from synthgap.generate.real import load_rgb, source_classes, square, variation_items
+from synthgap.generate.real import describe_source, load_rgb, source_classes, square, variation_items
 
 DEFAULT_IMG2IMG_TEMPLATES = ("a photo of a {name}",)
 
@@ -160,16 +159,9 @@ class Img2ImgGenerator:
             **describe_common(item),
             "prompt": prompt,
             "template": template,
-            "negative_prompt": c.negative_prompt,
-            "model": c.model,
-            "revision": self.model.revision,
-            "scheduler": scheduler_name(c.scheduler, self.model.path),
-            "steps": c.steps,
-            "guidance": c.guidance,
-            "size": c.size,
+            **describe_sampling(c, self.model),
             "strength": c.strength,
-            "variation": item.index % c.variations,
-            "source": str(item.source),
+            **describe_source(item, c.variations),
             **lora_description(self.lora, c.lora_scale),
         }
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from synthgap.data.items import ImageItems
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
 
@@ -52,7 +52,7 @@ class Item:
     cls: ClassInfo
     index: int
     seed: int
-    source: Path | None = None
+    source: ImageItems | None = None  # the real image it starts from (one item)
 
     @property
     def file(self) -> str:

@@ -8,11 +8,12 @@ source's.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from synthgap.data.index import LabelledIndex
+from synthgap.data.items import FileItems, ImageItems
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, finish_classes, load_classes
 from synthgap.generate.plan import Item, image_seed
@@ -42,13 +43,24 @@ def source_classes(index: LabelledIndex, class_list: str | None = None) -> list[
     return [listed[c] for c in index.classes]
 
 
+def real_images(index: LabelledIndex) -> dict[int, list[ImageItems]]:
+    """Each class's images (by label, in index order), one item each: files with absolute paths (workers may run
+    elsewhere), dataset rows as they are."""
+    items = index.items
+    by_label: dict[int, list[ImageItems]] = {}
+    for position, label in enumerate(index.labels.tolist()):
+        one = items.select([position])
+        if isinstance(one, FileItems):
+            one = FileItems((one.files[0].absolute(),))
+        by_label.setdefault(label, []).append(one)
+    return by_label
+
+
 def variation_items(
     index: LabelledIndex, classes: list[ClassInfo], per_class: int | None, variations: int, base_seed: int
 ) -> list[Item]:
     """Class-major items: real image j of a class gives indices j*k .. j*k+k-1."""
-    by_label: dict[int, list[Path]] = {}
-    for path, label in zip(index.paths, index.labels.tolist(), strict=True):
-        by_label.setdefault(label, []).append(Path(path).absolute())
+    by_label = real_images(index)
     items = []
     for label, cls in enumerate(classes):
         for j, source in enumerate(by_label.get(label, [])[:per_class]):
@@ -58,9 +70,16 @@ def variation_items(
     return items
 
 
-def load_rgb(path: Path | None) -> Image.Image:
-    """A real image as RGB, decoded in full (the file is closed on return)."""
-    with Image.open(path) as image:
+def describe_source(item: Item, variations: int) -> dict[str, Any]:
+    """The manifest fields of an image made from a real one: which real image, and which of its variations."""
+    return {"variation": item.index % variations, "source": item.source.name(0) if item.source else None}
+
+
+def load_rgb(source: ImageItems | None) -> Image.Image:
+    """A real image (an item of one image: a file, a dataset row) as RGB, decoded in full."""
+    if source is None:
+        raise ValueError("no source image")
+    with source.open(0) as image:
         return image.convert("RGB")
 
 

@@ -18,7 +18,7 @@ import torch
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, load_classes
-from synthgap.generate.common import GenerationResult, describe_common, generate_shard
+from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generate_shard
 from synthgap.generate.lora import (
     LoraFolder,
     apply_lora,
@@ -34,7 +34,6 @@ from synthgap.generate.models import (
     load_pipeline,
     prepare_pipeline,
     resolve_model,
-    scheduler_name,
 )
 from synthgap.generate.plan import Item, Shard, text2img_items
 from synthgap.generate.prompts import DEFAULT_TEMPLATES, PromptMaker, check_templates, load_backgrounds
@@ -145,13 +144,7 @@ class Text2ImgGenerator:
             **describe_common(item),
             "prompt": prompt,
             "template": template,
-            "negative_prompt": c.negative_prompt,
-            "model": c.model,
-            "revision": self.model.revision,
-            "scheduler": scheduler_name(c.scheduler, self.model.path),
-            "steps": c.steps,
-            "guidance": c.guidance,
-            "size": c.size,
+            **describe_sampling(c, self.model),
             "source": None,
             **lora_description(self.lora, c.lora_scale),
         }

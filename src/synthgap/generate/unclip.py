@@ -20,7 +20,7 @@ import torch
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
-from synthgap.generate.common import GenerationResult, describe_common, generate_shard
+from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generate_shard
 from synthgap.generate.models import (
     DEFAULT_UNCLIP_MODEL,
     SCHEDULERS,
@@ -28,11 +28,10 @@ from synthgap.generate.models import (
     load_pipeline,
     prepare_pipeline,
     resolve_model,
-    scheduler_name,
 )
 from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import fill_template
-from synthgap.generate.real import load_rgb, source_classes, variation_items
+from synthgap.generate.real import describe_source, load_rgb, source_classes, variation_items
 
 
 @dataclass
@@ -129,16 +128,9 @@ class UnclipGenerator:
         return {
             **describe_common(item),
             "prompt": fill_template(c.prompt, {"name": item.cls.name}),
-            "negative_prompt": c.negative_prompt,
-            "model": c.model,
-            "revision": self.model.revision,
-            "scheduler": scheduler_name(c.scheduler, self.model.path),
-            "steps": c.steps,
-            "guidance": c.guidance,
-            "size": c.size,
+            **describe_sampling(c, self.model),
             "noise_level": c.noise_level,
-            "variation": item.index % c.variations,
-            "source": str(item.source),
+            **describe_source(item, c.variations),
         }
 
     def settings(self, classes: list[ClassInfo]) -> dict[str, Any]:
