@@ -60,7 +60,7 @@ SPEC = {
     "seeds": [0],
     "experiments": [{"kind": "baseline"}],
 }
-FINITE = "Input should be a finite number"
+FINITE = "must be a finite number, got"
 AUGMENTATIONS = "augmix, autoaugment, autoaugment_cifar10, none, randaugment, rrc, standard, trivialaugment"
 ALL_SHORT = ", ".join(
     f"{name} (3)" for name in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -72,28 +72,66 @@ BAD_SPECS = {
     "lr-nan": ({"recipe.lr": float("nan")}, f"{{spec}}: recipe.lr: {FINITE}"),
     "lr-nan-word": ({"recipe.lr": "nan"}, f"{{spec}}: recipe.lr: {FINITE}"),
     "weight-decay-nan": ({"recipe.weight_decay": float("nan")}, f"{{spec}}: recipe.weight_decay: {FINITE}"),
-    "lr-zero": ({"recipe.lr": 0}, "{spec}: recipe.lr: Input should be greater than 0"),
+    "lr-zero": ({"recipe.lr": 0}, "{spec}: recipe.lr: must be greater than 0.0, got 0"),
     "width-zero": ({"model.width": 0}, "width multiplier must be positive, got width=0.0"),
     "width-negative": ({"model.width": -0.5}, "width multiplier must be positive, got width=-0.5"),
     "unknown-model": ({"model.name": "resnet9000"}, "unknown model family 'resnet9000'; choose from: resnet18"),
     "unknown-augmentation": (
         {"recipe.augmentation": "sparkle"},
-        f"{{spec}}: recipe.augmentation: Value error, unknown augmentation preset 'sparkle'; choose from: "
-        f"{AUGMENTATIONS}",
+        f"{{spec}}: recipe.augmentation: unknown augmentation preset 'sparkle'; choose from: {AUGMENTATIONS}",
     ),
     "unknown-normalization": (
         {"recipe.normalization": "nope"},
-        "{spec}: recipe.normalization: Value error, unknown normalization 'nope'; choose from: imagenet, cifar10, none",
+        "{spec}: recipe.normalization: unknown normalization 'nope'; choose from: imagenet, cifar10, none",
     ),
     "unknown-test-normalization": (
         {"recipe.test_normalization": "nope"},
-        "{spec}: recipe.test_normalization: Value error, unknown normalization 'nope'",
+        "{spec}: recipe.test_normalization: unknown normalization 'nope'",
     ),
-    "unknown-key": ({"recipe.lrr": 0.1}, "{spec}: recipe.lrr: unknown key"),
-    "empty-seeds": ({"seeds": []}, "{spec}: seeds: List should have at least 1 item after validation, not 0"),
+    "unknown-key": ({"recipe.lrr": 0.1}, "{spec}: recipe.lrr: unknown key (did you mean 'lr'?)"),
+    "unknown-key-far-from-any": (
+        {"recipe.sparkle": 1},
+        "{spec}: recipe.sparkle: unknown key; known keys: epochs, batch_size, lr, momentum,",
+    ),
+    "unknown-top-level-key": ({"experiment": []}, "{spec}: experiment: unknown key (did you mean 'experiments'?)"),
+    "unknown-block-key": (
+        {"experiments": [{"kind": "layer_transfer", "nn": [2]}]},
+        "{spec}: experiments.0.layer_transfer.nn: unknown key (did you mean 'n'?)",
+    ),
+    "unknown-kind": (
+        {"experiments": [{"kind": "baselines"}]},
+        "{spec}: experiments.0: unknown kind 'baselines' (did you mean 'baseline'?); choose from: augmentation, "
+        "baseline, curation, data_reduction, distillation, generator, layer_transfer, mixing, normalization, "
+        "texture_shape",
+    ),
+    "no-kind": ({"experiments": [{"sides": ["real"]}]}, "{spec}: experiments.0: missing key 'kind'"),
+    "unknown-side": (
+        {"experiments": [{"kind": "baseline", "sides": ["reall"]}]},
+        "{spec}: experiments.0.baseline.sides.0: unknown value 'reall' (did you mean 'real'?); choose from: real, "
+        "synthetic",
+    ),
+    "n-neither-list-nor-auto": (
+        {"experiments": [{"kind": "layer_transfer", "n": "all"}]},
+        "{spec}: experiments.0.layer_transfer.n: expected a list or 'auto', got 'all'",
+    ),
+    "n-beyond-the-layers": (
+        {"experiments": [{"kind": "baseline"}, {"kind": "layer_transfer", "n": [25]}]},
+        "{spec}: experiments.1: layer_transfer n (resnet18 has 18 layers): N must be in 0..18, got [25]",
+    ),
+    "levels-without-auto": (
+        {"experiments": [{"kind": "layer_transfer", "n": [2], "levels": [0.3]}]},
+        "{spec}: experiments.0.layer_transfer: levels and budget go with n: auto",
+    ),
+    "epochs-fraction": ({"recipe.epochs": 2.5}, "{spec}: recipe.epochs: expected a whole number, got 2.5"),
+    "normalization-half-given": (
+        {"recipe.normalization": {"mean": [0.5, 0.5, 0.5]}},
+        "{spec}: recipe.normalization.std: required, but not given",
+    ),
+    "data-not-a-mapping": ({"data": 3}, "{spec}: data: expected a mapping (key: value), got 3"),
+    "empty-seeds": ({"seeds": []}, "{spec}: seeds: must not be empty"),
     "empty-block-seeds": (
         {"experiments": [{"kind": "baseline", "seeds": []}]},
-        "{spec}: experiments.0.baseline.seeds: List should have at least 1 item after validation, not 0",
+        "{spec}: experiments.0.baseline.seeds: must not be empty",
     ),
     "unknown-data-source": ({"data.real": "nowhere:x"}, "unknown data source 'nowhere'"),
     "per-class-beyond-every-class": (
@@ -232,7 +270,7 @@ def _list_spec(folder: Path) -> Path:
 
 BAD_FILES = {
     "missing": (_no_spec, "config file not found: {spec}"),
-    "empty": (_empty_spec, "{spec}: experiments: Field required"),
+    "empty": (_empty_spec, "{spec}: experiments: required, but not given"),
     "truncated": (_truncated_spec, "{spec}: not valid YAML: "),
     "a-list": (_list_spec, "{spec}: expected a mapping at the top level, got list"),
 }
@@ -318,9 +356,9 @@ def test_a_generated_manifest_naming_a_file_outside_its_folder_is_one_line(cifak
     assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected)
 
 
-BAD_RUN_OPTIONS = {
-    "seeds-not-numbers": (["--seeds", "a,b"], "expected comma-separated integers, got 'a,b'"),
-    "seeds-empty": (["--seeds", ","], "{spec}: seeds: List should have at least 1 item after validation, not 0"),
+BAD_RUN_OPTIONS = {  # an error an option brings about names the option, not the spec file
+    "seeds-not-numbers": (["--seeds", "a,b"], "--seeds: expected comma-separated integers, got 'a,b'"),
+    "seeds-empty": (["--seeds", ","], "--seeds ,: seeds: must not be empty"),
     "set-without-value": (["--set", "recipe.lr"], "--set expects KEY=VALUE, got 'recipe.lr'"),
     "set-without-key": (["--set", "=3"], "--set expects KEY=VALUE, got '=3'"),
     "set-unclosed": (["--set", "name=[unclosed"], "--set 'name=[unclosed': the value is not a plain YAML value"),
@@ -329,15 +367,33 @@ BAD_RUN_OPTIONS = {
         "--set 'x=!!python/object/apply:os.system [\"echo\"]': the value is not a plain YAML value (could not "
         "determine a constructor for the tag",
     ),
-    "set-below-a-string": (["--set", "name.x=1"], "cannot set name.x: name is not a mapping"),
-    "set-nan": (["--set", "recipe.lr=.nan"], f"{{spec}}: recipe.lr: {FINITE}"),
-    "set-inf": (["--set", "recipe.lr=inf"], f"{{spec}}: recipe.lr: {FINITE}"),
-    "width-zero": (["--width", "0"], "width multiplier must be positive, got width=0.0"),
+    "set-below-a-string": (["--set", "name.x=1"], "--set name.x=1: cannot set name.x: name is not a mapping"),
+    "set-nan": (["--set", "recipe.lr=.nan"], f"--set recipe.lr=.nan: recipe.lr: {FINITE} nan"),
+    "set-inf": (["--set", "recipe.lr=inf"], f"--set recipe.lr=inf: recipe.lr: {FINITE} 'inf'"),
+    "set-unknown-key": (
+        ["--set", "recipe.lrr=0.1"],
+        "--set recipe.lrr=0.1: recipe.lrr: unknown key (did you mean 'lr'?)",
+    ),
+    "set-unknown-kind": (
+        ["--set", "experiments=[{kind: baselines}]"],
+        "--set 'experiments=[{{kind: baselines}}]': experiments.0: unknown kind 'baselines' (did you mean 'baseline'?)",
+    ),
+    "second-set-to-blame": (
+        ["--set", "recipe.lr=0.05", "--set", "recipe.momentum=2"],
+        "--set recipe.momentum=2: recipe.momentum: must be less than 1.0, got 2",
+    ),
+    "width-zero": (["--width", "0"], "--width 0: width multiplier must be positive, got width=0.0"),
     "per-class-zero": (
         ["--per-class", "0"],
-        "{spec}: data.per_class: Value error, must be a positive number, {{max: N}}, balanced or matched; got 0",
+        "--per-class 0: data.per_class: must be a positive number, {{max: N}}, balanced or matched; got 0",
     ),
-    "epochs-zero": (["--epochs", "0"], "{spec}: recipe.epochs: Input should be greater than or equal to 1"),
+    "epochs-zero": (["--epochs", "0"], "--epochs 0: recipe.epochs: must be at least 1, got 0"),
+    "epochs-not-a-number": (["--epochs", "x"], "--epochs: expected a whole number, got 'x'; see 'synthgap run --help'"),
+    "unknown-option": (["--dryrun"], "no such option: --dryrun (did you mean --dry-run?); see 'synthgap run --help'"),
+    "unknown-backend": (
+        ["--backend", "rey"],
+        "--backend: unknown backend 'rey' (did you mean 'ray'?); choose from: local, ray, slurm",
+    ),
 }
 
 
@@ -348,9 +404,22 @@ def test_a_bad_run_option_is_one_line(cifake_root, tmp_path, capsys, case):
     assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", expected.format(spec=spec), *options)
 
 
+def test_an_error_an_option_brings_about_names_the_option_and_one_in_the_file_names_the_file(
+    cifake_root, tmp_path, capsys
+):
+    blocks = [{"kind": "baseline"}, {"kind": "layer_transfer", "n": [2]}]
+    spec = write_spec(tmp_path, cifake_root, {"experiments": blocks})
+    too_many = "experiments.1: layer_transfer n (resnet18 has 18 layers): N must be in 0..18, got [25]"
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"--n 25: {too_many}", "--n", "25")
+    blocks[1]["n"] = [25]
+    spec = write_spec(tmp_path, cifake_root, {"experiments": blocks})  # the same N, now from the file
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{spec}: {too_many}", "--n", "25", "--epochs", "1")
+
+
+TRAIN_FINITE = "Input should be a finite number"  # train's options are validated by config.validate's wording
 BAD_TRAIN_OPTIONS = {
-    "lr-nan": (["--lr", "nan"], f"options: recipe.lr: {FINITE}"),
-    "lr-inf": (["--lr", "inf"], f"options: recipe.lr: {FINITE}"),
+    "lr-nan": (["--lr", "nan"], f"options: recipe.lr: {TRAIN_FINITE}"),
+    "lr-inf": (["--lr", "inf"], f"options: recipe.lr: {TRAIN_FINITE}"),
     "width-negative": (["--width", "-1"], "width multiplier must be positive, got width=-1.0"),
     "unknown-model": (["--model", "resnet9000"], "unknown model family 'resnet9000'; choose from: resnet18"),
     "unknown-augmentation": (
@@ -514,3 +583,20 @@ def test_a_failed_train_leaves_no_empty_out_folder_and_a_missing_generated_folde
     assert not out.exists()  # not an empty folder holding .lock
     code, _, err = synthgap(capsys, "data", "stats", f"generated:{tmp_path / 'no-such'}")
     assert code == 2 and only_line(err).startswith(f"synthgap: error: no such folder: {tmp_path / 'no-such'}")
+
+
+def test_the_api_words_spec_errors_as_the_command_line_does():
+    from synthgap import api
+    from synthgap.errors import SynthgapError
+
+    sides = "experiments.0.baseline.sides.0: unknown value 'reall' (did you mean 'real'?); choose from: real, synthetic"
+    for spec, expected in [
+        (
+            {"recipe": {"lrr": 0.1}, "experiments": [{"kind": "baseline"}]},
+            "spec: recipe.lrr: unknown key (did you mean 'lr'?)",
+        ),
+        ({"experiments": [{"kind": "baseline", "sides": ["reall"]}]}, f"spec: {sides}"),
+    ]:
+        with pytest.raises(SynthgapError) as caught:
+            api.experiment_spec(spec)
+        assert str(caught.value) == expected

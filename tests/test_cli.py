@@ -199,3 +199,86 @@ def test_the_imagenet100_generators_spec_compares_every_kind_of_set():
     assert set(generator.sources) == {"text2img", "img2img", "img2img_lora", "lora_text2img", "curated_confidence",
                                       "unclip_oracle"}  # fmt: skip
     assert all(ref.startswith("generated:") for ref in generator.sources.values())
+
+
+# --- help at 80 columns ---------------------------------------------------------------------------------------------
+
+
+def every_command(group=None, path=()):
+    """(command path, click command) of every command and subcommand of `synthgap`, the groups included."""
+    import typer
+
+    group = group or typer.main.get_command(app)
+    yield path, group
+    for name in getattr(group, "commands", {}):
+        yield from every_command(group.commands[name], (*path, name))
+
+
+def help_at_80_columns(path) -> str:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("path", [path for path, _ in every_command()], ids=lambda path: " ".join(path) or "synthgap")
+def test_help_fits_80_columns_with_every_option_name_whole(path):
+    command = dict(every_command())[path]
+    text = help_at_80_columns(path)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "…" not in text and "..." not in text.replace("[ARGS]...", ""), text  # nothing cut short
+    assert "<bool>" not in text and "list[" not in text, text  # flags are flags; metavars are words
+    for param in command.params:
+        for name in [*param.opts, *param.secondary_opts]:
+            if name.startswith("-"):
+                assert f"{name} " in text or f"{name}," in text or f"{name}\n" in text, (name, text)
+    for name in getattr(command, "commands", {}):
+        assert f"  {name}  " in text, (name, text)
+
+
+def test_help_paragraphs_are_rewrapped_not_cut_at_the_docstring_lines():
+    text = help_at_80_columns(["train"])
+    assert "The same command again prints the recorded result without training; the same\n  run name" in text
+
+
+def test_boolean_options_are_flags_in_help():
+    assert "  -q, --quiet " in help_at_80_columns(["run"]) and "  --dry-run " in help_at_80_columns(["run"])
+    assert "--previews / --no-previews" in help_at_80_columns(["generate", "text2img"])
+
+
+def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
+    from synthgap import cli
+    from synthgap.experiments.backends import BACKENDS
+    from synthgap.experiments.single import TrainRunConfig
+    from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL
+
+    config = TrainRunConfig()
+    train = " ".join(help_at_80_columns(["train"]).split())
+    assert f"augmentation (default {config.seed})." in train
+    assert f"vit_small (default {config.model.name})." in train
+    assert f"(default {config.model.stem})." in train
+    assert (cli.DEFAULT_TEXT2IMG_MODEL, cli.DEFAULT_UNCLIP_MODEL) == (DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL)
+    assert cli.BACKENDS == BACKENDS
+    for command, model in [("text2img", DEFAULT_TEXT2IMG_MODEL), ("img2img", DEFAULT_TEXT2IMG_MODEL),
+                           ("adapt", DEFAULT_TEXT2IMG_MODEL), ("unclip", DEFAULT_UNCLIP_MODEL)]:  # fmt: skip
+        assert f"--model <str> {model} (the default)" in " ".join(help_at_80_columns(["generate", command]).split())
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["rnu"], "no such command 'rnu' (did you mean 'run'?); see 'synthgap --help'"),
+        (["data", "stat"], "no such command 'stat' (did you mean 'stats'?); see 'synthgap data --help'"),
+        (["run"], "missing argument 'SPEC.yaml'; see 'synthgap run --help'"),
+        (["curate", "x"], "missing option '--clip-model'; see 'synthgap curate --help'"),
+        (
+            ["run", "x.yaml", "--dryrun"],
+            "no such option: --dryrun (did you mean --dry-run?); see 'synthgap run --help'",
+        ),
+        (["run", "x.yaml", "--epochs", "x"], "--epochs: expected a whole number, got 'x'; see 'synthgap run --help'"),
+        (["train", "--lr", "fast"], "--lr: expected a number, got 'fast'; see 'synthgap train --help'"),
+    ],
+)
+def test_a_command_line_typer_cannot_parse_is_one_error_line_and_exit_2(args, line):
+    result = synthgap(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"synthgap: error: {line}\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -135,11 +136,22 @@ def dry_run(
 
 def experiment_spec(spec: Source | ExperimentSpec, options: RunOptions | None = None) -> ExperimentSpec:
     """The validated spec: `spec` (a path, YAML text or a dict) with the options' spec changes applied."""
-    from synthgap.config import parse_override, set_dotted, validate
+    from synthgap.speccheck import check_spec_keys
+
+    raw, where = spec_data(spec, options or RunOptions())
+    check_spec_keys(raw, where)  # unknown keys and kinds: found before the spec's classes (and torch) are imported
+    from synthgap.config import validate
     from synthgap.experiments.spec import ExperimentSpec
 
-    options = options or RunOptions()
-    if isinstance(spec, ExperimentSpec):
+    return validate(ExperimentSpec, raw, where=where)
+
+
+def spec_data(spec: Source | ExperimentSpec, options: RunOptions) -> tuple[dict[str, Any], str]:
+    """(`spec` as plain data with the options' spec changes applied, not validated; where its errors say it came
+    from). Imports nothing heavy: the step of `experiment_spec` before validation."""
+    from synthgap.config import parse_override, set_dotted
+
+    if _is_spec(spec):
         raw, where = spec.model_dump(mode="json"), "spec"
     else:
         raw, where = _mapping(spec, "spec")
@@ -165,7 +177,14 @@ def experiment_spec(spec: Source | ExperimentSpec, options: RunOptions | None = 
         set_dotted(raw, key, value)
     if options.skip_bad:
         set_dotted(raw, "data.skip_bad", True)
-    return validate(ExperimentSpec, raw, where=where)
+    return raw, where
+
+
+def _is_spec(value: object) -> bool:
+    """Whether `value` is an `ExperimentSpec`, without importing the spec's module (and torch) to find out: none
+    can exist before it is imported."""
+    module = sys.modules.get("synthgap.experiments.spec")
+    return module is not None and isinstance(value, module.ExperimentSpec)
 
 
 # train() keyword → dotted key of the run config (TrainRunConfig)
@@ -312,9 +331,7 @@ def _options(cls: type, given: dict[str, Any], **fixed: Any):
 
 
 def _validated(spec: Source | ExperimentSpec, options: RunOptions) -> ExperimentSpec:
-    from synthgap.experiments.spec import ExperimentSpec
-
-    return spec if isinstance(spec, ExperimentSpec) else experiment_spec(spec, options)
+    return spec if _is_spec(spec) else experiment_spec(spec, options)
 
 
 def _resources(spec: ExperimentSpec, options: RunOptions):

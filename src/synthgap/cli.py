@@ -1,23 +1,41 @@
-"""The `synthgap` command line. Every command is a thin layer over a stage's functions."""
+"""The `synthgap` command line. Every command is a thin layer over a stage's functions.
+
+Start-up is kept short: this module imports typer and `synthgap.api` only, and a command imports the stages it runs
+when it runs. `synthgap run` checks the command line and the spec's keys and kinds before the training stack (torch)
+is imported, so a typo costs a fraction of a second (benchmarks/bench_startup.py). Every error is one
+`synthgap: error: ...` line on stderr and exit code 2; an error that comes from an option (`--n 25`, `--set KEY=...`)
+names the option rather than the spec file.
+
+Help is plain text (no rich panels), wrapped to the terminal: option names are never cut and boolean options are
+flags (`--quiet`, `--previews/--no-previews`).
+"""
 
 from __future__ import annotations
 
+import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from synthgap import api
-from synthgap.errors import SynthgapError
+from synthgap.errors import SynthgapError, did_you_mean, unknown_choice
 
+PLAIN_HELP = {"rich_markup_mode": None, "context_settings": {"help_option_names": ["-h", "--help"]}}
 app = typer.Typer(
     help="Measure where the gap between synthetic-trained and real-trained image classifiers lives.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **PLAIN_HELP,
 )
+# Names from modules that import torch, repeated here so that --help and the checks of the command line do not;
+# tests/test_cli.py checks that they agree.
+DEFAULT_TEXT2IMG_MODEL = "CompVis/stable-diffusion-v1-4"
+DEFAULT_UNCLIP_MODEL = "stabilityai/stable-diffusion-2-1-unclip"
+BACKENDS = ("local", "ray", "slurm")  # synthgap.experiments.backends.BACKENDS
 
 
 def _version(value: bool) -> None:
@@ -38,9 +56,11 @@ def _main(
     it."""
 
 
-data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True, **PLAIN_HELP)
 app.add_typer(data_app, name="data")
-generate_app = typer.Typer(help="Generate synthetic training sets with diffusers pipelines.", no_args_is_help=True)
+generate_app = typer.Typer(
+    help="Generate synthetic training sets with diffusers pipelines.", no_args_is_help=True, **PLAIN_HELP
+)
 app.add_typer(generate_app, name="generate")
 
 DataRoot = Annotated[
@@ -53,7 +73,10 @@ ModelCacheDir = Annotated[
 ]
 NList = Annotated[str | None, typer.Option("--n", help="Layer-transfer N values, e.g. 4,8,16.", show_default=False)]
 SetValues = Annotated[
-    list[str] | None, typer.Option("--set", help="Override KEY=VALUE (dotted key, YAML value), e.g. recipe.lr=0.05.")
+    list[str] | None,
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override a spec value (dotted key, YAML value), e.g. recipe.lr=0.05."
+    ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Validate the spec and the data layout; train nothing.")]
 RerunChanged = Annotated[
@@ -67,7 +90,7 @@ RerunChanged = Annotated[
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Skip undecodable images (counted) instead of failing.")]
 
 
-@app.command()
+@app.command(short_help="Train one student and test it on real images.")
 def train(
     config: Annotated[Path | None, typer.Option(help="YAML run config; options below override it.")] = None,
     train_data: Annotated[
@@ -105,11 +128,16 @@ def train(
     width: Annotated[
         float | None, typer.Option(help="Width multiplier of the model: ResNet channels, ViT embedding (default 1.0).")
     ] = None,
-    stem: Annotated[str | None, typer.Option(help="imagenet (unmodified) | cifar (3×3 conv, no pool).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = None,
+    stem: Annotated[
+        str | None, typer.Option(help="imagenet (unmodified) | cifar (3×3 conv, no pool) (default imagenet).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of initialisation, shuffling and augmentation (default 0).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Run name (default baseline-<data>-s<seed>).")] = None,
     model: Annotated[
-        str | None, typer.Option(help="Model family: resnet18 | resnet34 | resnet50 | vit_tiny | vit_small.")
+        str | None,
+        typer.Option(help="Model family: resnet18 | resnet34 | resnet50 | vit_tiny | vit_small (default resnet18)."),
     ] = None,
     side: Annotated[
         str | None,
@@ -148,16 +176,88 @@ def train(
     )
 
 
-def _int_list(text: str | None) -> list[int] | None:
+def _int_list(text: str | None, option: str = "") -> list[int] | None:
     if text is None:
         return None
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SynthgapError(f"expected comma-separated integers, got {text!r}") from None
+        where = f"{option}: " if option else ""
+        raise SynthgapError(f"{where}expected comma-separated integers, got {text!r}") from None
 
 
-@app.command()
+def _spec_changes(
+    *, data_root: Path | None, epochs: int | None, per_class: str | None, width: float | None, seeds: str | None,
+    n: str | None, set_values: list[str], skip_bad: bool,
+) -> list[tuple[str, dict]]:  # fmt: skip
+    """The options of `synthgap run` that change the spec, as (the option as given, its `RunOptions` fields), in the
+    order `api.experiment_spec` applies them; each `--set` brings the `--set` items up to it."""
+    changes: list[tuple[str, dict]] = []
+    for flag, field, value, text in [("--data-root", "data_root", data_root, str(data_root)),
+                                     ("--epochs", "epochs", epochs, str(epochs)),
+                                     ("--per-class", "per_class", per_class, per_class),
+                                     ("--width", "width", width, f"{width:g}" if width is not None else ""),
+                                     ("--seeds", "seeds", _int_list(seeds, "--seeds"), seeds),
+                                     ("--n", "n", _int_list(n, "--n"), n)]:  # fmt: skip
+        if value is not None:
+            changes.append((f"{flag} {shlex.quote(text)}", {field: value}))
+    for number, item in enumerate(set_values):
+        changes.append((f"--set {shlex.quote(item)}", {"overrides": set_values[: number + 1]}))
+    if skip_bad:
+        changes.append(("--skip-bad", {"skip_bad": True}))
+    return changes
+
+
+def _checked_spec(spec_path: Path, options: api.RunOptions, changes: list[tuple[str, dict]]):
+    """The validated spec; an error the spec file has on its own names the file, one that an option brings about
+    names that option (`--n 25: experiments.1: ...`, `--set recipe.lrr=0.1: recipe.lrr: unknown key ...`).
+
+    Three steps, the first two without importing torch: the spec as data with the options applied, its keys and
+    kinds (`synthgap.speccheck`), the full validation. To find the option to blame, the step that failed is
+    repeated on the file alone, then with the options added one at a time: the first that fails with the same line
+    is the one to blame."""
+    from synthgap.speccheck import check_spec_keys
+
+    steps = [
+        lambda opts: api.spec_data(spec_path, opts),
+        lambda opts: check_spec_keys(*api.spec_data(spec_path, opts)),
+        lambda opts: api.experiment_spec(spec_path, opts),
+    ]
+    for step in steps:
+        try:
+            result = step(options)
+        except SynthgapError as exc:
+            raise _blamed(exc, step, spec_path, options, changes) from None
+    return result
+
+
+def _blamed(exc: SynthgapError, step, spec_path: Path, options: api.RunOptions,
+            changes: list[tuple[str, dict]]) -> SynthgapError:  # fmt: skip
+    if not changes:
+        return exc
+    message = str(exc)
+
+    def same_failure(opts: api.RunOptions) -> bool:
+        try:
+            step(opts)
+        except SynthgapError as other:
+            return str(other) == message
+        return False
+
+    cleared = {field: getattr(api.RunOptions(), field) for _, updates in changes for field in updates}
+    current = replace(options, **cleared)
+    if same_failure(current):
+        return exc  # the spec file on its own
+    for label, updates in changes:
+        current = replace(current, **updates)
+        if same_failure(current):
+            where = f"{spec_path}: "
+            rest = message[len(where) :] if message.startswith(where) else message
+            return SynthgapError(rest if rest.startswith(label.split()[0]) else f"{label}: {rest}")
+    return exc
+
+
+@app.command(short_help="Run an experiment spec (baselines, layer sweeps, ablations).")
 def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="Experiment spec (see configs/).")],
     out: Annotated[Path, typer.Option(help="Experiment folder: results.jsonl, runs/, report.")] = Path("runs/exp"),
@@ -215,14 +315,17 @@ def run(
     Rerunning the same command resumes where it stopped: a run is skipped when OUT records it with the same name and
     settings (fingerprint). A recorded run whose settings changed stops the command, naming what changed, unless
     --rerun-changed is given; OUT/spec.yaml always describes the records in OUT."""
+    if backend not in BACKENDS:
+        raise SynthgapError(f"--backend: {unknown_choice('backend', backend, BACKENDS)}")
+    changes = _spec_changes(data_root=data_root, epochs=epochs, per_class=per_class, width=width, seeds=seeds, n=n,
+                            set_values=set_values or [], skip_bad=skip_bad)  # fmt: skip
     options = api.RunOptions(
-        data_root=data_root, seeds=_int_list(seeds), n=_int_list(n), epochs=epochs, per_class=per_class, width=width,
-        overrides=set_values or [], skip_bad=skip_bad, backend=backend, address=address, workers=workers,
-        cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, slurm_partition=slurm_partition, slurm_time=slurm_time,
-        slurm_cluster=slurm_cluster, model_cache=model_cache, rerun_changed=rerun_changed, keep_going=keep_going,
-        progress=not quiet,
+        backend=backend, address=address, workers=workers, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+        slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cluster=slurm_cluster, model_cache=model_cache,
+        rerun_changed=rerun_changed, keep_going=keep_going, progress=not quiet,
+        **{key: value for _, updates in changes for key, value in updates.items()},
     )  # fmt: skip
-    spec = api.experiment_spec(spec_path, options)
+    spec = _checked_spec(spec_path, options, changes)
     if dry_run:
         typer.echo(api.dry_run(spec, out, options))
         return
@@ -243,7 +346,7 @@ def _print_flags(records: list) -> None:
         typer.echo(f"synthgap: warning: {flag}", err=True)
 
 
-@data_app.command("describe")
+@data_app.command("describe", short_help="Layout, images per class and image sizes of a data folder.")
 def data_describe(
     path: Annotated[Path, typer.Argument(help="A CIFAKE root (or a folder holding cifake/), or an ImageFolder.")],
     sample: Annotated[int, typer.Option(help="Images per data set whose size and mode are read.")] = 2000,
@@ -258,7 +361,7 @@ def data_describe(
     typer.echo(describe(path, sample=sample, class_map=class_map))
 
 
-@data_app.command("stats")
+@data_app.command("stats", short_help="Per-channel mean and std of a data set (a normalization).")
 def data_stats(
     source: Annotated[str, typer.Argument(help="Data reference, e.g. cifake:real, cifake:synthetic, folder:DIR.")],
     split: Annotated[str, typer.Option(help="train | test.")] = "train",
@@ -293,7 +396,20 @@ def data_stats(
     typer.echo("std   " + "  ".join(f"{v:.4f}" for v in stats.std))
 
 
-GenModel = Annotated[str | None, typer.Option(help="Hugging Face model id or local diffusers folder.")]
+Text2ImgModel = Annotated[
+    str,
+    typer.Option(
+        help=f"{DEFAULT_TEXT2IMG_MODEL} (the default), another Hugging Face model id, or a local diffusers folder.",
+        show_default=False,
+    ),
+]
+UnclipModel = Annotated[
+    str,
+    typer.Option(
+        help=f"{DEFAULT_UNCLIP_MODEL} (the default), another Hugging Face model id, or a local diffusers folder.",
+        show_default=False,
+    ),
+]
 GenOut = Annotated[Path, typer.Option(help="Output folder: <class>/<class>_<index>.png, manifest.jsonl, previews/.")]
 Shard = Annotated[str, typer.Option(help="Do shard i of n (0-based, e.g. 3/8); run all n, in any order or at once.")]
 Revision = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")]
@@ -346,10 +462,10 @@ def _generate(run, config, *, backend: str, shards: int | None, address: str | N
     typer.echo(f"merged {len(results)} shards: {merged.total_images} images, manifest {merged.manifest}")
 
 
-@generate_app.command("text2img")
+@generate_app.command("text2img", short_help="Text-to-image from the prompts of a class list.")
 def generate_text2img(
     out: GenOut,
-    model: GenModel = None,
+    model: Text2ImgModel = DEFAULT_TEXT2IMG_MODEL,
     revision: Revision = None,
     classes: Annotated[str, typer.Option(help="imagenet100 | cifar10 | a .txt/.csv/.json class list.")] = "cifar10",
     per_class: Annotated[int, typer.Option(help="Images per class.")] = 1300,
@@ -360,7 +476,8 @@ def generate_text2img(
     guidance: Guidance = 7.5,
     scheduler: Scheduler = "ddim",
     template: Annotated[
-        list[str] | None, typer.Option(help="Prompt template (repeatable), e.g. 'a photo of a {name}'.")
+        list[str] | None,
+        typer.Option(metavar="TEMPLATE", help="Prompt template (repeatable), e.g. 'a photo of a {name}'."),
     ] = None,
     negative_prompt: NegativePrompt = "",
     text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
@@ -395,11 +512,11 @@ def generate_text2img(
               cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
 
 
-@generate_app.command("unclip")
+@generate_app.command("unclip", short_help="unCLIP image variations of a real data source.")
 def generate_unclip(
     out: GenOut,
     source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
-    model: GenModel = None,
+    model: UnclipModel = DEFAULT_UNCLIP_MODEL,
     revision: Revision = None,
     data_root: DataRoot = None,
     per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
@@ -438,11 +555,11 @@ def generate_unclip(
               cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
 
 
-@generate_app.command("img2img")
+@generate_app.command("img2img", short_help="Image-to-image from each real image under its class prompt.")
 def generate_img2img(
     out: GenOut,
     source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
-    model: GenModel = None,
+    model: Text2ImgModel = DEFAULT_TEXT2IMG_MODEL,
     revision: Revision = None,
     data_root: DataRoot = None,
     classes: Annotated[
@@ -465,7 +582,8 @@ def generate_img2img(
     guidance: Guidance = 2.0,
     scheduler: Scheduler = "ddim",
     template: Annotated[
-        list[str] | None, typer.Option(help="Prompt template (repeatable; default 'a photo of a {name}').")
+        list[str] | None,
+        typer.Option(metavar="TEMPLATE", help="Prompt template (repeatable; default 'a photo of a {name}')."),
     ] = None,
     negative_prompt: NegativePrompt = "",
     text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
@@ -499,11 +617,11 @@ def generate_img2img(
               cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
 
 
-@generate_app.command("adapt")
+@generate_app.command("adapt", short_help="LoRA adaptation of a text-to-image model to real images.")
 def generate_adapt(
     out: Annotated[Path, typer.Option(help="LoRA folder to write (rerun the same command to resume).")],
     source: Annotated[str, typer.Option(help="Real images to adapt to (train split), e.g. cifake:real, folder:DIR.")],
-    model: GenModel = None,
+    model: Text2ImgModel = DEFAULT_TEXT2IMG_MODEL,
     revision: Revision = None,
     data_root: DataRoot = None,
     classes: Annotated[
@@ -512,7 +630,10 @@ def generate_adapt(
     ] = None,
     template: Annotated[
         list[str] | None,
-        typer.Option(help="Prompt template of the training images (repeatable; default 'a photo of a {name}')."),
+        typer.Option(
+            metavar="TEMPLATE",
+            help="Prompt template of the training images (repeatable; default 'a photo of a {name}').",
+        ),
     ] = None,  # fmt: skip
     per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
     rank: Annotated[int, typer.Option(help="LoRA rank (DataDream 16, Real-Fake 4).")] = 8,
@@ -545,7 +666,7 @@ def generate_adapt(
     typer.echo(adapt(config, progress=not quiet).summary())
 
 
-@app.command()
+@app.command(short_help="Keep the generated images zero-shot CLIP assigns to their class.")
 def curate(
     generated: Annotated[Path, typer.Argument(help="A `synthgap generate` output folder (manifest.jsonl).")],
     clip_model: Annotated[
@@ -561,7 +682,9 @@ def curate(
     out: Annotated[Path, typer.Option(help="Output folder: a generated set of the kept images (rerun to finish).")],
     template: Annotated[
         list[str] | None,
-        typer.Option(help="CLIP text template with {name} (repeatable; default 'a photo of a {name}.')."),
+        typer.Option(
+            metavar="TEMPLATE", help="CLIP text template with {name} (repeatable; default 'a photo of a {name}.')."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per CLIP forward pass.")] = 64,
     quiet: Quiet = False,
@@ -577,7 +700,7 @@ def curate(
     typer.echo(curate_generated(config, progress=not quiet).summary())
 
 
-@app.command()
+@app.command(short_help="CIFAKE demo: R and S baselines, a small layer sweep, a report.")
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, runs/, report.md).")] = Path("synthgap-demo"),
     data_root: DataRoot = None,
@@ -591,14 +714,14 @@ def demo(
     """CIFAKE demo: R and S baselines, a small layer sweep both ways, and a report. Rerun to resume."""
     from synthgap.demo import demo_summary, run_demo
 
-    records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=_int_list(n),
+    records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=_int_list(n, "--n"),
                        model_cache=model_cache, progress=not quiet)  # fmt: skip
     typer.echo(demo_summary(records))
     _print_flags(records)
     typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'} (and report.html, figures/)")
 
 
-@app.command()
+@app.command(short_help="Per-layer diagnostics of the R and S baselines (CKA, probes).")
 def analyze(
     folder: Annotated[
         Path, typer.Argument(help="An experiment folder: results.jsonl with R and S baselines, spec.yaml.")
@@ -633,7 +756,7 @@ def analyze(
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(short_help="Write FOLDER/report.md and report.html from results.jsonl.")
 def report(folder: Annotated[Path, typer.Argument(help="An experiment folder holding results.jsonl.")]) -> None:
     """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl."""
     markdown = api.report(folder)
@@ -644,16 +767,68 @@ def report(folder: Annotated[Path, typer.Argument(help="An experiment folder hol
 
 
 def main() -> None:
+    """The console script: every error one `synthgap: error: ...` line on stderr and exit code 2 — bad input
+    (`SynthgapError`), a file-system error, or a command line typer cannot parse."""
+    from typer._click import exceptions as click_errors
+
     try:
-        app()
+        code = app(prog_name="synthgap", standalone_mode=False)
     except SynthgapError as exc:
-        typer.echo(f"synthgap: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except OSError as exc:  # permission, read-only, disk full, a file where a folder belongs: the user's to fix
         from synthgap.errors import os_error_message
 
-        typer.echo(f"synthgap: error: {os_error_message(exc)}", err=True)
-        sys.exit(2)
+        _fail(os_error_message(exc))
+    except click_errors.NoArgsIsHelpError as exc:  # `synthgap` or `synthgap data` alone: the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
+        _fail(usage_error_message(exc))
+    except typer.Abort:
+        typer.echo("synthgap: aborted", err=True)
+        sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(code), e.g. 130 after Ctrl-C
+        sys.exit(code)
+
+
+def _fail(message: str) -> None:
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())  # one line, whatever it holds
+    typer.echo(f"synthgap: error: {line}", err=True)
+    sys.exit(2)
+
+
+def usage_error_message(exc: Exception) -> str:
+    """A command line typer could not parse, in one line: `no such option: --dryrun (did you mean --dry-run?);
+    see 'synthgap run --help'`, `--epochs: 'x' is not a valid integer`, `missing option --clip-model`."""
+    import re
+
+    from pydantic import ValidationError
+    from typer._click import exceptions as click_errors
+
+    from synthgap.errors import error_message
+
+    ctx = getattr(exc, "ctx", None)
+    param = getattr(exc, "param", None)
+    text = exc.format_message()
+    if isinstance(exc, click_errors.NoSuchOption):
+        close = sorted(exc.possibilities or [])
+        text = f"no such option: {exc.option_name}" + (f" (did you mean {close[0]}?)" if close else "")
+    elif isinstance(exc, click_errors.BadParameter) and not isinstance(exc, click_errors.MissingParameter):
+        name = "/".join(param.opts) if param is not None and param.param_type_name == "option" else None
+        cause = exc.__cause__
+        reason = error_message(cause.errors()[0]) if isinstance(cause, ValidationError) and cause.errors() else None
+        if name:
+            text = f"{name}: {reason or exc.message}"
+        elif reason:
+            text = f"{text.partition(':')[0]}: {reason}"
+    elif (command := re.match(r"No such command '([^']*)'", text)) and ctx is not None:
+        names = ctx.command.list_commands(ctx) if hasattr(ctx.command, "list_commands") else []
+        text = f"no such command {command.group(1)!r}{did_you_mean(command.group(1), names)}"
+    text = text[:1].lower() + text[1:]
+    text = text.rstrip(".")
+    if ctx is not None:
+        text += f"; see '{ctx.command_path} --help'"
+    return text
 
 
 if __name__ == "__main__":

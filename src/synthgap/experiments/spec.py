@@ -13,13 +13,19 @@ experiments:
 
 The blocks a spec accepts are those of the registered kinds (`experiments/kinds/`): each kind brings its block and
 the checks of that block against the rest of the spec (the model family's layers, the resolution).
+
+`ExperimentSpec.model_validate` words its errors for people (`recipe.lr: must be greater than 0.0, got -1`,
+`experiments.0: unknown kind 'baselines' (did you mean 'baseline'?); choose from: ...`), each located by the keys and
+list positions of the spec. `synthgap.speccheck` finds unknown keys and kinds with the same words before this module
+(and torch with it) is imported.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from synthgap.experiments.blocks import (  # noqa: F401  (the spec's parts, importable from here)
     DIRECTIONS,
@@ -50,8 +56,45 @@ class ExperimentSpec(Strict):
         """Each block checked by its kind against the model family and the data (layer numbers from the family are
         filled in here), rather than after hours of training."""
         family = get_family(self.model.name)
-        for block in self.experiments:
+        for number, block in enumerate(self.experiments):
             kind = KINDS.get(block.kind)
             if kind.check is not None:
-                kind.check(block, self, family)
+                try:
+                    kind.check(block, self, family)
+                except ValueError as exc:
+                    raise _BlockError(number, str(exc)) from None
         return self
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> ExperimentSpec:
+        """Validate as pydantic does; a `ValidationError` carries synthgap's wording (see the module docstring)."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise _worded(exc, obj) from None
+
+
+class _BlockError(ValueError):
+    """A block that does not fit the rest of the spec: located at the block (pydantic places it at the top)."""
+
+    def __init__(self, number: int, message: str) -> None:
+        super().__init__(message)
+        self.number = number
+
+
+def _worded(exc: ValidationError, data: Any) -> ValidationError:
+    """`exc` with each problem in synthgap's words (`errors.validation_problems`), its location the spec's keys."""
+    from synthgap.errors import validation_problems
+
+    problems = []
+    for error in exc.errors():
+        block_error = (error.get("ctx") or {}).get("error")
+        if isinstance(block_error, _BlockError):
+            problems.append((("experiments", block_error.number), str(block_error)))
+    if not problems:
+        problems = validation_problems(exc, ExperimentSpec, data)
+    return ValidationError.from_exception_data(
+        exc.title,
+        [{"type": PydanticCustomError("synthgap", "{message}", {"message": message}), "loc": loc or ("spec",),
+          "input": data} for loc, message in problems],
+    )  # fmt: skip
