@@ -348,14 +348,21 @@ def _print_flags(records: list) -> None:
 
 @data_app.command("describe", short_help="Layout, images per class and image sizes of a data folder.")
 def data_describe(
-    path: Annotated[Path, typer.Argument(help="A CIFAKE root (or a folder holding cifake/), or an ImageFolder.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="A CIFAKE root (or a folder holding cifake/), an ImageFolder, or an hf: dataset reference "
+            "(hf:/path/to/saved, hf:user/dataset)."
+        ),
+    ],
     sample: Annotated[int, typer.Option(help="Images per data set whose size and mode are read.")] = 2000,
     class_map: Annotated[
         Path | None, typer.Option(help="CSV with folder,class rows grouping class folders into classes.")
     ] = None,
 ) -> None:
     """Print the detected layout (class folders, split folders), images per class with min / median / max and an
-    imbalance flag, and image sizes/modes of a data folder."""
+    imbalance flag, and image sizes/modes of a data folder; for an hf: dataset, its splits and the image and label
+    columns it would read."""
     from synthgap.data.describe import describe
 
     typer.echo(describe(path, sample=sample, class_map=class_map))
@@ -698,6 +705,29 @@ def curate(
     config = CurateConfig(generated=generated, clip_model=clip_model, rule=rule, out=out,
                           templates=tuple(template or DEFAULT_CURATE_TEMPLATES), batch_size=batch_size)  # fmt: skip
     typer.echo(curate_generated(config, progress=not quiet).summary())
+
+
+@app.command(short_help="Write a generated set as a Hugging Face dataset (parquet + card).")
+def export(
+    generated: Annotated[Path, typer.Argument(help="A `synthgap generate` or `synthgap curate` output folder.")],
+    to: Annotated[Path, typer.Option(help="Output folder: data/*.parquet and README.md (rerun to finish).")],
+    push: Annotated[
+        str | None, typer.Option(metavar="REPO_ID", help="Also upload to this Hub dataset repository.")
+    ] = None,
+    private: Annotated[bool, typer.Option(help="Create the Hub repository as private (with --push).")] = False,
+    images_per_shard: Annotated[int, typer.Option(help="Images per parquet file.")] = 1000,
+    quiet: Quiet = False,
+) -> None:
+    """Write a generated set as parquet shards with a dataset card, ready for the Hub.
+
+    The shards hold the image bytes, the label (a ClassLabel in the generation's class order) and every scalar
+    manifest field (prompt, seed, guidance, steps and the rest); README.md names the model, revision, scheduler,
+    prompts and images per class, with a licence to fill in. Read it back with hf:TO or
+    datasets.load_dataset(TO); --push uploads it when the hub is reachable."""
+    from synthgap.generate.export import ExportConfig, export_generated
+
+    config = ExportConfig(generated=generated, to=to, images_per_shard=images_per_shard, push=push, private=private)
+    typer.echo(export_generated(config, progress=not quiet).summary())
 
 
 @app.command(short_help="CIFAKE demo: R and S baselines, a small layer sweep, a report.")

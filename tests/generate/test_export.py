@@ -78,3 +78,19 @@ def test_push_offline_is_one_clear_error(reference_set, tmp_path, monkeypatch):
     with pytest.raises(SynthgapError, match=r"cannot push to me/set: HF_HUB_OFFLINE is set"):
         export_generated(ExportConfig(reference_set, tmp_path / "export", push="me/set"), progress=False)
     assert (tmp_path / "export" / "README.md").exists()  # the export itself is done and kept
+
+
+def test_the_export_and_describe_commands(reference_set, tmp_path, capsys):
+    from tests.test_bad_inputs import only_line, synthgap
+
+    code, out, err = synthgap(capsys, "export", reference_set, "--to", tmp_path / "export", "--quiet")
+    assert code == 0, err
+    assert f"exported 30 images in 1 parquet shard (1 written now) to {tmp_path / 'export'}" in out
+    code, out, err = synthgap(capsys, "data", "describe", f"hf:{tmp_path / 'export'}")
+    assert code == 0, err
+    assert "splits: train (30 rows)" in out and "image column: image; label column: label (ClassLabel)" in out
+    assert f"hf:{tmp_path / 'export'}[train]: 30 images, 10 classes" in out
+    code, _, err = synthgap(capsys, "export", reference_set, "--to", tmp_path / "export", "--images-per-shard", "0")
+    assert code == 2 and "--images-per-shard must be at least 1, got 0" in only_line(err)
+    code, _, err = synthgap(capsys, "data", "describe", f"hf:{tmp_path / 'nothing-here'}")
+    assert code == 2 and "cannot load dataset" in only_line(err)

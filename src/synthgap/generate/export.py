@@ -50,6 +50,14 @@ class ExportResult:
     written: int  # shards written by this call (the others were already there)
     pushed: str | None
 
+    def summary(self) -> str:
+        shards = f"{len(self.shards)} parquet shard{'s' if len(self.shards) != 1 else ''}"
+        lines = [f"exported {self.images} images in {shards} ({self.written} written now) to {self.folder}",
+                 f"dataset card: {self.folder / CARD}; read it back with hf:{self.folder}"]  # fmt: skip
+        if self.pushed:
+            lines.append(f"pushed to {self.pushed}")
+        return "\n".join(lines)
+
 
 def export_generated(config: ExportConfig, progress: bool = True) -> ExportResult:
     """Write `config.generated` as parquet shards and a dataset card into `config.to` (see the module docstring)."""
