@@ -416,20 +416,20 @@ def test_an_error_an_option_brings_about_names_the_option_and_one_in_the_file_na
     assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{spec}: {too_many}", "--n", "25", "--epochs", "1")
 
 
-TRAIN_FINITE = "Input should be a finite number"  # train's options are validated by config.validate's wording
+TRAIN_FINITE = "must be a finite number, got nan"  # train's options are worded by config.validate
 BAD_TRAIN_OPTIONS = {
     "lr-nan": (["--lr", "nan"], f"options: recipe.lr: {TRAIN_FINITE}"),
-    "lr-inf": (["--lr", "inf"], f"options: recipe.lr: {TRAIN_FINITE}"),
+    "lr-inf": (["--lr", "inf"], "options: recipe.lr: must be a finite number, got inf"),
     "width-negative": (["--width", "-1"], "width multiplier must be positive, got width=-1.0"),
     "unknown-model": (["--model", "resnet9000"], "unknown model family 'resnet9000'; choose from: resnet18"),
     "unknown-augmentation": (
         ["--augmentation", "sparkle"],
-        f"options: recipe.augmentation: Value error, unknown augmentation preset 'sparkle'; choose from: "
+        f"options: recipe.augmentation: unknown augmentation preset 'sparkle'; choose from: "
         f"{AUGMENTATIONS}",
     ),
     "unknown-normalization": (
         ["--normalization", "nope"],
-        "options: recipe.normalization: Value error, unknown normalization 'nope'; choose from: imagenet, cifar10",
+        "options: recipe.normalization: unknown normalization 'nope'; choose from: imagenet, cifar10",
     ),
     "unknown-data": (["--test-data", "nowhere:x"], "unknown data source 'nowhere'"),
 }

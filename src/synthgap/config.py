@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from synthgap.errors import SynthgapError
+from synthgap.errors import SynthgapError, validation_problems
 from synthgap.io import atomic_write_text
 
 M = TypeVar("M", bound=BaseModel)
@@ -61,11 +61,11 @@ def validate(cls: type[M], data: dict[str, Any], *, where: str = "config") -> M:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{location}: {message}")
+        if all(error["type"] == "synthgap" for error in exc.errors()):  # already in synthgap's words (specs)
+            pairs = [(tuple(error["loc"]), error["msg"]) for error in exc.errors()]
+        else:
+            pairs = validation_problems(exc, cls, data)
+        problems = [f"{'.'.join(str(part) for part in loc) or '(top level)'}: {message}" for loc, message in pairs]
         raise SynthgapError(f"{where}: " + "; ".join(problems)) from None
 
 

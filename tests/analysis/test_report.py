@@ -128,7 +128,7 @@ def test_a_row_of_the_wrong_shape_names_the_file_and_its_line(tmp_path):
     damage_line(path, 4, value="x")
     with pytest.raises(SynthgapError) as caught:
         read_analysis(tmp_path)
-    assert str(caught.value).startswith(f"{path}, line 4: value: Input should be a valid number")
+    assert str(caught.value).startswith(f"{path}, line 4: value: expected a number, got")
 
 
 def test_report_on_an_analysis_file_of_the_wrong_shape_is_one_line(tmp_path, capsys):
@@ -138,4 +138,4 @@ def test_report_on_an_analysis_file_of_the_wrong_shape_is_one_line(tmp_path, cap
     damage_line(path, 3, value="x")
     code, _, err = synthgap(capsys, "report", tmp_path)
     assert code == 2
-    assert only_line(err).startswith(f"synthgap: error: {path}, line 3: value: Input should be a valid number")
+    assert only_line(err).startswith(f"synthgap: error: {path}, line 3: value: expected a number, got")
