@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_data, bench_generate, bench_startup, bench_train, bench_transfer  # noqa: E402
+from benchmarks import bench_data, bench_generate, bench_hf, bench_startup, bench_train, bench_transfer  # noqa: E402
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
         f"torch {torch.__version__}, cuda={torch.cuda.is_available()}",
         flush=True,
     )
-    for bench in (bench_startup, bench_data, bench_train, bench_transfer, bench_generate):
+    for bench in (bench_startup, bench_data, bench_hf, bench_train, bench_transfer, bench_generate):
         bench.main()
 
 
