@@ -1,11 +1,15 @@
 """Training throughput of the full-width ResNet-18 at 32 px (batch 128, fp32 unless the CPU has native bf16).
 
 - train_e2e_vs_compute: `fit` (loader, augmentation, schedule, progress bar) vs the same `TrainStep` looping over
-  pre-made in-memory random tensors — what the project's loop costs on top of the arithmetic (target >= 0.90).
+  the same batches made beforehand and kept in memory — what the project's loop costs on top of the arithmetic
+  (target >= 0.90; bound 1). The sides alternate in pairs (reference, fit, reference, fit, ...) and the median of the
+  pairs' ratios is reported with their range: timed minutes apart, a busy machine read 1.07.
 - frozen16_speedup: steps with layers 1..16 frozen vs all layers trained (target >= 3).
 """
 
 from __future__ import annotations
+
+import statistics
 
 import torch
 
@@ -19,6 +23,7 @@ from synthgap.train.recipe import TrainRecipe
 
 BATCH = 128
 STEPS = 24
+PAIRS = 4
 RECIPE = TrainRecipe(epochs=1, batch_size=BATCH, warmup_epochs=0)
 
 
@@ -30,27 +35,30 @@ def model(frozen: int = 0) -> torch.nn.Module:
     return student.to(memory_format=torch.channels_last)
 
 
-def compute_only_rate(frozen: int = 0) -> float:
+def compute_only_rate(frozen: int = 0, batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> float:
+    """img/s of `TrainStep` alone over pre-made batches in memory (the real batches `fit` sees when given; else one
+    random batch repeated): the arithmetic without loading, augmentation, schedule or progress."""
     student = model(frozen)
     device = default_device()
     student.to(device)
     step = TrainStep(student, build_optimizer(student, RECIPE), RECIPE, device)
-    images = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 10, (BATCH,))
-    step(images, labels)  # warm-up
+    if batches is None:
+        images = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+        batches = [(images, torch.randint(0, 10, (BATCH,)))] * STEPS
+    step(*batches[0])  # warm-up
 
     def steps() -> int:
-        for _ in range(STEPS):
+        for images, labels in batches:
             step(images, labels)
-        return STEPS * BATCH
+        return len(batches) * BATCH
 
-    return best_rate(steps, repeats=2)
+    return best_rate(steps, repeats=1)
 
 
-def end_to_end_rate() -> float:
+def bench_loader() -> TensorLoader:
     data = cifake_train_real()
     data = data.select(stratified_positions(data.labels.numpy(), data.classes, per_class=STEPS * BATCH // 10))
-    loader = TensorLoader(
+    return TensorLoader(
         data,
         batch_size=BATCH,
         normalization=get_normalization("imagenet"),
@@ -59,23 +67,33 @@ def end_to_end_rate() -> float:
         drop_last=True,
         channels_last=True,
     )
-    fit(model(), loader, None, RECIPE, progress=False)  # warm-up
 
+
+def end_to_end_rate(loader: TensorLoader) -> float:
     def one_fit() -> int:
         fit(model(), loader, None, RECIPE, progress=True, desc="bench fit")
         return len(loader) * BATCH
 
-    return best_rate(one_fit, repeats=2)
+    return best_rate(one_fit, repeats=1)
 
 
 def main() -> None:
+    loader = bench_loader()
+    batches = list(loader.epoch(0))  # the reference trains on the very batches fit sees, already made
+    fit(model(), loader, None, RECIPE, progress=False)  # warm-up
     full, e2e = [], []
-    for _ in range(2):  # interleaved, so a change in machine load hits both sides alike
-        full.append(compute_only_rate())
-        e2e.append(end_to_end_rate())
+    for _ in range(PAIRS):  # interleaved pairs, so a change in machine load hits both sides alike
+        full.append(compute_only_rate(batches=batches))
+        e2e.append(end_to_end_rate(loader))
+    ratios = sorted(e / f for e, f in zip(e2e, full, strict=True))
     frozen = compute_only_rate(frozen=16)
     report("train_compute_only_img_per_s", max(full), "img/s")
     report("train_e2e_img_per_s", max(e2e), "img/s")
-    report("train_e2e_vs_compute", max(e2e) / max(full), "(target >= 0.90)")
+    report("train_e2e_vs_compute", statistics.median(ratios), f"median of {PAIRS} interleaved pairs "
+           f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}; target >= 0.90, bound 1)")  # fmt: skip
     report("train_frozen16_img_per_s", frozen, "img/s")
-    report("frozen16_speedup", frozen / max(full), "x (target >= 3)")
+    report("frozen16_speedup", frozen / compute_only_rate(), "x (target >= 3)")
+
+
+if __name__ == "__main__":
+    main()
