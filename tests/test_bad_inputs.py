@@ -424,8 +424,7 @@ BAD_TRAIN_OPTIONS = {
     "unknown-model": (["--model", "resnet9000"], "unknown model family 'resnet9000'; choose from: resnet18"),
     "unknown-augmentation": (
         ["--augmentation", "sparkle"],
-        f"options: recipe.augmentation: unknown augmentation preset 'sparkle'; choose from: "
-        f"{AUGMENTATIONS}",
+        f"options: recipe.augmentation: unknown augmentation preset 'sparkle'; choose from: {AUGMENTATIONS}",
     ),
     "unknown-normalization": (
         ["--normalization", "nope"],

@@ -73,3 +73,16 @@ def test_setting_below_a_plain_value_is_one_clear_error():
         set_dotted(tree, "name.x.y", 1)
     set_dotted(tree, "recipe.extra.depth", 2)
     assert tree["recipe"] == {"lr": 0.1, "extra": {"depth": 2}}
+
+
+def test_a_number_indexes_a_list_of_blocks():
+    tree = {"experiments": [{"kind": "baseline"}, {"kind": "layer_transfer", "n": [4]}]}
+    set_dotted(tree, "experiments.1.n", [4, 8])
+    set_dotted(tree, "experiments.0.augmentation", "none")
+    assert tree["experiments"] == [
+        {"kind": "baseline", "augmentation": "none"},
+        {"kind": "layer_transfer", "n": [4, 8]},
+    ]
+    for key in ("experiments.2.n", "experiments.first.n"):
+        with pytest.raises(SynthgapError, match=r"cannot set .*: experiments is a list of 2; index it with 0\.\.1"):
+            set_dotted(tree, key, 1)

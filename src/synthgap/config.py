@@ -30,13 +30,27 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
-    """Set ``tree["a"]["b"] = value`` for the key ``"a.b"``, creating levels as needed."""
+    """Set ``tree["a"]["b"] = value`` for the key ``"a.b"``, creating levels as needed; a number indexes a list that
+    is already there (``experiments.0.seeds``: the first block's seeds)."""
     *parents, leaf = dotted_key.split(".")
-    for depth, key in enumerate(parents, start=1):
-        tree = tree.setdefault(key, {})
-        if not isinstance(tree, dict):  # e.g. `name.x=1` where name is a string: say so rather than crash
-            raise SynthgapError(f"cannot set {dotted_key}: {'.'.join(parents[:depth])} is not a mapping")
-    tree[leaf] = value
+    node: Any = tree
+    for depth, key in enumerate([*parents, leaf], start=1):
+        where = ".".join([*parents, leaf][:depth])
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise SynthgapError(
+                    f"cannot set {dotted_key}: {where.rpartition('.')[0]} is a list of {len(node)}; "
+                    f"index it with 0..{len(node) - 1}"
+                )
+            key = int(key)
+        elif not isinstance(node, dict):  # e.g. `name.x=1` where name is a string: say so rather than crash
+            raise SynthgapError(f"cannot set {dotted_key}: {where.rpartition('.')[0]} is not a mapping or a list")
+        if depth == len(parents) + 1:
+            node[key] = value
+        elif isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            node = node[key]
 
 
 def parse_override(item: str) -> tuple[str, Any]:
