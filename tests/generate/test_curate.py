@@ -210,6 +210,11 @@ def test_cli_prints_the_table_and_fails_cleanly(reference_set, tiny_clip, tmp_pa
     printed = capsys.readouterr().out
     assert "class" in printed and "images" in printed and "kept" in printed
     assert "rule top:2: kept 20 of 30 images" in printed
+    import datasets  # the curated set is an imagefolder dataset too, with its scores
+
+    curated = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "curated"), split="train")
+    assert len(curated) == 20 and {"clip_score", "clip_rule", "prompt", "seed"} <= set(curated.column_names)
+    capsys.readouterr()  # datasets' own progress bars
     assert cli("--rule", "top:0", "--out", str(tmp_path / "bad")) == 2
     assert capsys.readouterr().err.startswith("synthgap: error: bad rule 'top:0'")
 

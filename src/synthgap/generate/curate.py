@@ -37,7 +37,7 @@ import torch
 from synthgap.data.generated import MANIFEST, ManifestEntry, manifest_entries, read_generated_manifest, verify_digests
 from synthgap.errors import SynthgapError
 from synthgap.generate.models import PICKLE_SUFFIXES
-from synthgap.generate.output import SETTINGS, check_run_settings
+from synthgap.generate.output import SETTINGS, check_run_settings, write_metadata
 from synthgap.generate.prompts import fill_template, template_fields
 from synthgap.hub import hub_unavailable_message, snapshot_folder
 from synthgap.io import atomic_path, atomic_write_text, file_digest
@@ -218,6 +218,7 @@ def curate_generated(config: CurateConfig, progress: bool = True) -> CurateResul
         for c, (class_id, name) in enumerate(classes)
     )
     _write_kept(out / KEPT, counts)
+    write_metadata(out, [json.loads(line) for line in lines])
     atomic_write_text(out / MANIFEST, "".join(lines))
     return CurateResult(out, out / MANIFEST, str(rule), counts, linked, copied, time.perf_counter() - start)
 
