@@ -153,7 +153,7 @@ def test_undecodable_rows_are_named_and_skipped_with_skip_bad(tmp_path):
         str(tmp_path / "bad")
     )
     index = open_source(f"hf:{tmp_path / 'bad'}", "train")
-    with pytest.raises(BadImageError, match=r"row 1: .*--skip-bad"):
+    with pytest.raises(BadImageError, match=r"row 1: cannot identify image file its bytes .*--skip-bad"):
         load_images(index, 12, progress=False)
     decoded = load_images(index, 12, progress=False, skip_bad=True)
     assert decoded.skipped == [f"hf:{tmp_path / 'bad'}[train] row 1"] and decoded.labels.tolist() == [0, 1, 0]
@@ -244,3 +244,74 @@ def test_a_baseline_and_a_two_n_sweep_run_on_hf_sides(tmp_path):
     assert all(0 <= r.top1 <= 100 for r in records)
     again = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
     assert [r.run for r in again] == [r.run for r in records]
+
+
+def test_files_replaced_with_the_same_time_or_added_deep_down_are_read_again(tmp_path):
+    """A parquet file replaced by another with the same modification time (cp -p, rsync -a), and an image added to a
+    nested imagefolder, are other data: read again, under another key, in the same process too."""
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    target = folder / "train.parquet"
+    _class_label_dataset(6).to_parquet(str(target))
+    stamp = target.stat().st_mtime_ns
+    first = open_source(f"hf:{folder}", "train")
+    other = tmp_path / "other.parquet"
+    _class_label_dataset(9, seed=4).to_parquet(str(other))
+    os.replace(other, target)
+    os.utime(target, ns=(stamp, stamp))  # the same modification time as the file it replaced
+    second = open_source(f"hf:{folder}", "train")
+    assert len(first) == 6 and len(second) == 9 and cache_key(second, 16) != cache_key(first, 16)
+
+    nested = tmp_path / "imagefolder"
+    for i, image in enumerate(_images(4)):
+        (nested / "train" / CLASSES[i % 2]).mkdir(parents=True, exist_ok=True)
+        image.convert("RGB").save(nested / "train" / CLASSES[i % 2] / f"{i}.png")
+    assert len(open_source(f"hf:{nested}", "train")) == 4
+    _images(1, seed=9)[0].convert("RGB").save(nested / "train" / "cat" / "new.png")
+    assert len(open_source(f"hf:{nested}", "train")) == 5
+
+
+def test_unusable_columns_and_options_are_one_line_each(tmp_path):
+    images = _images(4)
+    mixed = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"img": images, "label": ["a", "b", "a", "b"], "note": list("wxyz")}),
+        "test": _class_label_dataset(3),
+    })  # fmt: skip
+    mixed["train"] = mixed["train"].cast_column("img", datasets.Image())
+    mixed.save_to_disk(str(tmp_path / "mixed"))
+    with pytest.raises(SynthgapError, match=r"column 'note' is .*not images; name the image column with \?image="):
+        open_source(f"hf:{tmp_path / 'mixed'}?image=note", "train")
+    train = open_source(f"hf:{tmp_path / 'mixed'}?label=label", "train")  # strings here, a ClassLabel in test
+    assert train.classes == ("a", "b")
+    with pytest.raises(SynthgapError, match=r"is a save_to_disk folder, which has no configurations; drop \?config=x"):
+        open_source(f"hf:{tmp_path / 'mixed'}?config=x", "train")
+
+
+def test_describe_reports_an_unusable_split_and_describes_the_rest(tmp_path):
+    unlabelled = datasets.Dataset.from_dict(
+        {"img": _images(3), "label": [-1, -1, -1]},
+        features=datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=CLASSES)}),
+    )
+    datasets.DatasetDict({"train": _class_label_dataset(6), "test": unlabelled}).save_to_disk(str(tmp_path / "s"))
+    text = describe(f"hf:{tmp_path / 's'}")
+    assert f"hf:{tmp_path / 's'}[train]: 6 images, 3 classes" in text
+    assert "split test: not usable as a side: " in text and "3 of 3 rows have no label" in text
+
+
+def test_rows_held_in_memory_reach_a_decoding_worker_as_their_own_rows_only(tmp_path):
+    import pickle
+
+    from synthgap.data.hf import split_index
+
+    dataset = _class_label_dataset(30)  # from_dict: held in memory, not memory-mapped
+    index = split_index("mem", {"train": dataset}, "train", image=None, label=None, folder=None)
+    chunk = index.items.select([3, 4])
+    whole, part = len(pickle.dumps(index.items)), len(pickle.dumps(chunk))
+    assert part < whole / 5
+    again = pickle.loads(pickle.dumps(chunk))
+    assert (
+        [name for name, _ in again.sources()]
+        == [chunk.name(0), chunk.name(1)]
+        == ["hf:mem[train] row 3", "hf:mem[train] row 4"]
+    )
+    assert [s.read() for _, s in again.sources()] == [s.read() for _, s in chunk.sources()]

@@ -62,6 +62,13 @@ def test_paths_reach_the_workers_absolute(tiny_text2img, tmp_path, monkeypatch):
     absolute = with_absolute_paths(config)
     assert absolute.out == tmp_path / "gen" and absolute.classes == str(tmp_path / "classes.txt")
     assert with_absolute_paths(tiny_config(tiny_text2img, Path("gen"))).classes == "cifar10"  # a name stays
+    from synthgap.generate.img2img import Img2ImgConfig
+
+    Path("saved").mkdir()
+    sources = {"hf:saved?split=train": f"hf:{tmp_path / 'saved'}?split=train", "hf:user/name": "hf:user/name",
+               "folder:saved": f"folder:{tmp_path / 'saved'}", "cifake:real": "cifake:real"}  # fmt: skip
+    for source, expected in sources.items():
+        assert with_absolute_paths(Img2ImgConfig(out=Path("gen"), source=source, model="m")).source == expected
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ that read back, through `hf:`, as the same images and labels."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import datasets
@@ -58,6 +59,14 @@ def test_an_export_resumes_and_refuses_other_settings_and_other_folders(referenc
     (out / "README.md").unlink()
     again = export_generated(config, progress=False)
     assert again.written == 1 and first.shards[1].read_bytes() == middle and (out / "README.md").exists()
+    # an export killed before its end has its shards in staging: readers find no data rather than part of it
+    os.replace(out / "data", out / ".data.partial")
+    (out / ".data.partial" / first.shards[2].name).unlink()
+    (out / "README.md").unlink()
+    with pytest.raises(SynthgapError):
+        open_source(f"hf:{out}", "train")
+    assert export_generated(config, progress=False).written == 1
+    assert len(open_source(f"hf:{out}", "train")) == 30 and not (out / ".data.partial").exists()
     with pytest.raises(SynthgapError, match=r"other settings \(images_per_shard: 12 → 20\)"):
         export_generated(ExportConfig(reference_set, out, images_per_shard=20), progress=False)
     busy = tmp_path / "busy"

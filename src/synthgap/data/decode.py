@@ -35,7 +35,8 @@ def decode_image(source: ImageSource, resolution: int, name: str | None = None) 
                     im = _resize_center_crop(im, resolution)
                 array = np.asarray(im, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise BadImageError(name, str(exc) or type(exc).__name__) from None
+            reason = (str(exc) or type(exc).__name__).replace(repr(source), "its bytes")  # no "<BytesIO at 0x…>"
+            raise BadImageError(name, reason) from None
     for caught_warning in caught:
         if issubclass(caught_warning.category, Image.DecompressionBombWarning):
             pixels = f"{size[0]}×{size[1]} = {size[0] * size[1]:,} pixels"

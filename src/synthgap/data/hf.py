@@ -19,6 +19,8 @@ dataset's fingerprint, so a changed dataset is a changed setting.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthgap.data.cache import default_cache_dir
 from synthgap.data.index import LabelledIndex
 from synthgap.data.items import ArrowItems
 from synthgap.data.sources import SOURCES
 from synthgap.errors import SynthgapError
 from synthgap.hub import hub_offline
+from synthgap.io import atomic_write_json
 
 if TYPE_CHECKING:
     import datasets
@@ -67,22 +71,30 @@ def open_hf(
     config: str | None = None,
 ) -> LabelledIndex:
     """Index a split of a `datasets` dataset: `role` "train" reads `split`, "test" reads `test_split`."""
-    splits, where = load_splits(name, config)
+    splits, where, signature = load_splits(name, config)
     chosen = choose_split(name, splits, role, split if role == "train" else test_split)
-    return split_index(name, splits, chosen, image=image, label=label, folder=where)
+    return split_index(name, splits, chosen, image=image, label=label, folder=where, signature=signature)
 
 
 def split_index(
-    name: str, splits: dict[str, Any], chosen: str, *, image: str | None, label: str | None, folder: Path | None
+    name: str,
+    splits: dict[str, Any],
+    chosen: str,
+    *,
+    image: str | None,
+    label: str | None,
+    folder: Path | None,
+    signature: str = "",
 ) -> LabelledIndex:
-    """The labelled index of one split (its columns found or checked)."""
+    """The labelled index of one split (its columns found or checked). `signature` stands for the local files
+    (`files_signature`): with the dataset's fingerprint, it identifies the images."""
     resolved = resolve_split(f"hf:{name}[{chosen}]", splits, chosen, image=image, label=label, folder=folder)
     items = ArrowItems(
         resolved.dataset.select_columns([resolved.image]),
         resolved.image,
         np.arange(len(resolved.dataset), dtype=np.int64),
         resolved.title,
-        fingerprint=f"{resolved.dataset._fingerprint}:{resolved.image}",
+        fingerprint=f"{resolved.dataset._fingerprint}:{signature}:{resolved.image}",
         folder=resolved.folder,
     )
     index = LabelledIndex(resolved.title, folder or Path(name), "hf", resolved.classes, items, resolved.labels)
@@ -98,71 +110,116 @@ def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
 
     ref = DataRef.parse(text)
     options = dict(ref.options)
-    splits, where = load_splits(ref.argument, options.get("config"))
-    indexes = [
-        split_index(ref.argument, splits, chosen, image=options.get("image"), label=options.get("label"), folder=where)
-        for chosen in splits
-    ]
-    first = resolve_split(f"hf:{ref.argument}", splits, next(iter(splits)), image=options.get("image"),
-                          label=options.get("label"), folder=where)  # fmt: skip
-    kind = type(first.dataset.features[first.label]).__name__
-    kind = "ClassLabel" if kind == "ClassLabel" else "strings"
+    image, label = options.get("image"), options.get("label")
+    splits, where, signature = load_splits(ref.argument, options.get("config"))
     head = [
         f"layout: Hugging Face dataset ({where if where else ref.argument + ', from the hub cache'})",
         "splits: " + ", ".join(f"{split} ({len(dataset)} rows)" for split, dataset in splits.items()),
-        f"image column: {first.image}; label column: {first.label} ({kind})",
     ]
-    return "\n".join(head), indexes
+    indexes, problems = [], []
+    for chosen in splits:  # a split that cannot serve (unlabelled test rows, say) is a line, not the end
+        try:
+            index = split_index(ref.argument, splits, chosen, image=image, label=label, folder=where,
+                                signature=signature)  # fmt: skip
+        except SynthgapError as exc:
+            problems.append(f"split {chosen}: not usable as a side: {exc}")
+            continue
+        if not indexes:
+            first = resolve_split(f"hf:{ref.argument}", splits, chosen, image=image, label=label, folder=where)
+            kind = "ClassLabel" if type(first.dataset.features[first.label]).__name__ == "ClassLabel" else "strings"
+            head.append(f"image column: {first.image}; label column: {first.label} ({kind})")
+        indexes.append(index)
+    if not indexes:
+        raise SynthgapError(f"hf:{ref.argument}: no split can serve as a side: {'; '.join(problems)}")
+    return "\n".join(head + problems), indexes
 
 
 # --- loading -------------------------------------------------------------------------------------------------------
 
 
-def load_splits(name: str, config: str | None) -> tuple[dict[str, datasets.Dataset], Path | None]:
-    """Every split of the dataset `name` (a local path or a hub id), and the local folder it lives in (None: hub).
+def load_splits(name: str, config: str | None) -> tuple[dict[str, datasets.Dataset], Path | None, str]:
+    """Every split of the dataset `name` (a local path or a hub id), the local folder it lives in (None: hub), and
+    the signature of its local files ("" for a hub id).
 
     A process opens a source several times (the dry run's checks, each run's identity and images): the result is
-    kept per process, keyed on the name, the config and the local files' modification times, so a hub id is looked
-    up once and a dataset saved again is read again."""
-    key = (name, config, _modified(Path(name).expanduser()))
+    kept per process, keyed on the name, the config and the signature, so a hub id is looked up once and a dataset
+    whose files change is read again."""
+    local = Path(name).expanduser()
+    signature = files_signature(local) if local.exists() else ""
+    key = (name, config, signature)
     if key not in _LOADED:
-        _LOADED[key] = _load_splits(name, config)
+        splits, where = _load_splits(name, config, signature)
+        _LOADED[key] = (splits, where, signature)
     return _LOADED[key]
 
 
-_LOADED: dict[tuple[str, str | None, tuple[int, ...]], tuple[dict[str, Any], Path | None]] = {}
+_LOADED: dict[tuple[str, str | None, str], tuple[dict[str, Any], Path | None, str]] = {}
 
 
-def _modified(local: Path) -> tuple[int, ...]:
-    """Modification times of a local dataset's folder and of what save_to_disk writes at its top; () for a hub id."""
-    if not local.exists():
-        return ()
-    entries = [local, *(local / marker for marker in SAVED_MARKERS)]
-    if local.is_dir():
-        entries += sorted(local.iterdir())
-    return tuple(entry.stat().st_mtime_ns for entry in entries if entry.exists())
+def files_signature(local: Path) -> str:
+    """A digest of every file of a local dataset (a file, or a folder at any depth): relative path, size, and
+    modification and change times. A file replaced by one with the same modification time (`cp -p`, `rsync -a`,
+    an unpacked archive) still changes its change time, so it changes the signature."""
+    digest = hashlib.sha256()
+    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+    for path in files:
+        st = path.stat()
+        relative = path.name if path == local else path.relative_to(local).as_posix()
+        digest.update(f"{relative}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
+    return digest.hexdigest()[:24]
 
 
-def _load_splits(name: str, config: str | None) -> tuple[dict[str, datasets.Dataset], Path | None]:
+def _load_splits(name: str, config: str | None, signature: str) -> tuple[dict[str, datasets.Dataset], Path | None]:
     local = Path(name).expanduser()
     with _quiet_datasets() as datasets:
         try:
             if local.is_dir() and any((local / marker).is_file() for marker in SAVED_MARKERS):
+                _no_config(name, config, "a save_to_disk folder")
                 loaded = datasets.load_from_disk(str(local))
             elif local.is_file() and local.suffix == ".parquet":
-                loaded = datasets.load_dataset("parquet", data_files={"train": str(local)})
+                _no_config(name, config, "a parquet file")
+                loaded = _converted(datasets, local, signature, "parquet", data_files={"train": str(local)})
                 local = local.parent
             elif local.exists():
-                loaded = datasets.load_dataset(str(local), name=config)
+                loaded = _converted(datasets, local, signature, str(local), name=config)
             else:
                 return _load_hub(datasets, name, config), None
         except SynthgapError:
             raise
-        except (OSError, ValueError, TypeError, datasets.exceptions.DatasetGenerationError) as exc:
+        except (OSError, ValueError, TypeError, datasets.exceptions.DatasetsError) as exc:
             raise SynthgapError(f"cannot read dataset {local}: {_first_line(exc)}") from None
     if isinstance(loaded, datasets.Dataset):
         loaded = {"train": loaded}
     return dict(loaded), local
+
+
+def _no_config(name: str, config: str | None, what: str) -> None:
+    if config is not None:
+        raise SynthgapError(f"hf:{name} is {what}, which has no configurations; drop ?config={config}")
+
+
+def _converted(datasets: Any, local: Path, signature: str, *args: Any, **kwargs: Any) -> Any:
+    """`load_dataset(*args, **kwargs)` for local files, converted again when they changed.
+
+    `load_dataset` keeps its Arrow copy of local files under a key of their paths and modification times. A file
+    replaced by one with the same time would be read from the old copy: when the files' signature changed and the
+    dataset's fingerprints did not, it converts them again (force_redownload). What was seen is kept in
+    <synthgap cache>/hf/."""
+    loaded = datasets.load_dataset(*args, **kwargs)
+    where = hashlib.sha256(repr((str(local.resolve()), args, sorted(kwargs.items()))).encode()).hexdigest()[:24]
+    seen_file = default_cache_dir() / "hf" / f"{where}.json"
+    fingerprints = {split: dataset._fingerprint for split, dataset in dict(loaded).items()}
+    try:
+        seen = json.loads(seen_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        seen = {}
+    if seen.get("signature") not in (None, signature) and seen.get("fingerprints") == fingerprints:
+        loaded = datasets.load_dataset(*args, **kwargs, download_mode="force_redownload", verification_mode="no_checks")
+        fingerprints = {split: dataset._fingerprint for split, dataset in dict(loaded).items()}
+    if seen != {"signature": signature, "fingerprints": fingerprints}:
+        seen_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(seen_file, {"signature": signature, "fingerprints": fingerprints})
+    return loaded
 
 
 def _load_hub(datasets: Any, name: str, config: str | None) -> dict[str, Any]:
@@ -184,14 +241,16 @@ def _quiet_datasets() -> Iterator[Any]:
     """The datasets module, its progress bars and info logging off: synthgap reports its own progress."""
     import datasets
 
+    bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     verbosity = datasets.logging.get_verbosity()
-    datasets.logging.set_verbosity_error()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its error logs repeat what the exception says
     try:
         yield datasets
     finally:
         datasets.logging.set_verbosity(verbosity)
-        datasets.enable_progress_bars()
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -232,10 +291,15 @@ def resolve_split(
     folder: Path | None,
 ) -> HfSplit:
     """The split's image and label columns (found or checked), its class names and its labels."""
+    import datasets
+
     dataset = splits[chosen]
     if dataset._indices is not None:  # a view: rows are read by position in the Arrow table
         dataset = dataset.flatten_indices()
     image = _column(title, dataset, image, "image", _image_columns(dataset))
+    feature = dataset.features[image]
+    if not (isinstance(feature, datasets.Image) or getattr(feature, "dtype", None) in ("binary", "large_binary")):
+        raise SynthgapError(f"{title}: column {image!r} is {feature}, not images; name the image column with ?image=")
     label = _column(title, dataset, label, "label", _label_columns(dataset, image))
     classes, labels = _labels(title, splits, dataset, label)
     return HfSplit(title, dataset, image, label, classes, labels, folder)
@@ -289,7 +353,7 @@ def _labels(title: str, splits: dict[str, Any], dataset: Any, label: str) -> tup
         classes = tuple(feature.names)
     elif _is_string(feature):
         names = sorted(
-            {value for split in splits.values() if label in split.column_names
+            {value for split in splits.values() if label in split.column_names and _is_string(split.features[label])
              for value in split.data.table.column(label).unique().to_pylist() if value is not None}
         )  # fmt: skip
         where = {value: i for i, value in enumerate(names)}

@@ -54,10 +54,12 @@ def with_absolute_paths(config: ShardedConfig) -> ShardedConfig:
             changes[field.name] = value.resolve()
         elif field.name == "classes" and isinstance(value, str) and Path(value).is_file():
             changes[field.name] = str(Path(value).resolve())
-        elif field.name == "source" and isinstance(value, str) and ":" in value:  # folder:DIR, imagenet100:DIR
-            prefix, _, where = value.partition(":")
-            if where and Path(where).exists():
-                changes[field.name] = f"{prefix}:{Path(where).resolve()}"
+        elif field.name == "source" and isinstance(value, str) and ":" in value:  # folder:DIR, hf:DIR?split=x
+            from synthgap.data.sources import DataRef
+
+            ref = DataRef.parse(value)
+            if Path(ref.argument).exists():  # a hub id (hf:user/name) stays as it is
+                changes[field.name] = str(dataclasses.replace(ref, argument=str(Path(ref.argument).resolve())))
     return dataclasses.replace(config, **changes)  # type: ignore[type-var]
 
 

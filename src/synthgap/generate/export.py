@@ -7,7 +7,8 @@ licence to fill in), the layout ``huggingface_hub.upload_folder`` and ``load_dat
 uploads it when the hub is reachable. Steps:
 
 1. check inputs: the set is finished and its files match their checksums; DIR is empty or an export of this set;
-2. write each shard that is not already there (atomically: a killed export resumes at the first missing shard);
+2. write each shard that is not already there into a staging folder (atomically: a killed export resumes at the
+   first missing shard), then move the folder into place as ``data/``, so readers never see part of the set;
 3. write the card last: a folder with its card is a complete export;
 4. push, when asked.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ from synthgap.progress import progress_bar
 EXPORT = "export.json"
 CARD = "README.md"
 SHARDS = "data"
+STAGING = ".data.partial"
+ROW_GROUP = 100  # images per parquet row group
 
 
 @dataclass(frozen=True)
@@ -75,18 +80,21 @@ def export_generated(config: ExportConfig, progress: bool = True) -> ExportResul
     # 2. the shards
     columns = column_types([metadata_row(r) for r in records])
     count = max(1, math.ceil(len(records) / config.images_per_shard))
-    shards = [out / SHARDS / f"train-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+    names = [f"train-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+    staging = _staging(out)  # shards are written here; data/ appears only once every shard is in it
     bar = progress_bar(len(records), desc=f"export {source.name}", unit="img", enabled=progress)
     written = 0
-    for number, shard in enumerate(shards):
+    for number, name in enumerate(names):
         part = records[number * config.images_per_shard : (number + 1) * config.images_per_shard]
-        if not _shard_done(shard, len(part)):
-            _write_shard(shard, source, part, index.classes, columns)
+        if not _shard_done(staging / name, len(part)):
+            _write_shard(staging / name, source, part, index.classes, columns)
             written += 1
         bar.update(len(part))
     bar.close()
+    os.replace(staging, out / SHARDS)
     # 3. the card, last
     atomic_write_text(out / CARD, dataset_card(source, records, index.classes, count))
+    shards = [out / SHARDS / name for name in names]
     # 4. push
     pushed = push_folder(out, config.push, private=config.private) if config.push else None
     return ExportResult(out, len(records), shards, written, pushed)
@@ -103,6 +111,20 @@ def _check_out(out: Path, source: Path) -> None:
 
 
 # --- shards --------------------------------------------------------------------------------------------------------
+
+
+def _staging(out: Path) -> Path:
+    """The folder shards are written into: `data/` is where readers look (`data/train-*`), so it exists only
+    complete; an export that stopped before its card goes back to staging to be finished."""
+    staging = out / STAGING
+    if (out / SHARDS).is_dir() and not (out / CARD).exists() and not staging.exists():
+        os.replace(out / SHARDS, staging)
+    elif (out / SHARDS).is_dir() and staging.exists():
+        shutil.rmtree(out / SHARDS)  # an older complete copy beside unfinished work: the work wins
+    elif (out / SHARDS).is_dir():
+        os.replace(out / SHARDS, staging)  # complete: checked shard by shard below, nothing rewritten
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
 
 
 def column_types(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -135,28 +157,38 @@ def _cell(value: Any, kind: str) -> Any:
 def _write_shard(
     shard: Path, source: Path, records: list[dict[str, Any]], classes: tuple[str, ...], columns: dict[str, str]
 ) -> None:
+    """One parquet file, written in row groups of ROW_GROUP images: memory holds one group's images, not the
+    shard's. The schema carries the features (the ClassLabel's names) as `datasets` writes them."""
     import datasets
+    import pyarrow.parquet as pq
 
-    rows = [metadata_row(r) for r in records]
-    where = {name: i for i, name in enumerate(classes)}
-    data: dict[str, list[Any]] = {
-        "image": [{"bytes": (source / r["file"]).read_bytes(), "path": Path(r["file"]).name} for r in records],
-        "label": [where[r["class"]] for r in records],
-        "file_name": [row["file_name"] for row in rows],
-    }
     features = {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(classes)),
                 "file_name": datasets.Value("string")}  # fmt: skip
-    for name, kind in columns.items():
-        data[name] = [_cell(row.get(name), kind) for row in rows]
-        features[name] = datasets.Value(kind)
-    datasets.disable_progress_bars()
-    try:
-        table = datasets.Dataset.from_dict(data, features=datasets.Features(features))
-        shard.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(shard) as tmp:
-            table.to_parquet(str(tmp))
-    finally:
-        datasets.enable_progress_bars()
+    features.update({name: datasets.Value(kind) for name, kind in columns.items()})
+    features = datasets.Features(features)
+    where = {name: i for i, name in enumerate(classes)}
+    with atomic_path(shard) as tmp:
+        writer = None
+        try:
+            for start in range(0, len(records), ROW_GROUP):
+                group = records[start : start + ROW_GROUP]
+                rows = [metadata_row(r) for r in group]
+                data: dict[str, list[Any]] = {
+                    "image": [
+                        {"bytes": (source / r["file"]).read_bytes(), "path": Path(r["file"]).name} for r in group
+                    ],
+                    "label": [where[r["class"]] for r in group],
+                    "file_name": [row["file_name"] for row in rows],
+                }
+                for name, kind in columns.items():
+                    data[name] = [_cell(row.get(name), kind) for row in rows]
+                table = datasets.Dataset.from_dict(data, features=features).data.table
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def _shard_done(shard: Path, rows: int) -> bool:
@@ -222,7 +254,8 @@ def dataset_card(source: Path, records: list[dict[str, Any]], classes: tuple[str
         'images = load_dataset("<this folder or repository>", split="train")',
         "```",
         "",
-        "In synthgap, `hf:<this folder or repository>` is a data source like any other.",
+        "In synthgap, `hf:<this folder or repository>` is a data source like any other. For sets made from real "
+        "images, the `source` column names each row's real image as a path on the machine that made the set.",
         "",
         "## Licence",
         "",
@@ -289,8 +322,12 @@ def push_folder(folder: Path, repo: str, *, private: bool) -> str:
     api = HfApi()
     try:
         api.create_repo(repo, repo_type="dataset", exist_ok=True, private=private)
-        commit = api.upload_folder(
-            folder_path=str(folder), repo_id=repo, repo_type="dataset", allow_patterns=[CARD, f"{SHARDS}/*"]
+        commit = api.upload_folder(  # shards of an earlier push (another count) go: data/train-* must be this set
+            folder_path=str(folder),
+            repo_id=repo,
+            repo_type="dataset",
+            allow_patterns=[CARD, f"{SHARDS}/*"],
+            delete_patterns=[f"{SHARDS}/*"],
         )
     except (OSError, HfHubHTTPError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
