@@ -152,8 +152,38 @@ def test_api_names_survive_importing_their_subpackages():
     assert sys.modules["synthgap.train"].__name__ == "synthgap.train"
 
 
-def doc_blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), flags=re.S | re.M)
+README = DOC.parent.parent / "README.md"
+
+
+def doc_blocks(text: str | None = None) -> list[str]:
+    text = DOC.read_text(encoding="utf-8") if text is None else text
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def readme_section(heading: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def test_the_notebook_section_of_the_readme_runs(cifake_root, tmp_path, monkeypatch):
+    """The README's "From Python or a notebook" blocks, in order, in one namespace; its first block (where the data
+    are and how large the experiment is) replaced by tiny settings over the test images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    first, *rest = doc_blocks(readme_section("From Python or a notebook"))
+    settings = {"DATA_ROOT": str(cifake_root), "OUT": str(tmp_path / "readme"), "PER_CLASS": 2,
+                "EPOCHS": 1, "WIDTH": 0.125, "N": [4, 16]}  # fmt: skip
+    assert set(settings) == set(re.findall(r"^([A-Z_]+) =", first, flags=re.M)), "the README's first block sets these"
+    namespace = dict(settings)
+    for block in rest:
+        exec(compile(block, str(README), "exec"), namespace)
+    frame = namespace["frame"]
+    assert set(frame["kind"]) == {"baseline", "layer_transfer"} and len(frame) == 4
+    assert (tmp_path / "readme" / "sweep.png").is_file()
 
 
 def test_the_walkthrough_in_docs_api_md_runs(cifake_root, tmp_path, monkeypatch):
