@@ -47,6 +47,13 @@ def test_help_imports_none_of_the_training_stack():
         assert result["code"] == 0 and result["heavy"] == [], (args, result)
 
 
+def test_data_describe_of_a_folder_needs_no_torch(image_folder):
+    """Describing a folder reads headers with PIL; the training stack (torch, torchvision, pandas) stays out."""
+    result = fresh_synthgap("data", "describe", str(image_folder))
+    assert result["code"] == 0 and "layout: class folders" in result["out"], result
+    assert not {"torch", "torchvision", "timm", "matplotlib", "pandas"} & set(result["heavy"]), result
+
+
 @pytest.mark.parametrize(
     ("spec", "options", "expected"),
     [

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
 
+from synthgap.data.cachedir import CACHE_ENV, default_cache_dir  # noqa: F401 (part of this module's API)
 from synthgap.data.decode import CHUNK, DECODER_VERSION, decoded_chunks
 from synthgap.data.index import LabelledIndex
 from synthgap.data.tensorfile import HEADER_SLACK, cache_header, move_data, padded, parse_cache, write_rows
@@ -28,12 +28,6 @@ from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError, warn
 from synthgap.io import CHECKSUM, atomic_path, atomic_write_json, file_digest, verify_file
 from synthgap.progress import progress_bar
-
-CACHE_ENV = "SYNTHGAP_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "synthgap")
 
 
 def cache_key(index: LabelledIndex, resolution: int) -> str:

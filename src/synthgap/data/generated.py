@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthgap.data.cache import default_cache_dir
+from synthgap.data.cachedir import default_cache_dir
 from synthgap.data.index import LabelledIndex
 from synthgap.data.sources import SOURCES
 from synthgap.errors import SynthgapError

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthgap.data.cache import default_cache_dir
+from synthgap.data.cachedir import default_cache_dir
 from synthgap.data.index import LabelledIndex
 from synthgap.data.items import ArrowItems
 from synthgap.data.sources import SOURCES

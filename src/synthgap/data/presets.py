@@ -1,5 +1,6 @@
 """The registry of augmentation presets (name → class). Presets register themselves where they are defined
-(`transforms.py`, `autoaugment.py`); `synthgap.data` imports both, so every preset is known once the package is."""
+(`transforms.py`, `autoaugment.py`); `transforms.py` imports `autoaugment.py`, so every preset is known once
+`transforms` is (everything that reads presets reads them from there)."""
 
 from __future__ import annotations
 

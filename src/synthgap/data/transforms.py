@@ -202,3 +202,7 @@ def get_normalization(choice: str | Normalization) -> Normalization:
     if choice not in NORMALIZATIONS:
         raise SynthgapError(f"unknown normalization {choice!r}; choose from: {', '.join(NORMALIZATIONS)}")
     return NORMALIZATIONS[choice]
+
+
+# The AutoAugment-family presets register themselves in AUGMENTATIONS: whoever reads the presets reads them here.
+from synthgap.data import autoaugment  # noqa: E402,F401
