@@ -167,40 +167,37 @@ def readme_section(heading: str) -> str:
     return text[start : end if end > 0 else len(text)]
 
 
-def test_the_notebook_section_of_the_readme_runs(cifake_root, tmp_path, monkeypatch):
-    """The README's "From Python or a notebook" blocks, in order, in one namespace; its first block (where the data
-    are and how large the experiment is) replaced by tiny settings over the test images."""
+def run_blocks(blocks: list[str], where: Path, settings: dict) -> dict:
+    """Run documented ```python blocks in order in one namespace, the first one (where the data are and how large
+    the experiment is, which must set exactly the names of `settings`) replaced by `settings`."""
     import matplotlib
 
     matplotlib.use("Agg")
-    monkeypatch.chdir(tmp_path)
-    first, *rest = doc_blocks(readme_section("From Python or a notebook"))
-    settings = {"DATA_ROOT": str(cifake_root), "OUT": str(tmp_path / "readme"), "PER_CLASS": 2,
-                "EPOCHS": 1, "WIDTH": 0.125, "N": [4, 16]}  # fmt: skip
-    assert set(settings) == set(re.findall(r"^([A-Z_]+) =", first, flags=re.M)), "the README's first block sets these"
+    first, *rest = blocks
+    assert set(settings) == set(re.findall(r"^([A-Z_]+) =", first, flags=re.M)), f"{where}'s first block sets these"
     namespace = dict(settings)
     for block in rest:
-        exec(compile(block, str(README), "exec"), namespace)
-    frame = namespace["frame"]
+        exec(compile(block, str(where), "exec"), namespace)
+    return namespace
+
+
+def tiny_settings(cifake_root: Path, out: Path) -> dict:
+    return {"DATA_ROOT": str(cifake_root), "OUT": str(out), "PER_CLASS": 2, "EPOCHS": 1, "WIDTH": 0.125, "N": [4, 16]}
+
+
+def test_the_notebook_section_of_the_readme_runs(cifake_root, tmp_path, monkeypatch):
+    """The README's "From Python or a notebook" blocks, as written, on tiny settings over the test images."""
+    monkeypatch.chdir(tmp_path)
+    blocks = doc_blocks(readme_section("From Python or a notebook"))
+    frame = run_blocks(blocks, README, tiny_settings(cifake_root, tmp_path / "readme"))["frame"]
     assert set(frame["kind"]) == {"baseline", "layer_transfer"} and len(frame) == 4
     assert (tmp_path / "readme" / "sweep.png").is_file()
 
 
 def test_the_walkthrough_in_docs_api_md_runs(cifake_root, tmp_path, monkeypatch):
-    """Every ```python block of docs/api.md, in order, in one namespace; the first block (where the data are and
-    how large the experiment is) replaced by tiny settings over the test images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Every ```python block of docs/api.md, as written, on tiny settings over the test images."""
     monkeypatch.chdir(tmp_path)
-    first, *rest = doc_blocks()
-    settings = {"DATA_ROOT": str(cifake_root), "OUT": str(tmp_path / "notebook"), "PER_CLASS": 2,
-                "EPOCHS": 1, "WIDTH": 0.125, "N": [4, 16]}  # fmt: skip
-    assert set(settings) <= set(re.findall(r"^([A-Z_]+) =", first, flags=re.M)), "the doc's first block sets these"
-    namespace = dict(settings)
-    for block in rest:
-        exec(compile(block, str(DOC), "exec"), namespace)
-    frame = namespace["frame"]
+    frame = run_blocks(doc_blocks(), DOC, tiny_settings(cifake_root, tmp_path / "notebook"))["frame"]
     assert set(frame["kind"]) == {"baseline", "layer_transfer"} and len(frame) == 4
     assert (tmp_path / "notebook" / "report.md").is_file()
     assert (tmp_path / "notebook" / "top1.png").is_file()
