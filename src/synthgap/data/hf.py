@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ import numpy as np
 
 from synthgap.data.cachedir import default_cache_dir
 from synthgap.data.index import LabelledIndex
-from synthgap.data.items import ArrowItems
+from synthgap.data.items import ImageItems, ImageSource
 from synthgap.data.sources import SOURCES
 from synthgap.errors import SynthgapError
 from synthgap.hub import hub_offline
@@ -132,6 +133,122 @@ def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
     if not indexes:
         raise SynthgapError(f"hf:{ref.argument}: no split can serve as a side: {'; '.join(problems)}")
     return "\n".join(head + problems), indexes
+
+
+# --- the items: rows of an Arrow table -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ArrowItems(ImageItems):
+    """Rows of a `datasets.Dataset`'s image column: encoded bytes, or a path to an image file.
+
+    `dataset` holds only the image column and no indices mapping, so a row number is a position in its Arrow table.
+    A path stored in a row must lie in `folder` (the dataset's own folder): a dataset cannot make synthgap read a
+    file elsewhere. Rows that store bytes are identified by the dataset's fingerprint; rows that store paths also by
+    the file's size and modification time.
+    """
+
+    dataset: datasets.Dataset
+    column: str
+    rows: np.ndarray  # int64 row numbers in `dataset`
+    title: str  # how the data set is named in messages, e.g. "hf:/data/pets[train]"
+    fingerprint: str
+    folder: Path | None  # where stored paths may point; None: rows must hold bytes
+    numbers: np.ndarray | None = None  # the rows' numbers in the user's dataset, when `dataset` holds only some rows
+    kind = "dataset row"
+
+    @property
+    def _numbers(self) -> np.ndarray:
+        return self.rows if self.numbers is None else self.numbers
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def select(self, positions: Sequence[int] | np.ndarray) -> ArrowItems:
+        positions = np.asarray(positions, dtype=np.int64)
+        numbers = None if self.numbers is None else self.numbers[positions]
+        return ArrowItems(self.dataset, self.column, self.rows[positions], self.title, self.fingerprint, self.folder,
+                          numbers)  # fmt: skip
+
+    def name(self, position: int) -> str:
+        return f"{self.title} row {int(self._numbers[position])}"
+
+    def identities(self) -> Iterator[str]:
+        paths = self._stored_paths()  # only the rows that hold a path instead of bytes (never the bytes)
+        for row, path in zip(self._numbers.tolist(), paths, strict=True):
+            identity = f"{self.fingerprint}\0{row}"
+            if path is not None:
+                try:
+                    st = self._file(row, path).stat()
+                except OSError as exc:
+                    raise SynthgapError(f"{self.title} row {row}: its image file {path} cannot be read "
+                                        f"({exc.strerror or type(exc).__name__})") from None  # fmt: skip
+                identity += f"\0{st.st_size}\0{st.st_mtime_ns}"
+            yield identity
+
+    def sources(self) -> Iterator[tuple[str, ImageSource]]:
+        for row, value in zip(self._numbers.tolist(), self._values(), strict=True):
+            name = f"{self.title} row {row}"
+            if value.get("bytes") is not None:
+                yield name, io.BytesIO(value["bytes"])
+            elif value.get("path"):
+                yield name, self._file(row, value["path"])
+            else:
+                yield name, io.BytesIO(b"")  # an empty row: decoding reports it like any unreadable image
+
+    def __reduce__(self) -> tuple:
+        """Sent to a decoding worker: a memory-mapped dataset pickles as its files; one held in memory (datasets'
+        `HF_DATASETS_IN_MEMORY_MAX_SIZE`) would pickle whole, so only these rows go."""
+        import datasets
+
+        fields = (self.column, self.title, self.fingerprint, self.folder)
+        if isinstance(self.dataset.data, datasets.table.MemoryMappedTable):
+            return _arrow_items, (self.dataset, self.rows, *fields, self.numbers)
+        rows = datasets.Dataset(datasets.table.InMemoryTable(self._taken()))
+        return _arrow_items, (rows, np.arange(len(self.rows), dtype=np.int64), *fields, self._numbers)
+
+    def _taken(self):  # -> pyarrow.Table
+        table = self.dataset.data.table.select([self.column])
+        return table.take(self.rows) if len(self.rows) else table.slice(0, 0)
+
+    def _values(self) -> list[dict]:
+        """The image column's {bytes, path} structs of these rows, read from Arrow in one call (a chunk's worth)."""
+        taken = self._taken().column(self.column)
+        return [value if isinstance(value, dict) else {"bytes": value, "path": None} for value in taken.to_pylist()]
+
+    def _stored_paths(self) -> list[str | None]:
+        """For each row, the file path it stores instead of bytes, else None; read without touching the bytes."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.dataset.data.table.column(self.column)
+        if not pa.types.is_struct(column.type):  # plain binary: every row holds bytes
+            return [None] * len(self.rows)
+        no_bytes = pc.is_null(pc.struct_field(column, "bytes"))
+        if not pc.any(no_bytes).as_py():
+            return [None] * len(self.rows)
+        paths = pc.if_else(no_bytes, pc.struct_field(column, "path"), None).take(self.rows)
+        return paths.to_pylist()
+
+    def _file(self, row: int, stored: str) -> Path:
+        """The image file a row names, which must lie inside the dataset's folder (links resolved)."""
+        if self.folder is None:
+            raise SynthgapError(
+                f"{self.title} row {row} names an image file ({stored}) instead of holding its bytes; a dataset "
+                "read from the Hub or cache must embed its images"
+            )
+        path = Path(stored) if os.path.isabs(stored) else self.folder / stored
+        inside = self.folder.resolve()
+        if not path.resolve().is_relative_to(inside):
+            raise SynthgapError(
+                f"{self.title} row {row} names an image file outside the dataset's folder {inside}: {stored}"
+            )
+        return path
+
+
+def _arrow_items(dataset, rows, column, title, fingerprint, folder, numbers) -> ArrowItems:  # noqa: ANN001
+    """ArrowItems rebuilt in a worker (the positional order of `ArrowItems.__reduce__`)."""
+    return ArrowItems(dataset, column, rows, title, fingerprint, folder, numbers)
 
 
 # --- loading -------------------------------------------------------------------------------------------------------
