@@ -1,9 +1,11 @@
-"""`synthgap data describe PATH`: what a data folder holds, before any training."""
+"""`synthgap data describe PATH`: what a data folder (or a source that describes itself, `DESCRIBERS`) holds, before
+any training."""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from synthgap.data.index import LabelledIndex
@@ -16,8 +18,12 @@ from synthgap.data.sources import (
     open_folder,
 )
 from synthgap.errors import SynthgapError
+from synthgap.registry import Registry
 
 IMBALANCE_RATIO = 3.0  # largest / smallest class above this is flagged
+# Sources that are not folders describe themselves: reference text -> (head lines, an index per split)
+Describer = Callable[[str], tuple[str, list[LabelledIndex]]]
+DESCRIBERS: Registry[Describer] = Registry("described data source")
 
 
 def describe(path: Path | str, *, sample: int = 2000, class_map: Path | None = None) -> str:
@@ -25,10 +31,9 @@ def describe(path: Path | str, *, sample: int = 2000, class_map: Path | None = N
 
     `class_map` (a ``folder,class`` CSV) groups the class folders of a ``folder`` layout as ``?class_map=`` does.
     """
-    if str(path).startswith("hf:"):
-        from synthgap.data.hf import describe_hf
-
-        head, indexes = describe_hf(str(path))
+    source = str(path).partition(":")[0]
+    if source in DESCRIBERS:  # a data reference whose source describes itself (hf:...)
+        head, indexes = DESCRIBERS.get(source)(str(path))
         return "\n\n".join([head, *(describe_index(index, sample) for index in indexes)])
     path = Path(path)
     if not path.exists():

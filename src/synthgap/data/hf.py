@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthgap.data.cachedir import default_cache_dir
+from synthgap.data.describe import DESCRIBERS
 from synthgap.data.index import LabelledIndex
 from synthgap.data.items import ImageItems, ImageSource
 from synthgap.data.sources import SOURCES
@@ -105,6 +106,7 @@ def split_index(
     return index
 
 
+@DESCRIBERS.register("hf")
 def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
     """For `synthgap data describe hf:...`: a head (where, splits, columns) and an index per split."""
     from synthgap.data.sources import DataRef
