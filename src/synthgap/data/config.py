@@ -122,7 +122,13 @@ def load_split(
 
     The result's `key` identifies exactly these images (file list, sizes, mtimes, labels, resolution, subset).
     """
-    index = open_source(ref, split, config.data_root, classes=classes)
+    tensors = load_index(config, open_source(ref, split, config.data_root, classes=classes), progress)
+    positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
+    return tensors if positions is None else tensors.select(positions)  # the key extends with the positions
+
+
+def load_index(config: DataPrep, index: LabelledIndex, progress: bool = True) -> ImageTensors:
+    """The decoded images of `index` as `config` prepares them: stored at `stored_at`, seen at `resolution`."""
     tensors = load_images(
         index,
         config.stored_at,
@@ -133,8 +139,7 @@ def load_split(
     )
     if config.seen_smaller:  # the key names the size seen too: a model trained at 224 is not one trained at 192
         tensors = tensors.with_resolution(config.resolution, f"{tensors.key}@{config.resolution}")
-    positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
-    return tensors if positions is None else tensors.select(positions)  # the key extends with the positions
+    return tensors
 
 
 def subset_positions(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from synthgap.data.cache import default_cache_dir, load_images
-from synthgap.data.config import DataPrep, load_split, subset_positions
+from synthgap.data.cache import default_cache_dir
+from synthgap.data.config import DataPrep, load_index, load_split, subset_positions
 from synthgap.data.sources import open_source
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization, center_crop
@@ -90,9 +90,5 @@ def source_stats(
         return dataset_stats(images, prep.cache_dir), len(images)
     index = open_source(ref, split, prep.data_root)
     positions = subset_positions(prep, index.labels, index.classes, per_class)
-    subset = index if positions is None else index.select(positions)
-    images = load_images(subset, prep.stored_at, cache_dir=prep.cache_dir, skip_bad=prep.skip_bad,
-                         workers=prep.workers, progress=progress)  # fmt: skip
-    if prep.seen_smaller:
-        images = images.with_resolution(prep.resolution, f"{images.key}@{prep.resolution}")
+    images = load_index(prep, index if positions is None else index.select(positions), progress)
     return dataset_stats(images, prep.cache_dir), len(images)
