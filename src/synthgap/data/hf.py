@@ -34,7 +34,7 @@ from synthgap.data.cachedir import default_cache_dir
 from synthgap.data.describe import DESCRIBERS
 from synthgap.data.index import LabelledIndex
 from synthgap.data.items import ImageItems, ImageSource
-from synthgap.data.sources import SOURCES
+from synthgap.data.sources import SOURCES, check_no_empty_class
 from synthgap.errors import SynthgapError
 from synthgap.hub import hub_offline
 from synthgap.io import atomic_write_json
@@ -91,6 +91,11 @@ def split_index(
     """The labelled index of one split (its columns found or checked). `signature` stands for the local files
     (`files_signature`): with the dataset's fingerprint, it identifies the images."""
     resolved = resolve_split(f"hf:{name}[{chosen}]", splits, chosen, image=image, label=label, folder=folder)
+    return resolved_index(resolved, folder or Path(name), signature)
+
+
+def resolved_index(resolved: HfSplit, root: Path, signature: str) -> LabelledIndex:
+    """The labelled index of a split whose columns are resolved."""
     items = ArrowItems(
         resolved.dataset.select_columns([resolved.image]),
         resolved.image,
@@ -99,10 +104,8 @@ def split_index(
         fingerprint=f"{resolved.dataset._fingerprint}:{signature}:{resolved.image}",
         folder=resolved.folder,
     )
-    index = LabelledIndex(resolved.title, folder or Path(name), "hf", resolved.classes, items, resolved.labels)
-    empty = [cls for cls, count in index.counts().items() if count == 0]
-    if empty:
-        raise SynthgapError(f"{index.name}: no images for class(es) {', '.join(empty[:8])}")
+    index = LabelledIndex(resolved.title, root, "hf", resolved.classes, items, resolved.labels)
+    check_no_empty_class(index)
     return index
 
 
@@ -122,15 +125,17 @@ def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
     indexes, problems = [], []
     for chosen in splits:  # a split that cannot serve (unlabelled test rows, say) is a line, not the end
         try:
-            index = split_index(ref.argument, splits, chosen, image=image, label=label, folder=where,
-                                signature=signature)  # fmt: skip
+            resolved = resolve_split(f"hf:{ref.argument}[{chosen}]", splits, chosen, image=image, label=label,
+                                     folder=where)  # fmt: skip
+            index = resolved_index(resolved, where or Path(ref.argument), signature)
         except SynthgapError as exc:
             problems.append(f"split {chosen}: not usable as a side: {exc}")
             continue
         if not indexes:
-            first = resolve_split(f"hf:{ref.argument}", splits, chosen, image=image, label=label, folder=where)
-            kind = "ClassLabel" if type(first.dataset.features[first.label]).__name__ == "ClassLabel" else "strings"
-            head.append(f"image column: {first.image}; label column: {first.label} ({kind})")
+            kind = (
+                "ClassLabel" if type(resolved.dataset.features[resolved.label]).__name__ == "ClassLabel" else "strings"
+            )
+            head.append(f"image column: {resolved.image}; label column: {resolved.label} ({kind})")
         indexes.append(index)
     if not indexes:
         raise SynthgapError(f"hf:{ref.argument}: no split can serve as a side: {'; '.join(problems)}")

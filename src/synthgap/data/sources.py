@@ -194,7 +194,7 @@ def open_cifake(side: str, split: str, data_root: Path | None) -> LabelledIndex:
         paths=tuple(e[2] for e in entries),
         labels=np.array([e[0] for e in entries], dtype=np.int64),
     )
-    _check_no_empty_class(index)
+    check_no_empty_class(index)
     return index
 
 
@@ -457,11 +457,11 @@ def open_folder(path: str, split: str, data_root: Path | None, *, class_map: str
         paths=tuple(paths),
         labels=np.array(labels, dtype=np.int64),
     )
-    _check_no_empty_class(index)
+    check_no_empty_class(index)
     return index
 
 
-def _check_no_empty_class(index: LabelledIndex) -> None:
+def check_no_empty_class(index: LabelledIndex) -> None:
     empty = [name for name, count in index.counts().items() if count == 0]
     if empty:
         raise SynthgapError(f"{index.name}: no images for class(es) {', '.join(empty)} in {index.root}")
