@@ -117,12 +117,10 @@ def _staging(out: Path) -> Path:
     """The folder shards are written into: `data/` is where readers look (`data/train-*`), so it exists only
     complete; an export that stopped before its card goes back to staging to be finished."""
     staging = out / STAGING
-    if (out / SHARDS).is_dir() and not (out / CARD).exists() and not staging.exists():
-        os.replace(out / SHARDS, staging)
-    elif (out / SHARDS).is_dir() and staging.exists():
+    if (out / SHARDS).is_dir() and staging.exists():
         shutil.rmtree(out / SHARDS)  # an older complete copy beside unfinished work: the work wins
     elif (out / SHARDS).is_dir():
-        os.replace(out / SHARDS, staging)  # complete: checked shard by shard below, nothing rewritten
+        os.replace(out / SHARDS, staging)  # its shards are checked one by one below; whole ones are kept
     staging.mkdir(parents=True, exist_ok=True)
     return staging
 
