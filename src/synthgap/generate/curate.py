@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 import secrets
 import shutil
@@ -37,7 +36,7 @@ import torch
 from synthgap.data.generated import MANIFEST, ManifestEntry, manifest_entries, read_generated_manifest, verify_digests
 from synthgap.errors import SynthgapError
 from synthgap.generate.models import PICKLE_SUFFIXES
-from synthgap.generate.output import SETTINGS, check_run_settings, write_metadata
+from synthgap.generate.output import SETTINGS, check_run_settings, write_manifest
 from synthgap.generate.prompts import fill_template, template_fields
 from synthgap.hub import hub_unavailable_message, snapshot_folder
 from synthgap.io import atomic_path, atomic_write_text, file_digest
@@ -204,7 +203,7 @@ def curate_generated(config: CurateConfig, progress: bool = True) -> CurateResul
         raise SynthgapError(f"rule {rule} keeps none of the {len(entries)} images of {source}; nothing written")
     # 5. the kept files, the per-class counts, then the manifest (last: it marks the run finished)
     linked = copied = 0
-    lines = []
+    kept = []
     for i in np.flatnonzero(keep):
         record = records[i]
         if place_file(entries[i].resolved, out / record["file"], record["sha256"]):
@@ -212,14 +211,13 @@ def curate_generated(config: CurateConfig, progress: bool = True) -> CurateResul
         else:
             copied += 1
         extra = {"clip_score": float(scores[i]), "clip_top_class": ids[tops[i]], "clip_rule": str(rule)}
-        lines.append(json.dumps({**record, **extra}, sort_keys=True) + "\n")
+        kept.append({**record, **extra})
     counts = tuple(
         ClassCount(class_id, name, int((labels == c).sum()), int(keep[labels == c].sum()))
         for c, (class_id, name) in enumerate(classes)
     )
     _write_kept(out / KEPT, counts)
-    write_metadata(out, [json.loads(line) for line in lines])
-    atomic_write_text(out / MANIFEST, "".join(lines))
+    write_manifest(out, kept)
     return CurateResult(out, out / MANIFEST, str(rule), counts, linked, copied, time.perf_counter() - start)
 
 

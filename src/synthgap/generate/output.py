@@ -108,13 +108,8 @@ class OutputFolder:
         known: dict[str, dict[str, Any]] = {}
         for part in sorted((self.root / PARTS).glob("*.jsonl")):
             known.update(_parse_lines(part.read_text(encoding="utf-8")))
-        lines = []
-        for item in items:  # items are in (class, index) order
-            record = known.get(item.file) or self.rebuild(item, describe)
-            lines.append(json.dumps(record, sort_keys=True) + "\n")
-        manifest = self.root / MANIFEST
-        write_metadata(self.root, [json.loads(line) for line in lines])
-        atomic_write_text(manifest, "".join(lines))
+        records = [known.get(item.file) or self.rebuild(item, describe) for item in items]  # (class, index) order
+        manifest = write_manifest(self.root, records)
         if previews:
             self.write_previews(items)
         self._remove_temp_files(items)
@@ -183,6 +178,14 @@ def metadata_row(record: dict[str, Any]) -> dict[str, Any]:
         if name not in ("file", "class", "label") and (value is None or isinstance(value, str | int | float | bool)):
             row[name] = value
     return row
+
+
+def write_manifest(root: Path, records: list[dict[str, Any]]) -> Path:
+    """`metadata.jsonl`, then `manifest.jsonl` (last: it marks a generated set finished), one line per image."""
+    write_metadata(root, records)
+    manifest = root / MANIFEST
+    atomic_write_text(manifest, "".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
+    return manifest
 
 
 def write_metadata(root: Path, records: list[dict[str, Any]]) -> None:
