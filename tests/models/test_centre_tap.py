@@ -32,7 +32,7 @@ def test_same_output_and_gradients_as_the_plain_convolution(size, bias):
 
 
 def test_only_eligible_convolutions_switch_and_state_dict_is_unchanged():
-    model = build_model(ModelConfig())
+    model = build_model(ModelConfig(stem="imagenet"))
     switched = {name for name, m in model.named_modules() if type(m) is CentreTapConv2d}
     assert "layer4.1.conv2" in switched and "layer1.0.conv1" in switched
     assert "conv1" not in switched and "layer2.0.conv1" not in switched  # 7×7 stem, stride 2

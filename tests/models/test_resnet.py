@@ -10,7 +10,7 @@ from synthgap.models import ModelConfig, build_model, get_family, layer_of
 
 
 def test_width_one_imagenet_stem_matches_torchvision():
-    ours = build_model(ModelConfig(width=1.0)).state_dict()
+    ours = build_model(ModelConfig(width=1.0, stem="imagenet")).state_dict()
     reference = torchvision.models.resnet18(num_classes=10).state_dict()
     assert list(ours) == list(reference)
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in reference.items()}
@@ -19,7 +19,7 @@ def test_width_one_imagenet_stem_matches_torchvision():
 @pytest.mark.parametrize("name", ["resnet34", "resnet50"])
 def test_deeper_resnets_have_torchvisions_names_and_shapes(name):
     with torch.device("meta"):  # names and shapes only: no memory, no initialisation cost
-        ours = build_model(ModelConfig(name=name, num_classes=7)).state_dict()
+        ours = build_model(ModelConfig(name=name, num_classes=7, stem="imagenet")).state_dict()
         reference = getattr(torchvision.models, name)(num_classes=7).state_dict()
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in reference.items()}
     assert list(ours) == list(reference)
@@ -45,7 +45,7 @@ PREVIOUS = {
 @pytest.mark.parametrize("width", [1.0, 0.5])
 def test_resnet18_is_unchanged(width):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(width=width)).eval()
+    model = build_model(ModelConfig(width=width, stem="imagenet")).eval()
     state = model.state_dict()
     expected = PREVIOUS[width]
     torch.testing.assert_close(state["conv1.weight"].flatten()[:3].tolist(), expected["conv1"], rtol=1e-6, atol=0)
@@ -70,7 +70,7 @@ def test_cifar_stem_is_3x3_without_maxpool():
     model = build_model(ModelConfig(width=0.25, stem="cifar"))
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and model.conv1.in_channels == 3
     assert isinstance(model.maxpool, nn.Identity)
-    imagenet = build_model(ModelConfig(width=0.25))
+    imagenet = build_model(ModelConfig(width=0.25, stem="imagenet"))
     assert imagenet.conv1.kernel_size == (7, 7) and isinstance(imagenet.maxpool, nn.MaxPool2d)
 
 

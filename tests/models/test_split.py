@@ -33,7 +33,7 @@ def test_cut_points_follow_the_layer_map():
 
 def test_bottleneck_cuts_carry_the_block_input_inside_a_block():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="resnet50", width=0.125)).eval()
+    model = build_model(ModelConfig(name="resnet50", width=0.125, stem="imagenet")).eval()
     assert cut_point(model, 3) == CutPoint(block=0, convs=2) and cut_point(model, 3).inside(model)
     assert cut_point(model, 4) == CutPoint(block=0, convs=3) and not cut_point(model, 4).inside(model)
     x = torch.randn(2, 3, 32, 32)

@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from synthgap.errors import SynthgapError
 
-STEMS = ("imagenet", "cifar")
+STEMS = ("auto", "imagenet", "cifar")
+SMALL_IMAGES = 64  # the largest side (px) that the auto stem treats as small: the CIFAR stem keeps its resolution
 
 
 class ModelConfig(BaseModel):
@@ -17,7 +18,9 @@ class ModelConfig(BaseModel):
     name: str = "resnet18"  # a registered family (`synthgap.models.FAMILIES`)
     num_classes: int = 10
     width: float = 1.0  # ResNets: every stage's channel count (64·w, ...); ViTs: the embedding dimension
-    stem: str = "imagenet"  # ResNets only. "imagenet": 7×7/2 conv + max-pool (unmodified); "cifar": 3×3/1, no pool
+    # ResNets only. "imagenet": 7×7/2 conv + max-pool (unmodified); "cifar": 3×3/1, no pool; "auto": cifar for
+    # images of at most 64 px (where the ImageNet stem would leave layer4 on 1×1 maps at 32 px), else imagenet
+    stem: str = "auto"
     image_size: int = 32  # input side in pixels; only ViTs use it (set by the experiment from the data resolution)
     patch_size: int | None = None  # ViTs only; None: 4 when image_size <= 64, else 16
 
@@ -25,6 +28,13 @@ class ModelConfig(BaseModel):
     def _validate(self) -> ModelConfig:
         self.check()
         return self
+
+    @property
+    def resolved_stem(self) -> str:
+        """The stem this config builds: "auto" resolved against `image_size`."""
+        if self.stem != "auto":
+            return self.stem
+        return "cifar" if self.image_size <= SMALL_IMAGES else "imagenet"
 
     def check(self) -> None:
         """Raise a `SynthgapError` naming the first invalid field.

@@ -47,7 +47,7 @@ def build_resnet(config: ModelConfig, layout: ResNetLayout) -> ResNet:
     model = ResNet(layout.block, list(layout.blocks), num_classes=config.num_classes)
     if config.width != 1.0:
         _rescale(model, layout, config.width, config.num_classes)
-    if config.stem == "cifar":
+    if config.resolved_stem == "cifar":
         # Small images lose most of their resolution to the 7×7/2 conv and max-pool; this is the usual CIFAR stem.
         model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()

@@ -46,7 +46,7 @@ def build_vit(config: ModelConfig, layout: ViTLayout) -> VisionTransformer:
     patch = patch_size_for(config)
     if config.image_size % patch != 0:
         raise SynthgapError(f"a ViT needs image_size divisible by patch_size, got {config.image_size} and {patch}")
-    if config.stem != "imagenet":
+    if config.stem not in ("auto", "imagenet"):
         raise SynthgapError(f"stem {config.stem!r} applies to ResNets only; a ViT's input is set by patch_size")
     return VisionTransformer(
         img_size=config.image_size,
