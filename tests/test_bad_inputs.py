@@ -91,7 +91,7 @@ BAD_SPECS = {
     "unknown-key": ({"recipe.lrr": 0.1}, "{spec}: recipe.lrr: unknown key (did you mean 'lr'?)"),
     "unknown-key-far-from-any": (
         {"recipe.sparkle": 1},
-        "{spec}: recipe.sparkle: unknown key; known keys: epochs, batch_size, lr, momentum,",
+        "{spec}: recipe.sparkle: unknown key; known keys: preset, epochs, batch_size, lr,",
     ),
     "unknown-top-level-key": ({"experiment": []}, "{spec}: experiment: unknown key (did you mean 'experiments'?)"),
     "unknown-block-key": (

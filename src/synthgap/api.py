@@ -193,7 +193,7 @@ TRAIN_SETTINGS = {
     "stem": "model.stem", "test_data": "data.test", "data_root": "data.data_root", "per_class": "data.per_class",
     "test_per_class": "data.test_per_class", "resolution": "data.resolution",
     "storage_resolution": "data.storage_resolution", "skip_bad": "data.skip_bad",
-    "epochs": "recipe.epochs", "batch_size": "recipe.batch_size", "lr": "recipe.lr",
+    "preset": "recipe.preset", "epochs": "recipe.epochs", "batch_size": "recipe.batch_size", "lr": "recipe.lr",
     "augmentation": "recipe.augmentation", "normalization": "recipe.normalization", "precision": "recipe.precision",
 }  # fmt: skip
 

@@ -61,6 +61,15 @@ class Progress:
         self.close()
 
 
+def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
+    """What an epoch's line shows: its EPOCH_FIELDS, and the learning curve's top-1 on the test subset when the
+    whole test set was not evaluated that epoch."""
+    metrics = {key: row[key] for key in EPOCH_FIELDS if key in row}
+    if "top1" not in row and "curve_top1" in row:
+        metrics["top1_subset"] = row["curve_top1"]
+    return metrics
+
+
 def progress_mode(stream: TextIO | None = None) -> str:
     """`bar`, `lines` or `off`: SYNTHGAP_PROGRESS when set (and not `auto`), else `bar` on a terminal, `lines`
     elsewhere (a file, a pipe, a CI log)."""
@@ -141,7 +150,7 @@ class BarProgress(Progress):
         self.bar.set_postfix_str(text)
 
     def epoch_done(self, row: Mapping[str, Any]) -> None:
-        self.bar.set_postfix({key: f"{row[key]:.3g}" for key in EPOCH_FIELDS if key in row})
+        self.bar.set_postfix({key: f"{value:.3g}" for key, value in epoch_metrics(row).items()})
 
     def close(self) -> None:
         self.bar.close()
@@ -192,7 +201,7 @@ class LineProgress(Progress):
     def epoch_done(self, row: Mapping[str, Any]) -> None:
         of = f"/{self.epochs}" if self.epochs else ""
         parts = [f"{self.desc}: epoch {row['epoch']}{of}"]
-        parts += [f"{key} {fmt.format(row[key])}" for key, fmt in EPOCH_FIELDS.items() if key in row]
+        parts += [f"{key} {EPOCH_FIELDS.get(key, '{:.1f}').format(value)}" for key, value in epoch_metrics(row).items()]
         seconds = row.get("seconds", self.clock() - self.start)
         self._write(" ".join(parts) + f" ({format_seconds(seconds)})")
         self.last_line = self.clock()

@@ -50,14 +50,18 @@ def test_finetune_student_starts_as_the_whole_source_model():
                                                   strict=True))  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "n"), [("resnet18", 12), ("resnet50", 40), ("vit_tiny", 9)])
-def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, monkeypatch):
-    """The fast path changes where the prefix is computed, not what is learned, in every family with a cut. (The
-    prefix runs in the training batch size here: tiny students on random images amplify the last-bit differences
-    that other batch sizes give.)"""
+@pytest.mark.parametrize(
+    ("name", "n", "tta"), [("resnet18", 12, "none"), ("resnet50", 40, "none"), ("vit_tiny", 9, "none"),
+                           ("resnet18", 12, "flip"), ("vit_tiny", 9, "flip")]
+)  # fmt: skip
+def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, tta, monkeypatch):
+    """The fast path changes where the prefix is computed, not what is learned, in every family with a cut; with
+    flip test-time augmentation the mirrored test images' prefix outputs are cached too. (The prefix runs in the
+    training batch size here: tiny students on random images amplify the last-bit differences that other batch
+    sizes give.)"""
     monkeypatch.setattr(transfer_module, "PREFIX_BATCH", 1)
     family = get_family(name)
-    recipe = RECIPE
+    recipe = RECIPE.model_copy(update={"tta": tta})
     results = {}
     for use_cache in (True, False):
         source, fresh = models(name)

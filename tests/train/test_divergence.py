@@ -25,7 +25,7 @@ def test_a_huge_learning_rate_raises_instead_of_returning_a_model(tmp_path):
     assert "(lr 1e+06); nothing was recorded — lower recipe.lr" in message and "\n" not in message
     assert (caught.value.desc, caught.value.epoch, caught.value.lr) == ("baseline-real-s0", 1, 1e6)
     # the epoch that diverged was never logged as a finished epoch
-    assert (tmp_path / "summary.csv").read_text().splitlines() == ["epoch,train_loss,lr,top1,top5,seconds"]
+    assert (tmp_path / "summary.csv").read_text().splitlines() == ["epoch,train_loss,lr,top1,top5,seconds,curve_top1"]
 
 
 def test_the_loss_check_names_the_first_bad_step(monkeypatch):

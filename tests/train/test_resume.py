@@ -146,7 +146,7 @@ def test_a_state_that_does_not_fit_the_model_is_not_used(tmp_path, monkeypatch, 
     assert result.resumed_epochs == 0
     (record,) = caplog.records
     assert record.getMessage().startswith(f"synthgap: warning: training state {state_dir / STATE_FILE} is not used: ")
-    assert "conv1.weight is (8, 3, 7, 7) torch.float32 there, (16, 3, 7, 7) torch.float32 here" in record.getMessage()
+    assert "conv1.weight is (8, 3, 3, 3) torch.float32 there, (16, 3, 3, 3) torch.float32 here" in record.getMessage()
 
 
 def test_a_state_of_other_epochs_is_not_used(tmp_path, monkeypatch, caplog):

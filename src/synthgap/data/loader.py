@@ -83,6 +83,15 @@ class TensorLoader:
     def num_samples(self) -> int:
         return len(self.data)
 
+    def subset(self, positions: torch.Tensor) -> TensorLoader:
+        """This loader over the images at `positions` only (same batches, normalization and device)."""
+        part = copy.copy(self)
+        part.data = self.data.select(positions)
+        part.targets = self.targets[positions] if self.targets is not None else None
+        part.drop_last = self.drop_last and len(positions) >= self.batch_size
+        part.device, part._resident = torch.device("cpu"), None
+        return part.on(self.device)
+
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.batch_size, self.drop_last)
 
@@ -130,8 +139,10 @@ class FeatureLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
+        mirrored: torch.Tensor | None = None,
     ) -> None:
         self.features = features
+        self.mirrored = mirrored  # the features of each image's mirror image, for flip test-time augmentation
         self.labels = labels
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -146,6 +157,14 @@ class FeatureLoader:
     def num_samples(self) -> int:
         return len(self.labels)
 
+    def subset(self, positions: torch.Tensor) -> FeatureLoader:
+        """This loader over the rows at `positions` only."""
+        part = copy.copy(self)
+        part.features, part.labels = self.features[positions], self.labels[positions]
+        part.mirrored = self.mirrored[positions] if self.mirrored is not None else None
+        part.drop_last = self.drop_last and len(positions) >= self.batch_size
+        return part
+
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.batch_size, self.drop_last)
 
@@ -153,6 +172,15 @@ class FeatureLoader:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
             yield self.features[take], self.labels[take]
+
+    def mirror_batches(self) -> Iterator[torch.Tensor]:
+        """The mirrored features, batch by batch in `epoch(0)`'s order (unshuffled loaders only)."""
+        if self.mirrored is None:
+            raise ValueError("these features were computed without their mirror images: no flip test-time augmentation")
+        if self.shuffle:
+            raise ValueError("mirrored features follow an unshuffled loader")
+        for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, False, torch.Generator()):
+            yield self.mirrored[take]
 
 
 def _copy_to(data: ImageTensors, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,6 +53,8 @@ class ResultRecord(BaseModel):
     # which an imbalanced test set does not tilt, and each class's top-1 (None for a class without test images).
     balanced_top1: float | None = None
     per_class_top1: list[float | None] | None = None
+    preset: str | None = None  # the recipe preset the run's recipe started from
+    tta: str | None = None  # test-time augmentation of top1/top5 ("flip": mean of image and mirror)
 
     @field_validator("kind")
     @classmethod
@@ -69,7 +71,12 @@ class BaselineRecord(ResultRecord):
     reused_model: bool = False
     augmentation: str | None = None  # the recipe's (stage 2 of a sweep may use another)
     classes: list[str] | None = None  # class names, in label order
+    recipe: dict | None = None  # every value of the recipe that trained it (the preset resolved)
     confusion: list[list[int]] | None = None  # test counts: row = true class, column = predicted class
+    # the learning curve: [epoch, top-1 %, seconds of training] of every evaluation during training, all on the
+    # same `curve_images` test images (a fixed subset, or all); absent when the recipe evaluated only after the end
+    curve: list[list[float]] | None = None
+    curve_images: int | None = None
 
 
 class TransferRecord(ResultRecord):

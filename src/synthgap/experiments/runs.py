@@ -128,6 +128,8 @@ class RunContext:
             "test": self.spec.data.test,
             "model": self.spec.model.name,
             "num_layers": self.num_layers,
+            "preset": self.spec.recipe.preset,
+            "tta": self.spec.recipe.tta,
         }
 
 

@@ -21,11 +21,11 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.identity import fingerprint_of, what_changed
 from synthgap.experiments.results import RESULTS_FILE, BaselineRecord, ResultRecord, append_result, read_results
 from synthgap.experiments.runner import RUN_FILE, exclusive, supersede
-from synthgap.experiments.students import train_from_scratch
+from synthgap.experiments.students import curve_fields, train_from_scratch
 from synthgap.io import atomic_write_json
 from synthgap.models import ModelConfig, get_family
 from synthgap.train.checkpoint import save_checkpoint
-from synthgap.train.compute import this_process
+from synthgap.train.compute import processor_kind, this_process
 from synthgap.train.loop import default_device
 from synthgap.train.recipe import TrainRecipe
 
@@ -104,6 +104,7 @@ def run_baseline(
 
 def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: str) -> BaselineRecord:
     start = time.perf_counter()
+    compute = this_process()
     save_config(config, run_dir / "config.yaml")
     train, test = load_train_test(config.data, progress=progress)
     model_config = config.model.model_copy(
@@ -140,10 +141,14 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         train_images=result.train_images,
         seconds=max(result.seconds, time.perf_counter() - start),
         fingerprint=fingerprint,
-        compute=this_process().identity(config.recipe.precision),
+        compute={**compute.identity(config.recipe.precision), "processor": processor_kind(compute.device)},
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
         augmentation=config.recipe.augmentation,
+        preset=config.recipe.preset,
+        tta=config.recipe.tta,
+        recipe=config.recipe.model_dump(mode="json"),
+        **curve_fields(result.curve, result.curve_images),
         **result.evaluation.record_fields(confusion=True),
     )
     metadata = {

@@ -84,6 +84,8 @@ class ScratchStudent:
     reused: bool  # taken from the cache (trained by an earlier run or spec)
     seconds: float  # training time (of the earlier run when reused)
     evaluation: Evaluation
+    curve: list[list[float]] | None = None  # [epoch, top-1] during training, on `curve_images` test images
+    curve_images: int = 0
 
 
 def ensure_scratch_model(
@@ -102,6 +104,8 @@ def ensure_scratch_model(
         model, result = train_in_run(ctx, run, train, recipe, state_dir=ctx.models.path(key), state_token=key)
         metadata = {
             "seconds": max(result.seconds, time.perf_counter() - start),  # with the time before a resume
+            "curve": result.curve,
+            "curve_images": result.curve_images,
             "train": train.key,
             "seed": run.seed,
             "model": config.model_dump(mode="json"),
@@ -117,10 +121,14 @@ def scratch_student(ctx: RunContext, run: Run, train: ImageTensors, recipe: Trai
     start = time.perf_counter()
     key, result = ensure_scratch_model(ctx, run, train, recipe)
     if result is not None:
-        return ScratchStudent(key, False, time.perf_counter() - start, result.evaluation)
+        seconds = time.perf_counter() - start
+        return ScratchStudent(key, False, seconds, result.evaluation, result.curve, result.curve_images)
     model, metadata = ctx.models.load(key, ctx.model_config(len(train.classes)))
-    evaluation = measure(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
-    return ScratchStudent(key, True, metadata["seconds"], evaluation)
+    evaluation = measure(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision,
+                         tta=recipe.tta)  # fmt: skip
+    # a cache entry written before learning curves were kept has none: the record then says nothing about one
+    curve, curve_images = metadata.get("curve"), metadata.get("curve_images", 0)
+    return ScratchStudent(key, True, metadata["seconds"], evaluation, curve, curve_images)
 
 
 def scratch_fields(
@@ -141,7 +149,15 @@ def scratch_fields(
         "seconds": student.seconds,
         "model_key": student.key,
         "skipped_images": len(train.skipped),
+        **curve_fields(student.curve, student.curve_images),
     }
+
+
+def curve_fields(curve: list[list[float]] | None, curve_images: int) -> dict:
+    """The learning-curve fields of a record (none when no evaluation ran during training)."""
+    if not curve or len(curve) < 2:
+        return {}
+    return {"curve": curve, "curve_images": curve_images}
 
 
 def evaluation_fields(evaluation: Evaluation) -> dict:

@@ -96,7 +96,7 @@ def train_student(
         batches = (images for images, _ in plain.on(device).epoch(0))
         reestimate_batchnorm(student, setup.n, layer_map, batches)
     if setup.n == family.num_layers and setup.freeze:
-        evaluation = measure(student, test_loader, precision=recipe.precision, device=device)
+        evaluation = measure(student, test_loader, precision=recipe.precision, device=device, tta=recipe.tta)
         return StageTwoResult(FitResult(evaluation.top1, evaluation.top5, 0.0, 0, evaluation=evaluation), False)
     if setup.freeze and setup.n > 0:
         freeze(student, setup.n, layer_map)
@@ -127,17 +127,22 @@ def _fit_suffix(
 ) -> FitResult:
     train_features = prefix_features(prefix, train_loader)
     test_features = prefix_features(prefix, test_loader)
+    # flip test-time augmentation: the prefix's outputs for the mirrored test images too, computed once as well
+    mirrored = prefix_features(prefix, test_loader, mirror=True) if recipe.tta == "flip" else None
     feature_train = FeatureLoader(
         train_features, train_loader.data.labels, batch_size=recipe.batch_size, shuffle=True, drop_last=True, seed=seed
     )
-    feature_test = FeatureLoader(test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size)
+    feature_test = FeatureLoader(
+        test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size, mirrored=mirrored
+    )
     suffix_recipe = recipe.model_copy(update={"channels_last": False})  # features are flat vectors
     return fit(suffix, feature_train, feature_test, suffix_recipe, **fit_options)
 
 
 @torch.no_grad()
-def prefix_features(prefix: nn.Module, loader: TensorLoader) -> torch.Tensor:
-    """Frozen-prefix outputs of every image in loader order (no augmentation: the loader's is `none`), on the CPU."""
+def prefix_features(prefix: nn.Module, loader: TensorLoader, *, mirror: bool = False) -> torch.Tensor:
+    """Frozen-prefix outputs of every image (or, with `mirror`, of its mirror image) in loader order (no
+    augmentation: the loader's is `none`), on the CPU."""
     prefix.eval()
     device = next(prefix.parameters()).device
     plain = TensorLoader(
@@ -146,4 +151,5 @@ def prefix_features(prefix: nn.Module, loader: TensorLoader) -> torch.Tensor:
         normalization=loader.normalization,
         channels_last=loader.channels_last,
     )
-    return torch.cat([prefix(images).cpu() for images, _ in plain.on(device).epoch(0)])
+    batches = (images.flip(-1) if mirror else images for images, _ in plain.on(device).epoch(0))
+    return torch.cat([prefix(images).cpu() for images in batches])

@@ -7,9 +7,12 @@ every backend runs a run with the threads it was identified with, and each recor
 
 from __future__ import annotations
 
+import functools
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,6 +33,23 @@ class Compute:
         resolved as it will be on this device and CPU)."""
         dtype = autocast_dtype(precision, torch.device(self.device))
         return {"device": self.device, "threads": self.threads, "precision": PRECISION_NAMES[dtype]}
+
+
+@functools.cache
+def processor_kind(device: str = "cpu") -> str:
+    """The kind of processor whose arithmetic a run's numbers come from: the GPU's name on CUDA; on a CPU its
+    widest matrix instructions (AMX, AVX-512-BF16, AVX-512, AVX2, or the machine name), since bf16 results differ
+    between AMX and AVX-512-BF16 CPUs and fp32 kernels differ between AVX-512 and AVX2."""
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return platform.machine() or "unknown"
+    for kind, flag in (("AMX", "amx_bf16"), ("AVX-512-BF16", "avx512_bf16"), ("AVX-512", "avx512f"), ("AVX2", "avx2")):
+        if flag in flags:
+            return kind
+    return platform.machine() or "unknown"
 
 
 def this_process(device: torch.device | str | None = None) -> Compute:

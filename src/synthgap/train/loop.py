@@ -37,6 +37,17 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     evaluation: Evaluation | None = None  # the last test pass, per class
     resumed_epochs: int = 0  # epochs restored from a saved training state (0: trained from the start)
+    curve_images: int = 0  # test images of the learning curve (the fixed subset, or the whole test set)
+
+    @property
+    def curve(self) -> list[list[float]]:
+        """[epoch, top-1, seconds of training so far] of every evaluation during training, all on the same
+        `curve_images` test images."""
+        return [
+            [row["epoch"], round(row["curve_top1"], 4), round(row["seconds"], 1)]
+            for row in self.history
+            if "curve_top1" in row
+        ]
 
 
 def seed_everything(seed: int) -> None:
@@ -81,18 +92,92 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def triangular(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """LR multiplier: linear from ~0 up to 1 at the peak, then linear down to 0 at the end."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def onecycle(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """LR multiplier: a half cosine up to 1 at the peak, then a half cosine down to 0 at the end."""
+    if step < warmup_steps:
+        return 0.5 * (1.0 - math.cos(math.pi * (step + 1) / warmup_steps))
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+SCHEDULES = {"cosine": warmup_cosine, "triangular": triangular, "onecycle": onecycle}
+
+
+def lr_schedule(recipe: TrainRecipe, steps_per_epoch: int) -> Callable[[int], float]:
+    """The recipe's LR multiplier per step: its shape, peaking at `peak` of the steps (or after `warmup_epochs`)."""
+    total = recipe.epochs * steps_per_epoch
+    if recipe.peak is not None:
+        warmup = round(recipe.peak * total)
+    else:
+        warmup = round(recipe.warmup_epochs * steps_per_epoch)
+    shape = SCHEDULES[recipe.schedule]
+    return functools.partial(shape, warmup_steps=min(total, warmup), total_steps=total)
+
+
 def build_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
-    """SGD over trainable parameters only: frozen transferred layers get no momentum buffers and no decay."""
+    """SGD over trainable parameters only: frozen transferred layers get no momentum buffers and no decay. Without
+    `decay_norm_and_bias`, BatchNorm weights and biases (every 1-d parameter) are not decayed either."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
+    groups: list[dict] = [{"params": params}]
+    if not recipe.decay_norm_and_bias:
+        groups = [
+            {"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        groups = [group for group in groups if group["params"]]
     return torch.optim.SGD(
-        params,
-        lr=recipe.lr,
+        groups,
+        lr=recipe.peak_lr,
         momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0,
         weight_decay=recipe.weight_decay,
     )
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and BatchNorm statistics, updated after every step.
+
+    The decay ramps up as min(decay, (1 + t) / (10 + t)) over the t updates so far, so the first steps' random
+    weights fade quickly in short runs. `model` is what the loop tests and returns: `swap` exchanges the averaged
+    and the live weights in place (twice restores them), so no second model is ever built.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.average = [t.detach().clone() for t in self.tensors]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, self.tensors, 1.0 - decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for live, average in zip(self.tensors, self.average, strict=True):
+            held = live.clone()
+            live.copy_(average)
+            average.copy_(held)
+
+    def state_dict(self) -> dict:
+        return {"updates": torch.tensor(self.updates), "average": list(self.average)}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        for average, saved in zip(self.average, state["average"], strict=True):
+            average.copy_(saved)
 
 
 class TrainStep:
@@ -167,18 +252,31 @@ class Evaluation:
 
 
 @torch.no_grad()
-def measure(model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None):
-    """Top-1, top-5 and the confusion matrix over one pass of `loader`."""
+def measure(
+    model: nn.Module,
+    loader: Loader,
+    *,
+    precision: str = "auto",
+    device: torch.device | None = None,
+    tta: str = "none",
+) -> Evaluation:
+    """Top-1, top-5 and the confusion matrix over one pass of `loader`. With `tta="flip"` each image's logits are
+    the mean of the image's and its mirror image's (test-time augmentation; images, not features)."""
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
     loader = loader.on(device)
+    # features (a frozen prefix's outputs) bring their mirror images' features; images are mirrored here
+    mirrors = loader.mirror_batches() if tta == "flip" and isinstance(loader, FeatureLoader) else None
     model.eval()
     correct5 = total = 0
     confusion = None
     for images, labels in loader.epoch(0):
         images, labels = images.to(device), labels.to(device)
         with autocast(device, dtype):
-            logits = model(images)
+            logits = model(images).float()
+            if tta == "flip":
+                mirrored = images.flip(-1) if mirrors is None else next(mirrors).to(device)
+                logits = (logits + model(mirrored).float()) / 2
         classes = logits.shape[1]
         k = min(5, classes)
         top = logits.float().topk(k, dim=1).indices
@@ -190,9 +288,11 @@ def measure(model: nn.Module, loader: Loader, *, precision: str = "auto", device
     return Evaluation(top1, 100.0 * correct5 / total, confusion)
 
 
-def evaluate(model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None):
+def evaluate(
+    model: nn.Module, loader: Loader, *, precision: str = "auto", device: torch.device | None = None, tta: str = "none"
+) -> tuple[float, float]:
     """(top-1, top-5) accuracy in percent over one pass of `loader`."""
-    result = measure(model, loader, precision=precision, device=device)
+    result = measure(model, loader, precision=precision, device=device, tta=tta)
     return result.top1, result.top5
 
 
@@ -230,14 +330,14 @@ def fit(
     optimizer = build_optimizer(model, recipe)
     steps_per_epoch = len(train_loader)
     total_steps = recipe.epochs * steps_per_epoch
-    warmup_steps = min(total_steps, round(recipe.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, warmup_steps=warmup_steps, total_steps=total_steps)
-    )
+    schedule = lr_schedule(recipe, steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s))
     step = TrainStep(model, optimizer, recipe, device, loss)
+    average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay is not None else None
+    curve_loader = curve_subset(test_loader, recipe.eval_images)
 
     # 2. Continue an interrupted run of this same training (same token) from its last saved state, if there is one.
-    parts = TrainingParts(model, optimizer, scheduler, step.scaler, device)
+    parts = TrainingParts(model, optimizer, scheduler, step.scaler, device, average)
     state = None
     if state_dir is not None:
         state = TrainState(state_dir, state_token, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch)
@@ -264,15 +364,26 @@ def fit(
     try:
         for epoch in range(first_epoch, recipe.epochs):
             train_mode(model)
-            loss = train_epoch(step, scheduler, train_loader, epoch, bar, desc=desc, lr=recipe.lr)
+            loss = train_epoch(step, scheduler, train_loader, epoch, bar, desc=desc, lr=recipe.peak_lr, average=average)
             row = {"epoch": epoch + 1, "train_loss": loss, "lr": scheduler.get_last_lr()[0]}
 
-            # 4. Evaluation on the real test set: every `eval_every` epochs and always after the last one.
+            # 4. Evaluation on the real test set, with the averaged weights when the recipe keeps an average: the
+            #    learning curve every `eval_every` epochs (on the fixed subset), the whole test set after the last.
             last = epoch + 1 == recipe.epochs
             if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
-                evaluation = measure(model, test_loader, precision=recipe.precision, device=device)
-                top1, top5 = evaluation.top1, evaluation.top5
-                row.update(top1=top1, top5=top5)
+                with averaged(average):
+                    curve = measure(model, curve_loader, precision=recipe.precision, device=device, tta=recipe.tta)
+                    row["curve_top1"] = curve.top1
+                    if last:
+                        evaluation = (
+                            curve
+                            if curve_loader is test_loader
+                            else measure(model, test_loader, precision=recipe.precision, device=device, tta=recipe.tta)
+                        )
+                        top1, top5 = evaluation.top1, evaluation.top5
+                        row.update(top1=top1, top5=top5)
+                    elif curve_loader is test_loader:
+                        row.update(top1=curve.top1, top5=curve.top5)
             row["seconds"] = earlier_seconds + time.perf_counter() - start
             history.append(row)
             logger.log(row)
@@ -288,10 +399,39 @@ def fit(
     finally:
         bar.close()
         logger.close()
+    if average is not None:
+        average.swap()  # the student is the averaged model from here on: what was tested is what is saved
     if state:
         state.remove()
     seconds = earlier_seconds + time.perf_counter() - start
-    return FitResult(top1, top5, seconds, train_loader.num_samples, history, evaluation, first_epoch)
+    curve_images = curve_loader.num_samples if curve_loader is not None else 0
+    return FitResult(top1, top5, seconds, train_loader.num_samples, history, evaluation, first_epoch, curve_images)
+
+
+@contextlib.contextmanager
+def averaged(average: WeightAverage | None):
+    """The model holds the averaged weights inside the block (nothing changes without an average)."""
+    if average is None:
+        yield
+        return
+    average.swap()
+    try:
+        yield
+    finally:
+        average.swap()
+
+
+CURVE_SEED = 0  # the learning curve's test subset is the same for every run, seed and recipe
+
+
+def curve_subset(loader: Loader | None, images: int) -> Loader | None:
+    """The test loader of the learning curve: a fixed random subset of `images` test images (seeded independently
+    of the run), or the whole loader when `images` is 0 or covers it."""
+    if loader is None or images == 0 or images >= loader.num_samples:
+        return loader
+    generator = torch.Generator().manual_seed(CURVE_SEED)
+    positions = torch.randperm(loader.num_samples, generator=generator)[:images].sort().values
+    return loader.subset(positions)
 
 
 def train_epoch(
@@ -303,13 +443,17 @@ def train_epoch(
     *,
     desc: str,
     lr: float,
+    average: WeightAverage | None = None,
 ) -> float:
-    """One epoch of optimisation steps; returns the mean training loss, or raises DivergenceError when a loss or,
-    at the end, a parameter is not finite."""
+    """One epoch of optimisation steps (each followed by an update of the weight average, when there is one);
+    returns the mean training loss, or raises DivergenceError when a loss or, at the end, a parameter is not
+    finite."""
     watch = LossWatch(desc, epoch + 1, lr)
     for images, labels in loader.epoch(epoch):
         watch.add(step(images, labels))
         scheduler.step()
+        if average is not None:
+            average.update()
         bar.update(1)
     watch.check()
     check_finite_parameters(step.model, desc, epoch + 1, watch.steps, lr)
@@ -366,7 +510,7 @@ class _EpochLogger:
     the rows of its restored epochs: summary.csv is rewritten with them, and TensorBoard hides the events a killed
     session logged after its last saved state."""
 
-    FIELDS = ("epoch", "train_loss", "lr", "top1", "top5", "seconds")
+    FIELDS = ("epoch", "train_loss", "lr", "top1", "top5", "seconds", "curve_top1")
 
     def __init__(self, out_dir: Path | None, history: Sequence[dict[str, float]] = ()) -> None:
         self.out_dir = Path(out_dir) if out_dir else None

@@ -1,9 +1,9 @@
 """Preemption-safe training: everything `fit` needs to continue after an epoch, in one atomically replaced file.
 
-`state_dir/train_state.pt` holds the model, optimizer, LR-scheduler (and fp16 grad-scaler) states, the epochs
-finished, their history rows, torch's RNG states and the caller's token. The loaders' shuffle and augmentation of
-epoch e depend only on (seed, e), so a run resumed from it performs exactly the steps the uninterrupted run would
-have: on the CPU its final weights are bit-identical.
+`state_dir/train_state.pt` holds the model, optimizer, LR-scheduler (and fp16 grad-scaler and weight average)
+states, the epochs finished, their history rows, torch's RNG states and the caller's token. The loaders' shuffle
+and augmentation of epoch e depend only on (seed, e), so a run resumed from it performs exactly the steps the
+uninterrupted run would have: on the CPU its final weights are bit-identical.
 
 The file is written with torch.save to a temp file and renamed over the old one (synthgap.io.atomic_path), so a kill
 leaves either the previous state or the new one. It is read only with `torch.load(weights_only=True)`: everything in
@@ -25,7 +25,7 @@ from synthgap.errors import warn
 from synthgap.io import atomic_path
 
 STATE_FILE = "train_state.pt"
-FORMAT = 1  # bump when the layout changes: an older file is then ignored with a warning, never misread
+FORMAT = 2  # bump when the layout changes: an older file is then ignored with a warning, never misread
 KEYS = frozenset(
     {
         "format",
@@ -39,6 +39,7 @@ KEYS = frozenset(
         "optimizer",
         "scheduler",
         "scaler",
+        "average",
         "cpu_rng",
         "cuda_rng",
     }
@@ -62,6 +63,7 @@ class TrainingParts:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None
     device: torch.device
+    average: Any = None  # the loop's WeightAverage, when the recipe keeps one
 
     def trainable(self) -> list[str]:
         return [name for name, p in self.model.named_parameters() if p.requires_grad]
@@ -91,6 +93,7 @@ class TrainState:
             "optimizer": parts.optimizer.state_dict(),
             "scheduler": parts.scheduler.state_dict(),
             "scaler": parts.scaler.state_dict() if parts.scaler is not None else {},
+            "average": parts.average.state_dict() if parts.average is not None else {},
             "cpu_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if parts.device.type == "cuda" else [],
         }
@@ -117,6 +120,8 @@ class TrainState:
         parts.scheduler.load_state_dict(state["scheduler"])
         if parts.scaler is not None and state["scaler"]:
             parts.scaler.load_state_dict(state["scaler"])
+        if parts.average is not None:
+            parts.average.load_state_dict(state["average"])
         torch.set_rng_state(state["cpu_rng"])
         if parts.device.type == "cuda" and len(state["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -155,6 +160,8 @@ class TrainState:
             )
         if not (0 < state["epoch"] < self.epochs and len(state["history"]) == state["epoch"]):
             return f"it records {state['epoch']} finished epochs and {len(state['history'])} history rows"
+        if bool(state["average"]) != (parts.average is not None):
+            return "it was saved with another weight average setting"
         if state["trainable"] != parts.trainable():
             return "its trainable parameters differ from this model's"
         saved, current = state["model"], parts.model.state_dict()

@@ -34,6 +34,7 @@ def execute(run: BaselineRun, ctx: RunContext) -> BaselineRecord:
         **scratch_fields(student, train, ctx.spec.recipe, confusion=True),
         reused_model=student.reused,
         augmentation=ctx.spec.recipe.augmentation,
+        recipe=ctx.spec.recipe.model_dump(mode="json"),
     )
 
 

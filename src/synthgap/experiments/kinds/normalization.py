@@ -156,7 +156,7 @@ def execute(run: NormalizationRun, ctx: RunContext) -> NormalizationRecord:
     model, _ = ctx.models.load(key, ctx.model_config(len(train.classes)))
     unlabelled_real = ctx.store.train("real")
     adapt_batchnorm(model, unlabelled_real, recipe, ctx.family, ctx.device)
-    evaluation = measure(model, eval_loader(ctx.store.test(), recipe), precision=recipe.precision)
+    evaluation = measure(model, eval_loader(ctx.store.test(), recipe), precision=recipe.precision, tta=recipe.tta)
     return NormalizationRecord(
         **common,
         epochs=recipe.epochs,

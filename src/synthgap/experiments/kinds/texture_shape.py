@@ -99,7 +99,7 @@ def cue_accuracies(model: nn.Module, test: ImageTensors, recipe: TrainRecipe, va
         chunk_variants = variants.apply(chunk, generator)
         for name, images in chunk_variants.items():
             loader = eval_loader(ImageTensors(images, labels, test.classes), recipe)
-            top1, _ = evaluate(model, loader, precision=recipe.precision)
+            top1, _ = evaluate(model, loader, precision=recipe.precision, tta=recipe.tta)
             correct[name] = correct.get(name, 0.0) + top1 * len(labels)
     return {name: round(total / len(test), 2) for name, total in correct.items()}
 
