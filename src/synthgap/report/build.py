@@ -61,6 +61,7 @@ from synthgap.report.classes import (
     per_class_reading,
     per_class_table_lines,
 )
+from synthgap.report.convergence import convergence_note
 from synthgap.report.figures import (
     plot_grouped_bars,
     plot_layer_sweep,
@@ -107,7 +108,11 @@ def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> 
 @section("baselines", kinds=("baseline",), order=10)
 def baseline_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     gap = gap_lines(records)
-    return [scope.heading("Baselines: real (R) vs synthetic (S) training data"), "", *gap, ""] if gap else []
+    if not gap:
+        return []
+    note = convergence_note(records)
+    return [scope.heading("Baselines: real (R) vs synthetic (S) training data"), "", *([note, ""] if note else []),
+            *gap, ""]  # fmt: skip
 
 
 @section("per_class", kinds=("baseline",), order=20)
