@@ -79,3 +79,48 @@ def test_the_section_lists_per_class_fixes_and_breaks_with_their_signs(tmp_path)
     row = next(line for line in markdown.splitlines() if line.startswith("| distillation T=4 α=0.9 |"))
     assert "| cat (+10.0) | dog (-10.0) |" in row  # a gain is a fix, a loss a break
     assert (tmp_path / "figures" / "remedies.png").stat().st_size > 0
+
+
+def no_gap_records(s_minus_r: float) -> list:
+    """R at 8 % (seeds 0, 1) and S `s_minus_r` pp above it; curation by real_knn at 9 %, its control at 9.5 %."""
+    records = []
+    for seed in (0, 1):
+        records.append(make_record(run=f"R{seed}", seed=seed, top1=8.0))
+        records.append(make_record(run=f"S{seed}", seed=seed, top1=8.0 + s_minus_r, side="synthetic",
+                                   target="cifake:synthetic"))  # fmt: skip
+        records += [curated(seed, 9.0, score="real_knn"), curated(seed, 9.5, score="real_knn", control=True)]
+    return records
+
+
+@pytest.mark.parametrize(("s_minus_r", "gap"), [(1.0, "-1.00"), (0.0, "0.00")])
+def test_without_a_positive_gap_no_share_is_computed_and_top1_is_compared(s_minus_r, gap, tmp_path):
+    """S as good as or better than R: a share (top-1 − S) / (R − S) would flip its sign or divide by zero, so there
+    is none; the reading says why, compares curation with its control by top-1, and the table has no share column."""
+    records = no_gap_records(s_minus_r)
+    found = remedies(records)
+    assert all(m.share is None for m in found)
+    text = remedy_reading(found, records)
+    assert (f"S is as good as or better than R here (gap {gap} pp over 2 seed(s)): there is no gap to close, so no "
+            "share of the gap is computed") in text  # fmt: skip
+    assert "Without R and S baselines" not in text and "beats" not in text
+    assert (
+        "curation real_knn, keep 0.5 falls below its random control (top-1 9.0 [9.0, 9.0] vs 9.5 [9.5, 9.5] %)" in text
+    )
+    for record in records:
+        append_result(tmp_path, record)
+    markdown = build_report(tmp_path).read_text()
+    assert "share of the gap closed" not in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| curation real_knn, keep 0.5 |"))
+    assert row.startswith("| curation real_knn, keep 0.5 | 9.00 | 0 | 0 |")
+
+
+def test_a_seed_where_s_matches_r_leaves_no_share_for_any_seed():
+    """Shares averaged over the seeds with a gap would hide the seed without one: none is computed, and the reading
+    names that seed."""
+    records = [*baselines((0, 1)), make_record(run="R2", seed=2, top1=50.0),
+               make_record(run="S2", seed=2, top1=50.5, side="synthetic", target="cifake:synthetic"),
+               *(distilled(s, 50.0) for s in range(3))]  # fmt: skip
+    found = remedies(records)
+    assert all(m.share is None for m in found)
+    text = remedy_reading(found, records)
+    assert "S is as good as or better than R in seed(s) 2 (gap -0.50 pp there" in text

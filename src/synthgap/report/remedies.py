@@ -3,9 +3,10 @@
 Each remedy (distillation, curation and its random controls, mixing, normalization and AdaBN, augmentation of the
 synthetic students, the paper's pathway at each real fraction, other synthetic sources) is a group of records that
 differ only in their seed. Its share of the gap is computed per seed against that seed's baselines,
-(top-1 − S) / (R − S), then averaged, with a 95 % t-interval over seeds. Beside it: the real labels and real images
-its student used (a teacher's own training is not counted: it is R itself, named by its fingerprint in the records)
-and its training seconds.
+(top-1 − S) / (R − S), then averaged, with a 95 % t-interval over seeds. A share needs a gap to close: where S is
+as good as or better than R in any seed (R − S ≤ 0) no share is computed, and remedies are compared by top-1. Beside
+it: the real labels and real images its student used (a teacher's own training is not counted: it is R itself, named
+by its fingerprint in the records) and its training seconds.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def real_use(record: ResultRecord) -> tuple[int, int]:
 class Remedy:
     label: str
     top1: Interval
-    share: Interval | None  # percent of the gap R − S closed; None without both baselines of a seed
+    share: Interval | None  # percent of the gap R − S closed; None without both baselines or without a gap
     real_labels: int
     real_images: int
     seconds: float  # mean over seeds
@@ -116,7 +117,19 @@ def seed_baselines(records: list[ResultRecord]) -> dict[int, tuple[float, float]
     sides = side_baselines(records)
     r = {rec.seed: rec.top1 for rec in sides.get("R", [])}
     s = {rec.seed: rec.top1 for rec in sides.get("S", [])}
-    return {seed: (r[seed], s[seed]) for seed in r if seed in s and r[seed] != s[seed]}
+    return {seed: (r[seed], s[seed]) for seed in r if seed in s}
+
+
+def gap_baselines(bases: dict[int, tuple[float, float]]) -> dict[int, tuple[float, float]]:
+    """`bases` when R is above S in every seed, else none: a share of no gap (R − S ≤ 0) would flip its sign or
+    divide by zero, and shares over only the seeds with a gap would hide the seeds without one."""
+    return bases if all(r > s for r, s in bases.values()) else {}
+
+
+def gap_shares(group: list[ResultRecord], bases: dict[int, tuple[float, float]]) -> list[float]:
+    """(top-1 − S) / (R − S) in percent for each record whose seed has a gap in `bases` (`gap_baselines`)."""
+    return [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1])
+            for r in group if r.seed in bases]  # fmt: skip
 
 
 def remedies(records: list[ResultRecord]) -> list[Remedy]:
@@ -126,11 +139,10 @@ def remedies(records: list[ResultRecord]) -> list[Remedy]:
         label = remedy_label(record)
         if label is not None:
             groups[label].append(record)
-    bases = seed_baselines(records)
+    bases = gap_baselines(seed_baselines(records))
     out = []
     for label, group in groups.items():
-        shares = [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1])
-                  for r in group if r.seed in bases]  # fmt: skip
+        shares = gap_shares(group, bases)
         labels, images = real_use(group[0])
         out.append(Remedy(label, interval([r.top1 for r in group]), interval(shares) if shares else None, labels,
                           images, statistics.fmean(r.seconds for r in group), tuple(group)))  # fmt: skip
@@ -165,20 +177,42 @@ def _changes_text(changes: list[tuple[str, float]]) -> str:
 
 
 def remedy_table(found: list[Remedy], records: list[ResultRecord]) -> list[str]:
+    """One row per remedy; the share column only where some remedy has a share (there is a gap to close)."""
     classes = _classes(records)
+    shares = any(m.share for m in found)
+    share_head = "share of the gap closed (%) [95 % CI] | " if shares else ""
     lines = [
-        "| remedy | share of the gap closed (%) [95 % CI] | top-1 (%) | real labels | real images | seconds | "
-        "fixes (pp vs S) | breaks (pp vs S) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| remedy | {share_head}top-1 (%) | real labels | real images | seconds | fixes (pp vs S) | "
+        "breaks (pp vs S) |",
+        "|---|" + "---|" * (7 if shares else 6),
     ]
     for remedy in found:
         fixed, broken = class_changes(remedy, records, classes)
-        share = str(remedy.share) if remedy.share else "–"
+        share = f"{remedy.share or '–'} | " if shares else ""
         lines.append(
-            f"| {md_text(remedy.label)} | {share} | {remedy.top1.mean:.2f} | {remedy.real_labels} | "
+            f"| {md_text(remedy.label)} | {share}{remedy.top1.mean:.2f} | {remedy.real_labels} | "
             f"{remedy.real_images} | {remedy.seconds:.0f} | {_changes_text(fixed)} | {_changes_text(broken)} |"
         )
     return lines
+
+
+def no_gap_text(bases: dict[int, tuple[float, float]]) -> str | None:
+    """Why no share of the gap is computed when S is as good as or better than R in some seed (None: R is above S
+    in every seed)."""
+    gaps = {seed: r - s + 0.0 for seed, (r, s) in bases.items()}  # + 0.0: a zero gap reads 0.00, never -0.00
+    without = sorted(seed for seed, gap in gaps.items() if gap <= 0)
+    if not without:
+        return None
+    mean = statistics.fmean(gaps.values()) + 0.0
+    if len(without) == len(gaps):
+        where = f"here (gap {mean:.2f} pp over {len(gaps)} seed(s)): there is no gap to close"
+    else:
+        there = ", ".join(f"{gaps[seed]:.2f}" for seed in without)
+        where = (f"in seed(s) {', '.join(map(str, without))} (gap {there} pp there, {mean:.2f} pp over all "
+                 f"{len(gaps)}): the gap is not there in every seed")  # fmt: skip
+    return (
+        f"S is as good as or better than R {where}, so no share of the gap is computed; remedies are compared by top-1."
+    )
 
 
 def remedy_reading(found: list[Remedy], records: list[ResultRecord]) -> str:
@@ -188,7 +222,9 @@ def remedy_reading(found: list[Remedy], records: list[ResultRecord]) -> str:
         return "Without R and S baselines of the same seeds no share of the gap can be computed."
     r = statistics.fmean(v[0] for v in bases.values())
     s = statistics.fmean(v[1] for v in bases.values())
-    parts = [f"R {r:.2f} %, S {s:.2f} %: a gap of {r - s:.2f} pp over {len(bases)} seed(s)."]
+    no_gap = no_gap_text(bases)
+    gap = f"a gap of {r - s:.2f} pp over {len(bases)} seed(s)."
+    parts = [f"R {r:.2f} %, S {s:.2f} %: {no_gap or gap}"]
     free = [m for m in found if m.real_labels == 0 and m.share]
     if free:
         best = free[0]
@@ -212,20 +248,29 @@ def remedy_reading(found: list[Remedy], records: list[ResultRecord]) -> str:
         )
     controls = {m.label.split(", ", 1)[1]: m for m in found if m.label.startswith("random subset, ")}
     for m in found:
-        if m.label.startswith("curation ") and m.share:
-            control = controls.get(m.label.split(", ", 1)[1])
-            if control and control.share:
-                beats = (
-                    "beats"
-                    if m.share.low > control.share.high
-                    else ("falls below" if m.share.high < control.share.low else "does not differ clearly from")
-                )
-                parts.append(f"{md_text(m.label)} {beats} its random control ({m.share} vs {control.share} %).")
+        control = controls.get(m.label.split(", ", 1)[1]) if m.label.startswith("curation ") else None
+        if control:
+            parts.append(control_text(m, control))
     parts.append(
         f"Per-class changes are named only beyond {CLASS_NOTE_PP:g} pp of the mean over seeds; with a few hundred "
         "test images per class one class's top-1 moves by about 2 pp from seed to seed."
     )
     return " ".join(parts)
+
+
+def control_text(curated: Remedy, control: Remedy) -> str:
+    """How a curated subset compares with its random control: by share of the gap where both have one, else (no gap
+    to close) by top-1."""
+    both = curated.share is not None and control.share is not None
+    mine, theirs = (curated.share, control.share) if both else (curated.top1, control.top1)
+    if mine.low > theirs.high:
+        verb = "beats"
+    elif mine.high < theirs.low:
+        verb = "falls below"
+    else:
+        verb = "does not differ clearly from"
+    values = f"{mine} vs {theirs} %" if both else f"top-1 {mine} vs {theirs} %"
+    return f"{md_text(curated.label)} {verb} its random control ({values})."
 
 
 def plot_remedies(found: list[Remedy], path: Path) -> Path:
@@ -264,13 +309,12 @@ def distilled_source_lines(records: list[ResultRecord]) -> list[str]:
     if not distilled:
         return []
     plain = [r for r in records if r.kind == "layer_transfer" and r.source_side == "synthetic" and r.frozen]
-    bases = seed_baselines(records)
+    bases = gap_baselines(seed_baselines(records))
 
     def cell(group: list[ResultRecord]) -> str:
         if not group:
             return "–"
-        shares = [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1])
-                  for r in group if r.seed in bases]  # fmt: skip
+        shares = gap_shares(group, bases)
         top1 = statistics.fmean(r.top1 for r in group)
         return f"{top1:.2f} ({interval(shares)} % of the gap)" if shares else f"{top1:.2f}"
 
@@ -300,15 +344,11 @@ def remedies_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     found = remedies(records)
     lines = [scope.heading("Remedies: what closes the gap, at what price"), ""]
     if found:
-        plot_remedies(found, scope.figure_path("remedies"))
-        lines += [
-            remedy_reading(found, records),
-            "",
-            f"![Share of the gap each remedy closes]({scope.figure('remedies')})",
-            "",
-            *remedy_table(found, records),
-            "",
-        ]
+        lines += [remedy_reading(found, records), ""]
+        if any(m.share for m in found):  # no figure of shares where no share is computed (no gap to close)
+            plot_remedies(found, scope.figure_path("remedies"))
+            lines += [f"![Share of the gap each remedy closes]({scope.figure('remedies')})", ""]
+        lines += [*remedy_table(found, records), ""]
     transfer = distilled_source_lines(records)
     if transfer:
         lines += ["### The distilled student as a layer source", "", *transfer, ""]

@@ -113,3 +113,43 @@ def test_the_clip_score_reads_curates_scores_file_and_needs_no_teacher(cifake_ro
         run_experiment(spec, tmp_path / "out2", model_cache=tmp_path / "m", progress=False)
     with pytest.raises(SynthgapError, match="give both or neither"):
         tiny_spec(cifake_root, [{"kind": "curation", "scores": ["clip"]}])
+
+
+def clip_scores_file(cifake_root, folder, rows):
+    """What `synthgap curate` leaves in `folder` for cifake's synthetic training images: generate.json naming the
+    scored set, and clip_scores.csv with `rows` of (file, score)."""
+    import json
+
+    folder.mkdir()
+    (folder / "generate.json").write_text(json.dumps({"kind": "curate", "source": str(synthetic_train(cifake_root))}))
+    (folder / "clip_scores.csv").write_text("file,class,score\n" + "".join(f"{f},x,{s}\n" for f, s in rows))
+    return folder / "clip_scores.csv"
+
+
+def synthetic_train(cifake_root):
+    return cifake_root / "cifake" / "train" / "FAKE"
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity", "twice"])
+def test_a_non_finite_score_or_a_file_scored_twice_is_refused_by_dry_run_and_run(cifake_root, tmp_path, capsys, bad):
+    """NaN would rank last and ±inf first, and a second row for a file would silently replace the first: each is
+    refused before anything trains, by --dry-run and by the run alike, naming the file and its line."""
+    from tests.test_bad_inputs import assert_run_and_dry_run_reject, write_spec
+
+    names = sorted(p.name for p in synthetic_train(cifake_root).iterdir())
+    rows = [(name, 0.5) for name in names]
+    if bad == "twice":
+        rows.append((names[2], 0.9))  # line 4 first, then the last line
+        expected = f"line {len(rows) + 1}: {names[2]} is listed again (first on line 4)"
+    else:
+        rows[3] = (names[3], bad)
+        expected = f"line 5: the score of {names[3]} is {bad}, not a finite number"
+    scores = clip_scores_file(cifake_root, tmp_path / "curated", rows)
+    spec = write_spec(tmp_path, cifake_root, {"experiments": [{"kind": "curation", "scores": ["clip"],
+                                                               "scores_file": str(scores)}]})  # fmt: skip
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{scores}, {expected}")
+
+
+def test_a_non_finite_threshold_is_refused_when_the_spec_is_read(cifake_root):
+    with pytest.raises(SynthgapError, match="threshold: must be a finite number, got nan"):
+        tiny_spec(cifake_root, [{"kind": "curation", "threshold": float("nan")}])

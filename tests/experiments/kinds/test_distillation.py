@@ -42,6 +42,11 @@ def test_the_loss_is_the_tempered_kl_times_t_squared_plus_cross_entropy_on_label
     ("block", "message"),
     [
         ({"temperature": 0}, "temperature must be positive"),
+        ({"temperature": float("inf")}, r"distillation\.temperature: must be a finite number, got inf"),
+        (
+            {"teacher": {"timm": "resnet10t", "weights": "w.safetensors", "std": [1, 1, float("nan")]}},
+            r"teacher\.std\.2: must be a finite number, got nan",
+        ),
         ({"alpha": [0.5, 1.5]}, r"alpha must be in \[0, 1\], got \[1.5\]"),
         ({"transfer_n": [18]}, "N must be in 1..17"),
         ({"teacher": {"checkpoint": "/no/such/folder"}}, "is not a synthgap checkpoint folder"),
@@ -52,6 +57,30 @@ def test_the_loss_is_the_tempered_kl_times_t_squared_plus_cross_entropy_on_label
 def test_bad_settings_fail_when_the_spec_is_read(cifake_root, block, message):
     with pytest.raises(SynthgapError, match=message):
         tiny_spec(cifake_root, [{"kind": "distillation", **block}])
+
+
+@pytest.mark.parametrize("source", ["checkpoint", "timm"])
+def test_a_teacher_with_another_class_list_is_refused_by_dry_run_and_run(cifake_root, tmp_path, capsys, source):
+    """The teacher's class list is in its checkpoint's metadata (or its timm settings): a teacher of other classes is
+    refused before anything trains, by --dry-run and by the run alike, with the differing classes."""
+    from synthgap.data.sources import CIFAR10_CLASSES
+    from tests.test_bad_inputs import assert_run_and_dry_run_reject, write_spec
+
+    classes = [*CIFAR10_CLASSES[:-1], "zebra"]
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    if source == "checkpoint":  # never loaded: the class list is read from the metadata alone
+        (folder / "model.safetensors").write_bytes(b"")
+        (folder / METADATA).write_text(json.dumps({"classes": classes}))
+        teacher, what = {"checkpoint": str(folder)}, f"teacher checkpoint {folder}"
+    else:
+        (folder / "w.safetensors").write_bytes(b"")
+        teacher = {"timm": "resnet10t", "weights": str(folder / "w.safetensors"), "classes": classes}
+        what = "timm teacher resnet10t"
+    spec = write_spec(tmp_path, cifake_root, {"experiments": [{"kind": "distillation", "teacher": teacher}]})
+    detail = "only the teacher: ['zebra']; only the data: ['truck']"
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{what} has another class list than the data "
+                                  f"({detail})")  # fmt: skip
 
 
 def test_unlabelled_real_needs_a_real_side(cifake_root):

@@ -10,7 +10,8 @@ Scores (higher is better):
   precision diagnostic of Kynkäänniemi et al. 2019, per image);
 - `clip`: a score per image file read from `scores_file`, the `clip_scores.csv` that `synthgap curate` writes (zero-shot
   CLIP's probability of the image's class); no teacher and no real image is used. The file's sha256 is part of the
-  run, so a changed file is a changed run.
+  run, so a changed file is a changed run; a score that is not a finite number, or an image scored twice, stops the
+  experiment when it is planned (`--dry-run`, and the run before any training).
 
 Curated and control students see the same number of images per class and, by default, the optimiser steps of the
 full synthetic set (`same_steps`), so a difference between them is the choice of images, not the amount of training.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import time
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from synthgap.data.loader import TensorLoader
@@ -60,6 +62,7 @@ RANDOM = "random"  # the control: a random subset of the same size per class
 class CurationBlock(Strict):
     """Curated synthetic subsets per (score, keep fraction or threshold), each with its random control."""
 
+    model_config = ConfigDict(allow_inf_nan=False)  # `threshold: .nan` keeps nothing, `-.inf` everything
     kind: Literal["curation"]
     scores: list[Score] = ["teacher_confidence", "teacher_agreement", "real_knn"]
     keep: list[float] | None = None  # fractions of each class kept (default [0.5] unless a threshold is given)
@@ -140,6 +143,7 @@ def plan(block: CurationBlock, seeds: list[int], spec: ExperimentSpec) -> list[C
     runs = [_plan_one(block, seed) for seed in seeds]
     if block.scores_file is None:
         return [run for group in runs for run in group]
+    read_file_scores(block.scores_file)  # a bad row stops --dry-run and the run's start, not the run itself
     file = str(block.scores_file.resolve())
     digest = file_digest(block.scores_file)
     return [replace(run, scores_file=file, scores_sha256=digest) if run.scoring == "clip" else run
@@ -218,26 +222,57 @@ def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> 
 
 
 def file_scores(path: Path, digest: str | None, files: list[Path]) -> np.ndarray:
-    """The score of each training image file, from a `file,class,score,...` CSV whose files are relative to the
-    scored set (the `source` of the generate.json beside it, else the CSV's folder); every file must have one."""
+    """The score of each training image file, from the `scores_file` of the run (`read_file_scores`); every file
+    must have one."""
     if file_digest(path) != digest:
         raise SynthgapError(f"{path} changed since the experiment was planned; run it again to plan with the new file")
-    settings = path.parent / "generate.json"
-    root = path.parent
-    if settings.is_file():
-        root = Path(json.loads(settings.read_text(encoding="utf-8")).get("source") or root)
-    by_file: dict[Path, float] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            try:
-                by_file[(root / row["file"]).resolve()] = float(row["score"])
-            except (KeyError, TypeError, ValueError):
-                raise SynthgapError(f"{path}, line {number}: expected columns file and score (a number)") from None
+    by_file = read_file_scores(path)
     missing = [f for f in files if Path(f).resolve() not in by_file]
     if missing:
         raise SynthgapError(f"{path} has no score for {len(missing)} training image(s), e.g. {missing[0]}: it scores "
                             "another set than data.synthetic")  # fmt: skip
     return np.array([by_file[Path(f).resolve()] for f in files], dtype=np.float64)
+
+
+def scored_root(path: Path) -> Path:
+    """The folder a scores file's `file` column is relative to: the scored set (the `source` of the generate.json
+    beside it), else the file's own folder."""
+    settings = path.parent / "generate.json"
+    if not settings.is_file():
+        return path.parent
+    try:
+        source = json.loads(settings.read_text(encoding="utf-8")).get("source")
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        raise SynthgapError(f"{settings} is not the JSON object that `synthgap curate` writes") from None
+    return Path(source or path.parent)
+
+
+def read_file_scores(path: Path) -> dict[Path, float]:
+    """{image file: score} from a `file,class,score,...` CSV (`synthgap curate`'s clip_scores.csv), files resolved
+    against `scored_root`. Each score must be a finite number (NaN would rank last and ±inf first) and each file
+    listed once (a second row would silently replace the first)."""
+    root = scored_root(path)
+    by_file: dict[Path, float] = {}
+    lines: dict[Path, int] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                where = f"{path}, line {reader.line_num}"
+                try:
+                    file, score = (root / row["file"]).resolve(), float(row["score"])
+                except (KeyError, TypeError, ValueError):
+                    raise SynthgapError(f"{where}: expected columns file and score (a number)") from None
+                if not math.isfinite(score):
+                    raise SynthgapError(f"{where}: the score of {row['file']} is {row['score'].strip()}, not a finite "
+                                        "number (NaN and ±inf cannot be ranked)")  # fmt: skip
+                if file in lines:
+                    raise SynthgapError(f"{where}: {row['file']} is listed again (first on line {lines[file]}); "
+                                        "each image needs exactly one score")  # fmt: skip
+                by_file[file], lines[file] = score, reader.line_num
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SynthgapError(f"{path}, line {reader.line_num}: not a readable UTF-8 CSV ({exc})") from None
+    return by_file
 
 
 def kept_positions(run: CurationRun, labels: np.ndarray, classes: int, scores: np.ndarray | None) -> np.ndarray:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
+from synthgap.data.config import test_class_order
 from synthgap.data.tensors import ImageTensors, concat_images
 from synthgap.data.transforms import Normalization, get_normalization
 from synthgap.errors import SynthgapError
@@ -44,6 +45,7 @@ class TeacherConfig(Strict):
     safetensors weights (`weights`), optionally its input statistics (`mean`/`std`, default: timm's for that model),
     its class list in label order (`classes`, checked against the data's) and `kwargs` for `timm.create_model`."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
     checkpoint: Path | None = None
     timm: str | None = None
     weights: Path | None = None
@@ -81,10 +83,27 @@ class TeacherConfig(Strict):
             metadata = {"settings": self.model_dump(mode="json"), "weights": file_digest(Path(self.weights))}
         return hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
 
+    @property
+    def description(self) -> str:
+        return f"teacher checkpoint {self.checkpoint}" if self.checkpoint is not None else f"timm teacher {self.timm}"
+
+    def class_list(self) -> list[str] | None:
+        """The teacher's classes in label order, from what is stored beside its weights (a checkpoint's metadata) or
+        given (`classes`); None when unknown. Reads no weights."""
+        if self.checkpoint is None:
+            return self.classes
+        try:
+            metadata = json.loads((Path(self.checkpoint) / METADATA).read_text(encoding="utf-8"))
+        except ValueError:
+            raise SynthgapError(f"{self.description}: {METADATA} is not JSON") from None
+        return metadata.get("classes") if isinstance(metadata, dict) else None
+
 
 class DistillationBlock(Strict):
     """Students on the synthetic images with a teacher's soft labels, one per (seed, temperature, alpha)."""
 
+    # `temperature: .inf` would pass `> 0` and train a student on uniform soft labels until it diverged
+    model_config = ConfigDict(allow_inf_nan=False)
     kind: Literal["distillation"]
     temperature: list[float] = [4.0]  # softmax temperature T (a number or a list); DM-KD uses 10
     alpha: list[float] = [0.9]  # weight of the soft term (a number or a list); 1.0 = soft labels only
@@ -170,6 +189,10 @@ def run_name(seed: int, temperature: float, alpha: float, unlabelled: bool, outs
 
 
 def plan(block: DistillationBlock, seeds: list[int], spec: ExperimentSpec) -> list[Run]:
+    if block.teacher is not None:  # here, not in `check`: the data's class list needs its test set indexed
+        _same_classes(
+            block.teacher.class_list(), test_class_order(spec.data, spec.data.test), block.teacher.description
+        )
     teacher = "baseline" if block.teacher is None else block.teacher.model_dump_json()
     digest = None if block.teacher is None else block.teacher.digest()
     runs: list[Run] = []
@@ -212,7 +235,7 @@ def load_teacher(run: DistillationRun, ctx: RunContext) -> tuple[nn.Module, Norm
     if config.checkpoint is not None:
         folder = Path(config.checkpoint)
         metadata = checked_metadata(folder)
-        _same_classes(metadata.get("classes"), classes, f"teacher checkpoint {folder}")
+        _same_classes(metadata.get("classes"), classes, config.description)
         model_config = checkpoint_model(metadata)
         model = build_model(model_config)
         load_weights(model, folder)
@@ -238,7 +261,7 @@ def _timm_teacher(config: TeacherConfig, classes: tuple[str, ...]) -> tuple[nn.M
     from safetensors.torch import load_file
 
     if config.classes is not None:
-        _same_classes(config.classes, classes, f"timm teacher {config.timm}")
+        _same_classes(config.classes, classes, config.description)
     model = timm.create_model(config.timm, pretrained=False, num_classes=len(classes), **config.kwargs)
     try:
         state = load_file(str(config.weights))
