@@ -113,6 +113,36 @@ def test_unknown_options_and_missing_results_are_synthgap_errors(cifake_root, tm
         synthgap.train(out=tmp_path / "one")
 
 
+@pytest.mark.parametrize("out", [None, 5, ""])
+def test_an_out_that_is_no_path_is_one_line_at_every_entry_point(cifake_root, out):
+    message = f"out must be a folder path (a str or a pathlib.Path), got {out!r}"
+    for call in (synthgap.run, synthgap.api.run_records, synthgap.api.dry_run):
+        with pytest.raises(SynthgapError, match=re.escape(message)):
+            call(baseline_spec(cifake_root), out=out)
+    with pytest.raises(SynthgapError, match=re.escape(message)):
+        synthgap.train("cifake:real", out=out, data_root=cifake_root)
+    for call in (synthgap.report, synthgap.load_results, synthgap.load_analysis, synthgap.analyze):
+        with pytest.raises(SynthgapError, match="folder must be a folder path"):
+            call(out)
+
+
+def test_an_out_that_is_a_file_is_one_line_not_an_os_error(cifake_root, tmp_path):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    for call in (synthgap.run, synthgap.api.run_records, synthgap.api.dry_run):
+        with pytest.raises(SynthgapError, match=re.escape(str(a_file))):
+            call(baseline_spec(cifake_root), out=a_file)
+    with pytest.raises(SynthgapError, match=re.escape(str(a_file))):
+        synthgap.train("cifake:real", out=a_file / "sub", data_root=cifake_root)
+    assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(("key", "value"), [("seeds", "0,1"), ("n", "4"), ("seeds", [0, 1.5]), ("seeds", 3)])
+def test_seeds_and_n_must_be_lists_of_whole_numbers(cifake_root, tmp_path, key, value):
+    with pytest.raises(SynthgapError, match=f"^{key}: expected"):
+        synthgap.run(baseline_spec(cifake_root), out=tmp_path / "exp", **{key: value})
+
+
 def test_train_records_one_run(cifake_root, tmp_path):
     record = synthgap.train("cifake:synthetic", out=tmp_path / "one", data_root=cifake_root, per_class="2",
                             epochs=1, width=0.125, batch_size=4, precision="fp32", progress=False)  # fmt: skip

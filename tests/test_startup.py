@@ -73,8 +73,12 @@ def test_data_describe_of_a_folder_needs_no_torch(image_folder):
         ({}, ["--backend", "rey"], "--backend: unknown backend 'rey' (did you mean 'ray'?)"),
         ({}, ["--dryrun"], "no such option: --dryrun (did you mean --dry-run?)"),
         ({}, ["--seeds", "0,x"], "--seeds: expected comma-separated integers, got '0,x'"),
+        ({"recipe": {"epochs": -3}}, [], "{spec}: recipe.epochs: must be at least 1, got -3"),
+        ({"recipe": {"precision": "bf32"}}, [], "{spec}: recipe.precision: unknown value 'bf32' (did you mean "),
+        ({}, ["--set", "recipe.lr=-1"], "--set recipe.lr=-1: recipe.lr: must be greater than 0.0, got -1"),
     ],
-    ids=["key", "kind", "block-key", "top-level-key", "set-key", "backend", "option", "seeds"],
+    ids=["key", "kind", "block-key", "top-level-key", "set-key", "backend", "option", "seeds", "value", "literal",
+         "set-value"],
 )
 def test_a_spec_typo_is_one_line_before_torch_is_imported(tmp_path, spec, options, expected):
     path = tmp_path / "spec.yaml"
@@ -133,6 +137,9 @@ TYPOS = [
     {"experiments": [{"kind": "baseline"}, {"kind": "layer_transfers"}]},
     {"experiments": [{"kind": "data_reduction", "fraction": [0.5]}]},
     {"experiments": [{"kind": "layer_transfer", "zzz": 1}]},
+    {"recipe": {"epochs": 0, "lr": -0.5, "label_smoothing": 1}},
+    {"recipe": {"schedule": "linear", "tta": "crop"}},
+    {"data": {"resolution": 0}},
 ]
 
 

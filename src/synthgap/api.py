@@ -94,11 +94,10 @@ def run_records(
     A validated `ExperimentSpec` is taken as it is (the options' spec changes are not applied to it again)."""
     from synthgap.experiments.backends import make_backend
     from synthgap.experiments.runner import run_experiment
-    from synthgap.io import check_folder_path
 
     options = options or RunOptions()
-    spec, out = _validated(spec, options), Path(out)
-    check_folder_path(out)
+    out = _out_folder(out)
+    spec = _validated(spec, options)
     slurm = {"slurm_partition": options.slurm_partition, "timeout_min": options.slurm_time}
     engine = make_backend(
         options.backend,
@@ -126,11 +125,10 @@ def dry_run(
     """What `run` would do (runs, data, compute), checked against the data layout, as text; trains nothing."""
     from synthgap.experiments.backends import planned_compute
     from synthgap.experiments.dryrun import dry_run_report
-    from synthgap.io import check_folder_path
 
     options = options or RunOptions()
-    spec, out = _validated(spec, options), Path(out)
-    check_folder_path(out)  # a dry run refuses an out the run could not create, with the run's line
+    out = _out_folder(out)  # a dry run refuses an out the run could not create, with the run's line
+    spec = _validated(spec, options)
     return dry_run_report(spec, out, planned_compute(options.backend, _resources(spec, options)))
 
 
@@ -155,8 +153,8 @@ def spec_data(spec: Source | ExperimentSpec, options: RunOptions) -> tuple[dict[
         raw, where = spec.model_dump(mode="json"), "spec"
     else:
         raw, where = _mapping(spec, "spec")
-    seeds = None if options.seeds is None else list(options.seeds)
-    n = None if options.n is None else list(options.n)
+    seeds = _whole_numbers(options.seeds, "seeds")
+    n = _whole_numbers(options.n, "n")
     data_root = options.data_root and str(options.data_root)
     for key, value in {"data.data_root": data_root, "recipe.epochs": options.epochs,
                        "data.per_class": per_class_value(options.per_class), "model.width": options.width,
@@ -233,8 +231,8 @@ def train(
     for key, value in {**values, **(overrides or {})}.items():
         if value is not None:
             set_dotted(raw, key, value)
+    out = _out_folder(out)
     run_config = validate(TrainRunConfig, raw, where=where)  # unknown augmentation/normalization names fail here
-    out = Path(out)
     return run_baseline(run_config, out / run_config.run_name(), out, progress=progress, rerun_changed=rerun_changed)
 
 
@@ -242,7 +240,7 @@ def report(folder: str | os.PathLike) -> Path:
     """Write `folder`/report.md, report.html and figures/*.png from its results; returns the report.md path."""
     from synthgap.report.build import build_report
 
-    return build_report(Path(folder))
+    return build_report(_folder(folder, "folder"))
 
 
 def analyze(
@@ -259,7 +257,7 @@ def analyze(
     from synthgap.analysis import analyze as analyze_folder
 
     return analyze_folder(
-        Path(folder),
+        _folder(folder, "folder"),
         model_cache=_path(model_cache),
         probe_per_class=probe_per_class,
         max_images=max_images,
@@ -279,7 +277,7 @@ def load_results(folder: str | os.PathLike, per_class: bool = False, *, lists: b
     NaN where a record has no per-class results."""
     from synthgap.experiments.results import RECORD_CLASSES, RESULTS_FILE, ResultRecord, read_results
 
-    path = Path(folder) / RESULTS_FILE
+    path = _folder(folder, "folder") / RESULTS_FILE
     if not path.is_file():
         raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with out={str(folder)!r} first")
     records = read_results(Path(folder))
@@ -299,7 +297,7 @@ def load_analysis(folder: str | os.PathLike, *, lists: bool = False) -> pd.DataF
     `model_keys` only with `lists`)."""
     from synthgap.analysis.rows import ANALYSIS_FILE, AnalysisRow, read_analysis
 
-    if not (Path(folder) / ANALYSIS_FILE).is_file():
+    if not (_folder(folder, "folder") / ANALYSIS_FILE).is_file():
         raise SynthgapError(f"no {ANALYSIS_FILE} in {folder}: run synthgap.analyze({str(folder)!r}) first")
     rows = [row.model_dump(mode="json") for row in read_analysis(Path(folder))]
     return _frame(rows, _declared_kinds([AnalysisRow]), lists=lists)
@@ -341,8 +339,41 @@ def _resources(spec: ExperimentSpec, options: RunOptions):
     return Resources(cpus=options.cpus_per_run or spec.resources.cpus, gpus=gpus)
 
 
-def _path(value: str | os.PathLike | None) -> Path | None:
-    return None if value is None else Path(value)
+def _path(value: str | os.PathLike | None, what: str = "model_cache") -> Path | None:
+    return None if value is None else _folder(value, what)
+
+
+def _folder(value: object, what: str) -> Path:
+    """`value` as a folder path; anything but a str or a path is one error line naming the argument."""
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise SynthgapError(f"{what} must be a folder path (a str or a pathlib.Path), got {value!r}")
+    return Path(value)
+
+
+def _out_folder(value: object) -> Path:
+    """The folder `out` names, refused in one line when it is no path or cannot be a folder (a file is there, or
+    above it) — the line a failed `mkdir` of the run would give, without creating anything."""
+    from synthgap.errors import os_error_message
+    from synthgap.io import check_folder_path
+
+    out = _folder(value, "out")
+    try:
+        check_folder_path(out)
+    except OSError as exc:
+        raise SynthgapError(os_error_message(exc)) from None
+    return out
+
+
+def _whole_numbers(values: object, what: str) -> list[int] | None:
+    """A list of whole numbers from a sequence of them; a string ("0,1") or other values are one error line."""
+    if values is None:
+        return None
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise SynthgapError(f"{what}: expected a list of whole numbers such as [0, 1], got {values!r}")
+    bad = [value for value in values if isinstance(value, bool) or not isinstance(value, int)]
+    if bad:
+        raise SynthgapError(f"{what}: expected whole numbers, got {bad[0]!r} in {list(values)!r}")
+    return list(values)
 
 
 def _mapping(source: Source, what: str) -> tuple[dict[str, Any], str]:

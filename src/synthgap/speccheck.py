@@ -14,12 +14,12 @@ it checks nothing and leaves every decision to the full validation.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from synthgap.errors import SynthgapError, unknown_choice, unknown_key
+from synthgap.errors import SynthgapError, shown, unknown_choice, unknown_key
 
 PACKAGE = Path(__file__).resolve().parent
 SPEC_MODULE, SPEC_CLASS = "synthgap.experiments.spec", "ExperimentSpec"
@@ -39,6 +39,9 @@ class Shape:
     forbids_others: bool
     annotations: dict[str, ast.expr]  # key → its annotation, for following a section to its class
     module: str  # where the class is defined, for resolving the names its annotations use
+    # key → (int | float, {ge/gt/le/lt: bound}) of `x: int = Field(..., ge=1)`; key → the values of a `Literal[...]`
+    bounds: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,11 @@ def spec_key_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
     shape = spec_shape()
     if shape is None or not isinstance(raw, dict):
         return []
-    problems = _unknown_keys(raw, shape.top, "")
+    problems = _unknown_keys(raw, shape.top, "") + _bad_values(raw, shape.top, "")
     for key, value in raw.items():
         if key in shape.sections and isinstance(value, dict):
             problems += _unknown_keys(value, shape.sections[key], f"{key}.")
+            problems += _bad_values(value, shape.sections[key], f"{key}.")
     blocks = raw.get(BLOCKS_FIELD)
     if isinstance(blocks, list):
         for number, block in enumerate(blocks):
@@ -80,6 +84,7 @@ def spec_key_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 problems.append((where, unknown_choice("kind", block["kind"], sorted(shape.kinds))))
             else:
                 problems += _unknown_keys(block, kind, f"{where}.{block['kind']}.")  # as pydantic locates them
+                problems += _bad_values(block, kind, f"{where}.{block['kind']}.")
     return problems
 
 
@@ -87,6 +92,31 @@ def _unknown_keys(section: dict[str, Any], shape: Shape, prefix: str) -> list[tu
     if not shape.forbids_others:
         return []
     return [(f"{prefix}{key}", unknown_key(key, shape.keys)) for key in section if key not in shape.keys]
+
+
+_BOUND_WORDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+_BOUND_HOLDS = {"gt": float.__gt__, "ge": float.__ge__, "lt": float.__lt__, "le": float.__le__}
+
+
+def _bad_values(section: dict[str, Any], shape: Shape, prefix: str) -> list[tuple[str, str]]:
+    """Numbers outside their field's bounds and names outside their `Literal`, worded as the full validation words
+    them (`must be at least 1, got -3`). Values of another type are left to the full validation."""
+    problems = []
+    for key, value in section.items():
+        if key in shape.bounds and isinstance(value, int | float) and not isinstance(value, bool):
+            kind, bounds = shape.bounds[key]
+            if kind == "int" and not isinstance(value, int):
+                continue
+            for name, bound in bounds.items():
+                if not _BOUND_HOLDS[name](float(value), float(bound)):
+                    shown_bound = float(bound) if kind == "float" else bound
+                    problems.append(
+                        (f"{prefix}{key}", f"must be {_BOUND_WORDS[name]} {shown_bound}, got {shown(value)}")
+                    )
+                    break
+        elif key in shape.choices and isinstance(value, str) and value not in shape.choices[key]:
+            problems.append((f"{prefix}{key}", unknown_choice("value", value, shape.choices[key])))
+    return problems
 
 
 @cache
@@ -147,6 +177,8 @@ def _shape(module: str, name: str, depth: int = 0) -> Shape:
     node, defined_in = found
     keys: list[str] = []
     annotations: dict[str, ast.expr] = {}
+    bounds: dict[str, tuple[str, dict[str, float]]] = {}
+    choices: dict[str, tuple[str, ...]] = {}
     forbids: bool | None = None
     for base in node.bases:
         base_name = _name(base)
@@ -157,6 +189,8 @@ def _shape(module: str, name: str, depth: int = 0) -> Shape:
         inherited = _shape(defined_in, base_name, depth + 1)
         keys += [key for key in inherited.keys if key not in keys]
         annotations |= inherited.annotations
+        bounds |= inherited.bounds
+        choices |= inherited.choices
         forbids = inherited.forbids_others
     for keyword in node.keywords:  # class X(BaseModel, extra="forbid")
         if keyword.arg == "extra":
@@ -170,13 +204,32 @@ def _shape(module: str, name: str, depth: int = 0) -> Shape:
                 if key not in keys:
                     keys.append(key)
                 annotations[key] = statement.annotation
+                _read_constraints(key, statement, bounds, choices)
         elif isinstance(statement, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "model_config" for target in statement.targets
         ):
             extra = _config_extra(statement.value)
             if extra is not None:
                 forbids = extra == "forbid"
-    return Shape(tuple(keys), bool(forbids), annotations, defined_in)
+    return Shape(tuple(keys), bool(forbids), annotations, defined_in, bounds, choices)
+
+
+def _read_constraints(
+    key: str, statement: ast.AnnAssign, bounds: dict[str, tuple[str, dict[str, float]]], choices: dict
+) -> None:
+    """The bounds of `x: int | float = Field(..., ge=...)` and the values of `x: Literal[...]`, where a field
+    spells them as constants (anything else is left to the full validation)."""
+    annotation, value = statement.annotation, statement.value
+    if isinstance(annotation, ast.Name) and annotation.id in ("int", "float"):
+        if isinstance(value, ast.Call) and _name(value.func) == "Field":
+            found = {k.arg: _constant(k.value) for k in value.keywords if k.arg in _BOUND_WORDS}
+            if found and all(isinstance(b, int | float) and not isinstance(b, bool) for b in found.values()):
+                bounds[key] = (annotation.id, found)
+    elif isinstance(annotation, ast.Subscript) and _name(annotation.value) == "Literal":
+        items = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        names = [_constant(item) for item in items]
+        if names and all(isinstance(name, str) for name in names):
+            choices[key] = tuple(names)
 
 
 def _find_class(module: str, name: str, depth: int = 0) -> tuple[ast.ClassDef, str] | None:
