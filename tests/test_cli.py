@@ -282,3 +282,26 @@ def test_a_command_line_typer_cannot_parse_is_one_error_line_and_exit_2(args, li
     result = synthgap(*args)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"synthgap: error: {line}\n"
+
+
+def test_data_describe_takes_a_spec_data_reference(cifake_root, tmp_path, monkeypatch, capsys):
+    """`data describe cifake:real` reads the data root from $SYNTHGAP_DATA_ROOT; a generate output is a generated set;
+    a dataset with a ClassLabel value past its names is one error line."""
+    import datasets
+
+    from tests.data.test_describe import write_generated
+    from tests.data.test_hf import _cast_labels
+    from tests.test_bad_inputs import only_line
+    from tests.test_bad_inputs import synthgap as in_process
+
+    monkeypatch.setenv("SYNTHGAP_DATA_ROOT", str(cifake_root))
+    code, out, err = in_process(capsys, "data", "describe", "cifake:real", "--sample", "3")
+    assert code == 0, err
+    assert "layout: CIFAKE, real side" in out and "cifake:real/test: 30 images, 10 classes" in out
+    code, out, err = in_process(capsys, "data", "describe", write_generated(tmp_path / "gen"))
+    assert code == 0 and "layout: generated set (synthgap generate text2img" in out, err
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": _cast_labels([0, 1, 2, 3, 7], ["a", "b", "c", "d"])}).save_to_disk(str(saved))
+    capsys.readouterr()  # the progress bars of making the dataset
+    code, _, err = in_process(capsys, "data", "describe", f"hf:{saved}")
+    assert code == 2 and "row 4: label 7 is out of range for column 'label', a ClassLabel of 4 names" in only_line(err)

@@ -357,26 +357,27 @@ def _print_flags(records: list) -> None:
         typer.echo(f"synthgap: warning: {flag}", err=True)
 
 
-@data_app.command("describe", short_help="Layout, images per class and image sizes of a data folder.")
+@data_app.command("describe", short_help="Layout, images per class and image sizes of a data set.")
 def data_describe(
     path: Annotated[
         str,
         typer.Argument(
-            help="A CIFAKE root (or a folder holding cifake/), an ImageFolder, or an hf: dataset reference "
-            "(hf:/path/to/saved, hf:user/dataset)."
+            help="A folder (a CIFAKE root, class folders, a synthgap generate output) or a data reference as a spec "
+            "takes it: cifake:real, folder:DIR, generated:DIR, imagenet100:DIR, hf:/path/to/saved, hf:user/dataset."
         ),
     ],
     sample: Annotated[int, typer.Option(help="Images per data set whose size and mode are read.")] = 2000,
     class_map: Annotated[
         Path | None, typer.Option(help="CSV with folder,class rows grouping class folders into classes.")
     ] = None,
+    data_root: DataRoot = None,
 ) -> None:
     """Print the detected layout (class folders, split folders), images per class with min / median / max and an
-    imbalance flag, and image sizes/modes of a data folder; for an hf: dataset, its splits and the image and label
-    columns it would read."""
+    imbalance flag, and image sizes/modes of a data set; for a generated set, its model, prompts and counts from the
+    manifest; for an hf: dataset, its splits and the image and label columns it would read."""
     from synthgap.data.describe import describe
 
-    typer.echo(describe(path, sample=sample, class_map=class_map))
+    typer.echo(describe(path, sample=sample, class_map=class_map, data_root=data_root))
 
 
 @data_app.command("stats", short_help="Per-channel mean and std of a data set (a normalization).")
@@ -745,9 +746,13 @@ def export(
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, runs/, report.md).")] = Path("synthgap-demo"),
     data_root: DataRoot = None,
-    per_class: Annotated[int, typer.Option(help="Training images per class and side.")] = 1000,
-    epochs: Annotated[int, typer.Option(help="Epochs of each baseline (layer-transfer runs train half as long).")] = 6,
-    width: Annotated[float, typer.Option(help="ResNet-18 width multiplier (0.5 keeps the demo fast on a CPU).")] = 0.5,
+    per_class: Annotated[int | None, typer.Option(help="Training images per class and side (default 400).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs of each baseline (layer-transfer runs train half as long; default 10).")
+    ] = None,
+    width: Annotated[
+        float | None, typer.Option(help="ResNet-18 width multiplier (default 0.25: the demo stays fast on a CPU).")
+    ] = None,
     n: NList = None,
     model_cache: ModelCacheDir = None,
     quiet: Quiet = False,
@@ -755,8 +760,9 @@ def demo(
     """CIFAKE demo: R and S baselines, a small layer sweep both ways, and a report. Rerun to resume."""
     from synthgap.demo import demo_summary, run_demo
 
-    records = run_demo(out, data_root=data_root, per_class=per_class, epochs=epochs, width=width, n=_int_list(n, "--n"),
-                       model_cache=model_cache, progress=not quiet)  # fmt: skip
+    sizes = {"per_class": per_class, "epochs": epochs, "width": width}
+    records = run_demo(out, data_root=data_root, n=_int_list(n, "--n"), model_cache=model_cache, progress=not quiet,
+                       **{key: value for key, value in sizes.items() if value is not None})  # fmt: skip
     typer.echo(demo_summary(records))
     _print_flags(records)
     typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'} (and report.html, figures/)")

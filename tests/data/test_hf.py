@@ -315,3 +315,71 @@ def test_rows_held_in_memory_reach_a_decoding_worker_as_their_own_rows_only(tmp_
         == ["hf:mem[train] row 3", "hf:mem[train] row 4"]
     )
     assert [s.read() for _, s in again.sources()] == [s.read() for _, s in chunk.sources()]
+
+
+def _cast_labels(labels: list, names: list[str]) -> datasets.Dataset:
+    """A ClassLabel column holding `labels` as they are: `from_dict` would refuse an out-of-range value, a cast from
+    ints does not (what a dataset written by another tool can hold)."""
+    ints = datasets.Dataset.from_dict(
+        {"img": _images(len(labels)), "label": labels},
+        features=datasets.Features({"img": datasets.Image(), "label": datasets.Value("int64")}),
+    )
+    return ints.cast(datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=names)}))
+
+
+def test_a_class_label_value_out_of_range_is_refused_naming_its_row(tmp_path):
+    folder = tmp_path / "out-of-range"
+    datasets.DatasetDict({"train": _cast_labels([0, 1, 2, 3, 7, 1], ["a", "b", "c", "d"])}).save_to_disk(str(folder))
+    expected = rf"hf:{folder}\[train\] row 4: label 7 is out of range for column 'label', a ClassLabel of 4 names"
+    with pytest.raises(SynthgapError, match=expected) as caught:
+        open_source(f"hf:{folder}", "train")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SynthgapError, match=expected):  # describe says so too, rather than counting 6 images
+        describe(f"hf:{folder}")
+
+
+def test_a_null_label_is_one_error_without_numpy_warnings(tmp_path):
+    import warnings
+
+    folder = tmp_path / "nulls"
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=CLASSES)})
+    data = datasets.Dataset.from_dict({"img": _images(4), "label": [0, None, 2, 1]}, features=features)
+    datasets.DatasetDict({"train": data}).save_to_disk(str(folder))
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(SynthgapError, match=r"1 of 4 rows have no"):
+        warnings.simplefilter("always")
+        open_source(f"hf:{folder}", "train")
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+
+
+def test_an_unfinished_export_says_so_instead_of_reading_its_settings(tmp_path):
+    from synthgap.data import hf
+    from synthgap.generate import export
+    from tests.data.test_generated import write_set
+
+    assert (hf.EXPORT_SETTINGS, hf.EXPORT_DATA) == (export.EXPORT, export.SHARDS)  # the folder export.py writes
+    write_set(tmp_path / "gen")
+    out = tmp_path / "export"
+    export.export_generated(export.ExportConfig(tmp_path / "gen", out), progress=False)
+    os.replace(out / "data", out / ".data.partial")  # the state a kill before the end leaves
+    (out / "README.md").unlink()
+    with pytest.raises(SynthgapError) as caught:
+        open_source(f"hf:{out}", "train")
+    assert str(caught.value) == (
+        f"hf:{out} is an unfinished synthgap export (no data/ yet): run `synthgap export` again to finish it"
+    )
+    os.replace(out / ".data.partial", out / "data")  # the shards in place, the card not yet written: readable
+    assert len(open_source(f"hf:{out}", "train")) == 4
+
+
+def test_describe_refuses_an_unknown_split_and_reads_only_the_named_ones(tmp_path):
+    folder = tmp_path / "saved"
+    splits = {"train": _class_label_dataset(6), "test": _class_label_dataset(3), "extra": _class_label_dataset(9)}
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    with pytest.raises(SynthgapError, match=r"has no split 'nope'; its splits: train, test, extra"):
+        describe(f"hf:{folder}?split=nope")
+    with pytest.raises(SynthgapError, match=r"has no split 'nope'; its splits: train, test, extra"):
+        describe(f"hf:{folder}?test_split=nope")
+    text = describe(f"hf:{folder}?split=extra&test_split=train")
+    assert "splits: train (6 rows), test (3 rows), extra (9 rows)" in text  # every split is listed
+    assert f"hf:{folder}[extra]: 9 images" in text and f"hf:{folder}[train]: 6 images" in text
+    assert f"hf:{folder}[test]:" not in text  # the sides read extra and train

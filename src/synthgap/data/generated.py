@@ -28,12 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from synthgap.data.cachedir import default_cache_dir
+from synthgap.data.describe import DESCRIBERS
 from synthgap.data.index import LabelledIndex
-from synthgap.data.sources import SOURCES
+from synthgap.data.sources import SOURCES, DataRef
 from synthgap.errors import SynthgapError
 from synthgap.io import atomic_write_text, file_digest
 
 MANIFEST = "manifest.jsonl"
+SETTINGS = "generate.json"  # the run's settings (generate/output.py's SETTINGS; the data stage does not import it)
+SHOW = 5  # values shown in a `data describe` line before "..."
 VERIFIED = "verified"  # folder of the cache dir holding one empty marker per set whose digests matched
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 HASH_THREADS = 8  # hashlib and file reads release the GIL: a few threads keep a disk or an NFS mount busy
@@ -161,3 +164,75 @@ def open_generated(path: str, split: str, data_root: Path | None) -> LabelledInd
         paths=tuple(entry.path for entry in entries),
         labels=np.array([classes[entry.class_name] for entry in entries], dtype=np.int64),
     )
+
+
+# --- data describe --------------------------------------------------------------------------------------------------
+
+
+@DESCRIBERS.register("generated")
+def describe_generated(ref: DataRef, data_root: Path | None) -> tuple[str, list[LabelledIndex]]:
+    """For `synthgap data describe generated:DIR` (or DIR): how the set was made (generator, model, sampling,
+    prompts and templates, from the manifest and generate.json) and its index, whose class counts are the
+    manifest's."""
+    root = Path(ref.argument).expanduser()
+    index = open_generated(ref.argument, "train", data_root)  # the checks a spec's side gets: finished, digests
+    records = [record for _, record in read_generated_manifest(root)]
+    settings = _read_settings(root)
+    kind = settings.get("kind")
+    made_by = "synthgap curate" if kind == "curate" else f"synthgap generate {kind}" if kind else "no generate.json"
+    head = [f"layout: generated set ({made_by}, {root})"]
+    head += _model_lines(records, settings)
+    prompts = _distinct(records, "prompt")
+    if prompts:
+        head.append(f"prompts: {len(prompts)} distinct over {len(records)} images, e.g. {prompts[0]!r}")
+    listed = settings.get("templates") if kind != "curate" else None  # curate's templates are CLIP's, not prompts'
+    templates = _distinct(records, "template") or (listed if isinstance(listed, list) else [])
+    if templates:
+        head.append(f"templates: {_shown(templates)}")
+    if kind == "curate":
+        head.append(
+            f"curated from: {settings.get('source')} (CLIP {settings.get('clip_model')}, {settings.get('rule')})"
+        )
+    names = {record["class"]: str(record.get("class_name", record["class"])) for record in records}
+    if any(name != class_id for class_id, name in names.items()):
+        head.append("class names: " + _shown([f"{class_id} {name}" for class_id, name in names.items()], quote=False))
+    return "\n".join(head), [index]
+
+
+def _read_settings(root: Path) -> dict:
+    """generate.json, or {} when it is missing or unreadable: the manifest alone is the set (`open_generated`)."""
+    try:
+        settings = json.loads((root / SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def _model_lines(records: list[dict], settings: dict) -> list[str]:
+    """The model (and its revision) and the sampler's settings: the manifest's values, else generate.json's."""
+    values = {key: _distinct(records, key) or ([settings[key]] if settings.get(key) is not None else [])
+              for key in ("model", "revision", "scheduler", "steps", "guidance", "size")}  # fmt: skip
+    lines = []
+    if values["model"]:
+        revision = f" (revision {_shown(values['revision'], quote=False)})" if values["revision"] else ""
+        lines.append(f"model: {_shown(values['model'], quote=False)}{revision}")
+    sampling = [f"{key} {_shown(values[key], quote=False)}" for key in ("scheduler", "steps", "guidance", "size")
+                if values[key]]  # fmt: skip
+    if sampling:
+        lines.append("sampling: " + ", ".join(sampling))
+    return lines
+
+
+def _distinct(records: list[dict], key: str) -> list:
+    """The distinct values of a manifest field, in first-appearance order (None and "" left out)."""
+    seen: dict = {}
+    for record in records:
+        value = record.get(key)
+        if value is not None and value != "" and not isinstance(value, dict | list):
+            seen.setdefault(value, None)
+    return list(seen)
+
+
+def _shown(values: list, *, quote: bool = True) -> str:
+    shown = [repr(v) if quote else str(v) for v in values[:SHOW]]
+    return ", ".join(shown) + (f", ... ({len(values)} in all)" if len(values) > SHOW else "")

@@ -34,7 +34,7 @@ from synthgap.data.cachedir import default_cache_dir
 from synthgap.data.describe import DESCRIBERS
 from synthgap.data.index import LabelledIndex
 from synthgap.data.items import ImageItems, ImageSource
-from synthgap.data.sources import SOURCES, check_no_empty_class
+from synthgap.data.sources import SOURCES, DataRef, check_no_empty_class
 from synthgap.errors import SynthgapError
 from synthgap.hub import hub_offline
 from synthgap.io import atomic_write_json
@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 TRAIN_SPLITS = ("train",)
 TEST_SPLITS = ("test", "validation")
 SAVED_MARKERS = ("dataset_dict.json", "state.json")  # what save_to_disk writes (a DatasetDict, a Dataset)
+# What `synthgap export` writes first and last (generate/export.py's EXPORT and SHARDS, named here rather than
+# imported: the data stage does not import the generation stage). Settings without data/ are a killed export.
+EXPORT_SETTINGS = "export.json"
+EXPORT_DATA = "data"
 
 
 @dataclass(frozen=True)
@@ -110,21 +114,22 @@ def resolved_index(resolved: HfSplit, root: Path, signature: str) -> LabelledInd
 
 
 @DESCRIBERS.register("hf")
-def describe_hf(text: str) -> tuple[str, list[LabelledIndex]]:
-    """For `synthgap data describe hf:...`: a head (where, splits, columns) and an index per split."""
-    from synthgap.data.sources import DataRef
-
-    ref = DataRef.parse(text)
+def describe_hf(ref: DataRef, data_root: Path | None) -> tuple[str, list[LabelledIndex]]:
+    """For `synthgap data describe hf:...`: a head (where, splits, columns) and an index per split; with ?split= or
+    ?test_split=, only the splits named (each must exist), as a spec's sides would read them."""
     options = dict(ref.options)
     image, label = options.get("image"), options.get("label")
     splits, where, signature = load_splits(ref.argument, options.get("config"))
+    named = [options[option] for option in ("split", "test_split") if option in options]
+    for asked in named:
+        choose_split(ref.argument, splits, "train", asked)  # an unknown split: one error listing the splits
     head = [
         f"layout: Hugging Face dataset ({where if where else ref.argument + ', from the hub cache'})",
         "splits: " + ", ".join(f"{split} ({len(dataset)} rows)" for split, dataset in splits.items()),
     ]
     indexes, problems = [], []
-    for chosen in splits:  # a split that cannot serve (unlabelled test rows, say) is a line, not the end
-        try:
+    for chosen in [split for split in splits if split in named] or list(splits):
+        try:  # a split that cannot serve (unlabelled test rows, say) is a line, not the end
             resolved = resolve_split(f"hf:{ref.argument}[{chosen}]", splits, chosen, image=image, label=label,
                                      folder=where)  # fmt: skip
             index = resolved_index(resolved, where or Path(ref.argument), signature)
@@ -295,6 +300,7 @@ def files_signature(local: Path) -> str:
 
 def _load_splits(name: str, config: str | None, signature: str) -> tuple[dict[str, datasets.Dataset], Path | None]:
     local = Path(name).expanduser()
+    _check_finished_export(name, local)
     with _quiet_datasets() as datasets:
         try:
             if local.is_dir() and any((local / marker).is_file() for marker in SAVED_MARKERS):
@@ -315,6 +321,16 @@ def _load_splits(name: str, config: str | None, signature: str) -> tuple[dict[st
     if isinstance(loaded, datasets.Dataset):
         loaded = {"train": loaded}
     return dict(loaded), local
+
+
+def _check_finished_export(name: str, local: Path) -> None:
+    """A killed `synthgap export` holds its settings and no data/ yet: `load_dataset` would read export.json as the
+    data set, so it is named for what it is."""
+    if local.is_dir() and (local / EXPORT_SETTINGS).is_file() and not (local / EXPORT_DATA).is_dir():
+        raise SynthgapError(
+            f"hf:{name} is an unfinished synthgap export (no {EXPORT_DATA}/ yet): run `synthgap export` again to "
+            "finish it"
+        )
 
 
 def _no_config(name: str, config: str | None, what: str) -> None:
@@ -473,8 +489,9 @@ def _labels(title: str, splits: dict[str, Any], dataset: Any, label: str) -> tup
     feature = dataset.features[label]
     column = dataset.data.table.column(label)
     if isinstance(feature, datasets.ClassLabel):
-        labels = column.to_numpy().astype(np.int64)
+        labels = column.fill_null(-1).to_numpy().astype(np.int64)  # null: no label, like -1 (and no NaN to cast)
         classes = tuple(feature.names)
+        _check_in_range(title, label, labels, len(classes))
     elif _is_string(feature):
         names = sorted(
             {value for split in splits.values() if label in split.column_names and _is_string(split.features[label])
@@ -493,3 +510,15 @@ def _labels(title: str, splits: dict[str, Any], dataset: Any, label: str) -> tup
             f"{title}: {missing} of {len(labels)} rows have no label in column {label!r}; use a labelled split"
         )
     return classes, labels
+
+
+def _check_in_range(title: str, label: str, labels: np.ndarray, names: int) -> None:
+    """A ClassLabel value is -1 (no label) or one of its names' positions: `datasets` does not check values cast
+    from ints, and a value past the names would index no class."""
+    bad = np.flatnonzero((labels < -1) | (labels >= names))
+    if len(bad):
+        more = f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else ""
+        raise SynthgapError(
+            f"{title} row {bad[0]}: label {labels[bad[0]]} is out of range for column {label!r}, a ClassLabel of "
+            f"{names} names (0 to {names - 1}){more}"
+        )

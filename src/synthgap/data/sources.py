@@ -168,13 +168,18 @@ def cifake_label(file_name: str) -> tuple[int, int] | None:
     return label, int(match.group(1))
 
 
-@SOURCES.register("cifake")
-def open_cifake(side: str, split: str, data_root: Path | None) -> LabelledIndex:
+def cifake_folder(side: str, split: str, data_root: Path | None) -> Path:
+    """The folder of one CIFAKE side and split (side and split checked, the folder not: it may be missing)."""
     if side not in CIFAKE_SIDES:
         raise SynthgapError(f"unknown CIFAKE side {side!r}; choose from: {', '.join(CIFAKE_SIDES)}")
     if split not in ("train", "test"):
         raise SynthgapError(f"unknown CIFAKE split {split!r}; choose train or test")
-    folder = cifake_dir(data_root) / split / CIFAKE_SIDES[side]
+    return cifake_dir(data_root) / split / CIFAKE_SIDES[side]
+
+
+@SOURCES.register("cifake")
+def open_cifake(side: str, split: str, data_root: Path | None) -> LabelledIndex:
+    folder = cifake_folder(side, split, data_root)
     if not folder.is_dir():
         raise SynthgapError(f"CIFAKE folder missing: {folder}")
     entries = []
