@@ -20,7 +20,7 @@ from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import get_normalization
 from synthgap.models import ModelFamily, freeze, reestimate_batchnorm, transfer
 from synthgap.train.loaders import recipe_loaders
-from synthgap.train.loop import FitResult, default_device, fit, measure
+from synthgap.train.loop import FitResult, autocast, autocast_dtype, default_device, fit, measure
 from synthgap.train.recipe import TrainRecipe
 
 MAX_CACHED_FEATURE_BYTES = 4 << 30  # beyond this the prefix is recomputed every step rather than held in memory
@@ -125,10 +125,13 @@ def _fit_suffix(
     seed: int,
     **fit_options,
 ) -> FitResult:
-    train_features = prefix_features(prefix, train_loader)
-    test_features = prefix_features(prefix, test_loader)
+    # in the recipe's precision, as the prefix runs inside every training step of the ordinary path (on a bf16 CPU
+    # an fp32 feature pass cost as much as the suffix's whole training)
+    precision = recipe.precision
+    train_features = prefix_features(prefix, train_loader, precision=precision)
+    test_features = prefix_features(prefix, test_loader, precision=precision)
     # flip test-time augmentation: the prefix's outputs for the mirrored test images too, computed once as well
-    mirrored = prefix_features(prefix, test_loader, mirror=True) if recipe.tta == "flip" else None
+    mirrored = prefix_features(prefix, test_loader, mirror=True, precision=precision) if recipe.tta == "flip" else None
     feature_train = FeatureLoader(
         train_features, train_loader.data.labels, batch_size=recipe.batch_size, shuffle=True, drop_last=True, seed=seed
     )
@@ -140,9 +143,11 @@ def _fit_suffix(
 
 
 @torch.no_grad()
-def prefix_features(prefix: nn.Module, loader: TensorLoader, *, mirror: bool = False) -> torch.Tensor:
+def prefix_features(
+    prefix: nn.Module, loader: TensorLoader, *, mirror: bool = False, precision: str = "fp32"
+) -> torch.Tensor:
     """Frozen-prefix outputs of every image (or, with `mirror`, of its mirror image) in loader order (no
-    augmentation: the loader's is `none`), on the CPU."""
+    augmentation: the loader's is `none`), computed in `precision` and kept as fp32 on the CPU."""
     prefix.eval()
     device = next(prefix.parameters()).device
     plain = TensorLoader(
@@ -152,4 +157,5 @@ def prefix_features(prefix: nn.Module, loader: TensorLoader, *, mirror: bool = F
         channels_last=loader.channels_last,
     )
     batches = (images.flip(-1) if mirror else images for images, _ in plain.on(device).epoch(0))
-    return torch.cat([prefix(images).cpu() for images in batches])
+    with autocast(device, autocast_dtype(precision, device)):
+        return torch.cat([prefix(images).float().cpu() for images in batches])
