@@ -662,7 +662,13 @@ def generate_adapt(
         int | None, typer.Option(help="Optimizer steps per LoRA instead of whole epochs.", show_default=False)
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Real images per step.")] = 4,
-    size: Annotated[int, typer.Option(help="Training resolution (centre square, multiple of 8).")] = 512,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Training resolution (centre square, multiple of 8; default: the model's own, e.g. 512 for Stable "
+            "Diffusion v1)."
+        ),
+    ] = None,
     text_encoder: Annotated[bool, typer.Option("--text-encoder", help="Also adapt the text encoder.")] = False,
     one_per_class: Annotated[bool, typer.Option("--one-per-class", help="One LoRA per class (sub-folders).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the LoRA init, data order, noise and timesteps.")] = 0,

@@ -2,6 +2,7 @@
 images, a stopped run resumes to the same bytes, and LoRAs that do not fit are refused."""
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from synthgap.errors import SynthgapError
+from synthgap.generate import adapt as adapt_module
 from synthgap.generate.adapt import AdaptConfig, LoraParts, adapt
 from synthgap.generate.img2img import Img2ImgConfig, generate_img2img
 from synthgap.generate.lora import ADAPT_RESULT, LORA_WEIGHTS
@@ -158,3 +160,31 @@ def test_loras_that_do_not_fit_are_refused_with_one_line(trained_lora, tiny_text
         generate_text2img(tiny_config(tiny_text2img, tmp_path / "e", lora=tmp_path / "nowhere"), progress=False)
     with pytest.raises(SynthgapError, match="holds a `synthgap generate` run; choose another --out for this adapt run"):
         adapt(adapt_config(tiny_text2img, reference_set, real_two_classes), progress=False)
+
+
+def test_the_size_defaults_to_the_models_own_and_a_far_one_is_warned(tiny_text2img, real_two_classes, tmp_path,
+                                                                      monkeypatch, caplog):  # fmt: skip
+    """The tiny model's own size is 64 px (UNet sample size 32 × VAE scale factor 2), as diffusers' pipelines say."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_text2img, use_safetensors=True)
+    assert pipe.unet.config.sample_size * pipe.vae_scale_factor == 64
+    sides, real_square = set(), adapt_module.square
+
+    def square(image, size):  # the side each real image is trained at
+        sides.add(size)
+        return real_square(image, size)
+
+    monkeypatch.setattr(adapt_module, "square", square)
+    own = dict(out=tmp_path / "own", source=f"folder:{real_two_classes}", model=str(tiny_text2img), steps=1,
+               batch_size=2, rank=4)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="synthgap"):
+        adapt(AdaptConfig(**own), progress=False)  # no size given
+    assert sides == {64} and json.loads((tmp_path / "own" / "adapt.json").read_text())["size"] == 64
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING, logger="synthgap"):
+        assert adapt(AdaptConfig(**own), progress=False).steps_run == 0  # a rerun without a size: the same run
+        adapt(AdaptConfig(**{**own, "out": tmp_path / "far"}, size=256), progress=False)
+    assert sides == {64, 256}
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert warning.startswith(f"synthgap: warning: --size 256 is far from {tiny_text2img}'s own image size (64 px)")

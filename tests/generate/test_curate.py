@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -139,6 +141,34 @@ def test_rerun_is_idempotent_and_other_settings_are_refused(reference_set, tiny_
         run(reference_set, tiny_clip, out, "top:1", templates=("a {name}",))
 
 
+def test_a_rerun_removes_the_temp_files_a_killed_run_left(reference_set, tiny_clip, tmp_path):
+    out = tmp_path / "curated"
+    run(reference_set, tiny_clip, out, "top:1")
+    (out / "manifest.jsonl").unlink()  # killed before the end, in the middle of writes
+    left = [out / ".metadata.jsonl.0123456789ab.tmp", out / ".clip_scores.csv.0123456789ab.tmp",
+            out / "airplane" / ".airplane_00002.png.0123456789ab.tmp"]  # fmt: skip
+    for tmp in left:
+        tmp.write_text("cut short")
+    mine = out / "notes.txt"  # not a temp file: kept
+    mine.write_text("mine")
+    run(reference_set, tiny_clip, out, "top:1")
+    assert [tmp for tmp in left if tmp.exists()] == [] and mine.exists()
+    assert sorted(p.name for p in out.rglob(".*")) == []
+
+
+def test_a_source_whose_manifest_disagrees_with_its_folders_is_refused(reference_set, tiny_clip, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(reference_set, source)
+    path = source / "manifest.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"class": "automobile"', '"class": "truck"')  # line 4: automobile_00000.png
+    path.write_text("".join(lines))
+    with pytest.raises(SynthgapError, match=r"line 4: automobile/automobile_00000\.png has class 'truck', but lies "
+                                            r"in automobile/, the folder of class 'automobile'"):  # fmt: skip
+        run(source, tiny_clip, tmp_path / "curated", "top:1")
+    assert not (tmp_path / "curated").exists()
+
+
 def test_out_holding_another_run_is_refused(reference_set, tiny_clip, tmp_path):
     experiment = tmp_path / "experiment"
     experiment.mkdir()
@@ -154,16 +184,20 @@ def test_out_holding_another_run_is_refused(reference_set, tiny_clip, tmp_path):
         run(reference_set, tiny_clip, reference_set, "agreement")
 
 
-def test_empty_classes_warn_and_nothing_kept_is_an_error(reference_set, tiny_clip, tmp_path, monkeypatch):
+def test_empty_classes_warn_and_nothing_kept_is_an_error(reference_set, tiny_clip, tmp_path, monkeypatch, caplog):
     def class_zero_wins(clip, images, names, templates, *, batch_size, progress):
         probs = np.full((len(images), len(names)), 0.5 / (len(names) - 1))
         probs[:, 0] = 0.5
         return probs
 
     monkeypatch.setattr(curate_module, "clip_probabilities", class_zero_wins)
-    result = run(reference_set, tiny_clip, tmp_path / "agree", "agreement")
+    with caplog.at_level(logging.WARNING, logger="synthgap"):
+        result = run(reference_set, tiny_clip, tmp_path / "agree", "agreement")
     assert result.kept == PER_CLASS
-    assert f"warning: {N_CLASSES - 1} classes kept no image" in result.summary()
+    (warning,) = [record.getMessage() for record in caplog.records]  # one `synthgap: warning:` line, on stderr
+    empty = "automobile, bird, cat, deer, dog, frog, horse, ship, truck"
+    assert warning == f"synthgap: warning: {N_CLASSES - 1} classes kept no image: {empty}"
+    assert "warning" not in result.summary()  # the summary (stdout) does not repeat it without its prefix
 
     monkeypatch.setattr(curate_module, "clip_probabilities", lambda clip, images, names, *a, **k: np.full(
         (len(images), len(names)), 1 / len(names)))  # fmt: skip

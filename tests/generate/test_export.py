@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+from pathlib import Path
 
 import datasets
 import pytest
@@ -103,3 +105,68 @@ def test_the_export_and_describe_commands(reference_set, tmp_path, capsys):
     assert code == 2 and "--images-per-shard must be at least 1, got 0" in only_line(err)
     code, _, err = synthgap(capsys, "data", "describe", f"hf:{tmp_path / 'nothing-here'}")
     assert code == 2 and "cannot load dataset" in only_line(err)
+
+
+def relabel(root, classes: dict[str, str], lines: set[int] | None = None) -> None:
+    """Change the class of manifest lines by hand: `classes` maps old → new, on `lines` (1-based) or every line."""
+    path = root / "manifest.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for number, record in enumerate(records, start=1):
+        if record["class"] in classes and (lines is None or number in lines):
+            record["class"] = classes[record["class"]]
+    path.write_text("".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
+
+
+def test_a_manifest_that_disagrees_with_its_class_folders_is_refused_naming_the_file(reference_set, tmp_path, capsys):
+    from tests.test_bad_inputs import only_line, synthgap
+
+    one = tmp_path / "one"  # one airplane relabelled cat: the ClassLabel order would start with cat
+    shutil.copytree(reference_set, one)
+    relabel(one, {"airplane": "cat"}, lines={1})
+    expected = (f"{one / 'manifest.jsonl'}, line 1: airplane/airplane_00000.png has class 'cat', but lies in "
+                "airplane/, the folder of class 'airplane'")  # fmt: skip
+    with pytest.raises(SynthgapError, match=re.escape(expected)):
+        export_generated(ExportConfig(one, tmp_path / "export-one"), progress=False)
+    assert not (tmp_path / "export-one" / "data").exists()
+    code, _, err = synthgap(capsys, "export", one, "--to", tmp_path / "export-cli", "--quiet")
+    assert code == 2 and expected in only_line(err)
+
+    for new_class in ("cat", "kitty"):  # a whole folder relabelled, to a class of the set or to a new one
+        folder = tmp_path / new_class
+        shutil.copytree(reference_set, folder)
+        relabel(folder, {"airplane": new_class})
+        expected = (rf"line 1: airplane/airplane_00000\.png has class '{new_class}', but lies in airplane/, which is "
+                    rf"not a folder of class '{new_class}'")  # fmt: skip
+        with pytest.raises(SynthgapError, match=expected):
+            export_generated(ExportConfig(folder, tmp_path / f"export-{new_class}"), progress=False)
+
+
+def test_class_folders_named_after_a_collision_are_their_classes_and_stay_one_to_one():
+    from synthgap.generate.classes import unique_folders
+    from synthgap.generate.output import check_class_folders
+
+    ids = ["A b", "a_b", "x", "x_2"]
+    assert unique_folders(ids) == ["A_b", "a_b_2", "x", "x_2"]
+    records = [{"class": cls, "file": f"{folder}/{folder}_{i:05d}.png"}
+               for cls, folder in zip(ids, unique_folders(ids), strict=True) for i in range(2)]  # fmt: skip
+    check_class_folders(Path("manifest.jsonl"), list(enumerate(records, start=1)))
+    records[7]["class"] = records[6]["class"] = "x"  # the images of x_2, relabelled x: x lies in two folders
+    with pytest.raises(SynthgapError, match=r"manifest.jsonl, line 7: x_2/x_2_00000\.png has class 'x', but lies in "
+                                            r"x_2/, while other images of 'x' lie in x/"):  # fmt: skip
+        check_class_folders(Path("manifest.jsonl"), list(enumerate(records, start=1)))
+
+
+def test_the_export_turns_datasets_progress_bars_off_for_its_own_writes_only(reference_set, tmp_path, monkeypatch):
+    from synthgap.generate import export as export_module
+
+    seen, write = [], export_module._write_shard
+
+    def spy(*args, **kwargs):
+        seen.append(datasets.are_progress_bars_disabled())
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "_write_shard", spy)
+    assert not datasets.are_progress_bars_disabled()
+    export_generated(ExportConfig(reference_set, tmp_path / "export", images_per_shard=12), progress=False)
+    assert seen == [True, True, True]  # "Creating parquet from Arrow format" and the like never reach a log
+    assert not datasets.are_progress_bars_disabled()  # the caller's setting is back

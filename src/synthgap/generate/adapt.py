@@ -24,17 +24,24 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from synthgap.data.items import ImageItems
-from synthgap.errors import SynthgapError
+from synthgap.errors import SynthgapError, warn
 from synthgap.generate.classes import ClassInfo
 from synthgap.generate.lora import ADAPT_RESULT, ADAPT_SETTINGS, LORA_WEIGHTS, base_configs
-from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL, choose_device_dtype, load_pipeline, resolve_model
+from synthgap.generate.models import (
+    DEFAULT_TEXT2IMG_MODEL,
+    ResolvedModel,
+    choose_device_dtype,
+    load_pipeline,
+    native_size,
+    resolve_model,
+)
 from synthgap.generate.output import check_run_settings
 from synthgap.generate.plan import image_seed
 from synthgap.generate.prompts import PromptMaker, check_templates
@@ -47,6 +54,7 @@ TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 STATE = "state"  # per LoRA: adapter.safetensors, optimizer.pt, state.json (written last, holding both digests)
 NEXT = ".next"  # a state file being saved, moved in once state.json holds its digest
 ALL = "all"  # the key of the one LoRA of a data-set run
+FAR_OFF = 2.0  # a --size more than this factor from the model's own size is warned about
 
 
 @dataclass
@@ -66,7 +74,7 @@ class AdaptConfig:
     epochs: int = 10
     steps: int | None = None  # optimizer steps per LoRA instead of whole epochs
     batch_size: int = 4
-    size: int = 512
+    size: int | None = None  # training resolution; None: the model's own (`native_size`)
     text_encoder: bool = False
     one_per_class: bool = False
     weight_decay: float = 1e-2
@@ -101,7 +109,7 @@ class AdaptResult:
 
 def check_config(c: AdaptConfig) -> None:
     for name in ("rank", "epochs", "batch_size", "size"):
-        if getattr(c, name) < 1:
+        if getattr(c, name) is not None and getattr(c, name) < 1:
             raise SynthgapError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(c, name)}")
     if c.steps is not None and c.steps < 1:
         raise SynthgapError(f"--steps must be at least 1, got {c.steps}")
@@ -109,9 +117,26 @@ def check_config(c: AdaptConfig) -> None:
         raise SynthgapError(f"--per-class must be at least 1, got {c.per_class}")
     if not c.lr > 0 or not math.isfinite(c.lr):
         raise SynthgapError(f"--lr must be a positive number, got {c.lr}")
-    if c.size % 8:
+    if c.size is not None and c.size % 8:
         raise SynthgapError(f"--size must be a multiple of 8 (the VAE downsamples by 8), got {c.size}")
     choose_device_dtype(c.precision)
+
+
+def settle_size(c: AdaptConfig, model: ResolvedModel) -> AdaptConfig:
+    """`c` with its training size settled: None is the model's own size; a size more than FAR_OFF times off it is
+    kept, with one warning (a 512 px run of a 32 px model costs ~250 times the compute of its own size, and a run far
+    below a model's size teaches the LoRA images the model does not make)."""
+    native = native_size(model.path)
+    if c.size is None:
+        if native is None:
+            raise SynthgapError(f"cannot tell the image size {c.model} was trained at from its unet and vae configs; "
+                                "give --size")  # fmt: skip
+        c = replace(c, size=native)
+        check_config(c)
+    elif native is not None and max(c.size / native, native / c.size) > FAR_OFF:
+        warn(f"--size {c.size} is far from {c.model}'s own image size ({native} px): training costs and results "
+             f"differ from the model's; leave --size out to train at {native} px")  # fmt: skip
+    return c
 
 
 def training_sets(c: AdaptConfig) -> tuple[list[ClassInfo], dict[str, list[Example]]]:
@@ -143,6 +168,7 @@ class Adapter:
         self.prompts = PromptMaker(tuple(c.templates))
         check_templates(self.prompts, classes)
         self.model = resolve_model(c.model, c.revision)
+        self.config = c = settle_size(c, self.model)  # settings record the size trained at, given or not
         check_run_settings(self.out, ADAPT_SETTINGS, "adapt", self.settings(classes))
         losses, steps_run = {}, 0
         for key, examples in sets.items():
@@ -230,7 +256,8 @@ class LoraParts:
         from diffusers import DDPMScheduler
         from peft import LoraConfig
 
-        self.config, self.device, self.dtype = config, device, dtype
+        assert config.size is not None, "settle_size() first"
+        self.config, self.device, self.dtype, self.size = config, device, dtype, config.size
         self.vae, self.unet, self.text_encoder, self.tokenizer = pipe.vae, pipe.unet, pipe.text_encoder, pipe.tokenizer
         self.noise = DDPMScheduler.from_config(pipe.scheduler.config)  # the model's own noise schedule
         for module in (self.vae, self.unet, self.text_encoder):
@@ -258,7 +285,8 @@ class LoraParts:
     def step(self, batch: list[Example], prompts: list[str], generator: torch.Generator) -> float:
         """One optimizer step on a batch: the denoising loss of each image's noised latent under its prompt."""
         c = self.config
-        pixels = torch.stack([_to_tensor(square(load_rgb(e.image), c.size)) for e in batch]).to(self.device, self.dtype)
+        images = [_to_tensor(square(load_rgb(e.image), self.size)) for e in batch]
+        pixels = torch.stack(images).to(self.device, self.dtype)
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids.to(self.device)  # fmt: skip
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):

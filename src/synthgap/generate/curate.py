@@ -34,10 +34,11 @@ import numpy as np
 import torch
 
 from synthgap.data.generated import MANIFEST, ManifestEntry, manifest_entries, read_generated_manifest, verify_digests
-from synthgap.errors import SynthgapError
+from synthgap.errors import SynthgapError, warn
 from synthgap.generate.models import PICKLE_SUFFIXES
-from synthgap.generate.output import SETTINGS, check_run_settings, write_manifest
+from synthgap.generate.output import SETTINGS, check_class_folders, check_run_settings, write_manifest
 from synthgap.generate.prompts import fill_template, template_fields
+from synthgap.generate.quiet import library_bars_off
 from synthgap.hub import hub_unavailable_message, snapshot_folder
 from synthgap.io import atomic_path, atomic_write_text, file_digest
 from synthgap.progress import progress_bar
@@ -152,10 +153,7 @@ class CurateResult:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        empty = [c.name for c in self.classes if c.kept == 0]
         lines = [self.table()]
-        if empty:
-            lines.append(f"warning: {len(empty)} classes kept no image: {', '.join(empty)}")
         how = f"{self.linked} hard links" + (f", {self.copied} copies" if self.copied else "")
         lines.append(f"rule {self.rule}: kept {self.kept} of {self.images} images ({how}, {self.seconds:.0f} s); "
                      f"manifest {self.manifest}")  # fmt: skip
@@ -218,6 +216,10 @@ def curate_generated(config: CurateConfig, progress: bool = True) -> CurateResul
     )
     _write_kept(out / KEPT, counts)
     write_manifest(out, kept)
+    _remove_temp_files(out, kept)
+    empty = [c.name for c in counts if c.kept == 0]
+    if empty:
+        warn(f"{len(empty)} classes kept no image: {', '.join(empty)}")
     return CurateResult(out, out / MANIFEST, str(rule), counts, linked, copied, time.perf_counter() - start)
 
 
@@ -228,7 +230,9 @@ def _read_source(source: Path) -> tuple[list[ManifestEntry], list[dict[str, Any]
     if not entries:
         raise SynthgapError(f"{source / MANIFEST} lists no images")
     verify_digests(source / MANIFEST, entries)
-    by_line = dict(read_generated_manifest(source))
+    lines = read_generated_manifest(source)
+    check_class_folders(source / MANIFEST, lines)  # the kept files keep their folders: they must be their classes'
+    by_line = dict(lines)
     records = [by_line[entry.line] for entry in entries]
     classes: dict[str, str] = {}
     for record in records:
@@ -292,16 +296,15 @@ def load_clip(clip: ClipFolder, device: torch.device) -> tuple[Any, Any, Any]:
 
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()  # "weights not used" notices and loading bars are noise here
-    transformers_logging.disable_progress_bar()
     try:
-        model = CLIPModel.from_pretrained(clip.path, use_safetensors=True)
-        tokenizer = CLIPTokenizer.from_pretrained(clip.path)
-        processor = CLIPImageProcessor.from_pretrained(clip.path)
+        with library_bars_off("transformers", "huggingface_hub"):
+            model = CLIPModel.from_pretrained(clip.path, use_safetensors=True)
+            tokenizer = CLIPTokenizer.from_pretrained(clip.path)
+            processor = CLIPImageProcessor.from_pretrained(clip.path)
     except (ValueError, OSError) as exc:
         raise SynthgapError(f"cannot load {clip.model} as a CLIP model: {str(exc).splitlines()[0]}") from None
     finally:
         transformers_logging.set_verbosity(verbosity)
-        transformers_logging.enable_progress_bar()
     return model.eval().to(device), tokenizer, processor
 
 
@@ -370,6 +373,17 @@ def place_file(source: Path, target: Path, sha256: str) -> bool:
         tmp.unlink(missing_ok=True)
         raise
     return True
+
+
+def _remove_temp_files(out: Path, kept: list[dict[str, Any]]) -> None:
+    """Temp files of writes cut by a kill (`.<name>.<random>.tmp`, io.atomic_path's and place_file's pattern): in
+    --out beside the files curate writes there, and in the kept files' folders. Removed once the manifest is written,
+    when no write of this run is left."""
+    folders = {out} | {(out / record["file"]).parent for record in kept}
+    for folder in folders:
+        for tmp in folder.glob(".*.tmp"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
 
 def _write_scores(path: Path, records: list[dict[str, Any]], tops: list[str], scores: np.ndarray,

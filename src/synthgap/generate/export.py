@@ -6,7 +6,8 @@ dataset card (``README.md``: model and revision, prompts and templates, seeds, g
 licence to fill in), the layout ``huggingface_hub.upload_folder`` and ``load_dataset(DIR)`` expect. ``--push REPO``
 uploads it when the hub is reachable. Steps:
 
-1. check inputs: the set is finished and its files match their checksums; DIR is empty or an export of this set;
+1. check inputs: the set is finished, its files match their checksums and lie in their classes' folders; DIR is
+   empty or an export of this set;
 2. write each shard that is not already there into a staging folder (atomically: a killed export resumes at the
    first missing shard), then move the folder into place as ``data/``, so readers never see part of the set;
 3. write the card last: a folder with its card is a complete export;
@@ -26,7 +27,8 @@ from typing import Any
 from synthgap.data.generated import MANIFEST, read_generated_manifest
 from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
-from synthgap.generate.output import SETTINGS, check_run_settings, metadata_row
+from synthgap.generate.output import SETTINGS, check_class_folders, check_run_settings, metadata_row
+from synthgap.generate.quiet import library_bars_off
 from synthgap.hub import hub_offline
 from synthgap.io import atomic_path, atomic_write_text, file_digest
 from synthgap.progress import progress_bar
@@ -71,7 +73,9 @@ def export_generated(config: ExportConfig, progress: bool = True) -> ExportResul
         raise SynthgapError(f"--images-per-shard must be at least 1, got {config.images_per_shard}")
     source = Path(config.generated).expanduser().resolve()
     index = open_source(f"generated:{source}", "train")  # checks the set is finished and its sha256s
-    records = [record for _, record in read_generated_manifest(source)]
+    lines = read_generated_manifest(source)
+    check_class_folders(source / MANIFEST, lines)  # a relabelled line would change the ClassLabel, not the folders
+    records = [record for _, record in lines]
     out = Path(config.to).expanduser()
     _check_out(out, source)
     settings = {"source": str(source), "manifest_sha256": file_digest(source / MANIFEST),
@@ -84,12 +88,13 @@ def export_generated(config: ExportConfig, progress: bool = True) -> ExportResul
     staging = _staging(out)  # shards are written here; data/ appears only once every shard is in it
     bar = progress_bar(len(records), desc=f"export {source.name}", unit="img", enabled=progress)
     written = 0
-    for number, name in enumerate(names):
-        part = records[number * config.images_per_shard : (number + 1) * config.images_per_shard]
-        if not _shard_done(staging / name, len(part)):
-            _write_shard(staging / name, source, part, index.classes, columns)
-            written += 1
-        bar.update(len(part))
+    with library_bars_off("datasets", "huggingface_hub"):  # ours counts images; theirs would count their steps
+        for number, name in enumerate(names):
+            part = records[number * config.images_per_shard : (number + 1) * config.images_per_shard]
+            if not _shard_done(staging / name, len(part)):
+                _write_shard(staging / name, source, part, index.classes, columns)
+                written += 1
+            bar.update(len(part))
     bar.close()
     os.replace(staging, out / SHARDS)
     # 3. the card, last

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from synthgap.errors import SynthgapError
 from synthgap.generate.models import PICKLE_SUFFIXES, ResolvedModel
 from synthgap.generate.plan import Item, runs_by_class
+from synthgap.generate.quiet import library_bars_off
 from synthgap.io import file_digest
 
 if TYPE_CHECKING:
@@ -107,10 +108,7 @@ def open_lora(folder: Path, model: ResolvedModel, class_ids: list[str]) -> LoraF
 
 def apply_lora(pipe: Any, lora: LoraFolder) -> None:
     """Load every LoRA of the folder into `pipe` as an adapter, after checking its modules and shapes fit."""
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # a "Loading weights" bar per text-encoder LoRA is noise
-    try:
+    with library_bars_off("diffusers", "transformers"):  # a "Loading weights" bar per text-encoder LoRA is noise
         for class_id, path in lora.weights.items():
             check_fits(pipe, path)
             try:
@@ -121,8 +119,6 @@ def apply_lora(pipe: Any, lora: LoraFolder) -> None:
                 reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
                 raise SynthgapError(f"the LoRA {path} does not fit this model: {reason}") from None
             lora.loaded.add(lora.adapter(class_id))
-    finally:
-        transformers_logging.enable_progress_bar()
 
 
 def check_fits(pipe: Any, path: Path) -> None:

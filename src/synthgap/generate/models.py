@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from synthgap.errors import SynthgapError
+from synthgap.generate.quiet import library_bars_off
 from synthgap.hub import hub_unavailable_message
 from synthgap.registry import Registry
 
@@ -112,6 +113,23 @@ def _snapshot_hash(folder: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def native_size(folder: Path) -> int | None:
+    """The image side a diffusers model folder was trained at, as its pipelines default to it: the UNet's sample size
+    (in latents) times the VAE's scale factor, 2 ** (number of VAE blocks - 1); None when the configs do not say."""
+    configs = {}
+    for component in ("unet", "vae"):
+        try:
+            configs[component] = json.loads((folder / component / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+    sample, blocks = configs["unet"].get("sample_size"), configs["vae"].get("block_out_channels")
+    if isinstance(sample, list) and sample and all(isinstance(side, int) for side in sample):
+        sample = max(sample)  # a non-square model: (height, width)
+    if not isinstance(sample, int) or not isinstance(blocks, list) or not blocks:
+        return None
+    return sample * 2 ** (len(blocks) - 1)
+
+
 def pipeline_class_name(folder: Path) -> str:
     return json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name", "?")
 
@@ -129,7 +147,6 @@ def choose_device_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
 def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety_checker: bool) -> Any:
     """Load a text-to-image (`kind` "text2img"), image-to-image ("img2img", any text-to-image family through
     AutoPipelineForImage2Image) or unCLIP image-variation ("unclip") pipeline from its folder."""
-    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image, StableUnCLIPImg2ImgPipeline
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -142,27 +159,29 @@ def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety
     # loading progress bars and "weights not used" notices are noise in a command's output
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
     try:
-        if kind == "unclip":
-            if class_name != "StableUnCLIPImg2ImgPipeline":
-                raise SynthgapError(
-                    f"{resolved.model} is a {class_name}, not an unCLIP image-variation pipeline "
-                    f"(StableUnCLIPImg2ImgPipeline, e.g. {DEFAULT_UNCLIP_MODEL})"
-                )
-            pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(resolved.path, **kwargs)
-        elif kind == "img2img":
-            pipe = AutoPipelineForImage2Image.from_pretrained(resolved.path, **kwargs)
-        else:
-            pipe = AutoPipelineForText2Image.from_pretrained(resolved.path, **kwargs)
+        with library_bars_off("diffusers", "transformers", "huggingface_hub"):
+            pipe = _from_pretrained(resolved, kind, class_name, kwargs)
     except (ValueError, OSError) as exc:
         raise SynthgapError(f"cannot load {resolved.model} ({class_name}) as a {kind} pipeline: {exc}") from None
-    finally:
-        diffusers_logging.enable_progress_bar()
-        transformers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)  # our own bar counts images, not denoising steps
     return pipe
+
+
+def _from_pretrained(resolved: ResolvedModel, kind: str, class_name: str, kwargs: dict[str, Any]) -> Any:
+    """The pipeline class of `kind`, loaded from the folder."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image, StableUnCLIPImg2ImgPipeline
+
+    if kind == "unclip":
+        if class_name != "StableUnCLIPImg2ImgPipeline":
+            raise SynthgapError(
+                f"{resolved.model} is a {class_name}, not an unCLIP image-variation pipeline "
+                f"(StableUnCLIPImg2ImgPipeline, e.g. {DEFAULT_UNCLIP_MODEL})"
+            )
+        return StableUnCLIPImg2ImgPipeline.from_pretrained(resolved.path, **kwargs)
+    if kind == "img2img":
+        return AutoPipelineForImage2Image.from_pretrained(resolved.path, **kwargs)
+    return AutoPipelineForText2Image.from_pretrained(resolved.path, **kwargs)
 
 
 def refuse_pickled_weights(resolved: ResolvedModel, model_index: dict[str, Any], skip: Collection[str] = ()) -> None:

@@ -20,6 +20,9 @@ import hashlib
 import io
 import json
 import math
+import os
+import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 from PIL import Image
 
 from synthgap.errors import SynthgapError
+from synthgap.generate.classes import sanitise
 from synthgap.generate.plan import Item, Shard
 from synthgap.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -192,6 +196,46 @@ def write_metadata(root: Path, records: list[dict[str, Any]]) -> None:
     """`metadata.jsonl` beside the manifest, so ``datasets.load_dataset("imagefolder", data_dir=root)`` reads the set
     with its prompts and seeds (the previews are not listed, so they are not read as data)."""
     atomic_write_text(root / METADATA, "".join(json.dumps(metadata_row(r), sort_keys=True) + "\n" for r in records))
+
+
+def check_class_folders(manifest: Path, records: list[tuple[int, dict[str, Any]]]) -> None:
+    """Every image of a generated set lies in the folder of its manifest class, and each class in one folder.
+
+    `records` are (line number, record) of `manifest`. A line relabelled by hand would otherwise reach an export as
+    another class (and change its ClassLabel order) while `metadata.jsonl` and the class folders keep the old one.
+    A class folder is named for its class id as `unique_folders` names it: the sanitised id, or the sanitised id
+    with `_2`, `_3`, ... after a collision. An image outside any folder has no folder to disagree with."""
+    by_folder: dict[str, list[tuple[int, str, str]]] = {}  # folder → (line, file, class) of its images
+    for number, record in records:
+        parts = Path(os.path.normpath(record["file"])).parts
+        if len(parts) > 1:
+            by_folder.setdefault(parts[0], []).append((number, record["file"], record["class"]))
+    home: dict[str, str] = {}  # class → its folder
+    fix = "the manifest disagrees with the set's folders (edited by hand?): restore it or generate the set again"
+    for folder, images in by_folder.items():
+        owner = _folder_owner(folder, [cls for _, _, cls in images])
+        if owner is None:  # a whole folder relabelled to a class it is not named for
+            number, file, cls = images[0]
+            raise SynthgapError(f"{manifest}, line {number}: {file} has class {cls!r}, but lies in {folder}/, "
+                                f"which is not a folder of class {cls!r}; {fix}")  # fmt: skip
+        for number, file, cls in images:
+            if cls != owner:
+                raise SynthgapError(f"{manifest}, line {number}: {file} has class {cls!r}, but lies in {folder}/, "
+                                    f"the folder of class {owner!r}; {fix}")  # fmt: skip
+        if home.setdefault(owner, folder) != folder:
+            raise SynthgapError(f"{manifest}, line {images[0][0]}: {images[0][1]} has class {owner!r}, but lies in "
+                                f"{folder}/, while other images of {owner!r} lie in {home[owner]}/; {fix}")  # fmt: skip
+
+
+def _folder_owner(folder: str, classes: list[str]) -> str | None:
+    """The class a folder was made for: of the classes of its images, the most frequent one it is named for."""
+    named = [cls for cls in classes if _named_for(folder, cls)]
+    return Counter(named).most_common(1)[0][0] if named else None
+
+
+def _named_for(folder: str, class_id: str) -> bool:
+    base = re.escape(sanitise(class_id).casefold())
+    return re.fullmatch(rf"{base}(_[0-9]+)?", folder.casefold()) is not None
 
 
 def encode_png(image: Image.Image) -> bytes:

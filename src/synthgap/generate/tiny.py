@@ -18,9 +18,12 @@ from pathlib import Path
 
 import torch
 
+from synthgap.generate.quiet import library_bars_off
+
 TEXT_DIM = 32  # cross-attention / text-encoder width
 VISION_DIM = 32  # CLIP image embedding width of the unCLIP image encoder
 MAX_LENGTH = 77
+SAVING_LIBRARIES = ("diffusers", "transformers", "huggingface_hub")  # whose bars save_pretrained may draw
 
 
 def tiny_tokenizer():
@@ -157,13 +160,17 @@ def tiny_unclip_pipeline(seed: int = 0):
 
 def save_tiny_text2img(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny text-to-image pipeline to `folder` (loadable with ``--model folder``)."""
-    tiny_text2img_pipeline(seed).save_pretrained(folder)
+    pipe = tiny_text2img_pipeline(seed)
+    with library_bars_off(*SAVING_LIBRARIES):
+        pipe.save_pretrained(folder)
     return Path(folder)
 
 
 def save_tiny_unclip(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny unCLIP image-variation pipeline to `folder` (loadable with ``--model folder``)."""
-    tiny_unclip_pipeline(seed).save_pretrained(folder)
+    pipe = tiny_unclip_pipeline(seed)
+    with library_bars_off(*SAVING_LIBRARIES):
+        pipe.save_pretrained(folder)
     return Path(folder)
 
 
@@ -203,7 +210,9 @@ def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
     from transformers import CLIPImageProcessor
 
     folder = Path(folder)
-    tiny_clip_model(seed).save_pretrained(folder, safe_serialization=True)
-    tiny_tokenizer().save_pretrained(folder)
-    CLIPImageProcessor(size=32, crop_size=32).save_pretrained(folder)
+    model = tiny_clip_model(seed)
+    with library_bars_off(*SAVING_LIBRARIES):
+        model.save_pretrained(folder, safe_serialization=True)
+        tiny_tokenizer().save_pretrained(folder)
+        CLIPImageProcessor(size=32, crop_size=32).save_pretrained(folder)
     return folder
