@@ -167,6 +167,7 @@ def test_load_analysis_flattens_rows(tmp_path):
     assert "runs" not in frame and synthgap.load_analysis(tmp_path, lists=True)["runs"].iloc[0] == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_import_synthgap_loads_neither_torch_nor_pandas():
     code = "import sys, synthgap; print(sorted({'torch', 'pandas', 'torchvision'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

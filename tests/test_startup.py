@@ -41,12 +41,14 @@ def fresh_synthgap(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_help_imports_none_of_the_training_stack():
     for args in (["--help"], ["run", "--help"], ["generate", "text2img", "--help"], ["--version"]):
         result = fresh_synthgap(*args)
         assert result["code"] == 0 and result["heavy"] == [], (args, result)
 
 
+@pytest.mark.slow
 def test_data_describe_of_a_folder_needs_no_torch(image_folder):
     """Describing a folder reads headers with PIL; the training stack (torch, torchvision, pandas) stays out."""
     result = fresh_synthgap("data", "describe", str(image_folder))
@@ -77,9 +79,21 @@ def test_data_describe_of_a_folder_needs_no_torch(image_folder):
         ({"recipe": {"precision": "bf32"}}, [], "{spec}: recipe.precision: unknown value 'bf32' (did you mean "),
         ({}, ["--set", "recipe.lr=-1"], "--set recipe.lr=-1: recipe.lr: must be greater than 0.0, got -1"),
     ],
-    ids=["key", "kind", "block-key", "top-level-key", "set-key", "backend", "option", "seeds", "value", "literal",
-         "set-value"],
+    ids=[
+        "key",
+        "kind",
+        "block-key",
+        "top-level-key",
+        "set-key",
+        "backend",
+        "option",
+        "seeds",
+        "value",
+        "literal",
+        "set-value",
+    ],
 )
+@pytest.mark.slow
 def test_a_spec_typo_is_one_line_before_torch_is_imported(tmp_path, spec, options, expected):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({"experiments": [{"kind": "baseline"}], **spec}))
@@ -90,6 +104,7 @@ def test_a_spec_typo_is_one_line_before_torch_is_imported(tmp_path, spec, option
     assert result["heavy"] == []
 
 
+@pytest.mark.slow
 def test_an_error_only_the_full_validation_finds_is_still_one_line(tmp_path):
     """An N beyond the model's layers needs the model family: the spec's classes (and torch) are imported."""
     path = tmp_path / "spec.yaml"

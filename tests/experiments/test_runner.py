@@ -82,6 +82,7 @@ def _runner_command(spec_path: Path, out: Path, models: Path) -> list[str]:
     return [sys.executable, "-c", code, "run", str(spec_path), "--out", str(out), "--model-cache", str(models), "-q"]
 
 
+@pytest.mark.slow
 def test_killed_at_random_moments_resumes_without_losing_or_duplicating_runs(cifake_root, tmp_path, caches):
     """SIGKILL a real sweep several times, rerun the same command, and compare with an uninterrupted run."""
     spec = tiny_spec(cifake_root)

@@ -106,6 +106,7 @@ def test_img2img_refuses_bad_strength_other_classes_and_other_settings(tiny_text
                                         variations=1, strength=0.5), progress=False)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_img2img_cli_errors_are_one_line(tiny_text2img, image_folder, tmp_path):
     code = "import sys; from synthgap.cli import main; sys.argv = ['synthgap'] + sys.argv[1:]; main()"
     args = ["generate", "img2img", "--model", str(tiny_text2img), "--source", f"folder:{image_folder}", "--out",

@@ -43,7 +43,10 @@ def test_the_linear_rule_scales_the_learning_rate_with_the_batch():
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        ({"preset": "fsat"}, "unknown recipe preset 'fsat' (did you mean 'fast'?); choose from: default, fast, fast_imagenet"),
+        (
+            {"preset": "fsat"},
+            "unknown recipe preset 'fsat' (did you mean 'fast'?); choose from: default, fast, fast_imagenet",
+        ),
         ({"peak": 1.0}, "recipe: peak: must lie strictly between 0 and 1, got 1.0"),
         ({"peak": 0}, "recipe: peak: must lie strictly between 0 and 1, got 0.0"),
         ({"ema_decay": 1.5}, "recipe: ema_decay: must lie strictly between 0 and 1, got 1.5"),
