@@ -20,7 +20,6 @@ from synthgap.data.config import PerClass, load_split, matched_count, split_file
 from synthgap.data.index import check_same_classes
 from synthgap.data.sources import open_source
 from synthgap.data.tensors import ImageTensors
-from synthgap.errors import SynthgapError
 from synthgap.experiments.blocks import Side
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights
@@ -147,6 +146,3 @@ class ModelCache:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-
-def source_model_missing(run_name: str, needed: str, cache: ModelCache) -> SynthgapError:
-    return SynthgapError(f"{run_name}: source model of {needed} is not in the model cache {cache.folder}")
