@@ -8,7 +8,7 @@ import torch
 
 from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.results import append_result
-from synthgap.report.build import all_runs_lines, build_report, cell_kind, example_rows, markdown_to_html
+from synthgap.report.build import all_runs_lines, build_report, example_rows
 from synthgap.report.class_figures import confusion_figure, per_class_figure, row_normalised
 from synthgap.report.classes import (
     class_count,
@@ -205,25 +205,6 @@ def test_report_without_examples_or_with_a_broken_file(tmp_path):
     (tmp_path / "examples.safetensors").write_bytes(b"not a safetensors file")
     markdown = build_report(tmp_path).read_text()
     assert "examples.safetensors could not be read" in markdown and not (tmp_path / "figures/examples.png").exists()
-
-
-def test_html_wraps_tables_in_a_scroll_box_and_shows_names_as_text():
-    markdown = "# t\n\n| class | top-1 |\n|---|---|\n| <script>x</script> | 1 |\n\n**bold** and ünïcode − ±"
-    html = markdown_to_html(markdown, title="a <report>")
-    assert '<div class="table-scroll">\n<table>' in html and "</table>\n</div>" in html
-    assert ".table-scroll {" in html and "overflow-x: auto" in html and "max-width: 100%" in html
-    assert "<td>&lt;script&gt;x&lt;/script&gt;</td>" in html and "<script>" not in html
-    assert '<th class="num">top-1</th>' in html and '<td class="num">1</td>' in html and "<th>class</th>" in html
-    assert '<meta charset="utf-8">' in html and "<title>a &lt;report&gt;</title>" in html
-    assert "<strong>bold</strong> and ünïcode − ±" in html
-
-
-def test_cell_kinds_align_numbers_right_and_text_left():
-    for number in ("80.00 ± 1.41 (n=3)", "-3.32 [-3.32, -3.32]", "1/8", "+5.30", "-2.82 (1 seed)", "1500"):
-        assert cell_kind(number) == "num", number
-    for text in ("cifake:real", "True", "transfer-n04-s0", "50 % of the images synthetic"):
-        assert cell_kind(text) == "", text
-    assert cell_kind("–") == "none"
 
 
 def test_classes_without_test_images_are_left_out():

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from synthgap.report import build
 from synthgap.report.analysis import legend_entries
-from synthgap.report.build import STANDALONE_FILE, build_report, markdown_to_html, staged_folder
+from synthgap.report.build import STANDALONE_FILE, build_report, staged_folder
 from synthgap.report.class_figures import confusion_figure, per_class_figure
 from synthgap.report.classes import ClassGap, PerClassGaps, first_seed_confusions, per_class_gaps, per_class_reading
 from synthgap.report.figures import layer_sweep_figure
@@ -31,12 +31,6 @@ def test_standalone_html_holds_every_figure_as_a_data_uri(tmp_path):
         assert base64.b64encode(figure.read_bytes()).decode("ascii") in page
     linked = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert linked.count('<a class="figure" href="figures/') == len(figures) and "data:image" not in linked
-
-
-def test_html_lets_text_cells_wrap_and_keeps_numbers_on_one_line():
-    html = markdown_to_html("| run | top-1 |\n|---|---|\n| a-long-run-name | 1.00 |", title="t")
-    assert "td:not(.num):not(.none), th:not(.num) { white-space: normal;" in html
-    assert "white-space: nowrap" in html and '<td class="num">1.00</td>' in html
 
 
 def _figure_names(tmp_path) -> dict[str, bytes]:
