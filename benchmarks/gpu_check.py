@@ -432,9 +432,45 @@ CHECKS: list[tuple[str, Callable[[Workspace], list[Row]]]] = [
 ]
 
 
+# Files that exist where an NVIDIA GPU and its driver are: CUDA unusable there is a failure, not "no GPU"
+NVIDIA_SIGNS = ("/dev/nvidia0", "/proc/driver/nvidia/version")
+
+
+def cuda_problem() -> str | None:
+    """Why a GPU that is here cannot be used (a driver older than the wheels' CUDA, a CPU-only torch, a first kernel
+    that fails); None when CUDA works, or when no NVIDIA device is here or visible (CUDA_VISIBLE_DEVICES empty)."""
+    import shutil
+
+    import torch
+
+    if torch.cuda.is_available():
+        try:
+            probe = torch.ones(8, device="cuda")
+            float((probe * 2).sum())
+            torch.cuda.synchronize()
+        except Exception as exc:  # any failure of the first kernel is the machine's, and the reason to report
+            return f"CUDA is available but a first kernel failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return None
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return None  # devices hidden on purpose
+    signs = [path for path in NVIDIA_SIGNS if Path(path).exists()] + (
+        ["nvidia-smi"] if shutil.which("nvidia-smi") else []
+    )
+    if not signs:
+        return None
+    return (
+        f"an NVIDIA GPU is here ({', '.join(signs)}) but torch {torch.__version__} (CUDA {torch.version.cuda}) cannot "
+        "use it: torch.cuda.is_available() is False (a driver older than the CUDA of these wheels, or a CPU-only torch)"
+    )
+
+
 def main() -> int:
     import torch
 
+    problem = cuda_problem()
+    if problem is not None:
+        print(f"gpu-check: FAIL: {problem}", flush=True)
+        return 1
     if not torch.cuda.is_available():
         print(NO_CUDA)
         return 0

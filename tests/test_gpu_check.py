@@ -37,6 +37,25 @@ def test_without_cuda_it_prints_one_line_and_exits_0():
     assert done.stdout == NO_CUDA + "\n"
 
 
+def test_a_gpu_that_torch_cannot_use_is_a_failure_not_no_gpu(tmp_path, monkeypatch):
+    from benchmarks import gpu_check
+
+    sign = tmp_path / "nvidia0"
+    sign.touch()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(gpu_check, "NVIDIA_SIGNS", (str(sign),))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    problem = gpu_check.cuda_problem()
+    assert problem.startswith(f"an NVIDIA GPU is here ({sign}") and "cannot use it" in problem
+    assert gpu_check.main() == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu_check.cuda_problem() is None and gpu_check.main() == 0  # hidden on purpose: nothing to check
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setattr(gpu_check, "NVIDIA_SIGNS", (str(tmp_path / "absent"),))
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert gpu_check.cuda_problem() is None and gpu_check.main() == 0
+
+
 def test_the_table_is_markdown_with_one_row_per_row_and_escaped_pipes():
     rows = [
         Row("fit", 9700.4, "img/s", "reference"),
