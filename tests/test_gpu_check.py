@@ -56,6 +56,27 @@ def test_a_gpu_that_torch_cannot_use_is_a_failure_not_no_gpu(tmp_path, monkeypat
     assert gpu_check.cuda_problem() is None and gpu_check.main() == 0
 
 
+@pytest.mark.slow
+def test_the_offline_kit_script_refuses_a_missing_kit_and_one_for_another_python(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu-check"
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    copied = repo / "scripts" / "gpu-check"
+    copied.write_text(script.read_text())
+    copied.chmod(0o755)
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run([str(copied)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("synthgap: error: no .gpu-kit/ here: run 'make gpu-kit'")
+    (repo / ".gpu-kit").mkdir()
+    (repo / ".gpu-kit" / "python-version").write_text("2.7\n")
+    done = subprocess.run([str(copied)], capture_output=True, text=True, env=env, timeout=120)
+    have = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"synthgap: error: the kit in .gpu-kit/ was built for Python 2.7 and {sys.executable} is Python {have}: "
+        f"run 'make gpu-kit GPU_KIT_PYTHON={have}'"
+    ]
+
+
 def test_the_table_is_markdown_with_one_row_per_row_and_escaped_pipes():
     rows = [
         Row("fit", 9700.4, "img/s", "reference"),
