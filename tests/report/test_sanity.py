@@ -156,3 +156,16 @@ def test_report_lists_warnings_after_the_run_count(tmp_path, planted):
         assert lines[6].startswith("- S (trained on synthetic data, 85.00%) is not below R")
     else:
         assert "## Warnings" not in lines
+
+
+def test_records_from_different_processors_or_precisions_are_flagged():
+    amx = {"device": "cpu", "threads": 2, "precision": "bf16", "processor": "AMX"}
+    avx512 = {**amx, "processor": "AVX-512-BF16"}
+    same = [r.model_copy(update={"compute": amx}) for r in healthy()]
+    assert sanity_flags(same) == []
+    mixed = replaced(same, "S", compute=avx512)
+    (flag,) = sanity_flags(mixed)
+    assert flag.startswith("These results were computed on different machines or precisions: ")
+    assert "1 on cpu AVX-512-BF16 in bf16 (e.g. S)" in flag and "on cpu AMX in bf16 (e.g. R)" in flag
+    # records written before the processor was recorded say nothing about it: no flag
+    assert sanity_flags(replaced(healthy(), "S", compute=avx512)) == []

@@ -10,7 +10,9 @@ there are):
 - sides of very different size: one baseline trained on more than `SIZE_RATIO` × the images of the other;
 - a data-reduction fit with R² < `fits.RELIABLE_R2`: its slope and any fraction read from it are unreliable;
 - a stage-2 recipe that differs from the baselines': layer-transfer students trained with other epochs or another
-  augmentation than R and S, so they can beat (or trail) R for that reason alone.
+  augmentation than R and S, so they can beat (or trail) R for that reason alone;
+- records computed on different kinds of processor or in different precisions (bf16 on AMX and on AVX-512-BF16
+  gives different numbers, fp32 on AVX-512 and AVX2 too): comparisons across them mix arithmetic with the effect.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def sanity_flags(records: list[ResultRecord]) -> list[str]:
     flags = []
     for model, family in families.items():
         tag = f"{model}: " if len(families) > 1 else ""
-        for rule in (_chance, _s_not_below_r, _size_ratio, _unreliable_fits, _stage_two_recipe):
+        for rule in (_chance, _s_not_below_r, _size_ratio, _unreliable_fits, _stage_two_recipe, _mixed_compute):
             flags += [tag + line for line in rule(family)]
     return flags
 
@@ -149,3 +151,21 @@ def _epochs(values: list[int]) -> str:
 
 def _listed(values: list) -> str:
     return " / ".join(str(v) for v in values)
+
+
+def _mixed_compute(records: list[ResultRecord]) -> list[str]:
+    """Records that name their compute and disagree on the processor kind, the device or the precision."""
+    kinds: dict[tuple, list[ResultRecord]] = {}
+    for record in records:
+        compute = record.compute or {}
+        if "processor" in compute:
+            key = (compute.get("device"), compute.get("processor"), compute.get("precision"))
+            kinds.setdefault(key, []).append(record)
+    if len(kinds) < 2:
+        return []
+    parts = [f"{len(group)} on {device} {processor} in {precision} (e.g. {group[0].run})"
+             for (device, processor, precision), group in kinds.items()]  # fmt: skip
+    return [
+        f"These results were computed on different machines or precisions: {'; '.join(parts)}. The same training "
+        "gives different numbers on each, so differences between these groups mix arithmetic with the effect."
+    ]
