@@ -472,3 +472,18 @@ def test_a_decompression_bomb_sized_image_is_one_synthgap_warning(tmp_path, monk
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 1 and messages[0].startswith(f"synthgap: warning: {path}: a very large image (12×12")
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_a_class_that_skip_bad_left_short_names_the_side_and_the_skipped_images(cifake_root, tmp_path):
+    from synthgap.data.config import DataConfig, load_split
+    from synthgap.errors import SynthgapError
+
+    index = real_train(cifake_root)
+    truncate(index.paths[0])  # one of class 0's three images
+    config = DataConfig(data_root=cifake_root, skip_bad=True, cache_dir=tmp_path, workers=1)
+    with pytest.raises(SynthgapError) as caught:
+        load_split(config, "cifake:real", "train", 3, progress=False)
+    assert str(caught.value) == (
+        "cifake:real (train, after skipping 1 unreadable images): class 'airplane' has 2 images, fewer than the 3 "
+        "asked for"
+    )

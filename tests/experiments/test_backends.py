@@ -19,6 +19,7 @@ from synthgap.experiments.plan import plan
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.spec import ExperimentSpec
+from synthgap.train.compute import processor_kind
 
 SWEEP = {
     "name": "backends",
@@ -112,7 +113,7 @@ def test_local_runs_compute_with_the_given_threads_and_a_changed_count_is_a_chan
     out, models = tmp_path / "out", tmp_path / "models"
     (record,) = run_experiment(spec, out, model_cache=models, progress=False, backend=LocalBackend(2))
     assert threads_seen == [2] and torch.get_num_threads() == before  # set for the run, then restored
-    assert record.compute == {"device": "cpu", "threads": 2, "precision": "fp32"}
+    assert record.compute == {"device": "cpu", "threads": 2, "precision": "fp32", "processor": processor_kind()}
     with pytest.raises(SynthgapError, match="compute.threads 2 → 1"):  # named like any other changed setting
         run_experiment(spec, out, model_cache=models, progress=False, backend=LocalBackend(1))
     assert Resources(cpus=None).worker_compute().threads == 1  # Ray and SLURM: one thread unless asked

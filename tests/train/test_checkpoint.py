@@ -145,3 +145,16 @@ def test_checkpoint_files_get_the_umask_permissions(tmp_path, umask, mode):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "ckpt").iterdir()}
     assert modes == {WEIGHTS: mode, METADATA: mode}
+
+
+def test_a_checkpoint_of_another_shape_names_the_first_mismatch(tmp_path):
+    from synthgap.errors import SynthgapError
+    from synthgap.models import ModelConfig, build_model
+    from synthgap.train.checkpoint import load_weights, save_checkpoint
+
+    save_checkpoint(tmp_path / "narrow", build_model(ModelConfig(width=0.125)), {"classes": ["a", "b"]})
+    with pytest.raises(SynthgapError) as caught:
+        load_weights(build_model(ModelConfig(width=0.25)), tmp_path / "narrow")
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint {tmp_path / 'narrow'} does not fit this model: size mismatch for conv1.weight")
+    assert "torch.Size([8, 3, 3, 3])" in message and message.endswith(" more)") and "\n" not in message

@@ -123,7 +123,11 @@ def load_split(
     The result's `key` identifies exactly these images (file list, sizes, mtimes, labels, resolution, subset).
     """
     tensors = load_index(config, open_source(ref, split, config.data_root, classes=classes), progress)
-    positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
+    try:
+        positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
+    except SynthgapError as exc:  # e.g. a class that --skip-bad left short: name the side and why it is short
+        skipped = f", after skipping {len(tensors.skipped)} unreadable images" if tensors.skipped else ""
+        raise SynthgapError(f"{ref} ({split}{skipped}): {exc}") from None
     return tensors if positions is None else tensors.select(positions)  # the key extends with the positions
 
 

@@ -100,6 +100,18 @@ def load_weights(model: nn.Module, folder: Path) -> dict[str, Any]:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise SynthgapError(f"checkpoint {folder} does not fit this model: {first}") from None
+        raise SynthgapError(f"checkpoint {folder} does not fit this model: {load_problem(exc)}") from None
     return metadata
+
+
+def load_problem(exc: Exception) -> str:
+    """The first specific problem of a failed `load_state_dict` (torch's first line, "Error(s) in loading state_dict
+    for ResNet:", says nothing), with how many others there are: one line for an error message."""
+    lines = [line.strip().rstrip(".") for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if not lines[0].startswith("Error(s) in loading state_dict") or len(lines) < 2:
+        return lines[0]
+    problems = [part.strip() for line in lines[1:] for part in line.split("\t") if part.strip()]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0].rstrip(".") + more

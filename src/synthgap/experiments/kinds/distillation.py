@@ -31,7 +31,14 @@ from synthgap.experiments.students import evaluation_fields, source_model, train
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.io import file_digest
 from synthgap.models import ModelConfig, build_model
-from synthgap.train.checkpoint import METADATA, WEIGHTS, checked_metadata, load_weights, save_checkpoint
+from synthgap.train.checkpoint import (
+    METADATA,
+    WEIGHTS,
+    checked_metadata,
+    load_problem,
+    load_weights,
+    save_checkpoint,
+)
 from synthgap.train.distill import UNLABELLED, DistillationLoss, distillation_targets, teacher_logits, teacher_view
 from synthgap.train.loaders import test_normalization
 
@@ -267,8 +274,7 @@ def _timm_teacher(config: TeacherConfig, classes: tuple[str, ...]) -> tuple[nn.M
         state = load_file(str(config.weights))
         model.load_state_dict(state)
     except (OSError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise SynthgapError(f"timm teacher {config.timm}: cannot load {config.weights} ({first})") from None
+        raise SynthgapError(f"timm teacher {config.timm}: cannot load {config.weights} ({load_problem(exc)})") from None
     mean = config.mean or tuple(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
     std = config.std or tuple(model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
     return model, Normalization(tuple(mean), tuple(std))
