@@ -156,5 +156,6 @@ def test_a_checkpoint_of_another_shape_names_the_first_mismatch(tmp_path):
     with pytest.raises(SynthgapError) as caught:
         load_weights(build_model(ModelConfig(width=0.25)), tmp_path / "narrow")
     message = str(caught.value)
-    assert message.startswith(f"checkpoint {tmp_path / 'narrow'} does not fit this model: size mismatch for conv1.weight")
+    head = f"checkpoint {tmp_path / 'narrow'} does not fit this model: size mismatch for conv1.weight"
+    assert message.startswith(head)
     assert "torch.Size([8, 3, 3, 3])" in message and message.endswith(" more)") and "\n" not in message
