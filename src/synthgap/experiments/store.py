@@ -145,4 +145,3 @@ class ModelCache:
         with open(locks / f"{key}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
-
