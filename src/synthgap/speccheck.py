@@ -14,6 +14,7 @@ it checks nothing and leaves every decision to the full validation.
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -105,8 +106,8 @@ def _bad_values(section: dict[str, Any], shape: Shape, prefix: str) -> list[tupl
     for key, value in section.items():
         if key in shape.bounds and isinstance(value, int | float) and not isinstance(value, bool):
             kind, bounds = shape.bounds[key]
-            if kind == "int" and not isinstance(value, int):
-                continue
+            if (kind == "int" and not isinstance(value, int)) or not math.isfinite(value):
+                continue  # another type, NaN or inf: the full validation words them
             for name, bound in bounds.items():
                 if not _BOUND_HOLDS[name](float(value), float(bound)):
                     shown_bound = float(bound) if kind == "float" else bound
