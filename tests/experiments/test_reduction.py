@@ -2,7 +2,7 @@ import pytest
 
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
-from synthgap.experiments.kinds.data_reduction import divisor_label, same_steps_epochs
+from synthgap.experiments.kinds.data_reduction import divisor_label, same_steps_epochs, same_steps_recipe
 from synthgap.experiments.plan import plan
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.spec import ExperimentSpec
@@ -47,6 +47,13 @@ def test_same_steps_gives_small_fractions_more_epochs():
     assert same_steps_epochs(recipe, 1000, 1000) == 4
     assert same_steps_epochs(recipe, 1000, 500) == 8  # 40 steps at 10 vs 5 steps per epoch
     assert same_steps_epochs(recipe, 1000, 30) == 40  # fewer images than a batch: one step per epoch
+
+
+def test_same_steps_stretches_the_learning_curve_alike():
+    curve = TrainRecipe(epochs=4, batch_size=100, eval_every=1)
+    assert (same_steps_recipe(curve, 40).epochs, same_steps_recipe(curve, 40).eval_every) == (40, 10)
+    assert same_steps_recipe(curve, 4).eval_every == 1
+    assert same_steps_recipe(TrainRecipe(epochs=4), 40).eval_every == 0  # no curve stays no curve
 
 
 def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeypatch):
