@@ -126,7 +126,7 @@ def train(
     augmentation: Annotated[
         str | None,
         typer.Option(
-            help="none | standard | rrc | randaugment | trivialaugment | autoaugment | autoaugment_cifar10 | "
+            help="none | standard | cutout | rrc | randaugment | trivialaugment | autoaugment | autoaugment_cifar10 | "
             "augmix (default standard)."
         ),
     ] = None,

@@ -10,6 +10,7 @@ from synthgap.data.transforms import (
     build_augmentation,
     get_normalization,
     random_crop_with_padding,
+    random_cutout,
     random_hflip,
     random_resized_crop,
     random_resized_crop_boxes,
@@ -51,6 +52,18 @@ def test_crop_with_zero_padding_is_identity(images):
 def test_hflip_probability_one_and_zero(images):
     assert torch.equal(random_hflip(images, gen(), p=1.0), images.flip(-1))
     assert torch.equal(random_hflip(images, gen(), p=0.0), images)
+
+
+def test_cutout_zeroes_one_square_per_image_cut_off_at_the_borders():
+    ones = torch.full((200, 3, 8, 8), 255, dtype=torch.uint8)
+    out = random_cutout(ones, 4, gen())
+    zeroed = (out == 0).all(dim=1)  # every channel of a cut pixel
+    assert torch.equal((out == 0).any(dim=1), zeroed)
+    counts = zeroed.flatten(1).sum(dim=1)
+    assert counts.max() == 16 and counts.min() >= 4  # a whole 4×4 square inside, at least a 2×2 corner at an edge
+    for mask in zeroed[:20]:  # one contiguous rectangle
+        rows, cols = mask.any(dim=1).nonzero().flatten(), mask.any(dim=0).nonzero().flatten()
+        assert mask.sum() == len(rows) * len(cols) and int(rows[-1] - rows[0]) + 1 == len(rows)
 
 
 def test_resized_crop_boxes_inside_image_and_within_scale():
