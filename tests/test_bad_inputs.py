@@ -61,7 +61,7 @@ SPEC = {
     "experiments": [{"kind": "baseline"}],
 }
 FINITE = "must be a finite number, got"
-AUGMENTATIONS = "augmix, autoaugment, autoaugment_cifar10, none, randaugment, rrc, standard, trivialaugment"
+AUGMENTATIONS = "augmix, autoaugment, autoaugment_cifar10, cutout, none, randaugment, rrc, standard, trivialaugment"
 ALL_SHORT = ", ".join(
     f"{name} (3)" for name in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 )

@@ -158,3 +158,15 @@ def test_a_symlink_loop_is_named_not_a_crash(tmp_path):
     (root / "loop").symlink_to(root / records[0]["file"])
     with pytest.raises(SynthgapError, match=rf"line 1: file '{records[0]['file']}' cannot be resolved"):
         open_source(f"generated:{root}")
+
+
+def test_a_line_relabelled_by_hand_is_refused_by_every_reader(tmp_path):
+    records = write_set(tmp_path / "gen")
+    records[0] = {**records[0], "class": "plum"}  # apple/apple_00000.png now claims to be a plum
+    write_manifest(tmp_path / "gen", records)
+    with pytest.raises(SynthgapError) as caught:
+        open_source(f"generated:{tmp_path / 'gen'}")
+    message = str(caught.value)
+    manifest = tmp_path / "gen" / generated.MANIFEST
+    assert message.startswith(f"{manifest}, line 1: apple/apple_00000.png has class 'plum'")
+    assert "\n" not in message

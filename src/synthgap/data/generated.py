@@ -92,7 +92,8 @@ def manifest_entries(root: Path) -> list[ManifestEntry]:
     """The manifest's images, each file resolved and checked to lie inside `root` (symlinks followed)."""
     folder = root.resolve()
     entries = []
-    for number, record in read_generated_manifest(root):
+    lines = read_generated_manifest(root)
+    for number, record in lines:
         where = f"{root / MANIFEST}, line {number}: file {record['file']!r}"
         try:
             resolved = (folder / record["file"]).resolve()  # an absolute `file` replaces the folder: caught below
@@ -101,6 +102,11 @@ def manifest_entries(root: Path) -> list[ManifestEntry]:
         if not resolved.is_relative_to(folder) or resolved == folder:
             raise SynthgapError(f"{where} lies outside {root}; a generated set only reads images inside its own folder")
         entries.append(ManifestEntry(number, record["class"], root / record["file"], resolved, record["sha256"]))
+    # a line relabelled by hand disagrees with the folder its image lies in: refused by every reader (after the
+    # checks above, so a file outside the set gets its own message). Imported here: generate/ imports this module.
+    from synthgap.generate.output import check_class_folders
+
+    check_class_folders(root / MANIFEST, list(lines))
     return entries
 
 
