@@ -8,6 +8,8 @@ Each command runs in a fresh process (the console script next to this interprete
   Target: startup_spec_error_vs_torch ≤ 1.5.
 - startup_help_s: `synthgap --help`. Target: < 1 s.
 - startup_data_describe_s: `synthgap data describe DIR` of a small ImageFolder (2 classes × 4 PNGs).
+- startup_spec_bound_error_s: `synthgap run SPEC --dry-run --set recipe.epochs=-3`: a value outside its field's
+  bounds, checked with the keys before torch is imported. Target: startup_spec_bound_error_vs_torch ≤ 1.5.
 - startup_spec_value_error_s: `synthgap run SPEC --dry-run --n 25` on a valid spec: an error only the full
   validation finds (it needs the model family, so the spec's classes, torch and timm are imported). No target.
 
@@ -76,6 +78,11 @@ def main(repeats: int = REPEATS) -> dict[str, float]:
             "spec_error": ([*cli, "run", str(inputs["typo"]), "--dry-run"], 2, "recipe.lrr: unknown key"),
             "help": ([*cli, "--help"], 0, "Usage: synthgap"),
             "data_describe": ([*cli, "data", "describe", str(inputs["images"])], 0, "cat"),
+            "spec_bound_error": (
+                [*cli, "run", str(inputs["valid"]), "--dry-run", "--set", "recipe.epochs=-3"],
+                2,
+                "recipe.epochs: must be at least 1",
+            ),
             "spec_value_error": ([*cli, "run", str(inputs["valid"]), "--dry-run", "--n", "25"], 2, "--n 25: "),
         }
         best = {name: float("inf") for name in ["torch_import", *commands]}
@@ -85,7 +92,7 @@ def main(repeats: int = REPEATS) -> dict[str, float]:
                 best[name] = min(best[name], timed(*command, cwd=folder))
     for name, seconds in best.items():
         report(f"startup_{name}_s", seconds, "s")
-    for name in ("spec_error", "data_describe", "spec_value_error"):
+    for name in ("spec_error", "data_describe", "spec_bound_error", "spec_value_error"):
         report(f"startup_{name}_vs_torch", best[name] / best["torch_import"], "x")
     return best
 
