@@ -305,3 +305,18 @@ def test_data_describe_takes_a_spec_data_reference(cifake_root, tmp_path, monkey
     capsys.readouterr()  # the progress bars of making the dataset
     code, _, err = in_process(capsys, "data", "describe", f"hf:{saved}")
     assert code == 2 and "row 4: label 7 is out of range for column 'label', a ClassLabel of 4 names" in only_line(err)
+
+
+def test_train_help_names_every_registered_family_preset_and_augmentation():
+    """The help texts are written out (so --help imports no torch): this keeps them in step with the registries."""
+    from synthgap.data.transforms import AUGMENTATIONS
+    from synthgap.models import FAMILIES
+    from synthgap.train.presets import RECIPE_PRESETS
+
+    text = " ".join(help_at_80_columns(("train",)).split())
+    options = {"--model": FAMILIES.names(), "--preset": RECIPE_PRESETS.names(), "--augmentation": AUGMENTATIONS.names()}
+    for option, names in options.items():
+        start = text.index(f"{option} ")
+        described = text[start : text.index(" --", start + len(option))]  # up to the next option
+        missing = [name for name in names if name not in described]
+        assert not missing, (option, missing, described)

@@ -117,7 +117,8 @@ def train(
         str | None,
         typer.Option(
             help="Recipe preset: default | fast (the CIFAR speed recipe: batch 512, triangular LR, label smoothing, "
-            "flip test-time augmentation, 16 epochs); the options below override its values (default default)."
+            "flip test-time augmentation, 16 epochs) | fast_imagenet (its 224 px counterpart); the options below "
+            "override its values (default default)."
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default 15; fast: 16).")] = None,
