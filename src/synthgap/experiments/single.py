@@ -25,7 +25,7 @@ from synthgap.experiments.students import curve_fields, train_from_scratch
 from synthgap.io import atomic_write_json
 from synthgap.models import ModelConfig, get_family
 from synthgap.train.checkpoint import save_checkpoint
-from synthgap.train.compute import processor_kind, this_process
+from synthgap.train.compute import this_process
 from synthgap.train.loop import default_device
 from synthgap.train.recipe import TrainRecipe
 
@@ -104,7 +104,6 @@ def run_baseline(
 
 def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: str) -> BaselineRecord:
     start = time.perf_counter()
-    compute = this_process()
     save_config(config, run_dir / "config.yaml")
     train, test = load_train_test(config.data, progress=progress)
     model_config = config.model.model_copy(
@@ -141,7 +140,7 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         train_images=result.train_images,
         seconds=max(result.seconds, time.perf_counter() - start),
         fingerprint=fingerprint,
-        compute={**compute.identity(config.recipe.precision), "processor": processor_kind(compute.device)},
+        compute=this_process().record(config.recipe.precision),
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
         augmentation=config.recipe.augmentation,

@@ -12,11 +12,10 @@ import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from synthgap.train.loop import autocast_dtype
+from synthgap.train.loop import autocast_dtype, cpu_flags
 
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -34,6 +33,11 @@ class Compute:
         dtype = autocast_dtype(precision, torch.device(self.device))
         return {"device": self.device, "threads": self.threads, "precision": PRECISION_NAMES[dtype]}
 
+    def record(self, precision: str) -> dict:
+        """What a record says of its arithmetic: the identity, and the processor kind (told, not hashed, so a model
+        cache shared by different nodes stays shared; a report that mixes kinds says so, report/sanity.py)."""
+        return {**self.identity(precision), "processor": processor_kind(self.device)}
+
 
 @functools.cache
 def processor_kind(device: str = "cpu") -> str:
@@ -42,12 +46,8 @@ def processor_kind(device: str = "cpu") -> str:
     between AMX and AVX-512-BF16 CPUs and fp32 kernels differ between AVX-512 and AVX2."""
     if device == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return platform.machine() or "unknown"
     for kind, flag in (("AMX", "amx_bf16"), ("AVX-512-BF16", "avx512_bf16"), ("AVX-512", "avx512f"), ("AVX2", "avx2")):
-        if flag in flags:
+        if flag in cpu_flags():
             return kind
     return platform.machine() or "unknown"
 

@@ -59,14 +59,18 @@ def default_device() -> torch.device:
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The words of /proc/cpuinfo (its instruction-set flags among them); empty where it cannot be read."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX). Elsewhere bf16 autocast is emulated and
     was measured 50× slower than fp32 for this student (AVX2 machine), so "auto" must not pick it."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -279,7 +283,7 @@ def measure(
                 logits = (logits + model(mirrored).float()) / 2
         classes = logits.shape[1]
         k = min(5, classes)
-        top = logits.float().topk(k, dim=1).indices
+        top = logits.topk(k, dim=1).indices
         correct5 += (top == labels[:, None]).any(dim=1).sum().item()
         total += len(labels)
         pairs = torch.bincount(labels * classes + top[:, 0], minlength=classes * classes).view(classes, classes)
@@ -331,6 +335,7 @@ def fit(
     steps_per_epoch = len(train_loader)
     total_steps = recipe.epochs * steps_per_epoch
     schedule = lr_schedule(recipe, steps_per_epoch)
+    # a lambda, not the partial itself: LambdaLR would try to save a callable object's attributes with its state
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s))
     step = TrainStep(model, optimizer, recipe, device, loss)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay is not None else None
