@@ -175,8 +175,13 @@ _EXPECTED = {
     "path_type": "a path",
     "none_required": "null",
 }
-_BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
-           "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}  # fmt: skip
+BOUND_WORDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}  # Field(gt=...) etc.
+_BOUNDS = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+
+
+def out_of_bounds(bound: str, limit: object, value: object) -> str:
+    """`must be at least 1, got -3`: a value outside a field's `bound` ("gt", "ge", "lt", "le") of `limit`."""
+    return f"must be {BOUND_WORDS[bound]} {limit}, got {shown(value)}"
 
 
 def error_message(error: dict, model: type[BaseModel] | None = None) -> str:
@@ -197,8 +202,7 @@ def error_message(error: dict, model: type[BaseModel] | None = None) -> str:
     if kind == "finite_number":
         return f"must be a finite number, got {shown(value)}"
     if kind in _BOUNDS:
-        key, words = _BOUNDS[kind]
-        return f"must be {words} {ctx.get(key)}, got {shown(value)}"
+        return out_of_bounds(_BOUNDS[kind], ctx.get(_BOUNDS[kind]), value)
     if kind == "too_short":
         least = ctx.get("min_length")
         return "must not be empty" if least == 1 else f"needs at least {least} items, got {ctx.get('actual_length')}"

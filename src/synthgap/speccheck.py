@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from synthgap.errors import SynthgapError, shown, unknown_choice, unknown_key
+from synthgap.errors import BOUND_WORDS, SynthgapError, out_of_bounds, unknown_choice, unknown_key
 
 PACKAGE = Path(__file__).resolve().parent
 SPEC_MODULE, SPEC_CLASS = "synthgap.experiments.spec", "ExperimentSpec"
@@ -95,7 +95,6 @@ def _unknown_keys(section: dict[str, Any], shape: Shape, prefix: str) -> list[tu
     return [(f"{prefix}{key}", unknown_key(key, shape.keys)) for key in section if key not in shape.keys]
 
 
-_BOUND_WORDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
 _BOUND_HOLDS = {"gt": float.__gt__, "ge": float.__ge__, "lt": float.__lt__, "le": float.__le__}
 
 
@@ -110,10 +109,8 @@ def _bad_values(section: dict[str, Any], shape: Shape, prefix: str) -> list[tupl
                 continue  # another type, NaN or inf: the full validation words them
             for name, bound in bounds.items():
                 if not _BOUND_HOLDS[name](float(value), float(bound)):
-                    shown_bound = float(bound) if kind == "float" else bound
-                    problems.append(
-                        (f"{prefix}{key}", f"must be {_BOUND_WORDS[name]} {shown_bound}, got {shown(value)}")
-                    )
+                    limit = float(bound) if kind == "float" else bound  # as pydantic reports a float field's
+                    problems.append((f"{prefix}{key}", out_of_bounds(name, limit, value)))
                     break
         elif key in shape.choices and isinstance(value, str) and value not in shape.choices[key]:
             problems.append((f"{prefix}{key}", unknown_choice("value", value, shape.choices[key])))
@@ -223,7 +220,7 @@ def _read_constraints(
     annotation, value = statement.annotation, statement.value
     if isinstance(annotation, ast.Name) and annotation.id in ("int", "float"):
         if isinstance(value, ast.Call) and _name(value.func) == "Field":
-            found = {k.arg: _constant(k.value) for k in value.keywords if k.arg in _BOUND_WORDS}
+            found = {k.arg: _constant(k.value) for k in value.keywords if k.arg in BOUND_WORDS}
             if found and all(isinstance(b, int | float) and not isinstance(b, bool) for b in found.values()):
                 bounds[key] = (annotation.id, found)
     elif isinstance(annotation, ast.Subscript) and _name(annotation.value) == "Literal":
