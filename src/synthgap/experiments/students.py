@@ -84,7 +84,7 @@ class ScratchStudent:
     reused: bool  # taken from the cache (trained by an earlier run or spec)
     seconds: float  # training time (of the earlier run when reused)
     evaluation: Evaluation
-    curve: list[list[float]] | None = None  # [epoch, top-1] during training, on `curve_images` test images
+    curve: list[list[float]] | None = None  # [epoch, top-1, seconds] during training, on `curve_images` images
     curve_images: int = 0
 
 

@@ -15,8 +15,6 @@ from synthgap.data.transforms import AUGMENTATIONS, Normalization, get_normaliza
 from synthgap.errors import SynthgapError, unknown_choice
 from synthgap.train.presets import RECIPE_PRESETS
 
-SCHEDULES = ("cosine", "triangular", "onecycle")
-
 
 class TrainRecipe(BaseModel):
     # allow_inf_nan=False: `lr: .inf` or a NaN weight decay is an input error, never a run that diverges later
@@ -47,8 +45,8 @@ class TrainRecipe(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     eval_every: int = Field(0, ge=0)  # evaluate every k epochs; 0: only after the last epoch
-    # test images (a fixed, class-stratified subset) of the evaluations during training; 0: all. The evaluation
-    # after the last epoch, the one a record reports, always uses every test image.
+    # test images (a fixed random subset, the same for every run) of the evaluations during training; 0: all. The
+    # evaluation after the last epoch, the one a record reports, always uses every test image.
     eval_images: int = Field(0, ge=0)
     eval_batch_size: int = Field(500, ge=1)
 
