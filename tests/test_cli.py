@@ -320,3 +320,12 @@ def test_train_help_names_every_registered_family_preset_and_augmentation():
         described = text[start : text.index(" --", start + len(option))]  # up to the next option
         missing = [name for name in names if name not in described]
         assert not missing, (option, missing, described)
+
+
+def test_demo_help_states_the_demo_defaults():
+    """The demo's defaults are written out in its help (so --help imports no torch): they must be the demo's."""
+    from synthgap.demo import DEMO_EPOCHS, DEMO_PER_CLASS, DEMO_WIDTH
+
+    text = " ".join(help_at_80_columns(("demo",)).split())
+    for default in (f"default {DEMO_PER_CLASS})", f"default {DEMO_EPOCHS})", f"default {DEMO_WIDTH:g}:"):
+        assert default in text, (default, text)

@@ -165,7 +165,8 @@ def test_the_learning_curve_is_measured_on_one_fixed_subset(tmp_path):
     header = (tmp_path / "summary.csv").read_text().splitlines()[0]
     assert header.endswith(",curve_top1")
     again = fit(tiny_model(), train, test, three, progress=False)
-    assert again.curve == result.curve  # same subset, same numbers
+    # same subset, same numbers (the seconds of training differ from run to run)
+    assert [point[:2] for point in again.curve] == [point[:2] for point in result.curve]
 
 
 def test_the_whole_test_set_is_the_curve_when_no_subset_is_asked_for():
