@@ -77,20 +77,20 @@ def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
                                  str(cifake_root), "--out", str(tmp_path), *SMALL])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "spec 'cifake-layers': valid" in result.output
-    assert "runs: 62 (baseline 6, layer_transfer 56)" in result.output
+    assert "runs: 50 (baseline 6, layer_transfer 44)" in result.output
 
 
 def test_dry_run_rejects_per_class_beyond_the_smallest_class_naming_side_and_classes(cifake_root, tmp_path):
     result = synthgap(
         "run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root", str(cifake_root), "--out", str(tmp_path)
-    )  # per_class 500, 3 images per class
+    )  # per_class 1000, 3 images per class
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "per_class=500, but cifake:real (train) has fewer images in 10 class(es): airplane (3)" in result.stderr
+    assert "per_class=1000, but cifake:real (train) has fewer images in 10 class(es): airplane (3)" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("config", "runs"),
-    [("cifake-reduction.yaml", "runs: 69 (baseline 6, data_reduction 63)"),
+    [("cifake-reduction.yaml", "runs: 48 (baseline 6, data_reduction 42)"),
      ("cifake-ablations.yaml", "runs: 87 (baseline 6, ablation 81)")],
 )  # fmt: skip
 def test_shipped_cifake_configs_dry_run(cifake_root, tmp_path, config, runs):
