@@ -32,7 +32,7 @@ from synthgap.data.sources import open_source  # noqa: E402
 from synthgap.data.subsets import stratified_positions  # noqa: E402
 from synthgap.data.transforms import get_normalization  # noqa: E402
 from synthgap.experiments.kinds.curation import knn_precision_scores, teacher_outputs  # noqa: E402
-from synthgap.models import ModelConfig, build_model  # noqa: E402
+from synthgap.models import ModelConfig, build_model, get_family  # noqa: E402
 from synthgap.train.distill import DistillationLoss, distillation_targets, teacher_logits  # noqa: E402
 from synthgap.train.loaders import recipe_loaders  # noqa: E402
 from synthgap.train.loop import fit  # noqa: E402
@@ -98,16 +98,17 @@ def main(only: str | None = None) -> None:
         return
     recipe = TrainRecipe(epochs=EPOCHS, augmentation="standard", precision="fp32")
     teacher = build_model(MODEL)
+    layers = get_family(MODEL.name).layer_map
     real_part = real.select(stratified_positions(real.labels.numpy(), real.classes, per_class=500, seed=0))
 
     def knn() -> None:
-        _, features = teacher_outputs(teacher, synthetic, recipe, DEVICE)
-        _, real_features = teacher_outputs(teacher, real_part, recipe, DEVICE)
+        _, features = teacher_outputs(teacher, synthetic, recipe, DEVICE, layers)
+        _, real_features = teacher_outputs(teacher, real_part, recipe, DEVICE, layers)
         knn_precision_scores(features, real_features, k=5)
 
     sides = {
         "s_training": lambda: student(synthetic, test, recipe),
-        "confidence": lambda: teacher_outputs(teacher, synthetic, recipe, DEVICE),
+        "confidence": lambda: teacher_outputs(teacher, synthetic, recipe, DEVICE, layers),
         "real_knn": knn,
     }
     timed = interleaved(sides, repeats=2)

@@ -17,7 +17,7 @@ import torch
 from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
 from synthgap.generate import curate as curate_module
-from synthgap.generate.curate import CurateConfig, Rule, curate_generated, resolve_clip
+from synthgap.generate.curate import CurateConfig, Rule, curate_generated, read_clip_scores, resolve_clip
 from synthgap.generate.tiny import save_tiny_clip
 
 N_CLASSES, PER_CLASS = 10, 3  # the reference set: CIFAR-10, 3 images per class
@@ -72,6 +72,9 @@ def test_each_rule_keeps_what_it_should(reference_set, tiny_clip, tmp_path, rule
     keep = expected_keep(rows, rule)
     assert [r["kept"] == "1" for r in rows] == keep
     assert result.kept == sum(keep) and result.images == N_CLASSES * PER_CLASS
+    # what the curation experiment reads back: every source file (resolved against the scored set), exact scores
+    scores = read_clip_scores(out / "clip_scores.csv")
+    assert scores == {(reference_set / r["file"]).resolve(): float(r["score"]) for r in rows}
 
     lines = manifest(out)
     kept_files = [r["file"] for r, k in zip(rows, keep, strict=True) if k]

@@ -15,6 +15,9 @@ links where the file system allows, copies otherwise), their manifest lines plus
 and ``clip_rule``, a ``generate.json`` of ``kind: curate``, ``kept.csv`` per class and ``clip_scores.csv`` for every
 source image (``file,class,score,top_class,kept``). The manifest is written last, so a killed run is never taken
 for a finished one; rerun the same command to finish it.
+
+``clip_scores.csv`` is also an input: the curation experiment's `clip` score reads it (`read_clip_scores`, beside
+its writer here, so that both follow one definition of the columns).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import math
 import os
 import secrets
 import shutil
@@ -47,7 +52,9 @@ DEFAULT_CURATE_TEMPLATES = ("a photo of a {name}.",)
 CLIP_FILES = ("*.json", "*.safetensors", "*.txt")  # config, tokenizer, processor, weights: never pickle files
 SCORES = "clip_scores.csv"
 KEPT = "kept.csv"
-SCORE_COLUMNS = ("file", "class", "score", "top_class", "kept")
+FILE_COLUMN = "file"  # the image's path as the source manifest lists it: relative to the scored set
+SCORE_COLUMN = "score"  # CLIP's probability of the image's own class
+SCORE_COLUMNS = (FILE_COLUMN, "class", SCORE_COLUMN, "top_class", "kept")  # clip_scores.csv's columns, in order
 
 
 @dataclass(frozen=True)
@@ -347,7 +354,7 @@ def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: tu
     return torch.nn.functional.normalize(per_class, dim=-1)
 
 
-# -- writing -------------------------------------------------------------------------------------------------------
+# -- writing (and reading clip_scores.csv) -------------------------------------------------------------------------
 
 
 def place_file(source: Path, target: Path, sha256: str) -> bool:
@@ -395,6 +402,50 @@ def _write_scores(path: Path, records: list[dict[str, Any]], tops: list[str], sc
     for record, top, score, kept in zip(records, tops, scores, keep, strict=True):
         writer.writerow([record["file"], record["class"], repr(float(score)), top, int(kept)])
     atomic_write_text(path, buffer.getvalue())
+
+
+def scored_root(path: Path) -> Path:
+    """The folder a scores file's file column is relative to: the scored set (the `source` that curate's
+    generate.json beside it records), else the file's own folder."""
+    settings = path.parent / SETTINGS
+    if not settings.is_file():
+        return path.parent
+    try:
+        source = json.loads(settings.read_text(encoding="utf-8")).get("source")
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        raise SynthgapError(f"{settings} is not the JSON object that `synthgap curate` writes") from None
+    return Path(source or path.parent)
+
+
+def read_clip_scores(path: Path) -> dict[Path, float]:
+    """{image file: score} from a scores CSV with at least the file and score columns (`clip_scores.csv`), files
+    resolved against `scored_root`. Each score must be a finite number (NaN would rank last and ±inf first) and each
+    file listed once (a second row would silently replace the first)."""
+    root = scored_root(path)
+    by_file: dict[Path, float] = {}
+    lines: dict[Path, int] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                where = f"{path}, line {reader.line_num}"
+                try:
+                    name, text = row[FILE_COLUMN], row[SCORE_COLUMN]
+                    file, score = (root / name).resolve(), float(text)
+                except (KeyError, TypeError, ValueError):
+                    raise SynthgapError(
+                        f"{where}: expected columns {FILE_COLUMN} and {SCORE_COLUMN} (a number)"
+                    ) from None
+                if not math.isfinite(score):
+                    raise SynthgapError(f"{where}: the score of {name} is {text.strip()}, not a finite number (NaN "
+                                        "and ±inf cannot be ranked)")  # fmt: skip
+                if file in lines:
+                    raise SynthgapError(f"{where}: {name} is listed again (first on line {lines[file]}); each image "
+                                        "needs exactly one score")  # fmt: skip
+                by_file[file], lines[file] = score, reader.line_num
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SynthgapError(f"{path}, line {reader.line_num}: not a readable UTF-8 CSV ({exc})") from None
+    return by_file
 
 
 def _write_kept(path: Path, counts: tuple[ClassCount, ...]) -> None:

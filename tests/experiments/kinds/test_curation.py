@@ -10,9 +10,25 @@ import torch
 
 from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
-from synthgap.experiments.kinds.curation import CurationRecord, CurationRun, kept_positions, knn_precision_scores
+from synthgap.experiments.kinds.curation import (
+    CurationRecord,
+    CurationRun,
+    classifier,
+    kept_positions,
+    knn_precision_scores,
+)
 from synthgap.experiments.runner import run_experiment
+from synthgap.models import FAMILIES, ModelConfig, build_model, get_family
 from tests.specs import tiny_spec
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_the_teachers_classifier_is_where_its_family_map_says_the_last_linear_layer(name):
+    """The penultimate features are the classifier's input; the layer map names the classifier for every family, and
+    for the shipped ones it is the model's last Linear layer (a ResNet's fc, a ViT's head)."""
+    model = build_model(ModelConfig(name=name, num_classes=3, image_size=32, width=0.125))
+    last_linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert classifier(model, get_family(name).layer_map) is last_linear
 
 
 def test_knn_precision_is_non_negative_exactly_inside_a_real_ball():

@@ -78,9 +78,9 @@ def test_a_teacher_with_another_class_list_is_refused_by_dry_run_and_run(cifake_
         teacher = {"timm": "resnet10t", "weights": str(folder / "w.safetensors"), "classes": classes}
         what = "timm teacher resnet10t"
     spec = write_spec(tmp_path, cifake_root, {"experiments": [{"kind": "distillation", "teacher": teacher}]})
-    detail = "only the teacher: ['zebra']; only the data: ['truck']"
-    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{what} has another class list than the data "
-                                  f"({detail})")  # fmt: skip
+    detail = "only in the first: ['zebra']; only in the second: ['truck']"
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{what} and the experiment's data have different "
+                                  f"classes: {detail}")  # fmt: skip
 
 
 def test_unlabelled_real_needs_a_real_side(cifake_root):
@@ -136,7 +136,7 @@ def test_a_checkpoint_teacher_of_another_family_and_one_with_other_classes(cifak
     metadata = json.loads((checkpoint / METADATA).read_text())
     metadata["classes"] = [*metadata["classes"][:-1], "zebra"]
     (checkpoint / METADATA).write_text(json.dumps(metadata))
-    with pytest.raises(SynthgapError, match=r"another class list than the data \(only the teacher: \['zebra'\]"):
+    with pytest.raises(SynthgapError, match=r"data have different classes: only in the first: \['zebra'\]"):
         run_experiment(spec, tmp_path / "out2", model_cache=tmp_path / "m", progress=False)
     assert not (tmp_path / "out2" / "results.jsonl").exists()  # nothing recorded
 
@@ -155,7 +155,7 @@ def test_a_timm_teacher_with_safetensors_weights_and_its_own_normalization(cifak
     assert record.teacher.startswith("timm resnet10t") and record.teacher_fingerprint
     assert record.cached_teacher_logits and (record.real_labels_used, record.real_images_used) == (0, 0)
     wrong = {**block, "teacher": {**block["teacher"], "classes": ["a", "b"]}}
-    with pytest.raises(SynthgapError, match="timm teacher resnet10t has another class list than the data"):
+    with pytest.raises(SynthgapError, match="timm teacher resnet10t and the experiment's data have different classes"):
         run_experiment(tiny_spec(cifake_root, [wrong]), tmp_path / "out2", model_cache=tmp_path / "m", progress=False)
 
 

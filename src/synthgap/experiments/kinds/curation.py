@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import os
 import shutil
 import time
@@ -45,7 +43,9 @@ from synthgap.experiments.kinds.data_reduction import same_steps_epochs
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import evaluation_fields, resume_state, source_model, train_in_run
+from synthgap.generate.curate import read_clip_scores
 from synthgap.io import atomic_write_text, file_digest
+from synthgap.models import LayerMap
 from synthgap.neighbours import DISTANCE_CHUNK, kth_neighbour_radius
 from synthgap.train.loaders import test_normalization
 from synthgap.train.loop import autocast, autocast_dtype
@@ -143,7 +143,7 @@ def plan(block: CurationBlock, seeds: list[int], spec: ExperimentSpec) -> list[C
     runs = [_plan_one(block, seed) for seed in seeds]
     if block.scores_file is None:
         return [run for group in runs for run in group]
-    read_file_scores(block.scores_file)  # a bad row stops --dry-run and the run's start, not the run itself
+    read_clip_scores(block.scores_file)  # a bad row stops --dry-run and the run's start, not the run itself
     file = str(block.scores_file.resolve())
     digest = file_digest(block.scores_file)
     return [replace(run, scores_file=file, scores_sha256=digest) if run.scoring == "clip" else run
@@ -169,12 +169,23 @@ def _plan_one(block: CurationBlock, seed: int) -> list[CurationRun]:
     return runs
 
 
+def classifier(model: nn.Module, layer_map: LayerMap) -> nn.Module:
+    """The model's classifier, as its family's layer map names it: the last module of the last layer (a ResNet's
+    `fc`, a ViT's `head`, after its final norm). Its input is the penultimate feature: one vector per image."""
+    modules = dict(model.named_modules())
+    names = [name for name in layer_map[len(layer_map)] if name in modules]  # bare parameters are no modules
+    if not names:
+        raise SynthgapError(f"the last layer of the layer map ({layer_map[len(layer_map)]}) names no module")
+    return modules[names[-1]]
+
+
 @torch.no_grad()
 def teacher_outputs(
-    teacher: nn.Module, images: ImageTensors, recipe: TrainRecipe, device: torch.device
+    teacher: nn.Module, images: ImageTensors, recipe: TrainRecipe, device: torch.device, layer_map: LayerMap
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(softmax probabilities, penultimate features) of the teacher for every image, in order, on the test view."""
-    head = [m for m in teacher.modules() if isinstance(m, nn.Linear)][-1]  # the classifier: its input is the feature
+    """(softmax probabilities, penultimate features: the classifier's input) of the teacher for every image, in
+    order, on the test view. `layer_map`: the teacher's family's, which says where its classifier is."""
+    head = classifier(teacher, layer_map)
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].float().cpu()))
     loader = TensorLoader(images, batch_size=recipe.eval_batch_size, normalization=test_normalization(recipe))
@@ -204,8 +215,8 @@ def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> 
         return file_scores(Path(run.scores_file or ""), run.scores_sha256, ctx.store.train_files("synthetic")), None
     (need,) = run.needs()
     teacher = source_model(ctx, need, ctx.store.train("real"))
-    recipe, device = ctx.spec.recipe, ctx.device
-    probabilities, features = teacher_outputs(teacher, synthetic, recipe, device)
+    recipe, device, layer_map = ctx.spec.recipe, ctx.device, ctx.family.layer_map  # the teacher is the spec's model
+    probabilities, features = teacher_outputs(teacher, synthetic, recipe, device, layer_map)
     labels = synthetic.labels
     own = probabilities[torch.arange(len(labels)), labels]
     if run.scoring == "teacher_confidence":
@@ -216,63 +227,22 @@ def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> 
         margin = own - others.max(dim=1).values  # in (−1, 1): ranks within the agreeing and the disagreeing
         scores = (probabilities.argmax(dim=1) == labels).double() + margin.double() / 4
     else:
-        _, real_features = teacher_outputs(teacher, ctx.store.train("real"), recipe, device)
+        _, real_features = teacher_outputs(teacher, ctx.store.train("real"), recipe, device, layer_map)
         scores = knn_precision_scores(features, real_features, run.k)
     return scores.double().numpy(), ctx.fingerprints.get(need.name)
 
 
 def file_scores(path: Path, digest: str | None, files: list[Path]) -> np.ndarray:
-    """The score of each training image file, from the `scores_file` of the run (`read_file_scores`); every file
+    """The score of each training image file, from the `scores_file` of the run (`read_clip_scores`); every file
     must have one."""
     if file_digest(path) != digest:
         raise SynthgapError(f"{path} changed since the experiment was planned; run it again to plan with the new file")
-    by_file = read_file_scores(path)
+    by_file = read_clip_scores(path)
     missing = [f for f in files if Path(f).resolve() not in by_file]
     if missing:
         raise SynthgapError(f"{path} has no score for {len(missing)} training image(s), e.g. {missing[0]}: it scores "
                             "another set than data.synthetic")  # fmt: skip
     return np.array([by_file[Path(f).resolve()] for f in files], dtype=np.float64)
-
-
-def scored_root(path: Path) -> Path:
-    """The folder a scores file's `file` column is relative to: the scored set (the `source` of the generate.json
-    beside it), else the file's own folder."""
-    settings = path.parent / "generate.json"
-    if not settings.is_file():
-        return path.parent
-    try:
-        source = json.loads(settings.read_text(encoding="utf-8")).get("source")
-    except (ValueError, AttributeError):  # not JSON, or not an object
-        raise SynthgapError(f"{settings} is not the JSON object that `synthgap curate` writes") from None
-    return Path(source or path.parent)
-
-
-def read_file_scores(path: Path) -> dict[Path, float]:
-    """{image file: score} from a `file,class,score,...` CSV (`synthgap curate`'s clip_scores.csv), files resolved
-    against `scored_root`. Each score must be a finite number (NaN would rank last and ±inf first) and each file
-    listed once (a second row would silently replace the first)."""
-    root = scored_root(path)
-    by_file: dict[Path, float] = {}
-    lines: dict[Path, int] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            for row in reader:
-                where = f"{path}, line {reader.line_num}"
-                try:
-                    file, score = (root / row["file"]).resolve(), float(row["score"])
-                except (KeyError, TypeError, ValueError):
-                    raise SynthgapError(f"{where}: expected columns file and score (a number)") from None
-                if not math.isfinite(score):
-                    raise SynthgapError(f"{where}: the score of {row['file']} is {row['score'].strip()}, not a finite "
-                                        "number (NaN and ±inf cannot be ranked)")  # fmt: skip
-                if file in lines:
-                    raise SynthgapError(f"{where}: {row['file']} is listed again (first on line {lines[file]}); "
-                                        "each image needs exactly one score")  # fmt: skip
-                by_file[file], lines[file] = score, reader.line_num
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise SynthgapError(f"{path}, line {reader.line_num}: not a readable UTF-8 CSV ({exc})") from None
-    return by_file
 
 
 def kept_positions(run: CurationRun, labels: np.ndarray, classes: int, scores: np.ndarray | None) -> np.ndarray:

@@ -3,14 +3,13 @@ synthetic→real layer transfers from such a student (does distillation move the
 
 The teacher is, by default, the R baseline of the same seed (declared as a need, so it is trained once and taken from
 the model cache); or a `synthgap train` checkpoint; or a timm model with local safetensors weights and its own input
-normalization. Each record says what real information the student used: real labels and real images seen (both 0
-for data-free distillation) and the teacher's fingerprint (the R run's, or its weights' SHA-256).
+normalization (those two are loaded, and their class lists checked, by `synthgap.train.teachers`). Each record says
+what real information the student used: real labels and real images seen (both 0 for data-free distillation) and the
+teacher's fingerprint (the R run's, or its weights' SHA-256).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,29 +17,30 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from torch import nn
 
 from synthgap.data.config import test_class_order
 from synthgap.data.tensors import ImageTensors, concat_images
-from synthgap.data.transforms import Normalization, get_normalization
+from synthgap.data.transforms import get_normalization
 from synthgap.errors import SynthgapError
 from synthgap.experiments.blocks import Strict, all_valid, check_layers
+from synthgap.experiments.cachekey import cache_key
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import evaluation_fields, source_model, train_from_model, train_in_run
 from synthgap.experiments.transfer import TransferSetup
-from synthgap.io import file_digest
-from synthgap.models import ModelConfig, build_model
-from synthgap.train.checkpoint import (
-    METADATA,
-    WEIGHTS,
-    checked_metadata,
-    load_problem,
-    load_weights,
-    save_checkpoint,
-)
+from synthgap.train.checkpoint import METADATA, WEIGHTS, checked_metadata, save_checkpoint
 from synthgap.train.distill import UNLABELLED, DistillationLoss, distillation_targets, teacher_logits, teacher_view
 from synthgap.train.loaders import test_normalization
+from synthgap.train.teachers import (
+    Teacher,
+    TimmSource,
+    check_teacher_classes,
+    checkpoint_classes,
+    checkpoint_fingerprint,
+    load_checkpoint_teacher,
+    load_timm_teacher,
+    timm_fingerprint,
+)
 
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
@@ -85,10 +85,8 @@ class TeacherConfig(Strict):
         """The teacher's fingerprint: a hash of its weights' SHA-256 and of what says how to use them (a checkpoint's
         metadata: model, classes, normalization; a timm teacher's settings)."""
         if self.checkpoint is not None:
-            metadata = json.loads((Path(self.checkpoint) / METADATA).read_text())
-        else:
-            metadata = {"settings": self.model_dump(mode="json"), "weights": file_digest(Path(self.weights))}
-        return hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
+            return checkpoint_fingerprint(self.checkpoint)
+        return timm_fingerprint(self.model_dump(mode="json"), self.weights)
 
     @property
     def description(self) -> str:
@@ -99,11 +97,11 @@ class TeacherConfig(Strict):
         given (`classes`); None when unknown. Reads no weights."""
         if self.checkpoint is None:
             return self.classes
-        try:
-            metadata = json.loads((Path(self.checkpoint) / METADATA).read_text(encoding="utf-8"))
-        except ValueError:
-            raise SynthgapError(f"{self.description}: {METADATA} is not JSON") from None
-        return metadata.get("classes") if isinstance(metadata, dict) else None
+        return checkpoint_classes(self.checkpoint, self.description)
+
+    def timm_source(self) -> TimmSource:
+        """What loading a timm teacher needs of these settings."""
+        return TimmSource(self.timm, Path(self.weights), self.mean, self.std, self.classes, self.kwargs)
 
 
 class DistillationBlock(Strict):
@@ -197,9 +195,8 @@ def run_name(seed: int, temperature: float, alpha: float, unlabelled: bool, outs
 
 def plan(block: DistillationBlock, seeds: list[int], spec: ExperimentSpec) -> list[Run]:
     if block.teacher is not None:  # here, not in `check`: the data's class list needs its test set indexed
-        _same_classes(
-            block.teacher.class_list(), test_class_order(spec.data, spec.data.test), block.teacher.description
-        )
+        data_classes = test_class_order(spec.data, spec.data.test)
+        check_teacher_classes(block.teacher.class_list(), data_classes, block.teacher.description)
     teacher = "baseline" if block.teacher is None else block.teacher.model_dump_json()
     digest = None if block.teacher is None else block.teacher.digest()
     runs: list[Run] = []
@@ -231,71 +228,24 @@ def check(block: DistillationBlock, spec: ExperimentSpec, family: ModelFamily) -
         raise ValueError("distillation unlabelled_real needs a real side (data.real) apart from the synthetic one")
 
 
-def load_teacher(run: DistillationRun, ctx: RunContext) -> tuple[nn.Module, Normalization, str, str]:
-    """(teacher model, the normalization it was trained with, what it is, its fingerprint)."""
+def load_teacher(run: DistillationRun, ctx: RunContext) -> tuple[Teacher, str | None]:
+    """The run's teacher and its fingerprint: the R run's for the R baseline (taken from the model cache), the one
+    computed when the run was planned for an outside teacher, so the record names what the run's identity holds."""
     config = run.teacher_config
     classes = ctx.store.classes
     if config is None:
         (need,) = run.needs()
         model = source_model(ctx, need, ctx.store.train("real"))
-        return model, test_normalization(ctx.spec.recipe), f"R baseline {need.name}", ctx.fingerprints.get(need.name)
+        teacher = Teacher(model, test_normalization(ctx.spec.recipe), f"R baseline {need.name}")
+        return teacher, ctx.fingerprints.get(need.name)
     if config.checkpoint is not None:
-        folder = Path(config.checkpoint)
-        metadata = checked_metadata(folder)
-        _same_classes(metadata.get("classes"), classes, config.description)
-        model_config = checkpoint_model(metadata)
-        model = build_model(model_config)
-        load_weights(model, folder)
-        recipe = (metadata.get("config") or {}).get("recipe") or {}
-        own = get_normalization(recipe.get("test_normalization") or recipe.get("normalization") or "imagenet")
-        return model, own, f"checkpoint {folder} ({model_config.name})", run.teacher_sha256
-    return _timm_teacher(config, classes) + (f"timm {config.timm} ({config.weights})", run.teacher_sha256)
-
-
-def checkpoint_model(metadata: dict) -> ModelConfig:
-    """The model of a checkpoint: model cache entries hold its config as `model`; `synthgap train` checkpoints
-    name the family there and keep the config under `config` (with the data's resolution and the class list)."""
-    if isinstance(metadata.get("model"), dict):
-        return ModelConfig.model_validate(metadata["model"])
-    config = metadata["config"]
-    return ModelConfig.model_validate(
-        {**config["model"], "num_classes": len(metadata["classes"]), "image_size": config["data"]["resolution"]}
-    )
-
-
-def _timm_teacher(config: TeacherConfig, classes: tuple[str, ...]) -> tuple[nn.Module, Normalization]:
-    import timm
-    from safetensors.torch import load_file
-
-    if config.classes is not None:
-        _same_classes(config.classes, classes, config.description)
-    model = timm.create_model(config.timm, pretrained=False, num_classes=len(classes), **config.kwargs)
-    try:
-        state = load_file(str(config.weights))
-        model.load_state_dict(state)
-    except (OSError, RuntimeError) as exc:
-        raise SynthgapError(f"timm teacher {config.timm}: cannot load {config.weights} ({load_problem(exc)})") from None
-    mean = config.mean or tuple(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
-    std = config.std or tuple(model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
-    return model, Normalization(tuple(mean), tuple(std))
-
-
-def _same_classes(teacher: list[str] | None, data: tuple[str, ...], what: str) -> None:
-    if teacher is not None and tuple(teacher) != tuple(data):
-        only_teacher = sorted(set(teacher) - set(data))
-        only_data = sorted(set(data) - set(teacher))
-        detail = (
-            f"only the teacher: {only_teacher}; only the data: {only_data}"
-            if only_teacher or only_data
-            else ("the same classes in another order")
-        )
-        raise SynthgapError(f"{what} has another class list than the data ({detail})")
+        return load_checkpoint_teacher(config.checkpoint, classes, config.description), run.teacher_sha256
+    return load_timm_teacher(config.timm_source(), classes, config.description), run.teacher_sha256
 
 
 def distilled_key(ctx: RunContext, run: DistillationRun) -> str:
     """The model cache entry of a distilled student: its run's fingerprint says everything that made it."""
-    identity = {"distilled": ctx.fingerprints[run.name], "compute": ctx.compute_identity}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_key({"distilled": ctx.fingerprints[run.name], "compute": ctx.compute_identity})
 
 
 def training_images(run: DistillationRun, ctx: RunContext) -> tuple[ImageTensors, torch.Tensor, int]:
@@ -321,9 +271,9 @@ def distil(run: DistillationRun, ctx: RunContext) -> tuple[str, dict]:
                 pass  # damaged: trained again below, identically
         start = time.perf_counter()
         recipe = ctx.spec.recipe
-        teacher, own, description, fingerprint = load_teacher(run, ctx)
+        teacher, fingerprint = load_teacher(run, ctx)
         student_norm = get_normalization(recipe.normalization)
-        view = teacher_view(teacher, student_norm, own).to(ctx.device)
+        view = teacher_view(teacher.model, student_norm, teacher.normalization).to(ctx.device)
         images, labels, real_images = training_images(run, ctx)
         cached = recipe.augmentation == "none"  # the same view every epoch: the teacher's logits once
         logits = None
@@ -337,7 +287,7 @@ def distil(run: DistillationRun, ctx: RunContext) -> tuple[str, dict]:
             "seconds": max(result.seconds, time.perf_counter() - start),
             "classes": list(images.classes),
             "model": ctx.model_config(len(images.classes)).model_dump(mode="json"),
-            "teacher": description,
+            "teacher": teacher.description,
             "teacher_fingerprint": fingerprint,
             "cached_teacher_logits": cached,
             "real_images": real_images,
