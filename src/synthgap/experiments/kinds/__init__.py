@@ -10,6 +10,7 @@ from synthgap.experiments.kinds import (
     curation,
     data_reduction,
     distillation,
+    exchange_rate,
     generator,
     layer_transfer,
     mixing,
@@ -32,6 +33,7 @@ for _module in (
     mixing,
     distillation,
     curation,
+    exchange_rate,
 ):
     KINDS.add(_module.KIND.name, _module.KIND)
     register_records(_module.KIND.records)
