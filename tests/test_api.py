@@ -168,10 +168,19 @@ def test_load_analysis_flattens_rows(tmp_path):
 
 
 @pytest.mark.slow
-def test_import_synthgap_loads_neither_torch_nor_pandas():
-    code = "import sys, synthgap; print(sorted({'torch', 'pandas', 'torchvision'} & set(sys.modules)))"
+@pytest.mark.parametrize("module", ["synthgap", "synthgap.api", "synthgap.frames"])
+def test_import_synthgap_loads_neither_torch_nor_pandas(module):
+    code = f"import sys, {module}; print(sorted({{'torch', 'pandas', 'torchvision'}} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_dataframe_readers_are_one_function_under_every_name():
+    """`load_results` and `load_analysis` live in `synthgap.frames`; the API and the package hand out the same."""
+    import synthgap.frames
+
+    for name in ("load_results", "load_analysis"):
+        assert getattr(synthgap, name) is getattr(synthgap.api, name) is getattr(synthgap.frames, name), name
 
 
 def test_api_names_survive_importing_their_subpackages():

@@ -220,6 +220,13 @@ def help_at_80_columns(path) -> str:
     return result.output
 
 
+def option_help(path, option: str) -> str:
+    """What the help of the command at `path` says about `option`, on one line (up to the next option)."""
+    text = " ".join(help_at_80_columns(path).split())
+    start = text.index(f"{option} ")
+    return text[start : text.index(" --", start + len(option))]
+
+
 @pytest.mark.parametrize("path", [path for path, _ in every_command()], ids=lambda path: " ".join(path) or "synthgap")
 def test_help_fits_80_columns_with_every_option_name_whole(path):
     command = dict(every_command())[path]
@@ -254,7 +261,7 @@ def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
     config = TrainRunConfig()
     train = " ".join(help_at_80_columns(["train"]).split())
     assert f"augmentation (default {config.seed})." in train
-    assert f"vit_small (default {config.model.name})." in train
+    assert option_help(("train",), "--model").endswith(f" (default {config.model.name}).")
     assert f"(default {config.model.stem})." in train
     assert (cli.DEFAULT_TEXT2IMG_MODEL, cli.DEFAULT_UNCLIP_MODEL) == (DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL)
     assert cli.BACKENDS == BACKENDS
@@ -307,19 +314,51 @@ def test_data_describe_takes_a_spec_data_reference(cifake_root, tmp_path, monkey
     assert code == 2 and "row 4: label 7 is out of range for column 'label', a ClassLabel of 4 names" in only_line(err)
 
 
-def test_train_help_names_every_registered_family_preset_and_augmentation():
-    """The help texts are written out (so --help imports no torch): this keeps them in step with the registries."""
-    from synthgap.data.transforms import AUGMENTATIONS
-    from synthgap.models import FAMILIES
+def test_help_names_every_registered_family_preset_augmentation_and_scheduler(monkeypatch):
+    """`train --help` reads its lists from the registries when it is shown, so a family registered at run time (here
+    by the test) is listed. The schedulers are written out (`generate --help` imports no torch): kept in step here."""
+    from dataclasses import replace
+
+    from synthgap.data.transforms import AUGMENTATIONS, NORMALIZATIONS
+    from synthgap.generate.models import SCHEDULERS
+    from synthgap.models import FAMILIES, get_family
     from synthgap.train.presets import RECIPE_PRESETS
 
-    text = " ".join(help_at_80_columns(("train",)).split())
-    options = {"--model": FAMILIES.names(), "--preset": RECIPE_PRESETS.names(), "--augmentation": AUGMENTATIONS.names()}
-    for option, names in options.items():
-        start = text.index(f"{option} ")
-        described = text[start : text.index(" --", start + len(option))]  # up to the next option
-        missing = [name for name in names if name not in described]
-        assert not missing, (option, missing, described)
+    monkeypatch.setattr(FAMILIES, "_items", dict(FAMILIES._items))  # no removal in Registry: add to a copy, undone
+    FAMILIES.add("test_only_net", replace(get_family("resnet18"), name="test_only_net"))
+    assert "test_only_net" in option_help(("train",), "--model")
+    lists = {
+        ("train",): {"--model": FAMILIES.names(), "--preset": RECIPE_PRESETS.names(),
+                     "--augmentation": AUGMENTATIONS.names(), "--normalization": list(NORMALIZATIONS)},
+        **{("generate", command): {"--scheduler": SCHEDULERS.names()} for command in ("text2img", "img2img", "unclip")},
+    }  # fmt: skip
+    for path, options in lists.items():
+        for option, names in options.items():
+            described = option_help(path, option)
+            missing = [name for name in names if name not in described]
+            assert not missing and "{" not in described, (path, option, missing, described)
+
+
+def test_the_sampling_commands_take_every_config_field_with_the_configs_defaults():
+    """`SamplingOptions` and each command's own options make up the generation config, with the config class's
+    defaults; the rest of `SamplingOptions` says where the generation runs."""
+    from dataclasses import MISSING, fields
+
+    from synthgap.cli import SamplingOptions
+    from synthgap.generate.img2img import Img2ImgConfig
+    from synthgap.generate.text2img import Text2ImgConfig
+    from synthgap.generate.unclip import UnclipConfig
+
+    commands = dict(every_command())
+    where_it_runs = {field.name for field in fields(SamplingOptions)} - set(SamplingOptions(out=Path()).config_fields())
+    for name, config in [("text2img", Text2ImgConfig), ("img2img", Img2ImgConfig), ("unclip", UnclipConfig)]:
+        options = {param.name: param.default for param in commands[("generate", name)].params if param.name != "help"}
+        expected = {field.name: None if field.default is MISSING else field.default for field in fields(config)}
+        expected.pop("extra", None)  # no option: pipeline keywords for the Python API
+        if expected.pop("templates", None):  # --template (repeatable): none given means the config's templates
+            expected["template"] = None
+        assert set(options) == set(expected) | where_it_runs, name
+        assert {option: options[option] for option in expected} == expected, name
 
 
 def test_demo_help_states_the_demo_defaults():

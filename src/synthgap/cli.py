@@ -7,18 +7,26 @@ is imported, so a typo costs a fraction of a second (benchmarks/bench_startup.py
 names the option rather than the spec file.
 
 Help is plain text (no rich panels), wrapped to the terminal: option names are never cut and boolean options are
-flags (`--quiet`, `--previews/--no-previews`).
+flags (`--quiet`, `--previews/--no-previews`). The families, presets and augmentations that `train --help` lists come
+from their registries when that page is shown (`RegistryListsCommand`), which imports torch for that page alone;
+lists in help that stays torch-free (the generate schedulers, `run --backend`) are written out and kept in step with
+their sources by tests/test_cli.py. The sampling commands (`generate text2img`, `img2img`, `unclip`) declare their
+shared options once, in `SamplingOptions`.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import shlex
 import sys
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_type_hints
 
 import typer
+from typer.core import TyperCommand
 
 from synthgap import api
 from synthgap.errors import SynthgapError, did_you_mean, unknown_choice
@@ -90,7 +98,47 @@ RerunChanged = Annotated[
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Skip undecodable images (counted) instead of failing.")]
 
 
-@app.command(short_help="Train one student and test it on real images.")
+# What the recipe presets are, for `train --help`; a preset without a note here is listed by its name alone.
+PRESET_NOTES = {
+    "fast": "the CIFAR speed recipe: batch 512, triangular LR, label smoothing, flip test-time augmentation, 16 epochs",
+    "fast_imagenet": "its 224 px counterpart",
+}
+
+
+def registry_lists() -> dict[str, str]:
+    """{placeholder: `a | b | c`} for the help texts, from the registries as they are now: a family or preset
+    registered after start-up (a plugin, a test) is listed. Imports the registries, and torch with them."""
+    from synthgap.data.transforms import AUGMENTATIONS, NORMALIZATIONS
+    from synthgap.models import FAMILIES
+    from synthgap.train.presets import RECIPE_PRESETS
+
+    return {
+        "{families}": " | ".join(FAMILIES.names()),
+        "{recipe presets}": " | ".join(
+            f"{name} ({PRESET_NOTES[name]})" if name in PRESET_NOTES else name for name in RECIPE_PRESETS.names()
+        ),
+        "{augmentations}": " | ".join(AUGMENTATIONS.names()),
+        "{normalizations}": " | ".join(NORMALIZATIONS),
+    }
+
+
+class RegistryListsCommand(TyperCommand):
+    """A command whose option help names registry entries through the placeholders of `registry_lists`. They are
+    filled in when its help is shown, so that importing the registries (torch, seconds) is paid by that help page
+    only: `synthgap --help`, a command line error and the other commands' help stay fast."""
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        lists = registry_lists()
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text:
+                for placeholder, names in lists.items():
+                    text = text.replace(placeholder, names)
+                param.help = text
+        super().format_help(ctx, formatter)
+
+
+@app.command(short_help="Train one student and test it on real images.", cls=RegistryListsCommand)
 def train(
     config: Annotated[Path | None, typer.Option(help="YAML run config; options below override it.")] = None,
     train_data: Annotated[
@@ -115,23 +163,16 @@ def train(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(
-            help="Recipe preset: default | fast (the CIFAR speed recipe: batch 512, triangular LR, label smoothing, "
-            "flip test-time augmentation, 16 epochs) | fast_imagenet (its 224 px counterpart); the options below "
-            "override its values (default default)."
-        ),
+        typer.Option(help="Recipe preset: {recipe presets}; the options below override its values (default default)."),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default 15; fast: 16).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default 128; fast: 512).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 0.1; fast: 0.4 at batch 512).")] = None,
     augmentation: Annotated[
         str | None,
-        typer.Option(
-            help="none | standard | cutout | rrc | randaugment | trivialaugment | autoaugment | autoaugment_cifar10 | "
-            "augmix (default standard)."
-        ),
+        typer.Option(help="{augmentations} (default standard)."),
     ] = None,
-    normalization: Annotated[str | None, typer.Option(help="imagenet | cifar10 | none (default imagenet).")] = None,
+    normalization: Annotated[str | None, typer.Option(help="{normalizations} (default imagenet).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 (default auto).")] = None,
     width: Annotated[
         float | None, typer.Option(help="Width multiplier of the model: ResNet channels, ViT embedding (default 1.0).")
@@ -149,7 +190,7 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run name (default baseline-<data>-s<seed>).")] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="Model family: resnet18 | resnet34 | resnet50 | vit_tiny | vit_small (default resnet18)."),
+        typer.Option(help="Model family: {families} (default resnet18)."),
     ] = None,
     side: Annotated[
         str | None,
@@ -430,29 +471,12 @@ UnclipModel = Annotated[
         show_default=False,
     ),
 ]
-GenOut = Annotated[Path, typer.Option(help="Output folder: <class>/<class>_<index>.png, manifest.jsonl, previews/.")]
-Shard = Annotated[str, typer.Option(help="Do shard i of n (0-based, e.g. 3/8); run all n, in any order or at once.")]
 Revision = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit).")]
-GenSeed = Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")]
-Steps = Annotated[int, typer.Option(help="Denoising steps.")]
-Size = Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")]
-GenBatch = Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")]
-Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
-Scheduler = Annotated[str, typer.Option(help="ddim | dpm++ | unipc | euler_a | default (the model's own).")]
-NegativePrompt = Annotated[str, typer.Option(help="Negative prompt for every image.")]
 GenPrecision = Annotated[str, typer.Option(help="auto (fp16 on CUDA, else fp32) | fp32 | fp16 | bf16.")]
-Previews = Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")]
-GenBackend = Annotated[
-    str, typer.Option(help="local (this process, --shard) | ray (--shards N as Ray tasks, then merged).")
-]
-Shards = Annotated[int | None, typer.Option(help="ray: run the generation as N shards, one Ray task each.")]
-GenAddress = Annotated[
-    str | None, typer.Option(help="ray: address of an existing Ray cluster (default: start Ray here).")
-]
-GpusPerShard = Annotated[
-    float | None, typer.Option(help="ray: GPUs of each shard (default: 1 where there are GPUs, else 0).")
-]
-CpusPerShard = Annotated[int, typer.Option(help="ray: CPU cores of each shard.")]
+RealSource = Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")]
+RealPerClass = Annotated[int | None, typer.Option(help="Real images per class (default: all).")]
+TemplateText = Annotated[str, typer.Option(help="Free text for the {text} template field.")]
+Backgrounds = Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")]
 Lora = Annotated[
     Path | None,
     typer.Option(help="A LoRA folder (synthgap generate adapt, or pytorch_lora_weights.safetensors).",
@@ -461,126 +485,187 @@ Lora = Annotated[
 LoraScale = Annotated[float, typer.Option(help="LoRA scale (Real-Fake samples at 0.5).")]
 
 
-def _generate(run, config, *, backend: str, shards: int | None, address: str | None, gpus: float | None,
-              cpus: int, quiet: bool) -> None:  # fmt: skip
+@dataclass(frozen=True, kw_only=True)
+class SamplingOptions:
+    """The options `generate text2img`, `img2img` and `unclip` share, each declared once: a field's annotation is its
+    typer option and its default the option's, unless the command changes them (`_sampling_command`).
+
+    The fields up to `previews` are fields of every generation config (`config_fields`); the rest say where the
+    generation runs (`_generate`)."""
+
+    out: Annotated[Path, typer.Option(help="Output folder: <class>/<class>_<index>.png, manifest.jsonl, previews/.")]
+    model: Text2ImgModel = DEFAULT_TEXT2IMG_MODEL
+    revision: Revision = None
+    seed: Annotated[int, typer.Option(help="Base seed; image seeds derive from (seed, class, index).")] = 0
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50
+    size: Annotated[int, typer.Option(help="Image side in pixels (multiple of 8).")] = 512
+    batch_size: Annotated[int, typer.Option(help="Images per pipeline call (fixed for a run: part of resume).")] = 8
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5
+    scheduler: Annotated[str, typer.Option(help="ddim | dpm++ | unipc | euler_a | default (the model's own).")] = "ddim"
+    negative_prompt: Annotated[str, typer.Option(help="Negative prompt for every image.")] = ""
+    precision: GenPrecision = "auto"
+    shard: Annotated[
+        str, typer.Option(help="Do shard i of n (0-based, e.g. 3/8); run all n, in any order or at once.")
+    ] = "0/1"
+    previews: Annotated[bool, typer.Option(help="Write previews/<class>.png grids when done.")] = True
+    backend: Annotated[
+        str, typer.Option(help="local (this process, --shard) | ray (--shards N as Ray tasks, then merged).")
+    ] = "local"
+    shards: Annotated[int | None, typer.Option(help="ray: run the generation as N shards, one Ray task each.")] = None
+    address: Annotated[
+        str | None, typer.Option(help="ray: address of an existing Ray cluster (default: start Ray here).")
+    ] = None
+    gpus_per_shard: Annotated[
+        float | None, typer.Option(help="ray: GPUs of each shard (default: 1 where there are GPUs, else 0).")
+    ] = None
+    cpus_per_shard: Annotated[int, typer.Option(help="ray: CPU cores of each shard.")] = 1
+    quiet: Quiet = False
+
+    def config_fields(self) -> dict[str, Any]:
+        """The values that every generation config (Text2ImgConfig, Img2ImgConfig, UnclipConfig) takes from here."""
+        return {field.name: getattr(self, field.name) for field in fields(self) if field.name not in _WHERE_IT_RUNS}
+
+
+_WHERE_IT_RUNS = ("backend", "shards", "address", "gpus_per_shard", "cpus_per_shard", "quiet")
+# The order of a sampling command's options in its --help: the shared ones and the command's own, merged.
+SAMPLING_HELP_ORDER = (
+    "out", "source", "model", "revision", "data_root", "classes", "per_class", "variations", "strength", "noise_level",
+    "prompt", "seed", "steps", "size", "batch_size", "guidance", "scheduler", "template", "negative_prompt", "text",
+    "backgrounds", "precision", "safety_checker", "lora", "lora_scale", "shard", "previews", *_WHERE_IT_RUNS,
+)  # fmt: skip
+
+
+def _sampling_command(
+    name: str, *, short_help: str, declare: Mapping[str, Any] | None = None, **defaults: Any
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register `command(options, **own)` as `synthgap generate NAME`, taking the options of `SamplingOptions` as well
+    as its own (keyword-only typer parameters). `defaults` are this command's defaults of shared options, `declare`
+    its own typer declarations of some (another help text)."""
+    shared = _shared_parameters(declare or {}, defaults)
+    default_model = next(parameter.default for parameter in shared if parameter.name == "model")
+
+    def register(command: Callable[..., None]) -> Callable[..., None]:
+        own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for parameter in inspect.signature(command, eval_str=True).parameters.values()
+               if parameter.name != "options"]  # fmt: skip
+        parameters = sorted([*shared, *own], key=lambda parameter: SAMPLING_HELP_ORDER.index(parameter.name))
+
+        @functools.wraps(command)
+        def parsed(**values: Any) -> None:
+            options = {parameter.name: values.pop(parameter.name) for parameter in shared}
+            options["model"] = options["model"] or default_model  # `--model ''`: the command's default model
+            command(SamplingOptions(**options), **values)
+
+        parsed.__signature__ = inspect.Signature(parameters)  # what typer reads the options from
+        parsed.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        return generate_app.command(name, short_help=short_help)(parsed)
+
+    return register
+
+
+def _shared_parameters(declare: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[inspect.Parameter]:
+    """The fields of `SamplingOptions` as typer parameters, with a command's own defaults and declarations."""
+    hints = get_type_hints(SamplingOptions, include_extras=True)
+    unknown = sorted((set(declare) | set(defaults)) - set(hints))
+    if unknown:
+        raise TypeError(f"not options of SamplingOptions: {', '.join(unknown)}")
+    return [
+        inspect.Parameter(
+            field.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=declare.get(field.name, hints[field.name]),
+            default=defaults.get(field.name, inspect.Parameter.empty if field.default is MISSING else field.default),
+        )
+        for field in fields(SamplingOptions)
+    ]
+
+
+def _generate(run: Callable[..., Any], config: Any, options: SamplingOptions) -> None:
     """One generation in this process (`--shard i/n`), or all its shards as Ray tasks followed by the merge."""
-    if backend == "local":
-        if shards is not None or address is not None:
+    if options.backend == "local":
+        if options.shards is not None or options.address is not None:
             raise SynthgapError("--shards and --address need --backend ray (locally, run each --shard i/n)")
-        typer.echo(run(config, progress=not quiet).summary())
+        typer.echo(run(config, progress=not options.quiet).summary())
         return
-    if backend != "ray":
-        raise SynthgapError(f"unknown backend {backend!r} for generate; choose from: local, ray")
+    if options.backend != "ray":
+        raise SynthgapError(f"unknown backend {options.backend!r} for generate; choose from: local, ray")
     if config.shard != "0/1":
         raise SynthgapError("--shard is for one process; with --backend ray give --shards N")
     from synthgap.generate.distribute import generate_on_ray
 
-    shards = 1 if shards is None else shards
-    results, merged = generate_on_ray(run, config, shards, address=address, gpus=gpus, cpus=cpus)
+    shards = 1 if options.shards is None else options.shards
+    results, merged = generate_on_ray(run, config, shards, address=options.address, gpus=options.gpus_per_shard,
+                                      cpus=options.cpus_per_shard)  # fmt: skip
     for result in results:
         typer.echo(result.summary())
     typer.echo(f"merged {len(results)} shards: {merged.total_images} images, manifest {merged.manifest}")
 
 
-@generate_app.command("text2img", short_help="Text-to-image from the prompts of a class list.")
+@_sampling_command("text2img", short_help="Text-to-image from the prompts of a class list.")
 def generate_text2img(
-    out: GenOut,
-    model: Text2ImgModel = DEFAULT_TEXT2IMG_MODEL,
-    revision: Revision = None,
+    options: SamplingOptions,
+    *,
     classes: Annotated[str, typer.Option(help="imagenet100 | cifar10 | a .txt/.csv/.json class list.")] = "cifar10",
     per_class: Annotated[int, typer.Option(help="Images per class.")] = 1300,
-    seed: GenSeed = 0,
-    steps: Steps = 50,
-    size: Size = 512,
-    batch_size: GenBatch = 8,
-    guidance: Guidance = 7.5,
-    scheduler: Scheduler = "ddim",
     template: Annotated[
         list[str] | None,
         typer.Option(metavar="TEMPLATE", help="Prompt template (repeatable), e.g. 'a photo of a {name}'."),
     ] = None,
-    negative_prompt: NegativePrompt = "",
-    text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
-    backgrounds: Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")] = None,
-    precision: GenPrecision = "auto",
+    text: TemplateText = "",
+    backgrounds: Backgrounds = None,
     safety_checker: Annotated[bool, typer.Option(help="Run the model's safety checker (off: not loaded).")] = False,
     lora: Lora = None,
     lora_scale: LoraScale = 1.0,
-    shard: Shard = "0/1",
-    previews: Previews = True,
-    backend: GenBackend = "local",
-    shards: Shards = None,
-    address: GenAddress = None,
-    gpus_per_shard: GpusPerShard = None,
-    cpus_per_shard: CpusPerShard = 1,
-    quiet: Quiet = False,
 ) -> None:
     """Text-to-image: prompts from a class list through any diffusers text-to-image model. Rerun to resume."""
-    from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL
     from synthgap.generate.prompts import DEFAULT_TEMPLATES
     from synthgap.generate.text2img import Text2ImgConfig
     from synthgap.generate.text2img import generate_text2img as run_text2img
 
     config = Text2ImgConfig(
-        out=out, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, classes=classes, per_class=per_class,
-        seed=seed, steps=steps, size=size, batch_size=batch_size, guidance=guidance, scheduler=scheduler,
-        templates=tuple(template or DEFAULT_TEMPLATES), negative_prompt=negative_prompt, text=text,
-        backgrounds=backgrounds, precision=precision, safety_checker=safety_checker, lora=lora, lora_scale=lora_scale,
-        shard=shard, previews=previews,
+        **options.config_fields(), classes=classes, per_class=per_class,
+        templates=tuple(template or DEFAULT_TEMPLATES), text=text, backgrounds=backgrounds,
+        safety_checker=safety_checker, lora=lora, lora_scale=lora_scale,
     )  # fmt: skip
-    _generate(run_text2img, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
-              cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
+    _generate(run_text2img, config, options)
 
 
-@generate_app.command("unclip", short_help="unCLIP image variations of a real data source.")
+@_sampling_command(
+    "unclip", short_help="unCLIP image variations of a real data source.", declare={"model": UnclipModel},
+    model=DEFAULT_UNCLIP_MODEL, size=768, batch_size=4, guidance=10.0, scheduler="default",
+)  # fmt: skip
 def generate_unclip(
-    out: GenOut,
-    source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
-    model: UnclipModel = DEFAULT_UNCLIP_MODEL,
-    revision: Revision = None,
+    options: SamplingOptions,
+    *,
+    source: RealSource,
     data_root: DataRoot = None,
-    per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
+    per_class: RealPerClass = None,
     variations: Annotated[int, typer.Option(help="Variations per real image.")] = 1,
     noise_level: Annotated[int, typer.Option(help="Noise on the image embedding, 0..999.")] = 0,
     prompt: Annotated[str, typer.Option(help="Optional text beside the image; may use {name}.")] = "",
-    negative_prompt: NegativePrompt = "",
-    seed: GenSeed = 0,
-    steps: Steps = 50,
-    size: Size = 768,
-    batch_size: GenBatch = 4,
-    guidance: Guidance = 10.0,
-    scheduler: Scheduler = "default",
-    precision: GenPrecision = "auto",
-    shard: Shard = "0/1",
-    previews: Previews = True,
-    backend: GenBackend = "local",
-    shards: Shards = None,
-    address: GenAddress = None,
-    gpus_per_shard: GpusPerShard = None,
-    cpus_per_shard: CpusPerShard = 1,
-    quiet: Quiet = False,
 ) -> None:
     """unCLIP image variations of a real data source (the paper's oracle-prompt ablation). Rerun to resume."""
-    from synthgap.generate.models import DEFAULT_UNCLIP_MODEL
     from synthgap.generate.unclip import UnclipConfig
     from synthgap.generate.unclip import generate_unclip as run_unclip
 
     config = UnclipConfig(
-        out=out, source=source, model=model or DEFAULT_UNCLIP_MODEL, revision=revision, data_root=data_root,
-        per_class=per_class, variations=variations, noise_level=noise_level, prompt=prompt,
-        negative_prompt=negative_prompt, seed=seed, steps=steps, size=size, batch_size=batch_size, guidance=guidance,
-        scheduler=scheduler, precision=precision, shard=shard, previews=previews,
+        **options.config_fields(), source=source, data_root=data_root, per_class=per_class, variations=variations,
+        noise_level=noise_level, prompt=prompt,
     )  # fmt: skip
-    _generate(run_unclip, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
-              cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
+    _generate(run_unclip, config, options)
 
 
-@generate_app.command("img2img", short_help="Image-to-image from each real image under its class prompt.")
+ScheduleSteps = Annotated[int, typer.Option(help="Denoising steps of the full schedule (strength × steps are run).")]
+
+
+@_sampling_command(
+    "img2img", short_help="Image-to-image from each real image under its class prompt.",
+    declare={"steps": ScheduleSteps}, steps=30, guidance=2.0,
+)  # fmt: skip
 def generate_img2img(
-    out: GenOut,
-    source: Annotated[str, typer.Option(help="Real images (train split), e.g. cifake:real, folder:DIR.")],
-    model: Text2ImgModel = DEFAULT_TEXT2IMG_MODEL,
-    revision: Revision = None,
+    options: SamplingOptions,
+    *,
+    source: RealSource,
     data_root: DataRoot = None,
     classes: Annotated[
         str | None,
@@ -590,51 +675,30 @@ def generate_img2img(
             show_default=False,
         ),
     ] = None,  # fmt: skip
-    per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
+    per_class: RealPerClass = None,
     variations: Annotated[int, typer.Option(help="Images made from each real image.")] = 1,
     strength: Annotated[
         float, typer.Option(help="How far each real image is noised, in (0, 1]: 1 is pure noise.")
     ] = 0.75,
-    seed: GenSeed = 0,
-    steps: Annotated[int, typer.Option(help="Denoising steps of the full schedule (strength × steps are run).")] = 30,
-    size: Size = 512,
-    batch_size: GenBatch = 8,
-    guidance: Guidance = 2.0,
-    scheduler: Scheduler = "ddim",
     template: Annotated[
         list[str] | None,
         typer.Option(metavar="TEMPLATE", help="Prompt template (repeatable; default 'a photo of a {name}')."),
     ] = None,
-    negative_prompt: NegativePrompt = "",
-    text: Annotated[str, typer.Option(help="Free text for the {text} template field.")] = "",
-    backgrounds: Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")] = None,
-    precision: GenPrecision = "auto",
+    text: TemplateText = "",
+    backgrounds: Backgrounds = None,
     lora: Lora = None,
     lora_scale: LoraScale = 1.0,
-    shard: Shard = "0/1",
-    previews: Previews = True,
-    backend: GenBackend = "local",
-    shards: Shards = None,
-    address: GenAddress = None,
-    gpus_per_shard: GpusPerShard = None,
-    cpus_per_shard: CpusPerShard = 1,
-    quiet: Quiet = False,
 ) -> None:
     """Image-to-image from each real image of a source under its class prompt (Real-Fake, DISEF). Rerun to resume."""
     from synthgap.generate.img2img import DEFAULT_IMG2IMG_TEMPLATES, Img2ImgConfig
     from synthgap.generate.img2img import generate_img2img as run_img2img
-    from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL
 
     config = Img2ImgConfig(
-        out=out, source=source, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, data_root=data_root,
-        classes=classes, per_class=per_class, variations=variations, strength=strength, seed=seed, steps=steps,
-        size=size, batch_size=batch_size, guidance=guidance, scheduler=scheduler,
-        templates=tuple(template or DEFAULT_IMG2IMG_TEMPLATES), negative_prompt=negative_prompt, text=text,
-        backgrounds=backgrounds, precision=precision, lora=lora, lora_scale=lora_scale, shard=shard,
-        previews=previews,
+        **options.config_fields(), source=source, data_root=data_root, classes=classes, per_class=per_class,
+        variations=variations, strength=strength, templates=tuple(template or DEFAULT_IMG2IMG_TEMPLATES), text=text,
+        backgrounds=backgrounds, lora=lora, lora_scale=lora_scale,
     )  # fmt: skip
-    _generate(run_img2img, config, backend=backend, shards=shards, address=address, gpus=gpus_per_shard,
-              cpus=cpus_per_shard, quiet=quiet)  # fmt: skip
+    _generate(run_img2img, config, options)
 
 
 @generate_app.command("adapt", short_help="LoRA adaptation of a text-to-image model to real images.")
@@ -655,7 +719,7 @@ def generate_adapt(
             help="Prompt template of the training images (repeatable; default 'a photo of a {name}').",
         ),
     ] = None,  # fmt: skip
-    per_class: Annotated[int | None, typer.Option(help="Real images per class (default: all).")] = None,
+    per_class: RealPerClass = None,
     rank: Annotated[int, typer.Option(help="LoRA rank (DataDream 16, Real-Fake 4).")] = 8,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
     epochs: Annotated[int, typer.Option(help="Epochs over the real images (per LoRA).")] = 10,
