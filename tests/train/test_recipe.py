@@ -112,7 +112,8 @@ def test_an_averaged_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         preempt_in_epoch(patch, 3)
         with pytest.raises(Preempted):
-            fit(tiny_model(), train, test, three, progress=False, state_dir=tmp_path, state_token="t")
+            every_epoch = {"state_dir": tmp_path, "state_token": "t", "checkpoint_minutes": 0}
+            fit(tiny_model(), train, test, three, progress=False, **every_epoch)
     resumed_model = tiny_model()
     resumed = fit(resumed_model, train, test, three, progress=False, state_dir=tmp_path, state_token="t")
     assert resumed.resumed_epochs == 2

@@ -48,6 +48,7 @@ def preempt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
 
 
 def run(state_dir: Path | None = None, token: str | None = "t", recipe=THREE_EPOCHS, model=None, **options):
+    options.setdefault("checkpoint_minutes", 0)  # a state after every epoch (the default waits minutes between saves)
     train, test = loaders(colour_classes())
     model = model or tiny_model()
     result = fit(model, train, test, recipe, progress=False, state_dir=state_dir, state_token=token, **options)

@@ -47,6 +47,11 @@ def matched_count(indexes: Sequence[LabelledIndex]) -> int:
     return min(min(index.counts().values()) for index in indexes)
 
 
+def _is_auto(value: object) -> bool:
+    """A setting left to synthgap's own decision (such a value is not dumped: see `DataPrep.device_resident`)."""
+    return value == "auto"
+
+
 class DataPrep(BaseModel):
     """How images are found and prepared; shared by single runs and experiment specs."""
 
@@ -64,6 +69,10 @@ class DataPrep(BaseModel):
     skip_bad: bool = False
     cache_dir: Path | None = None
     workers: int | None = Field(None, ge=1)  # decoding processes (default: all cores)
+    # Whether a run on a GPU keeps its images in GPU memory: auto (when training and test set need at most a quarter
+    # of the run's share of the card's memory), true or false. Where images are read from changes no number, so it
+    # is left out of every dump at auto: the fingerprints and records of specs without it stay as they were.
+    device_resident: Literal["auto", "true", "false"] = Field("auto", exclude_if=_is_auto)
 
     @field_validator("per_class", mode="before")
     @classmethod
@@ -76,6 +85,12 @@ class DataPrep(BaseModel):
         if isinstance(value, dict) and set(value) == {"max"} and isinstance(value["max"], int) and value["max"] >= 1:
             return value
         raise ValueError(f"must be a positive number, {{max: N}}, balanced or matched; got {value!r}")
+
+    @field_validator("device_resident", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: object) -> object:
+        """YAML reads `true` and `false` as booleans."""
+        return str(value).lower() if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _storage_holds_resolution(self) -> DataPrep:
@@ -95,6 +110,11 @@ class DataPrep(BaseModel):
     def seen_smaller(self) -> bool:
         """Whether images are stored larger than they are seen."""
         return self.stored_at != self.resolution
+
+    @property
+    def resident(self) -> bool | None:
+        """`device_resident` as `fit` and `TensorLoader.on` take it (None: decided from the data's size)."""
+        return None if self.device_resident == "auto" else self.device_resident == "true"
 
 
 class DataConfig(DataPrep):

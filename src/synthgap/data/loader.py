@@ -3,21 +3,22 @@
 On the CPU a batch is read, augmented and normalized in the training process. On a GPU (`on(device)`), the uint8
 batch is read on the CPU into pinned memory and copied without blocking, and augmentation and normalization run on
 the GPU: a quarter of the bytes of a float batch cross the bus, and the CPU is free to read the next batch while
-the GPU trains on this one. A set small enough to fit in a fraction of the free GPU memory is copied there once and
-batches are cut from it on the GPU.
+the GPU trains on this one. A set small enough for a fraction of the GPU's memory (of the run's share of the GPU) is
+copied there once and batches are cut from it on the GPU. The decision reads the card's total memory, not its free
+memory, so a spec takes the same data path on every card of a kind, whatever else runs beside it (`keeps_resident`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Augmentation, Normalization, build_augmentation
 
-RESIDENT_SHARE = 0.25  # a set is kept on the GPU when it needs at most this share of the free GPU memory
+RESIDENT_SHARE = 0.25  # a set is kept on the GPU when it needs at most this share of the run's GPU memory
 RESIDENT_CHUNK = 4096  # images copied to the GPU at a time when a set is made resident
 
 
@@ -59,9 +60,9 @@ class TensorLoader:
         self.device = torch.device("cpu")
         self._resident: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) kept on the GPU
 
-    def on(self, device: torch.device | str, *, resident: bool | None = None) -> TensorLoader:
+    def on(self, device: torch.device | str, *, resident: bool | None = None, gpu_share: float = 1.0) -> TensorLoader:
         """This loader delivering batches on `device`. On CUDA the set is kept in GPU memory when `resident` is
-        True, or (default) when it fits in `RESIDENT_SHARE` of the free memory."""
+        True, or (None) when `keeps_resident` says so for a run with `gpu_share` of the GPU."""
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" are one place: never copy twice
             device = torch.device("cuda", torch.cuda.current_device())
@@ -72,25 +73,29 @@ class TensorLoader:
         placed._resident = None
         if device.type == "cuda":
             if resident is None:
-                free, _ = torch.cuda.mem_get_info(device)
-                resident = self.data.nbytes <= RESIDENT_SHARE * free
+                resident = keeps_resident(self.data.nbytes, total_memory(device), gpu_share=gpu_share)
             if resident:
                 images, labels = _copy_to(self.data, device)
                 placed._resident = (images, labels if self.targets is None else self.targets.to(device))
         return placed
 
     @property
+    def resident(self) -> bool | None:
+        """Whether the set is kept in the device's memory; None on the CPU (where it always is)."""
+        return None if self.device.type == "cpu" else self._resident is not None
+
+    @property
     def num_samples(self) -> int:
         return len(self.data)
 
     def subset(self, positions: torch.Tensor) -> TensorLoader:
-        """This loader over the images at `positions` only (same batches, normalization and device)."""
+        """This loader over the images at `positions` only (same batches, normalization, device and residency)."""
         part = copy.copy(self)
         part.data = self.data.select(positions)
         part.targets = self.targets[positions] if self.targets is not None else None
         part.drop_last = self.drop_last and len(positions) >= self.batch_size
         part.device, part._resident = torch.device("cpu"), None
-        return part.on(self.device)
+        return part.on(self.device, resident=self.resident)  # a part of a set takes the set's data path
 
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.batch_size, self.drop_last)
@@ -149,9 +154,14 @@ class FeatureLoader:
         self.drop_last = drop_last and len(labels) >= batch_size
         self.seed = seed
 
-    def on(self, device: torch.device | str) -> FeatureLoader:
-        """Batches stay on the CPU (features are made there); the training step moves them."""
+    def on(self, device: torch.device | str, *, resident: bool | None = None, gpu_share: float = 1.0) -> FeatureLoader:
+        """Batches stay on the CPU (features are made there); the training step moves them. The residency arguments
+        are those of `TensorLoader.on`, so a caller places either kind alike; they change nothing here."""
         return self
+
+    @property
+    def resident(self) -> None:
+        return None  # never kept on the device
 
     @property
     def num_samples(self) -> int:
@@ -181,6 +191,33 @@ class FeatureLoader:
             raise ValueError("mirrored features follow an unshuffled loader")
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, False, torch.Generator()):
             yield self.mirrored[take]
+
+
+def keeps_resident(nbytes: int, total: int, *, gpu_share: float = 1.0, resident: bool | None = None) -> bool:
+    """Whether a run keeps `nbytes` of images in the memory of a GPU of `total` bytes, of which it has `gpu_share`:
+    `resident` when set, else (auto) when they need at most `RESIDENT_SHARE` of its share. Total memory, not free
+    memory: the free memory depends on what else runs on the card at that moment, and the data path would too."""
+    if not 0.0 < gpu_share <= 1.0:
+        raise ValueError(f"gpu_share must be in (0, 1], got {gpu_share}")
+    if resident is not None:
+        return resident
+    return nbytes <= RESIDENT_SHARE * gpu_share * total
+
+
+def run_residency(
+    device: torch.device, loaders: Iterable[object], *, resident: bool | None = None, gpu_share: float = 1.0
+) -> bool | None:
+    """One decision for every image set a run reads (training and test set together: `keeps_resident` of their
+    summed size), so all of them stay on the GPU or none does; None off CUDA, where nothing is kept on a device."""
+    if device.type != "cuda":
+        return None
+    nbytes = sum(loader.data.nbytes for loader in loaders if isinstance(loader, TensorLoader))
+    return keeps_resident(nbytes, total_memory(device), gpu_share=gpu_share, resident=resident)
+
+
+def total_memory(device: torch.device) -> int:
+    """Bytes of memory of the GPU `device`."""
+    return torch.cuda.get_device_properties(device).total_memory
 
 
 def _copy_to(data: ImageTensors, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -119,8 +119,9 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         progress=progress,
         desc=config.run_name(),
         device=default_device(),
-        state_dir=run_dir,  # a killed training resumes from its last epoch when run again with the same settings
+        state_dir=run_dir,  # a killed training resumes from its last saved state when rerun with the same settings
         state_token=fingerprint,
+        resident=config.data.resident,
     )
     record = BaselineRecord(
         run=config.run_name(),
@@ -140,7 +141,7 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         train_images=result.train_images,
         seconds=max(result.seconds, time.perf_counter() - start),
         fingerprint=fingerprint,
-        compute=this_process().record(config.recipe.precision),
+        compute=this_process().record(config.recipe.precision, data_resident=result.data_resident),
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
         augmentation=config.recipe.augmentation,

@@ -35,10 +35,12 @@ def train_from_scratch(
     state_token: str | None = None,
     loss: Loss | None = None,
     targets: torch.Tensor | None = None,
+    resident: bool | None = None,
 ) -> tuple[nn.Module, FitResult]:
     """A freshly initialised student (seeded) trained on `train` and tested on `test`. With `state_dir`, the training
-    state is saved every epoch and a killed training with the same `state_token` resumes where it stopped. `loss` and
-    `targets` replace the recipe's cross-entropy on the labels (see `fit`)."""
+    state is saved as `fit` schedules it (at most every few minutes) and a killed training with the same
+    `state_token` resumes from the last saved state. `loss` and `targets` replace the recipe's cross-entropy on the
+    labels (see `fit`); `resident`: the spec's `data.device_resident` (None: decided from the sizes)."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed, targets)
     seed_everything(seed)
     model = build_model(model_config)
@@ -54,6 +56,7 @@ def train_from_scratch(
         state_dir=state_dir,
         state_token=state_token,
         loss=loss,
+        resident=resident,
     )
     return model, result
 
@@ -74,6 +77,7 @@ def train_in_run(
         progress=ctx.progress,
         desc=run.name,
         device=ctx.device,
+        resident=ctx.spec.data.resident,
         **resume,
     )
 
@@ -205,6 +209,7 @@ def train_from_model(
         out_dir=ctx.run_dir(run),
         progress=ctx.progress,
         desc=run.name,
+        resident=ctx.spec.data.resident,
         **resume_state(ctx, run),
     )
     return student, result

@@ -84,9 +84,12 @@ def train_student(
     desc: str = "stage 2",
     state_dir: Path | None = None,
     state_token: str | None = None,
+    resident: bool | None = None,
+    gpu_share: float = 1.0,
 ) -> StageTwoResult:
     """Prepare (BN re-estimation, freezing) and train the student. n = L frozen (every layer) is the source model
-    unchanged (only evaluated); n = L unfrozen is a full fine-tune of the source model."""
+    unchanged (only evaluated); n = L unfrozen is a full fine-tune of the source model. `resident` and `gpu_share`
+    decide where the training images are kept on a GPU (see `fit`)."""
     layer_map = family.layer_map
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
     device = device or default_device()
@@ -108,6 +111,8 @@ def train_student(
         "device": device,
         "state_dir": state_dir,
         "state_token": state_token,
+        "resident": resident,
+        "gpu_share": gpu_share,
     }
     if cached:
         prefix, suffix = family.split(student, setup.n)

@@ -33,10 +33,13 @@ class Compute:
         dtype = autocast_dtype(precision, torch.device(self.device))
         return {"device": self.device, "threads": self.threads, "precision": PRECISION_NAMES[dtype]}
 
-    def record(self, precision: str) -> dict:
+    def record(self, precision: str, data_resident: bool | None = None) -> dict:
         """What a record says of its arithmetic: the identity, and the processor kind (told, not hashed, so a model
-        cache shared by different nodes stays shared; a report that mixes kinds says so, report/sanity.py)."""
-        return {**self.identity(precision), "processor": processor_kind(self.device)}
+        cache shared by different nodes stays shared; a report that mixes kinds says so, report/sanity.py). On a GPU
+        it can tell whether the images were kept in GPU memory (`FitResult.data_resident`): a speed matter, not an
+        arithmetic one, so it is never hashed, and left out when None (every CPU run: records stay as they were)."""
+        told = {} if data_resident is None else {"data_resident": data_resident}
+        return {**self.identity(precision), "processor": processor_kind(self.device), **told}
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from synthgap.data.loader import FeatureLoader, TensorLoader
+from synthgap.data.loader import FeatureLoader, TensorLoader, run_residency
 from synthgap.errors import DivergenceError
 from synthgap.models.layers import train_mode
 from synthgap.progress import Progress, progress_bar
@@ -26,6 +26,9 @@ Loader = TensorLoader | FeatureLoader
 # images (class labels, or any per-image tensor such as a teacher's cached logits), `images` the normalized batch
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 CHECK_EVERY = 50  # steps between divergence checks: one device sync each, so a GPU is never stalled per step
+# Wall-time minutes between saves of the training state: a GPU-size state is 60-95 MB written and fsynced, and a run
+# of thousands of short epochs (a small data fraction with the same optimiser steps) must not write one per epoch.
+CHECKPOINT_MINUTES = 10.0
 
 
 @dataclass
@@ -38,6 +41,7 @@ class FitResult:
     evaluation: Evaluation | None = None  # the last test pass, per class
     resumed_epochs: int = 0  # epochs restored from a saved training state (0: trained from the start)
     curve_images: int = 0  # test images of the learning curve (the fixed subset, or the whole test set)
+    data_resident: bool | None = None  # whether the images were kept in GPU memory (None: on the CPU, or features)
 
     @property
     def curve(self) -> list[list[float]]:
@@ -313,22 +317,33 @@ def fit(
     state_dir: Path | None = None,
     state_token: str | None = None,
     checkpoint_every: int = 1,
+    checkpoint_minutes: float | None = None,
     loss: Loss | None = None,
+    resident: bool | None = None,
+    gpu_share: float = 1.0,
 ) -> FitResult:
     """Train `model` in place for `recipe.epochs` epochs and evaluate it on `test_loader`.
 
-    With `state_dir`, the training state is saved to `state_dir/train_state.pt` after every `checkpoint_every`-th
-    epoch (but the last), and a run killed in between continues from it when called again with the same
-    `state_token` (on the CPU, to bit-identical weights). The file is removed once `fit` finishes or diverges.
+    With `state_dir`, the training state is saved to `state_dir/train_state.pt` after an epoch (but the last) once
+    `checkpoint_minutes` of wall time have passed since the last save (0: after every epoch; None: the module's
+    `CHECKPOINT_MINUTES`, read at each call so a test can set it for a whole sweep), at epochs that are
+    multiples of `checkpoint_every`; a run killed in between continues from the last saved state when called again
+    with the same `state_token` (on the CPU, to bit-identical weights: a save changes no number). The file is removed
+    once `fit` finishes or diverges: the finished model is the caller's to save.
     `loss` replaces the recipe's cross-entropy (e.g. distillation from a teacher); it must be deterministic given the
     batch for a resume to be bit-identical.
+    On a GPU the images are kept in its memory when `resident` is True, or (None) when training and test set
+    together fit `gpu_share` of it (`synthgap.data.loader.keeps_resident`); the result says which it was.
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every}")
+    minutes = CHECKPOINT_MINUTES if checkpoint_minutes is None else checkpoint_minutes
+    checkpoints = CheckpointClock(minutes)  # from the session's start: its first save is due minutes later
     # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
     device = device or default_device()
-    train_loader = train_loader.on(device)  # on a GPU: batches are moved as uint8 and augmented there
-    test_loader = test_loader.on(device) if test_loader is not None else None
+    resident = run_residency(torch.device(device), (train_loader, test_loader), resident=resident, gpu_share=gpu_share)
+    train_loader = train_loader.on(device, resident=resident)  # on a GPU: batches move as uint8, augmented there
+    test_loader = test_loader.on(device, resident=resident) if test_loader is not None else None
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, recipe)
@@ -394,9 +409,10 @@ def fit(
             logger.log(row)
             bar.epoch_done(row)
 
-            # 5. The state to resume from, between epochs (after the last one the run is complete).
-            if state and not last and (epoch + 1) % checkpoint_every == 0:
+            # 5. The state to resume from, between epochs (after the last one the run is complete), when due.
+            if state and not last and (epoch + 1) % checkpoint_every == 0 and checkpoints.due():
                 state.save(parts, history)
+                checkpoints.saved()
     except DivergenceError:
         if state:
             state.remove()
@@ -410,7 +426,27 @@ def fit(
         state.remove()
     seconds = earlier_seconds + time.perf_counter() - start
     curve_images = curve_loader.num_samples if curve_loader is not None else 0
-    return FitResult(top1, top5, seconds, train_loader.num_samples, history, evaluation, first_epoch, curve_images)
+    samples, resident = train_loader.num_samples, train_loader.resident
+    return FitResult(top1, top5, seconds, samples, history, evaluation, first_epoch, curve_images, resident)
+
+
+class CheckpointClock:
+    """When the training state is due: once `minutes` of wall time have passed since the last save (or since this
+    session began, as a resumed session's state is fresh); 0 makes every epoch due. `clock` gives seconds."""
+
+    def __init__(self, minutes: float, clock: Callable[[], float] | None = None) -> None:
+        if not minutes >= 0:  # also NaN
+            raise ValueError(f"checkpoint_minutes must be 0 or more, got {minutes}")
+        self.seconds = 60.0 * minutes
+        self.clock = clock or time.monotonic  # monotonic: a clock set back or forward moves no save
+        self.last = self.clock()
+
+    def due(self) -> bool:
+        return self.clock() - self.last >= self.seconds
+
+    def saved(self) -> None:
+        """Count the time to the next save from the end of this one (a slow disk never makes saves back to back)."""
+        self.last = self.clock()
 
 
 @contextlib.contextmanager

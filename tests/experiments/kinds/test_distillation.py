@@ -160,12 +160,13 @@ def test_a_timm_teacher_with_safetensors_weights_and_its_own_normalization(cifak
 
 
 def test_a_killed_distillation_resumes_to_the_same_student(cifake_root, tmp_path, monkeypatch):
+    from synthgap.train import loop
+
+    monkeypatch.setattr(loop, "CHECKPOINT_MINUTES", 0)  # a state after every epoch, so the stop leaves one to resume
     spec = tiny_spec(cifake_root, [{"kind": "distillation", "alpha": 1.0}], recipe={"epochs": 3})
     reference = run_experiment(spec, tmp_path / "ref", model_cache=tmp_path / "ref-models", progress=False)
     with monkeypatch.context() as patch:
         calls = {"n": 0}
-        from synthgap.train import loop
-
         real = loop.train_epoch
 
         def count(step, scheduler, loader, index, bar, **kwargs):
@@ -178,6 +179,7 @@ def test_a_killed_distillation_resumes_to_the_same_student(cifake_root, tmp_path
         patch.setattr(loop, "train_epoch", count)
         with pytest.raises(Preempted):
             run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
+    assert list((tmp_path / "models").rglob("train_state.pt"))  # the stop left a state to resume from
     resumed = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
     key = [r for r in resumed if isinstance(r, DistillationRecord)][0].model_key
 
