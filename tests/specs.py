@@ -11,15 +11,38 @@ TINY_MODEL = {"width": 0.125}
 TINY_RECIPE = {"epochs": 1, "batch_size": 4, "precision": "fp32"}
 
 
-def tiny_spec(data_root: Path, experiments: list[dict], *, recipe: dict | None = None, **changes) -> ExperimentSpec:
-    """A validated spec over `data_root` (a cifake layout) running `experiments`; `recipe` updates the tiny recipe,
-    other keyword arguments replace top-level keys."""
+def tiny_raw(
+    data_root: Path | None,
+    experiments: list[dict],
+    *,
+    recipe: dict | None = None,
+    per_class: int | str | dict | None = 2,
+    **changes,
+) -> dict:
+    """The unvalidated spec dict of `tiny_spec` (for tests that hand a dict or YAML text to synthgap)."""
+    data = {"data_root": None if data_root is None else str(data_root)}
+    if per_class is not None:
+        data["per_class"] = per_class
     raw = {
         "name": "tiny",
-        "data": {"data_root": str(data_root), "per_class": 2},
+        "data": data,
         "model": TINY_MODEL,
         "recipe": {**TINY_RECIPE, **(recipe or {})},
         "seeds": [0],
         "experiments": experiments,
     }
-    return validate(ExperimentSpec, {**raw, **changes})
+    return {**raw, **changes}
+
+
+def tiny_spec(
+    data_root: Path | None,
+    experiments: list[dict],
+    *,
+    recipe: dict | None = None,
+    per_class: int | str | dict | None = 2,
+    **changes,
+) -> ExperimentSpec:
+    """A validated spec over `data_root` (a cifake layout) running `experiments`; `recipe` updates the tiny recipe,
+    `per_class` is the data's (None: every image), other keyword arguments replace top-level keys (`data=` the
+    whole data block, `per_class` included)."""
+    return validate(ExperimentSpec, tiny_raw(data_root, experiments, recipe=recipe, per_class=per_class, **changes))

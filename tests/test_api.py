@@ -15,25 +15,17 @@ import yaml
 
 import synthgap
 from synthgap.errors import SynthgapError
-from tests.specs import TINY_MODEL, TINY_RECIPE
+from tests.specs import tiny_raw
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
-def baseline_spec(data_root: Path) -> dict:
-    return {
-        "name": "api",
-        "data": {"data_root": str(data_root), "per_class": 2},
-        "model": TINY_MODEL,
-        "recipe": TINY_RECIPE,
-        "seeds": [0],
-        "experiments": [{"kind": "baseline", "sides": ["real", "synthetic"]}],
-    }
+BASELINES = [{"kind": "baseline", "sides": ["real", "synthetic"]}]
 
 
 def test_run_returns_typed_results_and_resumes_from_a_yaml_string(cifake_root, tmp_path):
     out = tmp_path / "exp"
-    frame = synthgap.run(baseline_spec(cifake_root), out=out, progress=False)
+    frame = synthgap.run(tiny_raw(cifake_root, BASELINES, name="api"), out=out, progress=False)
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(frame) == len(lines) == 2
     assert list(frame["run"]) == [line["run"] for line in lines]
@@ -52,14 +44,14 @@ def test_run_returns_typed_results_and_resumes_from_a_yaml_string(cifake_root, t
     assert dtypes["compute.threads"] == "int64" and "compute" not in frame
     assert not {"classes", "confusion", "per_class_top1"} & set(frame.columns)
 
-    again = synthgap.run(yaml.safe_dump(baseline_spec(cifake_root)), out=out, progress=False)
+    again = synthgap.run(yaml.safe_dump(tiny_raw(cifake_root, BASELINES, name="api")), out=out, progress=False)
     pd.testing.assert_frame_equal(again, frame)  # the same runs: recorded, not trained again
     assert synthgap.load_results(out, lists=True)["confusion"].map(len).tolist() == [10, 10]
 
 
 def test_per_class_columns_follow_the_baselines_class_order(cifake_root, tmp_path):
     out = tmp_path / "exp"
-    synthgap.run(baseline_spec(cifake_root), out=out, progress=False)
+    synthgap.run(tiny_raw(cifake_root, BASELINES, name="api"), out=out, progress=False)
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     classes = lines[0]["classes"]
     frame = synthgap.load_results(out, per_class=True)
@@ -85,7 +77,7 @@ def test_per_class_columns_follow_the_baselines_class_order(cifake_root, tmp_pat
 )
 def test_a_bad_spec_is_a_synthgap_error(cifake_root, tmp_path, change, message):
     with pytest.raises(SynthgapError, match=re.escape(message)):
-        synthgap.run({**baseline_spec(cifake_root), **change}, out=tmp_path / "exp")
+        synthgap.run({**tiny_raw(cifake_root, BASELINES, name="api"), **change}, out=tmp_path / "exp")
     assert not (tmp_path / "exp").exists()
 
 
@@ -104,7 +96,7 @@ def test_spec_text_and_paths_are_checked(tmp_path, spec, message):
 
 def test_unknown_options_and_missing_results_are_synthgap_errors(cifake_root, tmp_path):
     with pytest.raises(SynthgapError, match="unknown option.*epoch\\b.*known: data_root"):
-        synthgap.run(baseline_spec(cifake_root), out=tmp_path / "exp", epoch=2)
+        synthgap.run(tiny_raw(cifake_root, BASELINES, name="api"), out=tmp_path / "exp", epoch=2)
     with pytest.raises(SynthgapError, match="no results.jsonl in"):
         synthgap.load_results(tmp_path / "nothing")
     with pytest.raises(SynthgapError, match="no analysis.jsonl in"):
@@ -118,7 +110,7 @@ def test_an_out_that_is_no_path_is_one_line_at_every_entry_point(cifake_root, ou
     message = f"out must be a folder path (a str or a pathlib.Path), got {out!r}"
     for call in (synthgap.run, synthgap.api.run_records, synthgap.api.dry_run):
         with pytest.raises(SynthgapError, match=re.escape(message)):
-            call(baseline_spec(cifake_root), out=out)
+            call(tiny_raw(cifake_root, BASELINES, name="api"), out=out)
     with pytest.raises(SynthgapError, match=re.escape(message)):
         synthgap.train("cifake:real", out=out, data_root=cifake_root)
     for call in (synthgap.report, synthgap.load_results, synthgap.load_analysis, synthgap.analyze):
@@ -131,7 +123,7 @@ def test_an_out_that_is_a_file_is_one_line_not_an_os_error(cifake_root, tmp_path
     a_file.write_text("not a folder")
     for call in (synthgap.run, synthgap.api.run_records, synthgap.api.dry_run):
         with pytest.raises(SynthgapError, match=re.escape(str(a_file))):
-            call(baseline_spec(cifake_root), out=a_file)
+            call(tiny_raw(cifake_root, BASELINES, name="api"), out=a_file)
     with pytest.raises(SynthgapError, match=re.escape(str(a_file))):
         synthgap.train("cifake:real", out=a_file / "sub", data_root=cifake_root)
     assert a_file.read_text() == "not a folder"
@@ -140,7 +132,7 @@ def test_an_out_that_is_a_file_is_one_line_not_an_os_error(cifake_root, tmp_path
 @pytest.mark.parametrize(("key", "value"), [("seeds", "0,1"), ("n", "4"), ("seeds", [0, 1.5]), ("seeds", 3)])
 def test_seeds_and_n_must_be_lists_of_whole_numbers(cifake_root, tmp_path, key, value):
     with pytest.raises(SynthgapError, match=f"^{key}: expected"):
-        synthgap.run(baseline_spec(cifake_root), out=tmp_path / "exp", **{key: value})
+        synthgap.run(tiny_raw(cifake_root, BASELINES, name="api"), out=tmp_path / "exp", **{key: value})
 
 
 def test_train_records_one_run(cifake_root, tmp_path):

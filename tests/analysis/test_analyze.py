@@ -5,28 +5,17 @@ import torch
 
 from synthgap.analysis import analyze, read_analysis, summary_lines
 from synthgap.analysis.analyze import capped, subset_positions
-from synthgap.config import validate
 from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment
-from synthgap.experiments.spec import ExperimentSpec
 from synthgap.progress import ENV
 from synthgap.report.analysis import analysis_lines
+from tests.specs import tiny_spec
 
 
 def tiny_experiment(data_root, out, model_cache, seeds=(0,)):
-    spec = validate(
-        ExperimentSpec,
-        {
-            "name": "tiny",
-            "data": {"data_root": str(data_root)},
-            "model": {"width": 0.125},
-            "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-            "seeds": list(seeds),
-            "experiments": [{"kind": "baseline"}],
-        },
-    )
+    spec = tiny_spec(data_root, [{"kind": "baseline"}], per_class=None, seeds=list(seeds))
     run_experiment(spec, out, model_cache=model_cache, progress=False)
     return out
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from synthgap.config import validate
 from synthgap.data.cues import texture_reliance
 from synthgap.data.stats import channel_stats
 from synthgap.data.tensors import ImageTensors
@@ -18,11 +17,11 @@ from synthgap.experiments.kinds.normalization import adapt_batchnorm
 from synthgap.experiments.plan import plan
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.runs import RunContext
-from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.models import ModelConfig, build_model, get_family
 from synthgap.train.compute import Compute
 from synthgap.train.recipe import TrainRecipe
+from tests.specs import tiny_spec
 
 ABLATIONS = [
     {"kind": "baseline"},
@@ -32,18 +31,6 @@ ABLATIONS = [
     {"kind": "mixing", "synthetic_shares": [0.5], "added_synthetic": [1]},
     {"kind": "generator", "sources": {"sd": "cifake:synthetic", "same_as_real": "cifake:real"}},
 ]
-
-
-def spec_with(data_root, experiments, **changes) -> ExperimentSpec:
-    raw = {
-        "name": "ablations",
-        "data": {"data_root": str(data_root), "per_class": 2},
-        "model": {"width": 0.125},
-        "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-        "seeds": [0],
-        "experiments": experiments,
-    }
-    return validate(ExperimentSpec, {**raw, **changes})  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -63,11 +50,11 @@ def spec_with(data_root, experiments, **changes) -> ExperimentSpec:
 )
 def test_bad_ablation_blocks_are_one_clear_error(block, message, tmp_path):
     with pytest.raises((SynthgapError, ValidationError), match=message):
-        spec_with(tmp_path, [block])
+        tiny_spec(tmp_path, [block], name="ablations")
 
 
 def test_ablation_runs_are_named_by_their_setting(tmp_path):
-    names = [run.name for run in plan(spec_with(tmp_path, ABLATIONS))]
+    names = [run.name for run in plan(tiny_spec(tmp_path, ABLATIONS, name="ablations"))]
     assert names[:2] == ["baseline-real-s0", "baseline-synthetic-s0"]
     assert names[2:6] == [
         "ablation-normalization-synthetic-imagenet-s0",
@@ -83,7 +70,7 @@ def test_ablation_runs_are_named_by_their_setting(tmp_path):
 
 
 def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path, monkeypatch):
-    spec = spec_with(cifake_root, ABLATIONS)
+    spec = tiny_spec(cifake_root, ABLATIONS, name="ablations")
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models",
                                                 progress=False)}  # fmt: skip
     assert list(records) == [run.name for run in plan(spec)]
@@ -121,7 +108,7 @@ def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path,
 
 
 def test_mixed_sets_keep_their_size_and_nest(cifake_root, tmp_path, monkeypatch):
-    spec = spec_with(cifake_root, [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}], data={
+    spec = tiny_spec(cifake_root, [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}], name="ablations", data={
         "data_root": str(cifake_root), "per_class": 3})  # fmt: skip
     ctx = RunContext(spec, DataStore(spec, progress=False), ModelCache(tmp_path / "models"), tmp_path / "out",
                      torch.device("cpu"), progress=False)  # fmt: skip
@@ -155,7 +142,7 @@ def test_adabn_replaces_running_statistics_with_the_new_images():
 
 
 def test_model_cache_key_depends_on_training_not_on_test_normalization(cifake_root, tmp_path, monkeypatch):
-    spec = spec_with(cifake_root, [{"kind": "baseline"}])
+    spec = tiny_spec(cifake_root, [{"kind": "baseline"}], name="ablations")
     images = DataStore(spec, progress=False).train("real")
     cache = ModelCache(tmp_path / "models")
     model, recipe = spec.model, spec.recipe
@@ -170,14 +157,14 @@ def test_model_cache_key_depends_on_training_not_on_test_normalization(cifake_ro
 
 def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, tmp_path):
     with pytest.raises(SynthgapError, match="grid 5 does not divide the resolution 32"):
-        spec_with(cifake_root, [{"kind": "texture_shape", "grid": 5}])
+        tiny_spec(cifake_root, [{"kind": "texture_shape", "grid": 5}], name="ablations")
     from synthgap.experiments.dryrun import dry_run_report
 
     sources = {"a": "cifake:synthetic", "b": f"folder:{tmp_path / 'missing'}"}
-    spec = spec_with(cifake_root, [{"kind": "generator", "sources": sources}])
+    spec = tiny_spec(cifake_root, [{"kind": "generator", "sources": sources}], name="ablations")
     with pytest.raises(SynthgapError, match="missing"):
         dry_run_report(spec, tmp_path / "out", Compute())
-    spec = spec_with(cifake_root, [{"kind": "generator", "sources": {"a": "cifake:synthetic"}}])
+    spec = tiny_spec(cifake_root, [{"kind": "generator", "sources": {"a": "cifake:synthetic"}}], name="ablations")
     report = dry_run_report(spec, tmp_path / "out", Compute())
     assert "cifake:synthetic (train)" in report and "cifake:real (train)" not in report
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 import yaml
 
-from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments.backends import LocalBackend, RayBackend, Resources, SlurmBackend, make_backend
 from synthgap.experiments.plan import plan
@@ -20,23 +19,19 @@ from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.train.compute import processor_kind
+from tests.specs import tiny_spec
 
-SWEEP = {
-    "name": "backends",
-    "model": {"width": 0.125},
-    "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-    "seeds": [0],
-    "experiments": [
-        {"kind": "baseline"},
-        {"kind": "layer_transfer", "n": [4, 16], "augmentation": "none"},  # each needs a baseline's model
-    ],
-}
+SWEEP = [
+    {"kind": "baseline"},
+    {"kind": "layer_transfer", "n": [4, 16], "augmentation": "none"},  # each needs a baseline's model
+]
 
 
-def sweep_spec(cifake_root, tmp_path) -> ExperimentSpec:
+@pytest.fixture
+def sweep(cifake_root, tmp_path) -> ExperimentSpec:
     # the data cache is named in the spec: Ray and SLURM workers must find it without the test's environment
     data = {"data_root": str(cifake_root), "per_class": 2, "cache_dir": str(tmp_path / "data-cache")}
-    return validate(ExperimentSpec, {**SWEEP, "data": data})
+    return tiny_spec(cifake_root, SWEEP, name="backends", data=data)
 
 
 def summary(records) -> dict:
@@ -44,8 +39,8 @@ def summary(records) -> dict:
 
 
 @pytest.fixture
-def local_records(cifake_root, tmp_path):
-    spec = sweep_spec(cifake_root, tmp_path)
+def local_records(sweep, tmp_path):
+    spec = sweep
     records = run_experiment(
         spec, tmp_path / "local", model_cache=tmp_path / "local-models", progress=False, backend=LocalBackend(1)
     )
@@ -53,10 +48,10 @@ def local_records(cifake_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_backend_gives_the_local_records(cifake_root, tmp_path, local_records):
+def test_ray_backend_gives_the_local_records(sweep, tmp_path, local_records):
     import ray
 
-    spec = sweep_spec(cifake_root, tmp_path)
+    spec = sweep
     backend = RayBackend(Resources(cpus=1), address=None, workers=2)
     try:
         assert backend.slots == 2
@@ -70,8 +65,8 @@ def test_ray_backend_gives_the_local_records(cifake_root, tmp_path, local_record
 
 
 @pytest.mark.slow
-def test_slurm_backend_through_submitit_gives_the_local_records(cifake_root, tmp_path, local_records):
-    spec = sweep_spec(cifake_root, tmp_path)
+def test_slurm_backend_through_submitit_gives_the_local_records(sweep, tmp_path, local_records):
+    spec = sweep
     backend = SlurmBackend(
         Resources(cpus=1),
         folder=tmp_path / "slurm" / "jobs",
@@ -88,19 +83,12 @@ def test_slurm_backend_through_submitit_gives_the_local_records(cifake_root, tmp
 
 
 def test_local_runs_compute_with_the_given_threads_and_a_changed_count_is_a_changed_setting(
-    cifake_root, tmp_path, monkeypatch
+    cifake_root, sweep, tmp_path, monkeypatch
 ):
     from synthgap.experiments import backends
 
-    spec = sweep_spec(cifake_root, tmp_path).model_copy(
-        update={
-            "experiments": [
-                validate(
-                    ExperimentSpec, {**SWEEP, "experiments": [{"kind": "baseline", "sides": ["real"]}]}
-                ).experiments[0]
-            ]
-        }
-    )
+    real_baseline = tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["real"]}]).experiments[0]
+    spec = sweep.model_copy(update={"experiments": [real_baseline]})
     threads_seen = []
     execute = backends.execute_run
 
@@ -125,12 +113,12 @@ def test_backend_names_and_resources_are_checked(tmp_path):
         make_backend("kubernetes", Resources(), out=tmp_path)
 
 
-def test_a_worker_that_cannot_see_the_experiment_folder_is_one_clear_error(cifake_root, tmp_path):
+def test_a_worker_that_cannot_see_the_experiment_folder_is_one_clear_error(sweep, tmp_path):
     from synthgap.experiments.backends import run_in_worker
     from synthgap.experiments.runs import RunContext
     from synthgap.experiments.store import DataStore, ModelCache
 
-    spec = sweep_spec(cifake_root, tmp_path)
+    spec = sweep
     ctx = RunContext(spec, DataStore(spec, False), ModelCache(tmp_path / "models"), tmp_path / "not-mounted", None)
     outcome = run_in_worker(plan(spec)[0], ctx, "f")  # the error travels back to the driver as its one line
     assert outcome.record is None
@@ -161,9 +149,9 @@ def _driver(spec_path, out, models, backend) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["ray", "slurm"])
-def test_a_killed_driver_resumes_with_every_run_once(cifake_root, tmp_path, local_records, backend):
+def test_a_killed_driver_resumes_with_every_run_once(sweep, tmp_path, local_records, backend):
     spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(sweep_spec(cifake_root, tmp_path).model_dump(mode="json")))
+    spec_path.write_text(yaml.safe_dump(sweep.model_dump(mode="json")))
     out, models = tmp_path / backend, tmp_path / f"{backend}-models"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     driver = subprocess.Popen(

@@ -17,25 +17,12 @@ from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.single import TrainRunConfig, run_baseline
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.io import read_jsonl
+from tests.specs import tiny_spec
 
-TINY = {
-    "name": "tiny",
-    "model": {"width": 0.125},
-    "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-    "seeds": [0],
-    "experiments": [
-        {"kind": "baseline", "sides": ["synthetic"]},
-        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [16], "augmentation": "none"},
-    ],
-}
-
-
-def spec_of(data_root, **changes) -> ExperimentSpec:
-    raw = {**TINY, "data": {"data_root": str(data_root), "per_class": 2}}
-    for key, value in changes.items():
-        section, _, field = key.partition(".")
-        raw[section] = {**raw[section], field: value}
-    return validate(ExperimentSpec, raw)
+EXPERIMENTS = [
+    {"kind": "baseline", "sides": ["synthetic"]},
+    {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [16], "augmentation": "none"},
+]
 
 
 def train_config(train: str, data_root=None, **changes) -> TrainRunConfig:
@@ -129,15 +116,15 @@ def test_train_cli_stops_with_one_line_on_changed_settings(cifake_root, tmp_path
 
 @pytest.mark.parametrize(
     ("change", "named"),
-    [({"data.per_class": 3}, "data.train.per_class 2 → 3"), ({"recipe.epochs": 2}, "recipe.epochs 1 → 2")],
+    [({"per_class": 3}, "data.train.per_class 2 → 3"), ({"recipe": {"epochs": 2}}, "recipe.epochs 1 → 2")],
 )
 def test_run_refuses_changed_settings_and_keeps_the_folder_consistent(
     cifake_root, tmp_path, model_cache, change, named
 ):
     out = tmp_path / "out"
-    first = run_experiment(spec_of(cifake_root), out, model_cache=model_cache, progress=False)
+    first = run_experiment(tiny_spec(cifake_root, EXPERIMENTS), out, model_cache=model_cache, progress=False)
     spec_text = (out / "spec.yaml").read_text()
-    changed = spec_of(cifake_root, **change)
+    changed = tiny_spec(cifake_root, EXPERIMENTS, **change)
     with pytest.raises(SynthgapError, match=f"2 recorded run.* other settings, e.g. baseline-synthetic-s0: {named}"):
         run_experiment(changed, out, model_cache=model_cache, progress=False)
     assert (out / "spec.yaml").read_text() == spec_text  # still describes the records beside it
@@ -155,11 +142,11 @@ def test_run_with_the_same_settings_skips_and_a_narrower_spec_is_refused(
     cifake_root, tmp_path, model_cache, monkeypatch
 ):
     out = tmp_path / "out"
-    spec = spec_of(cifake_root)
+    spec = tiny_spec(cifake_root, EXPERIMENTS)
     first = run_experiment(spec, out, model_cache=model_cache, progress=False)
     monkeypatch.setattr(backends_module, "execute_run", lambda *a, **k: pytest.fail("a finished run ran again"))
     assert run_experiment(spec, out, model_cache=model_cache, progress=False) == first
-    narrower = validate(ExperimentSpec, {**spec.model_dump(mode="json"), "experiments": TINY["experiments"][:1]})
+    narrower = validate(ExperimentSpec, {**spec.model_dump(mode="json"), "experiments": EXPERIMENTS[:1]})
     with pytest.raises(SynthgapError, match="1 recorded run.* not part of this spec, e.g. transfer-synthetic_to_real"):
         run_experiment(narrower, out, model_cache=model_cache, progress=False)
 
@@ -169,7 +156,7 @@ def test_a_run_recorded_in_its_folder_but_not_appended_is_appended_without_runni
 ):
     """A kill between the executor's record and the driver's append loses nothing and runs nothing twice."""
     out = tmp_path / "out"
-    spec = spec_of(cifake_root)
+    spec = tiny_spec(cifake_root, EXPERIMENTS)
     first = run_experiment(spec, out, model_cache=model_cache, progress=False)
     lines = (out / RESULTS_FILE).read_text().splitlines()
     (out / RESULTS_FILE).write_text(lines[0] + "\n")  # the transfer's record exists only in its run folder
@@ -203,7 +190,7 @@ def test_per_class_forms_up_to_balanced_and_matched(cifake_root, tmp_path, write
 
     def store(per_class) -> DataStore:
         data = {"data_root": str(cifake_root), "synthetic": f"folder:{synthetic}", "per_class": per_class}
-        spec = validate(ExperimentSpec, {**TINY, "data": data})
+        spec = tiny_spec(cifake_root, EXPERIMENTS, data=data)
         open_spec_sources(spec)  # what --dry-run checks: none of these forms is short of images
         return DataStore(spec, progress=False)
 

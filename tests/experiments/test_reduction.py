@@ -1,26 +1,23 @@
 import pytest
 
-from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments.kinds.data_reduction import divisor_label, same_steps_epochs, same_steps_recipe
 from synthgap.experiments.plan import plan
 from synthgap.experiments.runner import run_experiment
-from synthgap.experiments.spec import ExperimentSpec
 from synthgap.train.recipe import TrainRecipe
+from tests.specs import tiny_spec
+
+# the spec's default name, every image and batches of 8
+REDUCTION = {"name": "experiment", "per_class": None, "recipe": {"batch_size": 8}}
 
 
-def reduction_spec(data_root=None, **block) -> ExperimentSpec:
-    return validate(ExperimentSpec, {
-        "data": {"data_root": str(data_root) if data_root else None},
-        "model": {"width": 0.125},
-        "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
-        "experiments": [{"kind": "data_reduction", **block}],
-    })  # fmt: skip
+def block(**settings) -> dict:
+    return {"kind": "data_reduction", **settings}
 
 
 def test_plan_has_every_arm_and_fraction_after_the_synthetic_baseline():
-    runs = plan(reduction_spec(fractions=[1, 0.5], arms=["transfer", "scratch", "full_finetune"], k=15,
-                               augmentation="none"))  # fmt: skip
+    runs = plan(tiny_spec(None, [block(fractions=[1, 0.5], arms=["transfer", "scratch", "full_finetune"], k=15,
+                                        augmentation="none")], **REDUCTION))  # fmt: skip
     assert [r.name for r in runs] == [
         "baseline-synthetic-s0",
         "reduction-transfer-k15-x1-s0-same_steps-aug_none",
@@ -38,7 +35,7 @@ def test_plan_has_every_arm_and_fraction_after_the_synthetic_baseline():
 
 def test_fraction_validation_and_labels():
     with pytest.raises(SynthgapError, match=r"fractions must be in \(0, 1\]"):
-        reduction_spec(fractions=[0.5, 0])
+        tiny_spec(None, [block(fractions=[0.5, 0])], **REDUCTION)
     assert [divisor_label(f) for f in (1, 1 / 8, 1 / 64, 0.3)] == ["x1", "x8", "x64", "x3.33"]
 
 
@@ -57,8 +54,8 @@ def test_same_steps_stretches_the_learning_curve_alike():
 
 
 def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeypatch):
-    spec = reduction_spec(cifake_root, fractions=[1, 1 / 3], arms=["transfer", "scratch"], augmentation="none",
-                          schedule="same_epochs")  # fmt: skip
+    spec = tiny_spec(cifake_root, [block(fractions=[1, 1 / 3], arms=["transfer", "scratch"], augmentation="none",
+                                       schedule="same_epochs")], **REDUCTION)  # fmt: skip
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)}
     full = records["reduction-transfer-k16-x1-s0-same_epochs-aug_none"]
     third = records["reduction-transfer-k16-x3-s0-same_epochs-aug_none"]
@@ -70,13 +67,8 @@ def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeyp
 
 
 def test_scratch_on_all_real_data_is_the_real_baseline_reused(cifake_root, tmp_path, monkeypatch):
-    spec = validate(ExperimentSpec, {
-        "data": {"data_root": str(cifake_root)},
-        "model": {"width": 0.125},
-        "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
-        "experiments": [{"kind": "baseline", "sides": ["real"]},
-                        {"kind": "data_reduction", "fractions": [1, 0.5], "arms": ["scratch"]}],
-    })  # fmt: skip
+    experiments = [{"kind": "baseline", "sides": ["real"]}, block(fractions=[1, 0.5], arms=["scratch"])]
+    spec = tiny_spec(cifake_root, experiments, **REDUCTION)
     models = tmp_path / "m"
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=models, progress=False)}
     baseline, scratch_all = records["baseline-real-s0"], records["reduction-scratch-x1-s0-same_steps"]

@@ -9,30 +9,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments import backends as backends_module
 from synthgap.experiments import students as students_module
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import exclusive, run_experiment
-from synthgap.experiments.spec import ExperimentSpec
+from tests.specs import tiny_raw, tiny_spec
 
-TINY = {
-    "name": "tiny",
-    "model": {"width": 0.125},
-    "recipe": {"epochs": 2, "batch_size": 8, "precision": "fp32"},
-    "seeds": [0],
-    "experiments": [
-        {"kind": "baseline"},
-        {"kind": "layer_transfer", "n": [2, 16], "augmentation": "none"},
-        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [9]},
-    ],
-}
-
-
-def tiny_spec(data_root: Path, **changes) -> ExperimentSpec:
-    return validate(ExperimentSpec, {**TINY, "data": {"data_root": str(data_root)}, **changes})
+EXPERIMENTS = [
+    {"kind": "baseline"},
+    {"kind": "layer_transfer", "n": [2, 16], "augmentation": "none"},
+    {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [9]},
+]
+RUNNER = {"recipe": {"epochs": 2, "batch_size": 8}, "per_class": None}  # two epochs of batch 8 on every image
 
 
 @pytest.fixture
@@ -41,7 +31,7 @@ def caches(tmp_path, monkeypatch):
 
 
 def test_runs_every_planned_run_once_and_skips_them_on_rerun(cifake_root, tmp_path, caches, monkeypatch):
-    spec = tiny_spec(cifake_root)
+    spec = tiny_spec(cifake_root, EXPERIMENTS, **RUNNER)
     records = run_experiment(spec, tmp_path / "out", model_cache=caches, progress=False)
     assert [r.run for r in records] == [r.name for r in plan(spec)]
     by_name = {r.run: r for r in records}
@@ -57,14 +47,15 @@ def test_runs_every_planned_run_once_and_skips_them_on_rerun(cifake_root, tmp_pa
 
 
 def test_source_models_are_reused_across_specs(cifake_root, tmp_path, caches, monkeypatch):
-    run_experiment(tiny_spec(cifake_root), tmp_path / "first", model_cache=caches, progress=False)
+    first = tiny_spec(cifake_root, EXPERIMENTS, **RUNNER)
+    run_experiment(first, tmp_path / "first", model_cache=caches, progress=False)
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a cached source model was trained again")
 
     monkeypatch.setattr(students_module, "train_from_scratch", must_not_train)
-    other = tiny_spec(cifake_root, experiments=[{"kind": "layer_transfer", "directions": ["synthetic_to_real"],
-                                                 "n": [17]}])  # fmt: skip
+    other = tiny_spec(cifake_root, [{"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [17]}],
+                      **RUNNER)  # fmt: skip
     records = run_experiment(other, tmp_path / "second", model_cache=caches, progress=False)
     assert records[0].run == "baseline-synthetic-s0" and records[0].reused_model is True
     assert records[1].run == "transfer-synthetic_to_real-n17-s0"
@@ -85,11 +76,11 @@ def _runner_command(spec_path: Path, out: Path, models: Path) -> list[str]:
 @pytest.mark.slow
 def test_killed_at_random_moments_resumes_without_losing_or_duplicating_runs(cifake_root, tmp_path, caches):
     """SIGKILL a real sweep several times, rerun the same command, and compare with an uninterrupted run."""
-    spec = tiny_spec(cifake_root)
+    spec = tiny_spec(cifake_root, EXPERIMENTS, **RUNNER)
     reference = {r.run: r.top1 for r in run_experiment(spec, tmp_path / "ref", model_cache=caches, progress=False)}
 
     spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump({**TINY, "data": {"data_root": str(cifake_root)}}))
+    spec_path.write_text(yaml.safe_dump(tiny_raw(cifake_root, EXPERIMENTS, **RUNNER)))
     out, models = tmp_path / "killed", tmp_path / "killed-models"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = random.Random(1234)
@@ -118,5 +109,5 @@ def test_a_report_folder_left_by_a_kill_is_cleared_before_the_run(cifake_root, t
     (out / ".figures.abc123.tmp").mkdir(parents=True)  # a report killed while drawing its figures
     (out / ".figures.abc123.tmp" / "part.png").write_bytes(b"x")
     (out / ".results.jsonl.tmp").write_text("torn")
-    run_experiment(tiny_spec(cifake_root), out, model_cache=caches, progress=False)
+    run_experiment(tiny_spec(cifake_root, EXPERIMENTS, **RUNNER), out, model_cache=caches, progress=False)
     assert not list(out.glob(".*.tmp"))
