@@ -237,11 +237,7 @@ def fits_table(fits: Mapping[str, ArmFit]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for arm, f in fits.items():
-        if f.n_seeds > 1:
-            a = f"{f.fit.a:.2f} [{f.ci_a[0]:.2f}, {f.ci_a[1]:.2f}]"
-            b = f"{f.fit.b:.2f} [{f.ci_b[0]:.2f}, {f.ci_b[1]:.2f}]"
-        else:
-            a, b = f"{f.fit.a:.2f} (1 seed)", f"{f.fit.b:.2f} (1 seed)"
+        a, b = f.coefficient_cells()
         doubling = f"{f.fit.a * LOG10_2:.2f}"
         lines.append(f"| {md_text(ARM_LABELS[arm])} | {a} | {b} | {doubling} | {f.fit.r2:.3f} | {f.fit.n_points} |")
     return lines

@@ -65,6 +65,15 @@ class ArmFit:
     n_seeds: int
     n_boot: int
 
+    def coefficient_cells(self) -> tuple[str, str]:
+        """Table cells for a and b: each with its interval, or marked as one seed's (no interval to give)."""
+        if self.n_seeds > 1:
+            return (
+                f"{self.fit.a:.2f} [{self.ci_a[0]:.2f}, {self.ci_a[1]:.2f}]",
+                f"{self.fit.b:.2f} [{self.ci_b[0]:.2f}, {self.ci_b[1]:.2f}]",
+            )
+        return f"{self.fit.a:.2f} (1 seed)", f"{self.fit.b:.2f} (1 seed)"
+
 
 def record_x(record: ReductionRecord) -> float:
     """The divisor x of the real data a record's student saw (the record's `x`, else 1 / real_fraction)."""
@@ -218,11 +227,7 @@ def reduction_table_lines(
         "|---|---|---|---|---|",
     ]
     for key, f in fits.items():
-        if f.n_seeds > 1:
-            a = f"{f.fit.a:.2f} [{f.ci_a[0]:.2f}, {f.ci_a[1]:.2f}]"
-            b = f"{f.fit.b:.2f} [{f.ci_b[0]:.2f}, {f.ci_b[1]:.2f}]"
-        else:
-            a, b = f"{f.fit.a:.2f} (1 seed)", f"{f.fit.b:.2f} (1 seed)"
+        a, b = f.coefficient_cells()
         lines.append(f"| {md_text(key)} | {a} | {b} | {f.fit.r2:.3f} | {f.fit.n_points} |")
     paper = "paper (ImageNet-100, transfer)"
     if _reference_only(points, settings):
