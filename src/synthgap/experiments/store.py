@@ -7,7 +7,6 @@ be sent to another process.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from synthgap.data.index import check_same_classes
 from synthgap.data.sources import open_source
 from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.blocks import Side
+from synthgap.experiments.cachekey import cache_key
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights
 from synthgap.train.recipe import TrainRecipe
@@ -122,7 +122,7 @@ class ModelCache:
             "seed": seed,
             "compute": compute,
         }
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        return cache_key(identity)
 
     def path(self, key: str) -> Path:
         return self.folder / key
