@@ -54,24 +54,35 @@ def minutes_to(curve: list[list[float]], target: float) -> float | None:
     return None
 
 
-def forward_macs(model: nn.Module, size: int) -> int:
-    """Multiply-accumulates of one image's forward pass (convolutions and linear layers)."""
-    total = 0
+def module_macs(model: nn.Module, size: int) -> dict[str, int]:
+    """Multiply-accumulates of one image's forward pass in each convolution and linear layer, by module name."""
+    macs: dict[str, int] = {}
 
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += output.numel() * kh * kw * module.in_channels // module.groups
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
+    def counter(name: str):
+        def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            if isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                macs[name] = macs.get(name, 0) + output.numel() * kh * kw * module.in_channels // module.groups
+            else:
+                macs[name] = macs.get(name, 0) + output.numel() * module.in_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+        return count
+
+    hooks = [
+        module.register_forward_hook(counter(name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d | nn.Linear)
+    ]
     with torch.no_grad():
         model.eval()(torch.zeros(1, 3, size, size))
     for hook in hooks:
         hook.remove()
-    return total
+    return macs
+
+
+def forward_macs(model: nn.Module, size: int) -> int:
+    """Multiply-accumulates of one image's forward pass (convolutions and linear layers)."""
+    return sum(module_macs(model, size).values())
 
 
 def conv_peak_flops(dtype: torch.dtype | None, repeats: int = 5) -> float:

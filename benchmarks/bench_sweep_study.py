@@ -30,10 +30,9 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 import yaml
-from torch import nn
 
+from benchmarks.bench_converge import module_macs
 from benchmarks.common import report
 from synthgap.data.sources import open_source
 from synthgap.experiments.results import read_results
@@ -42,36 +41,19 @@ from synthgap.models import ModelConfig, build_model, get_family
 
 def layer_macs(config: ModelConfig) -> dict[int, int]:
     """Multiply-accumulates of one image's forward pass per numbered layer of the family's layer map."""
-    model = build_model(config).eval()
     layer_of = {name: layer for layer, names in get_family(config.name).layer_map.items() for name in names}
-    macs: dict[int, int] = defaultdict(int)
 
-    def owner(name: str) -> int | None:
+    def owner(name: str) -> int | None:  # the layer whose module holds `name` (a downsample's conv, say)
         while name:
             if name in layer_of:
                 return layer_of[name]
             name = name.rpartition(".")[0]
         return None
 
-    def counter(layer: int):
-        def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            if isinstance(module, nn.Conv2d):
-                kh, kw = module.kernel_size
-                macs[layer] += output.numel() * kh * kw * module.in_channels // module.groups
-            else:
-                macs[layer] += output.numel() * module.in_features
-
-        return count
-
-    hooks = [
-        module.register_forward_hook(counter(layer))
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Conv2d | nn.Linear) and (layer := owner(name)) is not None
-    ]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, config.image_size, config.image_size))
-    for hook in hooks:
-        hook.remove()
+    macs: dict[int, int] = defaultdict(int)
+    for name, count in module_macs(build_model(config), config.image_size).items():
+        if (layer := owner(name)) is not None:
+            macs[layer] += count
     return dict(macs)
 
 
