@@ -208,11 +208,12 @@ def gap_text(exchange: Exchange) -> str:
 
 def points_table(points: Mapping[str, Mapping[int, Summary]], mix_synthetic: int | None) -> list[str]:
     arms = list(points)
-    seeds = seeds_phrase(s for curve in points.values() for s in curve.values())
+    summaries = [s for curve in points.values() for s in curve.values()]
+    spread = f"mean ± sample std over {seeds_phrase(summaries)}" if max(s.n for s in summaries) > 1 else "single seed"
     heads = [ARM_LABELS[a] + (f" ({mix_synthetic} synthetic images)" if a == "mix" and mix_synthetic else "")
              for a in arms]  # fmt: skip
     lines = [
-        f"Top-1 (%) on the real test set, mean ± sample std over {seeds}; each student trained from scratch on the "
+        f"Top-1 (%) on the real test set, {spread}; each student trained from scratch on the "
         "given images per class (nested, stratified subsets: a larger rung holds every image of a smaller one).",
         "",
         "| images per class | " + " | ".join(md_text(h) for h in heads) + " |",
