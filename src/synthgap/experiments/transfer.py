@@ -3,6 +3,9 @@
 With frozen layers and no stage-2 augmentation, the frozen prefix maps each image to the same features in every
 epoch, so they are computed once and only the suffix trains (the main speed lever of layer sweeps). The model
 family decides where its layers can be cut; a family without a cut trains the frozen student whole.
+
+Model stitching (`train_stitch`) uses the same cut: one model's frozen prefix, a trained stitch, another model's
+frozen suffix, on features computed once.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from synthgap.data.loader import FeatureLoader, TensorLoader
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import get_normalization
 from synthgap.models import ModelFamily, freeze, reestimate_batchnorm, transfer
+from synthgap.models.stitch import Stitch, Stitched, packed_shapes
 from synthgap.train.loaders import recipe_loaders
-from synthgap.train.loop import FitResult, autocast, autocast_dtype, default_device, fit, measure
+from synthgap.train.loop import Evaluation, FitResult, autocast, autocast_dtype, default_device, fit, measure
 from synthgap.train.recipe import TrainRecipe
 
 MAX_CACHED_FEATURE_BYTES = 4 << 30  # beyond this the prefix is recomputed every step rather than held in memory
 PREFIX_BATCH = 256  # images per prefix pass when caching features (at least the training batch size)
+STITCH_START_IMAGES = 2000  # training images the least-squares start of a stitch is fitted on
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,9 @@ def prefix_cache_plan(
         return False, None
     if not family.has_cut():
         return False, f"model family {family.name} has no prefix cut: the frozen layers run in every step"
-    with torch.no_grad():
-        normalization = get_normalization(recipe.normalization)
-        one = TensorLoader(train.select(np.arange(1)), batch_size=1, normalization=normalization)
-        sample = next(one.epoch(0))[0].to(next(student.parameters()).device)
-        prefix, _ = family.split(student, setup.n)
-        width = prefix.eval()(sample).shape[1]
+    prefix, _ = family.split(student, setup.n)
+    device = next(student.parameters()).device
+    width = _packed_width(prefix, train, get_normalization(recipe.normalization), device)
     if len(train) * width * 4 > MAX_CACHED_FEATURE_BYTES:
         return False, "the prefix outputs would exceed the feature memory limit: recomputed in every step"
     return True, None
@@ -116,26 +118,22 @@ def train_student(
     }
     if cached:
         prefix, suffix = family.split(student, setup.n)
-        result = _fit_suffix(prefix, suffix, train_loader, test_loader, recipe, seed, **common)
+        result = fit_on_prefix(prefix, suffix, train_loader, test_loader, recipe, seed, **common)
         return StageTwoResult(result, True)
     return StageTwoResult(fit(student, train_loader, test_loader, recipe, **common), False, note)
 
 
-def _fit_suffix(
-    prefix: nn.Module,
-    suffix: nn.Module,
-    train_loader: TensorLoader,
-    test_loader: TensorLoader,
-    recipe: TrainRecipe,
-    seed: int,
-    **fit_options,
-) -> FitResult:
+def prefix_loaders(
+    prefix: nn.Module, train_loader: TensorLoader, test_loader: TensorLoader, recipe: TrainRecipe, seed: int
+) -> tuple[FeatureLoader, FeatureLoader]:
+    """Loaders of the frozen `prefix`'s outputs, computed once: for the training images (shuffled like
+    `train_loader`), the test images and, for flip test-time augmentation, their mirror images. The loaders must not
+    augment (every epoch would see other images)."""
     # in the recipe's precision, as the prefix runs inside every training step of the ordinary path (on a bf16 CPU
     # an fp32 feature pass cost as much as the suffix's whole training)
     precision = recipe.precision
     train_features = prefix_features(prefix, train_loader, precision=precision)
     test_features = prefix_features(prefix, test_loader, precision=precision)
-    # flip test-time augmentation: the prefix's outputs for the mirrored test images too, computed once as well
     mirrored = prefix_features(prefix, test_loader, mirror=True, precision=precision) if recipe.tta == "flip" else None
     feature_train = FeatureLoader(
         train_features, train_loader.data.labels, batch_size=recipe.batch_size, shuffle=True, drop_last=True, seed=seed
@@ -143,8 +141,89 @@ def _fit_suffix(
     feature_test = FeatureLoader(
         test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size, mirrored=mirrored
     )
-    suffix_recipe = recipe.model_copy(update={"channels_last": False})  # features are flat vectors
-    return fit(suffix, feature_train, feature_test, suffix_recipe, **fit_options)
+    return feature_train, feature_test
+
+
+def fit_on_prefix(
+    prefix: nn.Module,
+    head: nn.Module,
+    train_loader: TensorLoader,
+    test_loader: TensorLoader,
+    recipe: TrainRecipe,
+    seed: int,
+    **fit_options,
+) -> FitResult:
+    """Train `head` (a suffix, or a stitch and a suffix) on the outputs of the frozen `prefix` (`prefix_loaders`);
+    `fit_options` go to `fit`."""
+    feature_train, feature_test = prefix_loaders(prefix, train_loader, test_loader, recipe, seed)
+    return fit(head, feature_train, feature_test, _feature_recipe(recipe), **fit_options)
+
+
+def _feature_recipe(recipe: TrainRecipe) -> TrainRecipe:
+    return recipe.model_copy(update={"channels_last": False})  # features are flat vectors
+
+
+@dataclass(frozen=True)
+class StitchResult:
+    fit: FitResult
+    start: Evaluation  # the stitched model before its stitch trained (the least-squares start)
+    parameters: int  # the stitch's trainable parameters
+    prefix_cache: bool  # the giver's prefix outputs were computed once (else: in every step, beyond the memory limit)
+
+
+def train_stitch(
+    giver: nn.Module,
+    receiver: nn.Module,
+    n: int,
+    family: ModelFamily,
+    train: ImageTensors,
+    test: ImageTensors,
+    recipe: TrainRecipe,
+    *,
+    seed: int,
+    device: torch.device | None = None,
+    start_images: int = STITCH_START_IMAGES,
+    **fit_options,
+) -> StitchResult:
+    """`giver`'s layers 1..n → a stitch → `receiver`'s layers n+1..L, both models frozen; the stitch starts from the
+    least-squares map between the two models' features at the cut on `start_images` training images (evenly spread)
+    and is then trained with the recipe (which must not augment) on `train`. `fit_options` go to `fit`."""
+    device = device or default_device()
+    for model in (giver, receiver):
+        model.to(device).eval().requires_grad_(False)
+    giver_prefix, _ = family.split(giver, n)
+    receiver_prefix, receiver_suffix = family.split(receiver, n)
+    train_loader, test_loader = recipe_loaders(train, test, recipe, seed)
+    width = _packed_width(giver_prefix, train, train_loader.normalization, device)
+    # the least-squares start holds both models' features of its images: at most a quarter of the feature limit
+    count = max(1, min(start_images, len(train), MAX_CACHED_FEATURE_BYTES // (8 * width * 4)))
+    positions = np.unique(np.linspace(0, len(train) - 1, count).astype(np.int64))
+    sample = TensorLoader(
+        train.select(positions), batch_size=recipe.eval_batch_size, normalization=train_loader.normalization
+    )
+    given = prefix_features(giver_prefix, sample, precision=recipe.precision)
+    wanted = prefix_features(receiver_prefix, sample, precision=recipe.precision)  # also tells the suffix its shapes
+    stitch = Stitch(packed_shapes(giver_prefix, given))
+    stitch.start_from(given, wanted)
+    del given, wanted
+    stitched = Stitched(stitch, receiver_suffix).to(device)
+    test_images = len(test) * (2 if recipe.tta == "flip" else 1)
+    cached = (len(train) + test_images) * width * 4 <= MAX_CACHED_FEATURE_BYTES
+    if cached:  # the giver's prefix outputs once, as the layer sweep's stage 2 does
+        head: nn.Module = stitched
+        fit_train, fit_test = prefix_loaders(giver_prefix, train_loader, test_loader, recipe, seed)
+    else:  # too large to hold: the frozen prefix runs in every step
+        head, fit_train, fit_test = nn.Sequential(giver_prefix, stitched), train_loader, test_loader
+    start = measure(head, fit_test, precision=recipe.precision, device=device, tta=recipe.tta)
+    result = fit(head, fit_train, fit_test, _feature_recipe(recipe), device=device, **fit_options)
+    return StitchResult(result, start, sum(p.numel() for p in stitch.parameters()), cached)
+
+
+@torch.no_grad()
+def _packed_width(prefix: nn.Module, images: ImageTensors, normalization, device: torch.device) -> int:
+    """Values per image in the packed outputs of `prefix` (from one image)."""
+    one = TensorLoader(images.select(np.arange(1)), batch_size=1, normalization=normalization)
+    return prefix.eval()(next(one.epoch(0))[0].to(device)).shape[1]
 
 
 @torch.no_grad()
