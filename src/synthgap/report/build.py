@@ -30,7 +30,7 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.examples import EXAMPLES_FILE, read_examples
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text, current_umask
-from synthgap.report import exchange_rate, remedies  # noqa: F401  (each registers its section)
+from synthgap.report import exchange_rate, remedies, stitching  # noqa: F401  (each registers its section)
 from synthgap.report.ablations import (
     CUE_LABELS,
     ablation_reading,

@@ -15,6 +15,7 @@ from synthgap.experiments.kinds import (
     layer_transfer,
     mixing,
     normalization,
+    stitching,
     texture_shape,
 )
 from synthgap.experiments.results import ResultRecord, register_records
@@ -34,6 +35,7 @@ for _module in (
     distillation,
     curation,
     exchange_rate,
+    stitching,
 ):
     KINDS.add(_module.KIND.name, _module.KIND)
     register_records(_module.KIND.records)
