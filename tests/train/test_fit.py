@@ -7,6 +7,7 @@ from torch import nn
 from synthgap.data.loader import TensorLoader
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import build_augmentation, get_normalization
+from synthgap.errors import SynthgapError
 from synthgap.models import ModelConfig, build_model, freeze, get_family
 from synthgap.models.layers import state_keys
 from synthgap.train import loop as fit_module
@@ -138,11 +139,33 @@ def test_autocast_choice(monkeypatch):
     cpu = torch.device("cpu")
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("bf16", cpu) is torch.bfloat16
-    assert autocast_dtype("auto", torch.device("cuda")) is torch.float16
     monkeypatch.setattr(fit_module, "cpu_has_native_bf16", lambda: False)
     assert autocast_dtype("auto", cpu) is None  # emulated bf16 is far slower than fp32
     monkeypatch.setattr(fit_module, "cpu_has_native_bf16", lambda: True)
     assert autocast_dtype("auto", cpu) is torch.bfloat16
+
+
+def test_auto_on_a_gpu_is_bf16_where_the_card_has_it_and_explicit_bf16_is_refused_where_not(monkeypatch):
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Old GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert autocast_dtype("auto", gpu) is torch.bfloat16  # no GradScaler: nothing read back each step
+    assert autocast_dtype("bf16", gpu) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    assert autocast_dtype("auto", gpu) is torch.float16  # with a GradScaler
+    with pytest.raises(SynthgapError, match=r"bf16 needs a GPU with native bf16 .*; Old GPU has none: use fp16"):
+        autocast_dtype("bf16", gpu)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert autocast_dtype("auto", gpu) is torch.bfloat16  # a head node without a GPU assumes a current card
+
+
+def test_the_optimizer_is_fused_on_a_gpu_only():
+    assert fit_module.optimizer_options(torch.device("cuda")) == {"fused": True}
+    assert fit_module.optimizer_options(torch.device("cpu")) == {}
+    assert fit_module.optimizer_options(None) == {}
+    model = nn.Linear(3, 2)
+    assert build_optimizer(model, RECIPE, torch.device("cpu")).defaults["fused"] in (None, False)
 
 
 def test_bf16_training_runs_and_stays_finite():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from synthgap.data.loader import FeatureLoader, TensorLoader, run_residency
-from synthgap.errors import DivergenceError
+from synthgap.errors import DivergenceError, SynthgapError
 from synthgap.models.layers import train_mode
 from synthgap.progress import Progress, progress_bar
 from synthgap.train.recipe import TrainRecipe
@@ -78,12 +78,25 @@ def cpu_has_native_bf16() -> bool:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision name; None means full fp32."""
+    """The autocast dtype for a precision name; None means full fp32. "auto" on a GPU is bf16 where the card computes
+    it natively (no GradScaler, so no per-step read-back of its inf check) and fp16 with a scaler elsewhere."""
     if precision == "auto":
         if device.type == "cuda":
-            return torch.float16
+            return torch.bfloat16 if cuda_has_bf16(device) else torch.float16
         return torch.bfloat16 if cpu_has_native_bf16() else None
+    if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
+        name = torch.cuda.get_device_name(device)
+        raise SynthgapError(f"recipe.precision bf16 needs a GPU with native bf16 (compute capability 8.0 or later); "
+                            f"{name} has none: use fp16 or auto")  # fmt: skip
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    """True on a GPU with native bf16 arithmetic (compute capability 8.0 and later: A100, H100, RTX 30xx on). A process
+    that sees no GPU (a head node identifying a GPU run) assumes the cards synthgap targets, which all have it."""
+    if not torch.cuda.is_available():
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -129,9 +142,11 @@ def lr_schedule(recipe: TrainRecipe, steps_per_epoch: int) -> Callable[[int], fl
     return functools.partial(shape, warmup_steps=min(total, warmup), total_steps=total)
 
 
-def build_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
+def build_optimizer(model: nn.Module, recipe: TrainRecipe, device: torch.device | None = None) -> torch.optim.SGD:
     """SGD over trainable parameters only: frozen transferred layers get no momentum buffers and no decay. Without
-    `decay_norm_and_bias`, BatchNorm weights and biases (every 1-d parameter) are not decayed either."""
+    `decay_norm_and_bias`, BatchNorm weights and biases (every 1-d parameter) are not decayed either. On a GPU
+    (`device`) the fused kernel: one launch per step, and a GradScaler hands it the inf check instead of reading it
+    back to the host; the CPU keeps the per-parameter loop its recorded numbers were made with."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
@@ -148,7 +163,13 @@ def build_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
         momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0,
         weight_decay=recipe.weight_decay,
+        **optimizer_options(device),
     )
+
+
+def optimizer_options(device: torch.device | None) -> dict:
+    """The SGD implementation for `device`: fused on a GPU, the default elsewhere."""
+    return {"fused": True} if device is not None and device.type == "cuda" else {}
 
 
 class WeightAverage:
@@ -341,12 +362,14 @@ def fit(
     checkpoints = CheckpointClock(minutes)  # from the session's start: its first save is due minutes later
     # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
     device = device or default_device()
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest kernels once, on the first steps
     resident = run_residency(torch.device(device), (train_loader, test_loader), resident=resident, gpu_share=gpu_share)
     train_loader = train_loader.on(device, resident=resident)  # on a GPU: batches move as uint8, augmented there
     test_loader = test_loader.on(device, resident=resident) if test_loader is not None else None
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    optimizer = build_optimizer(model, recipe)
+    optimizer = build_optimizer(model, recipe, torch.device(device))
     steps_per_epoch = len(train_loader)
     total_steps = recipe.epochs * steps_per_epoch
     schedule = lr_schedule(recipe, steps_per_epoch)
