@@ -102,7 +102,7 @@ BAD_SPECS = {
         {"experiments": [{"kind": "baselines"}]},
         "{spec}: experiments.0: unknown kind 'baselines' (did you mean 'baseline'?); choose from: augmentation, "
         "baseline, curation, data_reduction, distillation, exchange_rate, generator, layer_transfer, mixing, "
-        "normalization, texture_shape",
+        "normalization, stitching, texture_shape",
     ),
     "no-kind": ({"experiments": [{"sides": ["real"]}]}, "{spec}: experiments.0: missing key 'kind'"),
     "unknown-side": (

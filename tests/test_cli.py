@@ -91,7 +91,10 @@ def test_dry_run_rejects_per_class_beyond_the_smallest_class_naming_side_and_cla
 @pytest.mark.parametrize(
     ("config", "runs"),
     [("cifake-reduction.yaml", "runs: 48 (baseline 6, data_reduction 42)"),
-     ("cifake-ablations.yaml", "runs: 87 (baseline 6, ablation 81)")],
+     ("cifake-ablations.yaml", "runs: 57 (baseline 6, ablation 51)"),
+     ("cifake-remedies.yaml", "runs: 54 (baseline 6, distillation 12, layer_transfer 6, curation 12, ablation 12, "
+                              "data_reduction 6)"),
+     ("cifake-stitching.yaml", "runs: 30 (baseline 3, stitching 27)")],
 )  # fmt: skip
 def test_shipped_cifake_configs_dry_run(cifake_root, tmp_path, config, runs):
     result = runner.invoke(app, ["run", str(CONFIGS / config), "--dry-run", "--data-root", str(cifake_root),
