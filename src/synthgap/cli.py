@@ -262,13 +262,18 @@ def _spec_changes(
 
 
 def _checked_spec(spec_path: Path, options: api.RunOptions, changes: list[tuple[str, dict]]):
-    """The validated spec; an error the spec file has on its own names the file, one that an option brings about
-    names that option (`--n 25: experiments.1: ...`, `--set recipe.lrr=0.1: recipe.lrr: unknown key ...`).
+    """The validated spec (`api.experiment_spec`: the file read and parsed once, its keys and kinds checked before
+    torch is imported); an error the spec file has on its own names the file, one that an option brings about names
+    that option (`--n 25: experiments.1: ...`, `--set recipe.lrr=0.1: recipe.lrr: unknown key ...`).
 
-    Three steps, the first two without importing torch: the spec as data with the options applied, its keys and
-    kinds (`synthgap.speccheck`), the full validation. To find the option to blame, the step that failed is
-    repeated on the file alone, then with the options added one at a time: the first that fails with the same line
-    is the one to blame."""
+    Only after an error is the loading repeated, to find the option to blame: its three steps (the spec as data with
+    the options applied, its keys and kinds, the full validation; the first two without torch) one at a time, and
+    the one that failed on the file alone, then with the options added one at a time: the first that fails with the
+    same line is the one to blame."""
+    try:
+        return api.experiment_spec(spec_path, options)
+    except SynthgapError as exc:
+        failure = exc
     from synthgap.speccheck import check_spec_keys
 
     steps = [
@@ -278,10 +283,10 @@ def _checked_spec(spec_path: Path, options: api.RunOptions, changes: list[tuple[
     ]
     for step in steps:
         try:
-            result = step(options)
+            step(options)
         except SynthgapError as exc:
             raise _blamed(exc, step, spec_path, options, changes) from None
-    return result
+    raise failure
 
 
 def _blamed(exc: SynthgapError, step, spec_path: Path, options: api.RunOptions,
