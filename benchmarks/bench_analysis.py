@@ -23,7 +23,8 @@ import torch
 from benchmarks.common import report
 from synthgap.analysis import analyze, read_analysis
 from synthgap.analysis.analyze import MAX_IMAGES
-from synthgap.experiments.results import RESULTS_FILE, TransferRecord, read_results
+from synthgap.experiments.kinds.layer_transfer import TransferRecord
+from synthgap.experiments.results import RESULTS_FILE, read_results
 
 
 def sweep_seconds(folder: Path) -> tuple[float, int]:

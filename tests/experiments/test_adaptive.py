@@ -9,8 +9,8 @@ from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments import backends as backends_module
 from synthgap.experiments.dryrun import adaptive_students_bound
-from synthgap.experiments.kinds.layer_transfer import bisect_levels
-from synthgap.experiments.results import BaselineRecord, TransferRecord, read_results
+from synthgap.experiments.kinds.layer_transfer import TransferRecord, bisect_levels
+from synthgap.experiments.results import BaselineRecord, read_results
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.runs import BaselineRun
 from synthgap.experiments.spec import ExperimentSpec

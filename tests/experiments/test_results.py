@@ -3,13 +3,10 @@
 import pytest
 
 from synthgap.errors import SynthgapError
-from synthgap.experiments.results import (
-    NormalizationRecord,
-    ReductionRecord,
-    TransferRecord,
-    parse_record,
-    read_results,
-)
+from synthgap.experiments.kinds.data_reduction import ReductionRecord
+from synthgap.experiments.kinds.layer_transfer import TransferRecord
+from synthgap.experiments.kinds.normalization import NormalizationRecord
+from synthgap.experiments.results import parse_record, read_results
 
 COMMON = {"seed": 0, "epochs": 1, "top1": 10.0, "top5": 50.0, "train_images": 20, "seconds": 1.0, "frozen": True}
 

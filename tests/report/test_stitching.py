@@ -8,8 +8,9 @@ import math
 import pytest
 from PIL import Image
 
+from synthgap.experiments.kinds.layer_transfer import TransferRecord
 from synthgap.experiments.kinds.stitching import StitchRecord
-from synthgap.experiments.results import BaselineRecord, TransferRecord, append_result
+from synthgap.experiments.results import BaselineRecord, append_result
 from synthgap.report.build import build_report
 from synthgap.report.stitching import (
     StitchPoint,

@@ -79,69 +79,10 @@ class BaselineRecord(ResultRecord):
     curve_images: int | None = None
 
 
-class TransferRecord(ResultRecord):
-    kind: Literal["layer_transfer"] = "layer_transfer"
-    rest: str = "reinit"
-    frozen_bn: str = "eval"
-    augmentation: str | None = None
-    prefix_cache: bool = False
-    prefix_cache_note: str | None = None  # why frozen layers were not cached, when they could not be
-    chosen: str | None = None  # an adaptive sweep's reason for this N
-
-
-class ReductionRecord(ResultRecord):
-    kind: Literal["data_reduction"] = "data_reduction"
-    arm: str = "unlabelled"
-    x: float | None = None  # divisor of the real data: the student saw 1/x of it
-    schedule: str = "same_steps"
-    augmentation: str | None = None
-    prefix_cache: bool = False
-
-
 class AblationRecord(ResultRecord):
     kind: Literal["ablation"] = "ablation"
     ablation: str
     variant: str = ""  # a label for people; the report reads the typed fields of each ablation's record
-
-
-class NormalizationRecord(AblationRecord):
-    ablation: Literal["normalization"] = "normalization"
-    normalization: str | None = None  # imagenet | synthetic | real | per_dataset
-    adabn: bool = False
-    adabn_images: int | None = None
-    train_normalization: list[float] | str | None = None
-    test_normalization: list[float] | str | None = None
-    model_key: str | None = None
-
-
-class AugmentationRecord(AblationRecord):
-    ablation: Literal["augmentation"] = "augmentation"
-    augmentation: str | None = None
-    model_key: str | None = None
-
-
-class TextureRecord(AblationRecord):
-    ablation: Literal["texture_shape"] = "texture_shape"
-    student: str = ""  # real | synthetic (a baseline) | synthetic_to_real (a transfer student with n_transferred)
-    cue_top1: dict[str, float] = {}
-    texture_reliance: float | None = None
-    cue_sigma: float = 1.0
-    cue_grid: int = 4
-
-
-class GeneratorRecord(AblationRecord):
-    ablation: Literal["generator"] = "generator"
-    label: str = ""  # the spec's name for the synthetic source
-    model_key: str | None = None
-
-
-class MixingRecord(AblationRecord):
-    ablation: Literal["mixing"] = "mixing"
-    mixing: str = ""  # share | added | pretrain_finetune
-    synthetic_share: float | None = None
-    added_synthetic: float | None = None
-    real_images: int | None = None
-    synthetic_images: int | None = None
 
 
 RECORD_CLASSES: dict[str, type[ResultRecord]] = {}  # "kind" or "ablation:<name>" → class; filled by the kinds

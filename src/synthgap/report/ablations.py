@@ -13,15 +13,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, TypeVar
 
-from synthgap.experiments.results import (
-    AblationRecord,
-    AugmentationRecord,
-    GeneratorRecord,
-    MixingRecord,
-    NormalizationRecord,
-    ResultRecord,
-    TextureRecord,
-)
+from synthgap.experiments.kinds.augmentation import AugmentationRecord
+from synthgap.experiments.kinds.generator import GeneratorRecord
+from synthgap.experiments.kinds.mixing import MixingRecord
+from synthgap.experiments.kinds.normalization import NormalizationRecord
+from synthgap.experiments.kinds.texture_shape import TextureRecord
+from synthgap.experiments.results import AblationRecord, ResultRecord
 from synthgap.report.layers import layer_baselines
 from synthgap.report.tables import Summary, summarize
 from synthgap.report.text import md_text

@@ -14,7 +14,8 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from synthgap.experiments.results import BaselineRecord, ResultRecord, TransferRecord
+from synthgap.experiments.kinds.layer_transfer import TransferRecord
+from synthgap.experiments.results import BaselineRecord, ResultRecord
 from synthgap.report.layers import S2R, main_variant_records, recovery_ns
 from synthgap.report.tables import layer_count, side_baselines
 from synthgap.report.text import md_text

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from synthgap.experiments.results import ResultRecord, TransferRecord
+from synthgap.experiments.kinds.layer_transfer import TransferRecord
+from synthgap.experiments.results import ResultRecord
 from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary, by_model, side_baselines, summarize
 from synthgap.report.text import md_text
 

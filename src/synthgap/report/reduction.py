@@ -21,7 +21,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from synthgap.experiments.results import ReductionRecord, ResultRecord
+from synthgap.experiments.kinds.data_reduction import ReductionRecord
+from synthgap.experiments.results import ResultRecord
 from synthgap.report.fits import BOOTSTRAP_LEVEL, RELIABLE_R2, LogFit, bootstrap_fit, fit_log10, fraction_needed
 from synthgap.report.tables import Summary, layer_count, model_name, num_layers, summarize
 from synthgap.report.text import md_text

@@ -17,7 +17,8 @@ there are):
 
 from __future__ import annotations
 
-from synthgap.experiments.results import BaselineRecord, ResultRecord, TransferRecord
+from synthgap.experiments.kinds.layer_transfer import TransferRecord
+from synthgap.experiments.results import BaselineRecord, ResultRecord
 from synthgap.report.classes import class_count
 from synthgap.report.fits import RELIABLE_R2
 from synthgap.report.reduction import arm_fits

@@ -9,12 +9,18 @@ from pydantic import Field, field_validator
 
 from synthgap.data.transforms import AUGMENTATIONS
 from synthgap.experiments.blocks import Side, Strict
-from synthgap.experiments.results import AugmentationRecord
+from synthgap.experiments.results import AblationRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
 from synthgap.experiments.students import scratch_fields, scratch_student
 
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
+
+
+class AugmentationRecord(AblationRecord):
+    ablation: Literal["augmentation"] = "augmentation"
+    augmentation: str | None = None
+    model_key: str | None = None
 
 
 class AugmentationBlock(Strict):

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.blocks import Side, Strict, all_valid, check_layers, known_preset
-from synthgap.experiments.results import ReductionRecord
+from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import (
     evaluation_fields,
@@ -28,6 +28,15 @@ from synthgap.train.recipe import TrainRecipe
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
     from synthgap.models import ModelFamily
+
+
+class ReductionRecord(ResultRecord):
+    kind: Literal["data_reduction"] = "data_reduction"
+    arm: str = "unlabelled"
+    x: float | None = None  # divisor of the real data: the student saw 1/x of it
+    schedule: str = "same_steps"
+    augmentation: str | None = None
+    prefix_cache: bool = False
 
 
 Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]

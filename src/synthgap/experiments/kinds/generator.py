@@ -9,12 +9,18 @@ from pydantic import Field, field_validator
 
 from synthgap.data.sources import DataRef
 from synthgap.experiments.blocks import Strict
-from synthgap.experiments.results import GeneratorRecord
+from synthgap.experiments.results import AblationRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
 from synthgap.experiments.students import scratch_fields, scratch_student
 
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
+
+
+class GeneratorRecord(AblationRecord):
+    ablation: Literal["generator"] = "generator"
+    label: str = ""  # the spec's name for the synthetic source
+    model_key: str | None = None
 
 
 class GeneratorBlock(Strict):

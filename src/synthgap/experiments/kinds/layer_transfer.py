@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from synthgap.experiments.blocks import DIRECTIONS, Direction, Side, Strict, all_valid, check_layers, known_preset
-from synthgap.experiments.results import ResultRecord, TransferRecord
+from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, baseline_name
 from synthgap.experiments.students import evaluation_fields, train_from_source
 from synthgap.experiments.transfer import TransferSetup
@@ -18,6 +18,16 @@ from synthgap.models import get_family
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
     from synthgap.models import ModelFamily
+
+
+class TransferRecord(ResultRecord):
+    kind: Literal["layer_transfer"] = "layer_transfer"
+    rest: str = "reinit"
+    frozen_bn: str = "eval"
+    augmentation: str | None = None
+    prefix_cache: bool = False
+    prefix_cache_note: str | None = None  # why frozen layers were not cached, when they could not be
+    chosen: str | None = None  # an adaptive sweep's reason for this N
 
 
 class LayerTransferBlock(Strict):

@@ -13,13 +13,22 @@ from pydantic import Field, field_validator
 from synthgap.data.subsets import stratified_positions
 from synthgap.data.tensors import ImageTensors, concat_images
 from synthgap.experiments.blocks import Strict, all_valid
-from synthgap.experiments.results import MixingRecord
+from synthgap.experiments.results import AblationRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import evaluation_fields, scratch_fields, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
+
+
+class MixingRecord(AblationRecord):
+    ablation: Literal["mixing"] = "mixing"
+    mixing: str = ""  # share | added | pretrain_finetune
+    synthetic_share: float | None = None
+    added_synthetic: float | None = None
+    real_images: int | None = None
+    synthetic_images: int | None = None
 
 
 class MixingBlock(Strict):

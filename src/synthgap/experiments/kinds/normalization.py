@@ -15,7 +15,7 @@ from synthgap.data.stats import dataset_stats
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Normalization
 from synthgap.experiments.blocks import Side, Strict
-from synthgap.experiments.results import NormalizationRecord
+from synthgap.experiments.results import AblationRecord
 from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
 from synthgap.experiments.students import ensure_scratch_model, evaluation_fields, scratch_fields, scratch_student
 from synthgap.models import ModelFamily, reestimate_batchnorm
@@ -26,6 +26,16 @@ from synthgap.train.recipe import TrainRecipe
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
     from synthgap.models import ModelFamily
+
+
+class NormalizationRecord(AblationRecord):
+    ablation: Literal["normalization"] = "normalization"
+    normalization: str | None = None  # imagenet | synthetic | real | per_dataset
+    adabn: bool = False
+    adabn_images: int | None = None
+    train_normalization: list[float] | str | None = None
+    test_normalization: list[float] | str | None = None
+    model_key: str | None = None
 
 
 NormalizationChoice = Literal["imagenet", "synthetic", "real", "per_dataset"]

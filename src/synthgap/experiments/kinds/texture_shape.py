@@ -16,7 +16,7 @@ from synthgap.data.cues import CueVariants, texture_reliance
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import center_crop
 from synthgap.experiments.blocks import Side, Strict, check_layers, not_negative
-from synthgap.experiments.results import TextureRecord
+from synthgap.experiments.results import AblationRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import ensure_scratch_model, evaluation_fields, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
@@ -27,6 +27,16 @@ from synthgap.train.recipe import TrainRecipe
 if TYPE_CHECKING:
     from synthgap.experiments.spec import ExperimentSpec
     from synthgap.models import ModelFamily
+
+
+class TextureRecord(AblationRecord):
+    ablation: Literal["texture_shape"] = "texture_shape"
+    student: str = ""  # real | synthetic (a baseline) | synthetic_to_real (a transfer student with n_transferred)
+    cue_top1: dict[str, float] = {}
+    texture_reliance: float | None = None
+    cue_sigma: float = 1.0
+    cue_grid: int = 4
+
 
 CUE_CHUNK = 2048  # test images turned into variants at a time: bounded memory at 224 px
 TRANSFER_STUDENT = "synthetic_to_real"
