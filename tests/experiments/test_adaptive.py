@@ -8,8 +8,7 @@ import pytest
 from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments import backends as backends_module
-from synthgap.experiments.dryrun import adaptive_students_bound
-from synthgap.experiments.kinds.layer_transfer import TransferRecord, bisect_levels
+from synthgap.experiments.kinds.layer_transfer import TransferRecord, adaptive_students_bound, bisect_levels
 from synthgap.experiments.results import BaselineRecord, read_results
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.runs import BaselineRun

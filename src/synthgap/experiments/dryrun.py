@@ -2,7 +2,8 @@
 
 Everything a run would reject later is rejected here, with the same message: the spec itself (validated when
 loaded), the class lists of every side, and whether every side has `per_class` images in each class. An adaptive
-layer sweep (n: auto) chooses its students from results, so only a bound on their number can be given beforehand.
+layer sweep (n: auto) chooses its students from results, so only a bound on their number can be given beforehand
+(its kind's `later` hook says it).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from pathlib import Path
 
 from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.identity import fingerprints
-from synthgap.experiments.kinds.layer_transfer import LayerTransferBlock
+from synthgap.experiments.kinds import kind_of_block
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import recorded_fingerprints
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore
-from synthgap.models import get_family
 from synthgap.train.compute import Compute
 
 
@@ -36,7 +36,7 @@ def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute) -> str:
     lines.append(
         f"  runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in kinds.items())}); {finished} already finished in {out}"
     )
-    lines += adaptive_lines(spec)
+    lines += later_lines(spec)
     if changed:
         lines.append(
             f"  warning: {changed} recorded run(s) in {out} were made with other settings "
@@ -45,30 +45,14 @@ def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute) -> str:
     return "\n".join(lines)
 
 
-def adaptive_students_bound(levels: int, num_layers: int, budget: int | None) -> int:
-    """At most this many students per seed for an adaptive sweep over N = 0..L (`num_layers` = L) with `levels`
-    levels: bisecting 0..L takes ⌈log2 L⌉ students per level (fewer where levels share them), only N = 1..L−1 are
-    ever trained (L − 1 students), and `budget` caps the rest."""
-    per_level = (num_layers - 1).bit_length()  # ⌈log2 L⌉, exact in integers
-    bound = min(levels * per_level, num_layers - 1)
-    return bound if budget is None else min(bound, budget)
-
-
-def adaptive_lines(spec: ExperimentSpec) -> list[str]:
-    """A line per adaptive (n: auto) layer-transfer block: the most synthetic→real students it will train."""
+def later_lines(spec: ExperimentSpec) -> list[str]:
+    """A line per block whose runs are chosen from results (its kind's `later`): how many it may still add."""
     lines = []
-    num_layers = get_family(spec.model.name).num_layers
     for number, block in enumerate(spec.experiments, 1):
-        if not (isinstance(block, LayerTransferBlock) and block.adaptive):
-            continue
-        seeds = len(block.seeds if block.seeds is not None else spec.seeds)
-        per_seed = adaptive_students_bound(len(block.levels), num_layers, block.budget)
-        steps = (num_layers - 1).bit_length()
-        cap = "no budget" if block.budget is None else f"budget {block.budget}"
-        lines.append(
-            f"  adaptive block {number} (layer_transfer, n: auto): at most {per_seed} synthetic→real students per "
-            f"seed, {per_seed * seeds} in all ({seeds} seed(s)) — an upper bound: {len(block.levels)} level(s) × "
-            f"⌈log2 {num_layers}⌉ = {steps} bisection steps, at most {num_layers - 1} values of N, {cap}; chosen "
-            "round by round after the baselines, so not counted in runs above"
-        )
+        later = kind_of_block(block).later
+        seeds = block.seeds if block.seeds is not None else spec.seeds
+        told = later(block, seeds, spec) if later is not None else None
+        if told:
+            setting, bound = told
+            lines.append(f"  adaptive block {number} ({block.kind}, {setting}): {bound}")
     return lines

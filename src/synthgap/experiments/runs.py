@@ -149,3 +149,6 @@ class Kind:
     records: tuple[type[ResultRecord], ...] = ()  # the classes of the records its executor writes
     # (block, spec, model family) -> None: fills in family-dependent defaults, raises ValueError on a misfit
     check: Callable[[Any, ExperimentSpec, ModelFamily], None] | None = None
+    # Blocks with a follow_up: (block, seeds, spec) -> (the setting that makes it adaptive, a bound on the runs it
+    # may add beyond the planned ones), told by --dry-run; None for a block that adds none
+    later: Callable[[Any, list[int], ExperimentSpec], tuple[str, str] | None] | None = None

@@ -233,6 +233,32 @@ def follow_up(
     return runs
 
 
+def adaptive_students_bound(levels: int, num_layers: int, budget: int | None) -> int:
+    """At most this many students per seed for an adaptive sweep over N = 0..L (`num_layers` = L) with `levels`
+    levels: bisecting 0..L takes ⌈log2 L⌉ students per level (fewer where levels share them), only N = 1..L−1 are
+    ever trained (L − 1 students), and `budget` caps the rest."""
+    per_level = (num_layers - 1).bit_length()  # ⌈log2 L⌉, exact in integers
+    bound = min(levels * per_level, num_layers - 1)
+    return bound if budget is None else min(bound, budget)
+
+
+def later(block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec) -> tuple[str, str] | None:
+    """What an adaptive (n: auto) block may add to the planned runs: ("n: auto", a bound on its synthetic→real
+    students)."""
+    if not block.adaptive:
+        return None
+    num_layers = get_family(spec.model.name).num_layers
+    per_seed = adaptive_students_bound(len(block.levels), num_layers, block.budget)
+    steps = (num_layers - 1).bit_length()
+    cap = "no budget" if block.budget is None else f"budget {block.budget}"
+    return "n: auto", (
+        f"at most {per_seed} synthetic→real students per seed, {per_seed * len(seeds)} in all "
+        f"({len(seeds)} seed(s)) — an upper bound: {len(block.levels)} level(s) × ⌈log2 {num_layers}⌉ = {steps} "
+        f"bisection steps, at most {num_layers - 1} values of N, {cap}; chosen round by round after the baselines, "
+        "so not counted in runs above"
+    )
+
+
 def check(block: LayerTransferBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
     """N defaults to 1..L-1 of the family, and every fixed N must be one of its layers."""
     last = family.num_layers
@@ -252,4 +278,5 @@ KIND = Kind(
     follow_up,
     records=(TransferRecord,),
     check=check,
+    later=later,
 )
