@@ -71,6 +71,15 @@ def test_curation_is_compared_with_its_control_in_either_direction(curated_top1,
     assert f"curation teacher_confidence, keep 0.5 {word} its random control" in text
 
 
+@pytest.mark.parametrize(("curated_top1", "side"), [(41.0, "above"), (39.0, "below"), (40.0, "level with")])
+def test_with_one_seed_curation_is_not_said_to_beat_its_control(curated_top1, side):
+    """One seed has no interval: a point's difference is told as above or below, never as a win."""
+    records = [*baselines((0,)), curated(0, curated_top1), curated(0, 40.0, control=True)]
+    text = remedy_reading(remedies(records), records)
+    assert f"curation teacher_confidence, keep 0.5 is {side} its random control (" in text
+    assert "one seed: no interval to tell)" in text and "beats" not in text
+
+
 def test_the_section_lists_per_class_fixes_and_breaks_with_their_signs(tmp_path):
     for record in [*baselines(), *(distilled(s, 45.0) for s in range(3))]:
         append_result(tmp_path, record)

@@ -263,13 +263,16 @@ def control_text(curated: Remedy, control: Remedy) -> str:
     to close) by top-1."""
     both = curated.share is not None and control.share is not None
     mine, theirs = (curated.share, control.share) if both else (curated.top1, control.top1)
+    values = f"{mine} vs {theirs} %" if both else f"top-1 {mine} vs {theirs} %"
+    if min(mine.n, theirs.n) < 2:  # one seed has no interval: a difference of a point or two may be noise
+        side = "above" if mine.mean > theirs.mean else "below" if mine.mean < theirs.mean else "level with"
+        return f"{md_text(curated.label)} is {side} its random control ({values}; one seed: no interval to tell)."
     if mine.low > theirs.high:
         verb = "beats"
     elif mine.high < theirs.low:
         verb = "falls below"
     else:
         verb = "does not differ clearly from"
-    values = f"{mine} vs {theirs} %" if both else f"top-1 {mine} vs {theirs} %"
     return f"{md_text(curated.label)} {verb} its random control ({values})."
 
 
