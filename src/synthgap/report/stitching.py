@@ -5,7 +5,8 @@ another R; and how that penalty ranks against the layer sweep's recovered share.
 Vocabulary: the *penalty* of a stitched student is R − its top-1, with R the receiving baseline of the same seed
 (points, on the real test set). The *excess* penalty of S at N is S's penalty minus that of the other R (real_other):
 what S's features cost beyond being another network's. A small excess means S's layers 1..N carry what R's later
-layers need (the features are different, not worse); a large one, that they lack it.
+layers need, up to the stitch's per-position linear map (the features are different, not worse); a large one, that
+no such map recovers it from them (they may still serve later layers trained on them: the layer sweep asks that).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def stitch_reading(points: Mapping[str, Mapping[int, StitchPoint]], recovered: M
             sentences.append(
                 f"S's layers 1..N are as usable to R as another R's (excess penalty ≤ {COMPATIBLE_EXCESS_PP:.0f} pp) "
                 f"{upto}; from N = {first_bad} they cost more ({excess[first_bad]:+.2f} pp there, "
-                f"{excess[worst]:+.2f} pp at N = {worst}): beyond that cut S's features lack what R's later layers use."
+                f"{excess[worst]:+.2f} pp at N = {worst}): from that cut no trained stitch maps S's features onto what "
+                "R's later layers use."
             )
     self_penalties = points.get("real", {})
     if self_penalties:
