@@ -203,7 +203,7 @@ def train_stitch(
     )
     given = prefix_features(giver_prefix, sample, precision=recipe.precision)
     wanted = prefix_features(receiver_prefix, sample, precision=recipe.precision)  # also tells the suffix its shapes
-    stitch = Stitch(packed_shapes(giver_prefix, given))
+    stitch = Stitch(packed_shapes(giver_prefix))
     stitch.start_from(given, wanted)
     del given, wanted
     stitched = Stitched(stitch, receiver_suffix).to(device)

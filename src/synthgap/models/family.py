@@ -30,7 +30,8 @@ class ModelFamily:
 
     `norm` says what frozen-BN "reestimate" and AdaBN can act on: "batchnorm" (running statistics) or "layernorm"
     (none). `split(model, n)` for 1 <= n <= num_layers - 1 returns (prefix, suffix) modules sharing the model's
-    parameters, with ``suffix(prefix(x)) == model(x)`` in eval mode and ``prefix(x)`` a flat B×D tensor.
+    parameters, with ``suffix(prefix(x)) == model(x)`` in eval mode and ``prefix(x)`` a flat B×D tensor whose
+    parts' per-image shapes ``prefix.shapes`` records at every forward (what a stitch maps).
     """
 
     name: str

@@ -115,13 +115,9 @@ class Stitched(nn.Module):
         return self.suffix(self.stitch(packed))
 
 
-def packed_shapes(prefix: nn.Module, packed: torch.Tensor) -> list[torch.Size]:
-    """The per-image shapes of the parts a family prefix packs: a ResNet prefix records them (`shapes`); a ViT
-    prefix packs one T×D token sequence."""
+def packed_shapes(prefix: nn.Module) -> list[torch.Size]:
+    """The per-image shapes of the parts a family prefix packs, which it records (`shapes`) at every forward."""
     shapes = getattr(prefix, "shapes", None)
-    if shapes:
-        return list(shapes)
-    embed_dim = getattr(getattr(prefix, "model", None), "embed_dim", None)
-    if embed_dim is not None:
-        return [torch.Size((packed.shape[1] // embed_dim, embed_dim))]
-    raise SynthgapError(f"cannot tell the packed shapes of a {type(prefix).__name__}: no stitch for this family")
+    if not shapes:
+        raise SynthgapError(f"cannot tell the packed shapes of a {type(prefix).__name__}: run it on one batch first")
+    return list(shapes)

@@ -15,6 +15,7 @@ from torch import nn
 from synthgap.errors import SynthgapError
 from synthgap.models.config import ModelConfig
 from synthgap.models.layers import LayerMap
+from synthgap.models.split import pack
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class ViTPrefix(nn.Module):
         _check_cut(model, n)
         self.model = model
         self.n = n
+        self.shapes: list[torch.Size] = []  # the per-image shape of the packed tokens (T×D), set by every forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -94,7 +96,7 @@ class ViTPrefix(nn.Module):
         x = m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(x))))
         for block in m.blocks[: self.n - 1]:
             x = block(x)
-        return x.flatten(1)
+        return pack([x], self.shapes)
 
 
 class ViTSuffix(nn.Module):
