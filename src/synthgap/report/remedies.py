@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from synthgap.experiments.results import ResultRecord
 from synthgap.report.ablations import MixingArm, normalization_label
 from synthgap.report.sections import Scope, section
-from synthgap.report.tables import side_baselines
+from synthgap.report.tables import seed_baselines, side_baselines
 from synthgap.report.text import figure_text, md_text
 
 # Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (then the normal 1.96).
@@ -110,14 +110,6 @@ class Remedy:
     real_images: int
     seconds: float  # mean over seeds
     records: tuple[ResultRecord, ...]
-
-
-def seed_baselines(records: list[ResultRecord]) -> dict[int, tuple[float, float]]:
-    """{seed: (R top-1, S top-1)} for the seeds with both baselines."""
-    sides = side_baselines(records)
-    r = {rec.seed: rec.top1 for rec in sides.get("R", [])}
-    s = {rec.seed: rec.top1 for rec in sides.get("S", [])}
-    return {seed: (r[seed], s[seed]) for seed in r if seed in s}
 
 
 def gap_baselines(bases: dict[int, tuple[float, float]]) -> dict[int, tuple[float, float]]:

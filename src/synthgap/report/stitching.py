@@ -24,7 +24,7 @@ from synthgap.experiments.results import ResultRecord
 from synthgap.report.layers import S2R, main_variant_records, recovered_percent
 from synthgap.report.palette import GREEN, R_COLOR, S_COLOR, seeds_phrase
 from synthgap.report.sections import Scope, section
-from synthgap.report.tables import Summary, side_baselines, summarize
+from synthgap.report.tables import Summary, num_layers, seed_baselines, side_baselines, summarize
 from synthgap.report.text import figure_text
 
 GIVER_LABELS = {"synthetic": "S → R", "real": "R → R (self)", "real_other": "R' → R (other seed)"}
@@ -80,13 +80,11 @@ def excess_penalty(points: Mapping[str, Mapping[int, StitchPoint]]) -> dict[int,
 def sweep_recovered(records: Iterable[ResultRecord]) -> dict[int, float]:
     """The layer sweep's synthetic→real recovered share (%) by N, mean over the seeds with R and S records."""
     records = list(records)
-    baselines = side_baselines(records)
-    r = {b.seed: b.top1 for b in baselines.get("R", [])}
-    s = {b.seed: b.top1 for b in baselines.get("S", [])}
+    bases = {seed: (r, s) for seed, (r, s) in seed_baselines(records).items() if r != s}
     by_n: dict[int, list[float]] = defaultdict(list)
     for t in main_variant_records(records, S2R):
-        if t.seed in r and t.seed in s and r[t.seed] != s[t.seed]:
-            by_n[t.n_transferred].append(recovered_percent(t.top1, r[t.seed], s[t.seed]))
+        if t.seed in bases:
+            by_n[t.n_transferred].append(recovered_percent(t.top1, *bases[t.seed]))
     return {n: float(np.mean(v)) for n, v in sorted(by_n.items())}
 
 
@@ -241,9 +239,9 @@ def stitching_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     if not points:
         return []
     recovered = sweep_recovered(records)
-    layers = stitch_records(records)[0].num_layers or max(n for c in points.values() for n in c) + 1
-    plot_stitching(points, recovered, scope.figure_path("stitching"), num_layers=layers)
-    epochs = sorted({r.epochs for r in stitch_records(records)})
+    stitches = stitch_records(records)
+    plot_stitching(points, recovered, scope.figure_path("stitching"), num_layers=num_layers(stitches))
+    epochs = sorted({r.epochs for r in stitches})
     starts = {g: [p.start.mean for p in c.values() if p.start is not None] for g, c in points.items()}
     start_note = ""
     if starts.get("real"):

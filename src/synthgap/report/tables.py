@@ -98,6 +98,14 @@ def side_baselines(records: list[ResultRecord]) -> dict[str, list[ResultRecord]]
     return out
 
 
+def seed_baselines(records: list[ResultRecord]) -> dict[int, tuple[float, float]]:
+    """{seed: (R top-1, S top-1)} for the seeds with both baselines."""
+    sides = side_baselines(records)
+    r = {rec.seed: rec.top1 for rec in sides.get("R", [])}
+    s = {rec.seed: rec.top1 for rec in sides.get("S", [])}
+    return {seed: (r[seed], s[seed]) for seed in r if seed in s}
+
+
 def gap_lines(records: list[ResultRecord]) -> list[str]:
     """A Markdown table of baselines (mean ± std over seeds) and, when both sides exist, the gap R − S in pp.
 
