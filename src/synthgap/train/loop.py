@@ -361,15 +361,15 @@ def fit(
     minutes = CHECKPOINT_MINUTES if checkpoint_minutes is None else checkpoint_minutes
     checkpoints = CheckpointClock(minutes)  # from the session's start: its first save is due minutes later
     # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
-    device = device or default_device()
-    if torch.device(device).type == "cuda":
+    device = torch.device(device or default_device())
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest kernels once, on the first steps
-    resident = run_residency(torch.device(device), (train_loader, test_loader), resident=resident, gpu_share=gpu_share)
+    resident = run_residency(device, (train_loader, test_loader), resident=resident, gpu_share=gpu_share)
     train_loader = train_loader.on(device, resident=resident)  # on a GPU: batches move as uint8, augmented there
     test_loader = test_loader.on(device, resident=resident) if test_loader is not None else None
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    optimizer = build_optimizer(model, recipe, torch.device(device))
+    optimizer = build_optimizer(model, recipe, device)
     steps_per_epoch = len(train_loader)
     total_steps = recipe.epochs * steps_per_epoch
     schedule = lr_schedule(recipe, steps_per_epoch)
