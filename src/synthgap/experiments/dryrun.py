@@ -14,7 +14,7 @@ from pathlib import Path
 from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.identity import fingerprints
 from synthgap.experiments.kinds import kind_of_block
-from synthgap.experiments.plan import plan
+from synthgap.experiments.plan import block_seeds, plan
 from synthgap.experiments.results import recorded_fingerprints
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore
@@ -50,8 +50,7 @@ def later_lines(spec: ExperimentSpec) -> list[str]:
     lines = []
     for number, block in enumerate(spec.experiments, 1):
         later = kind_of_block(block).later
-        seeds = block.seeds if block.seeds is not None else spec.seeds
-        told = later(block, seeds, spec) if later is not None else None
+        told = later(block, block_seeds(block, spec), spec) if later is not None else None
         if told:
             setting, bound = told
             lines.append(f"  adaptive block {number} ({block.kind}, {setting}): {bound}")

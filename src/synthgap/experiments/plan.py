@@ -14,12 +14,17 @@ def plan(spec: ExperimentSpec) -> list[Run]:
     but no block plans are added). Baselines come first, then the rest in spec order."""
     planned: list[Run] = []
     for block in spec.experiments:
-        seeds = block.seeds if block.seeds is not None else spec.seeds
+        seeds = block_seeds(block, spec)
         planned += kind_of_block(block).plan(block, seeds, spec)
     needed = [need for run in planned for need in run.needs()]
     runs = _unique(planned + needed)
     baselines = [run for run in runs if isinstance(run, BaselineRun)]
     return dependency_order(baselines + [run for run in runs if not isinstance(run, BaselineRun)])
+
+
+def block_seeds(block, spec: ExperimentSpec) -> list[int]:
+    """The seeds a block runs: its own, else the spec's."""
+    return block.seeds if block.seeds is not None else spec.seeds
 
 
 def follow_ups(spec: ExperimentSpec, records: list[ResultRecord]) -> list[Run]:
@@ -28,7 +33,7 @@ def follow_ups(spec: ExperimentSpec, records: list[ResultRecord]) -> list[Run]:
     for block in spec.experiments:
         kind = kind_of_block(block)
         if kind.follow_up is not None:
-            seeds = block.seeds if block.seeds is not None else spec.seeds
+            seeds = block_seeds(block, spec)
             runs += kind.follow_up(block, seeds, spec, records)
     return runs
 
