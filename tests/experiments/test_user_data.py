@@ -32,8 +32,8 @@ def user_data(tmp_path):
     return f"folder:{real}?class_map={class_map}", f"folder:{synthetic}"
 
 
-@pytest.mark.slow
-def test_a_baseline_and_a_sweep_on_users_folders(user_data, tmp_path, model_cache):
+def run_on_user_data(user_data: tuple[str, str], experiments: list[dict], out, model_cache) -> list:
+    """`experiments` on the user's folders: 7 images per class a side (matched), tested on the real tree, 16 px."""
     real, synthetic = user_data
     spec = validate(
         ExperimentSpec,
@@ -42,12 +42,18 @@ def test_a_baseline_and_a_sweep_on_users_folders(user_data, tmp_path, model_cach
             "data": {"real": real, "synthetic": synthetic, "test": real, "resolution": 16, "per_class": "matched"},
             "model": {"width": 0.125},
             "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-            "experiments": [{"kind": "baseline"}, {"kind": "layer_transfer", "n": [2, 16], "augmentation": "none"}],
+            "experiments": experiments,
         },
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the link loop inside the tree is reported; that is tested elsewhere
-        records = run_experiment(spec, tmp_path / "out", model_cache=model_cache, progress=False)
+        return run_experiment(spec, out, model_cache=model_cache, progress=False)
+
+
+@pytest.mark.slow
+def test_a_baseline_and_a_sweep_on_users_folders(user_data, tmp_path, model_cache):
+    experiments = [{"kind": "baseline"}, {"kind": "layer_transfer", "n": [2, 16], "augmentation": "none"}]
+    records = run_on_user_data(user_data, experiments, tmp_path / "out", model_cache)
     assert len(records) == 6
     baselines = {r.side: r for r in records if r.kind == "baseline"}
     # matched: 7 images per class on both sides (the synthetic set's smallest class), 3 classes
@@ -62,23 +68,11 @@ def test_a_baseline_and_a_sweep_on_users_folders(user_data, tmp_path, model_cach
 @pytest.mark.slow
 def test_stitching_and_the_exchange_rate_on_users_folders(user_data, tmp_path, model_cache):
     """The two newer measurements on an own-data set of 3 odd-named classes, 7 images per class a side."""
-    real, synthetic = user_data
-    spec = validate(
-        ExperimentSpec,
-        {
-            "name": "user-data",
-            "data": {"real": real, "synthetic": synthetic, "test": real, "resolution": 16, "per_class": "matched"},
-            "model": {"width": 0.125},
-            "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-            "experiments": [
-                {"kind": "stitching", "n": [2], "epochs": 1},  # a cut inside a residual block: two stitched maps
-                {"kind": "exchange_rate", "real_per_class": [2, 5], "synthetic_per_class": [2, 7]},
-            ],
-        },
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the link loop inside the tree is reported; that is tested elsewhere
-        records = run_experiment(spec, tmp_path / "out", model_cache=model_cache, progress=False)
+    experiments = [
+        {"kind": "stitching", "n": [2], "epochs": 1},  # a cut inside a residual block: two stitched maps
+        {"kind": "exchange_rate", "real_per_class": [2, 5], "synthetic_per_class": [2, 7]},
+    ]
+    records = run_on_user_data(user_data, experiments, tmp_path / "out", model_cache)
     stitches = [r for r in records if r.kind == "stitching"]
     assert sorted((r.giver, r.n_transferred) for r in stitches) == [("real", 2), ("real_other", 2), ("synthetic", 2)]
     assert all(len(r.per_class_top1) == 3 and r.start_top1 is not None for r in stitches)
