@@ -8,6 +8,7 @@ import math
 import pytest
 from PIL import Image
 
+from synthgap.analysis.summary import spearman
 from synthgap.experiments.kinds.layer_transfer import TransferRecord
 from synthgap.experiments.kinds.stitching import StitchRecord
 from synthgap.experiments.results import BaselineRecord, append_result
@@ -16,7 +17,6 @@ from synthgap.report.stitching import (
     StitchPoint,
     excess_penalty,
     plot_stitching,
-    rank_correlation,
     stitch_points,
     stitch_reading,
     stitch_table,
@@ -128,15 +128,15 @@ def test_the_sweep_recovered_share_is_taken_per_seed_then_averaged():
 
 def test_a_monotone_relation_has_rank_correlation_one_whatever_its_shape():
     xs = [1.0, 2.0, 3.0, 100.0]
-    assert rank_correlation(xs, [1.0, 4.0, 9.0, 10_000.0]) == pytest.approx(1.0)  # Pearson would be below 1
-    assert rank_correlation(xs, [5.0, 0.0, -3.0, -4.0]) == pytest.approx(-1.0)
-    assert rank_correlation([3.0, 1.0, 2.0], [30.0, 10.0, 20.0]) == pytest.approx(1.0)  # order does not matter
+    assert spearman(xs, [1.0, 4.0, 9.0, 10_000.0]) == pytest.approx(1.0)  # Pearson would be below 1
+    assert spearman(xs, [5.0, 0.0, -3.0, -4.0]) == pytest.approx(-1.0)
+    assert spearman([3.0, 1.0, 2.0], [30.0, 10.0, 20.0]) == pytest.approx(1.0)  # order does not matter
 
 
 def test_ties_share_their_mean_rank():
     # x ranks 1, 2.5, 2.5, 4 and y ranks 1, 3, 2, 4: ρ = 4.5 / √(4.5 · 5)
-    assert rank_correlation([1.0, 2.0, 2.0, 4.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(math.sqrt(0.9))
-    assert rank_correlation([5.0, 5.0, 1.0, 1.0], [2.0, 2.0, 0.0, 0.0]) == pytest.approx(1.0)
+    assert spearman([1.0, 2.0, 2.0, 4.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(math.sqrt(0.9))
+    assert spearman([5.0, 5.0, 1.0, 1.0], [2.0, 2.0, 0.0, 0.0]) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_ties_share_their_mean_rank():
     ],
 )
 def test_no_rank_correlation_from_too_few_points_or_a_constant_side(xs, ys):
-    assert rank_correlation(xs, ys) is None
+    assert spearman(xs, ys) is None
 
 
 # --- table and reading ----------------------------------------------------------------------------------------------

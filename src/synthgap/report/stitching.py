@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from synthgap.analysis.summary import spearman
 from synthgap.experiments.kinds.stitching import GIVERS, StitchRecord
 from synthgap.experiments.results import ResultRecord
 from synthgap.report.layers import S2R, main_variant_records, recovered_percent
@@ -30,7 +31,7 @@ from synthgap.report.text import figure_text
 GIVER_LABELS = {"synthetic": "S → R", "real": "R → R (self)", "real_other": "R' → R (other seed)"}
 GIVER_STYLES = {"synthetic": (S_COLOR, "s"), "real": (R_COLOR, "o"), "real_other": (GREEN, "^")}
 COMPATIBLE_EXCESS_PP = 1.0  # S's features count as compatible up to N while their excess penalty stays at most this
-MIN_RANKED_CUTS = 3  # a rank correlation over fewer cuts says nothing
+MIN_RANKED_CUTS = 3  # `spearman` gives none over fewer cuts
 
 
 def stitch_records(records: Iterable[ResultRecord]) -> list[StitchRecord]:
@@ -86,27 +87,6 @@ def sweep_recovered(records: Iterable[ResultRecord]) -> dict[int, float]:
         if t.seed in bases:
             by_n[t.n_transferred].append(recovered_percent(t.top1, *bases[t.seed]))
     return {n: float(np.mean(v)) for n, v in sorted(by_n.items())}
-
-
-def rank_correlation(xs: list[float], ys: list[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None for fewer than `MIN_RANKED_CUTS` pairs or a
-    constant side."""
-    if len(xs) != len(ys) or len(xs) < MIN_RANKED_CUTS:
-        return None
-    rx, ry = _ranks(xs), _ranks(ys)
-    if np.std(rx) == 0 or np.std(ry) == 0:
-        return None
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def _ranks(values: list[float]) -> np.ndarray:
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    for value in set(values):  # ties share their mean rank
-        tied = [i for i, v in enumerate(values) if v == value]
-        ranks[tied] = ranks[tied].mean()
-    return ranks
 
 
 def _cell(summary: Summary | None) -> str:
@@ -173,7 +153,7 @@ def stitch_reading(points: Mapping[str, Mapping[int, StitchPoint]], recovered: M
         )
     synthetic = points.get("synthetic", {})
     common = [n for n in sorted(synthetic) if n in recovered]
-    rho = rank_correlation([synthetic[n].penalty.mean for n in common], [recovered[n] for n in common])
+    rho = spearman([synthetic[n].penalty.mean for n in common], [recovered[n] for n in common])
     if rho is not None:
         sentences.append(
             f"Over the {len(common)} cuts both measured, the rank correlation of S's stitching penalty with the "
