@@ -132,6 +132,7 @@ def execute(run: StitchRun, ctx: RunContext) -> StitchRecord:
         out_dir=ctx.run_dir(run),
         progress=ctx.progress,
         desc=run.name,
+        resident=ctx.spec.data.resident,
         **resume_state(ctx, run),
     )
     return StitchRecord(
