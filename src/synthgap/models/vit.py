@@ -15,7 +15,6 @@ from torch import nn
 from synthgap.errors import SynthgapError
 from synthgap.models.config import ModelConfig
 from synthgap.models.layers import LayerMap
-from synthgap.models.split import pack
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,8 @@ class ViTPrefix(nn.Module):
         x = m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(x))))
         for block in m.blocks[: self.n - 1]:
             x = block(x)
-        return pack([x], self.shapes)
+        self.shapes[:] = [x.shape[1:]]  # in place: a stitch built from this prefix reads it
+        return x.flatten(1)  # a view: one part needs no concatenation (`split.pack` copies)
 
 
 class ViTSuffix(nn.Module):
