@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthgap.errors import SynthgapError
 from synthgap.frames import load_analysis, load_results  # the DataFrames, part of this API (pandas stays lazy)
+from synthgap.io import folder_argument
 
 if TYPE_CHECKING:
     from synthgap.experiments.results import ResultRecord
@@ -239,7 +240,7 @@ def report(folder: str | os.PathLike) -> Path:
     """Write `folder`/report.md, report.html and figures/*.png from its results; returns the report.md path."""
     from synthgap.report.build import build_report
 
-    return build_report(_folder(folder, "folder"))
+    return build_report(folder_argument(folder, "folder"))
 
 
 def analyze(
@@ -256,7 +257,7 @@ def analyze(
     from synthgap.analysis import analyze as analyze_folder
 
     return analyze_folder(
-        _folder(folder, "folder"),
+        folder_argument(folder, "folder"),
         model_cache=_path(model_cache),
         probe_per_class=probe_per_class,
         max_images=max_images,
@@ -301,14 +302,7 @@ def _resources(spec: ExperimentSpec, options: RunOptions):
 
 
 def _path(value: str | os.PathLike | None, what: str = "model_cache") -> Path | None:
-    return None if value is None else _folder(value, what)
-
-
-def _folder(value: object, what: str) -> Path:
-    """`value` as a folder path; anything but a str or a path is one error line naming the argument."""
-    if not isinstance(value, str | os.PathLike) or not str(value):
-        raise SynthgapError(f"{what} must be a folder path (a str or a pathlib.Path), got {value!r}")
-    return Path(value)
+    return None if value is None else folder_argument(value, what)
 
 
 def _out_folder(value: object) -> Path:
@@ -317,7 +311,7 @@ def _out_folder(value: object) -> Path:
     from synthgap.errors import os_error_message
     from synthgap.io import check_folder_path
 
-    out = _folder(value, "out")
+    out = folder_argument(value, "out")
     try:
         check_folder_path(out)
     except OSError as exc:

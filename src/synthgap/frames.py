@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from synthgap.errors import SynthgapError
+from synthgap.io import folder_argument
 
 if TYPE_CHECKING:
     import os
@@ -36,7 +37,7 @@ def load_results(folder: str | os.PathLike, per_class: bool = False, *, lists: b
     NaN where a record has no per-class results."""
     from synthgap.experiments.results import RECORD_CLASSES, RESULTS_FILE, ResultRecord, read_results
 
-    path = _folder_argument(folder) / RESULTS_FILE
+    path = folder_argument(folder, "folder") / RESULTS_FILE
     if not path.is_file():
         raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with out={str(folder)!r} first")
     records = read_results(Path(folder))
@@ -56,7 +57,7 @@ def load_analysis(folder: str | os.PathLike, *, lists: bool = False) -> pd.DataF
     `model_keys` only with `lists`)."""
     from synthgap.analysis.rows import ANALYSIS_FILE, AnalysisRow, read_analysis
 
-    if not (_folder_argument(folder) / ANALYSIS_FILE).is_file():
+    if not (folder_argument(folder, "folder") / ANALYSIS_FILE).is_file():
         raise SynthgapError(f"no {ANALYSIS_FILE} in {folder}: run synthgap.analyze({str(folder)!r}) first")
     rows = [row.model_dump(mode="json") for row in read_analysis(Path(folder))]
     return _frame(rows, _declared_kinds([AnalysisRow]), lists=lists)
@@ -164,10 +165,3 @@ def _per_class_frame(records: list[ResultRecord], path: Path) -> pd.DataFrame:
         for r in records
     ]
     return pd.DataFrame(table, columns=[f"top1.{name}" for name in names], dtype="float64")
-
-
-def _folder_argument(folder: object) -> Path:
-    """`folder` as a path, checked as every API function checks its folder argument (one error line naming it)."""
-    from synthgap.api import _folder  # at call time: synthgap.api imports this module
-
-    return _folder(folder, "folder")

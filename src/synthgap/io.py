@@ -36,6 +36,14 @@ def file_digest(path: Path, algorithm: str = CHECKSUM) -> str:
     return digest.hexdigest()
 
 
+def folder_argument(value: object, what: str) -> Path:
+    """`value` as a folder path; anything but a non-empty str or path is one error line naming the argument `what`
+    (how every public function takes its folder arguments)."""
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise SynthgapError(f"{what} must be a folder path (a str or a pathlib.Path), got {value!r}")
+    return Path(value)
+
+
 def check_folder_path(path: Path) -> None:
     """Refuse a folder path that cannot be made because it, or a folder above it, is a file, without creating
     anything (a dry run writes nothing). The `NotADirectoryError` is worded by `errors.os_error_message` as the

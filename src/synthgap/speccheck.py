@@ -38,8 +38,10 @@ class Shape:
 
     keys: tuple[str, ...]
     forbids_others: bool
-    annotations: dict[str, ast.expr]  # key → its annotation, for following a section to its class
-    module: str  # where the class is defined, for resolving the names its annotations use
+    # key → its annotation and the module that writes it (a base class's module for an inherited field), for
+    # following a section to its class through that module's imports
+    annotations: dict[str, tuple[ast.expr, str]]
+    module: str  # where the class is defined
     # key → (int | float, {ge/gt/le/lt: bound}) of `x: int = Field(..., ge=1)`; key → the values of a `Literal[...]`
     bounds: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -123,9 +125,9 @@ def spec_shape() -> SpecShape | None:
     try:
         top = _shape(SPEC_MODULE, SPEC_CLASS)
         sections = {}
-        for key, annotation in top.annotations.items():
+        for key, (annotation, module) in top.annotations.items():
             if isinstance(annotation, ast.Name) and key != BLOCKS_FIELD:
-                found = _find_class(top.module, annotation.id)
+                found = _find_class(module, annotation.id)
                 if found is not None:
                     sections[key] = _shape(found[1], annotation.id)
         return SpecShape(top, sections, _kinds())
@@ -174,7 +176,7 @@ def _shape(module: str, name: str, depth: int = 0) -> Shape:
         raise _Unreadable(f"{module}.{name}")
     node, defined_in = found
     keys: list[str] = []
-    annotations: dict[str, ast.expr] = {}
+    annotations: dict[str, tuple[ast.expr, str]] = {}
     bounds: dict[str, tuple[str, dict[str, float]]] = {}
     choices: dict[str, tuple[str, ...]] = {}
     forbids: bool | None = None
@@ -201,7 +203,7 @@ def _shape(module: str, name: str, depth: int = 0) -> Shape:
             for key in dict.fromkeys((_alias(statement.value) or field, field)):  # pydantic may take either
                 if key not in keys:
                     keys.append(key)
-                annotations[key] = statement.annotation
+                annotations[key] = (statement.annotation, defined_in)
                 _read_constraints(key, statement, bounds, choices)
         elif isinstance(statement, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "model_config" for target in statement.targets

@@ -22,7 +22,7 @@ from synthgap.train.compute import Compute
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:  # the spec is made of the kinds' blocks, and the kinds of runs
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Run:
         """Runs whose trained models this run starts from (they execute first)."""
         return ()
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         """Every set of training images this run reads, by role (the real test set is always read too)."""
         raise NotImplementedError
 
@@ -67,7 +67,7 @@ class BaselineRun(Run):
     side: Side = "real"
     kind: ClassVar[str] = "baseline"
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {"train": DataUse(spec.data.ref(self.side))}
 
 
@@ -79,7 +79,7 @@ def baseline(side: Side, seed: int) -> BaselineRun:
 class RunContext:
     """Everything an executor needs besides its run: data, model cache, device, output folder, progress."""
 
-    spec: ExperimentSpec
+    spec: Settings
     store: DataStore
     models: ModelCache
     out: Path
@@ -141,14 +141,14 @@ class Kind:
 
     name: str  # the spec block's `kind`
     block: type
-    plan: Callable[[Any, list[int], ExperimentSpec], list[Run]]  # (block, seeds, spec) -> runs
+    plan: Callable[[Any, list[int], Settings], list[Run]]  # (block, seeds, spec) -> runs
     run_types: tuple[type[Run], ...]
     execute: Callable[[Any, RunContext], ResultRecord]  # (run, context) -> record
     # Blocks that choose their runs from results (an adaptive sweep): (block, seeds, spec, records) -> next runs
-    follow_up: Callable[[Any, list[int], ExperimentSpec, list[ResultRecord]], list[Run]] | None = None
+    follow_up: Callable[[Any, list[int], Settings, list[ResultRecord]], list[Run]] | None = None
     records: tuple[type[ResultRecord], ...] = ()  # the classes of the records its executor writes
     # (block, spec, model family) -> None: fills in family-dependent defaults, raises ValueError on a misfit
-    check: Callable[[Any, ExperimentSpec, ModelFamily], None] | None = None
+    check: Callable[[Any, Settings, ModelFamily], None] | None = None
     # Blocks with a follow_up: (block, seeds, spec) -> (the setting that makes it adaptive, a bound on the runs it
     # may add beyond the planned ones), told by --dry-run; None for a block that adds none
-    later: Callable[[Any, list[int], ExperimentSpec], tuple[str, str] | None] | None = None
+    later: Callable[[Any, list[int], Settings], tuple[str, str] | None] | None = None

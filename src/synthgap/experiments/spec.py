@@ -36,20 +36,18 @@ from synthgap.experiments.blocks import (  # noqa: F401  (the spec's parts, impo
     Strict,
 )
 from synthgap.experiments.kinds import KINDS
-from synthgap.models import ModelConfig, get_family
-from synthgap.train.recipe import TrainRecipe
+from synthgap.experiments.settings import Settings
+from synthgap.models import get_family
 
 Block = Annotated[Union[tuple(KINDS.get(name).block for name in KINDS)], Field(discriminator="kind")]  # noqa: UP007
 
 
-class ExperimentSpec(Strict):
+class ExperimentSpec(Settings):
+    """A whole spec: its settings (data, model, recipe, resources), its name, seeds and blocks."""
+
     name: str = "experiment"
-    data: ExperimentData = ExperimentData()
-    model: ModelConfig = ModelConfig()
-    recipe: TrainRecipe = TrainRecipe()
     seeds: list[int] = Field([0], min_length=1)
     experiments: list[Block] = Field(min_length=1)
-    resources: RunResources = RunResources()
 
     @model_validator(mode="after")
     def _blocks_fit_the_spec(self) -> ExperimentSpec:

@@ -26,13 +26,13 @@ from synthgap.train.checkpoint import METADATA, has_checkpoint, load_weights
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 
 class DataStore:
     """The decoded images of a spec, loaded once per process and shared by all its runs."""
 
-    def __init__(self, spec: ExperimentSpec, progress: bool) -> None:
+    def __init__(self, spec: Settings, progress: bool) -> None:
         self.spec = spec
         self.progress = progress
         self._loaded: dict[str, ImageTensors] = {}

@@ -14,7 +14,7 @@ from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
 from synthgap.experiments.students import scratch_fields, scratch_student
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 
 class AugmentationRecord(AblationRecord):
@@ -46,11 +46,11 @@ class AugmentationRun(Run):
     kind: ClassVar[str] = "ablation"
     ablation: ClassVar[str] = "augmentation"
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {"train": DataUse(spec.data.ref(self.side))}
 
 
-def plan(block: AugmentationBlock, seeds: list[int], spec: ExperimentSpec) -> list[AugmentationRun]:
+def plan(block: AugmentationBlock, seeds: list[int], spec: Settings) -> list[AugmentationRun]:
     return [
         AugmentationRun(f"ablation-augmentation-{side}-{preset}-s{seed}", seed, side, preset)
         for seed in seeds

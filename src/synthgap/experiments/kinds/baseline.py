@@ -12,7 +12,7 @@ from synthgap.experiments.runs import BaselineRun, Kind, RunContext, baseline
 from synthgap.experiments.students import scratch_fields, scratch_student
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 
 class BaselineBlock(Strict):
@@ -21,7 +21,7 @@ class BaselineBlock(Strict):
     seeds: list[int] | None = Field(None, min_length=1)  # default: the spec's seeds
 
 
-def plan(block: BaselineBlock, seeds: list[int], spec: ExperimentSpec) -> list[BaselineRun]:
+def plan(block: BaselineBlock, seeds: list[int], spec: Settings) -> list[BaselineRun]:
     return [baseline(side, seed) for seed in seeds for side in block.sides]
 
 

@@ -52,7 +52,7 @@ from synthgap.train.loop import autocast, autocast_dtype
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 Score = Literal["teacher_confidence", "teacher_agreement", "real_knn", "clip"]
 TEACHER_FREE = ("clip",)  # scores that need no real-trained teacher
@@ -112,7 +112,7 @@ class CurationRun(Run):
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline("real", self.seed),) if self.scoring and self.scoring not in TEACHER_FREE else ()
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.synthetic)}
         if self.scoring == "real_knn":
             used["real"] = DataUse(spec.data.real)  # the real images' features (never their labels)
@@ -139,7 +139,7 @@ class CurationRecord(ResultRecord):
     scoring_seconds: float = 0.0
 
 
-def plan(block: CurationBlock, seeds: list[int], spec: ExperimentSpec) -> list[CurationRun]:
+def plan(block: CurationBlock, seeds: list[int], spec: Settings) -> list[CurationRun]:
     runs = [_plan_one(block, seed) for seed in seeds]
     if block.scores_file is None:
         return [run for group in runs for run in group]

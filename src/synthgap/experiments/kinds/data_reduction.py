@@ -26,7 +26,7 @@ from synthgap.models import get_family
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
     from synthgap.models import ModelFamily
 
 
@@ -105,7 +105,7 @@ class ReductionRun(Run):
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline(self.setup.source, self.seed),) if self.setup.source else ()
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.real)}
         if self.setup.source:
             used["source"] = DataUse(spec.data.ref(self.setup.source))
@@ -117,7 +117,7 @@ def divisor_label(fraction: float) -> str:
     return f"x{round(1 / fraction, 2):g}"
 
 
-def plan(block: DataReductionBlock, seeds: list[int], spec: ExperimentSpec) -> list[ReductionRun]:
+def plan(block: DataReductionBlock, seeds: list[int], spec: Settings) -> list[ReductionRun]:
     num_layers = get_family(spec.model.name).num_layers
     runs = []
     for seed in seeds:
@@ -193,7 +193,7 @@ def execute(run: ReductionRun, ctx: RunContext) -> ReductionRecord:
     )
 
 
-def check(block: DataReductionBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+def check(block: DataReductionBlock, spec: Settings, family: ModelFamily) -> None:
     last = family.num_layers
     block.k = last - 2 if block.k is None else block.k
     check_layers([block.k], 1, last - 1, f"data_reduction k ({family.name} has {last} layers)")

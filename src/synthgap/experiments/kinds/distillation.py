@@ -43,7 +43,7 @@ from synthgap.train.teachers import (
 )
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
     from synthgap.models import ModelFamily
 
 
@@ -145,7 +145,7 @@ class DistillationRun(Run):
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline("real", self.seed),) if self.teacher == "baseline" else ()
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.synthetic)}
         if self.unlabelled_real:
             used["unlabelled"] = DataUse(spec.data.real)
@@ -167,7 +167,7 @@ class DistilledTransferRun(Run):
     def needs(self) -> tuple[DistillationRun, ...]:
         return (self.distilled,)
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {**self.distilled.data_used(spec), "real": DataUse(spec.data.real)}
 
 
@@ -193,7 +193,7 @@ def run_name(seed: int, temperature: float, alpha: float, unlabelled: bool, outs
     return f"{name}-s{seed}"
 
 
-def plan(block: DistillationBlock, seeds: list[int], spec: ExperimentSpec) -> list[Run]:
+def plan(block: DistillationBlock, seeds: list[int], spec: Settings) -> list[Run]:
     if block.teacher is not None:  # here, not in `check`: the data's class list needs its test set indexed
         data_classes = test_class_order(spec.data, spec.data.test)
         check_teacher_classes(block.teacher.class_list(), data_classes, block.teacher.description)
@@ -221,7 +221,7 @@ def plan(block: DistillationBlock, seeds: list[int], spec: ExperimentSpec) -> li
     return runs
 
 
-def check(block: DistillationBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+def check(block: DistillationBlock, spec: Settings, family: ModelFamily) -> None:
     last = family.num_layers
     check_layers(block.transfer_n, 1, last - 1, f"distillation transfer_n ({family.name} has {last} layers)")
     if block.unlabelled_real and spec.data.real == spec.data.synthetic:

@@ -23,7 +23,7 @@ from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
 from synthgap.experiments.students import evaluation_fields, resume_state, scratch_student, train_in_run
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 SHORT_CLASSES_NAMED = 5  # a refusal names this many short classes (smallest first), then counts the rest
 
@@ -73,7 +73,7 @@ class ExchangeRun(Run):
         """The curve the run is a point of: "real", "synthetic" or "mix"."""
         return "mix" if self.mixed else self.side
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.ref(self.side))}
         if self.mixed:
             used["synthetic"] = DataUse(spec.data.synthetic)
@@ -109,7 +109,7 @@ def plan_runs(block: ExchangeRateBlock, seeds: list[int]) -> list[ExchangeRun]:
     return runs
 
 
-def side_class_counts(spec: ExperimentSpec, side: Side) -> dict[str, int]:
+def side_class_counts(spec: Settings, side: Side) -> dict[str, int]:
     """Training images per class that `side` will hold once the spec's `per_class` is applied, from its index alone
     (nothing decoded). An exact `per_class` is taken as given: a side short of it is refused by the pre-flight check
     in its own words, which this must not pre-empt."""
@@ -142,7 +142,7 @@ def ladder_shortage(what: str, ladder: list[int], side: Side, ref: str, counts: 
     )
 
 
-def check_counts(block: ExchangeRateBlock, spec: ExperimentSpec) -> None:
+def check_counts(block: ExchangeRateBlock, spec: Settings) -> None:
     """Refuse a rung above what its side holds, before anything is decoded or trained (planning happens in
     --dry-run and in the runner before its first run; a kind's `check` cannot see the data)."""
     ladders: list[tuple[str, list[int], Side]] = [
@@ -159,7 +159,7 @@ def check_counts(block: ExchangeRateBlock, spec: ExperimentSpec) -> None:
         raise SynthgapError("; ".join(problems))
 
 
-def plan(block: ExchangeRateBlock, seeds: list[int], spec: ExperimentSpec) -> list[ExchangeRun]:
+def plan(block: ExchangeRateBlock, seeds: list[int], spec: Settings) -> list[ExchangeRun]:
     check_counts(block, spec)
     return plan_runs(block, seeds)
 

@@ -14,7 +14,7 @@ from synthgap.experiments.runs import DataUse, Kind, Run, RunContext
 from synthgap.experiments.students import scratch_fields, scratch_student
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 
 class GeneratorRecord(AblationRecord):
@@ -47,11 +47,11 @@ class GeneratorRun(Run):
     kind: ClassVar[str] = "ablation"
     ablation: ClassVar[str] = "generator"
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {"train": DataUse(self.ref)}
 
 
-def plan(block: GeneratorBlock, seeds: list[int], spec: ExperimentSpec) -> list[GeneratorRun]:
+def plan(block: GeneratorBlock, seeds: list[int], spec: Settings) -> list[GeneratorRun]:
     return [
         GeneratorRun(f"ablation-generator-{label}-s{seed}", seed, label, ref)
         for seed in seeds

@@ -16,7 +16,7 @@ from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
     from synthgap.models import ModelFamily
 
 
@@ -99,7 +99,7 @@ class TransferRun(Run):
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline(self.source, self.seed),)
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {"source": DataUse(spec.data.ref(self.source)), "train": DataUse(spec.data.ref(self.target))}
 
     @property
@@ -107,7 +107,7 @@ class TransferRun(Run):
         return TransferSetup(n=self.n, freeze=self.freeze, rest=self.rest, frozen_bn=self.frozen_bn)
 
 
-def run_name(block: LayerTransferBlock, direction: str, n: int, seed: int, spec: ExperimentSpec) -> str:
+def run_name(block: LayerTransferBlock, direction: str, n: int, seed: int, spec: Settings) -> str:
     """Run names encode every setting that can differ between blocks, so different runs never share a name."""
     name = f"transfer-{direction}-n{n:02d}-s{seed}"
     if not block.freeze:
@@ -123,7 +123,7 @@ def run_name(block: LayerTransferBlock, direction: str, n: int, seed: int, spec:
     return name
 
 
-def plan(block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec) -> list[Run]:
+def plan(block: LayerTransferBlock, seeds: list[int], spec: Settings) -> list[Run]:
     if block.adaptive:  # the students come one round at a time (follow_up); R and S come first
         return [baseline(side, seed) for seed in seeds for side in ("real", "synthetic")]
     runs = []
@@ -203,7 +203,7 @@ def bisect_levels(shares: dict[int, float], num_layers: int, levels: list[float]
 
 
 def follow_up(
-    block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec, records: list[ResultRecord]
+    block: LayerTransferBlock, seeds: list[int], spec: Settings, records: list[ResultRecord]
 ) -> list[TransferRun]:
     """An adaptive (n: auto) block's runs so far and the next round a bisection needs, given what is recorded.
     (The recorded ones are returned too, so a resumed experiment knows them; the runner skips them.)"""
@@ -242,7 +242,7 @@ def adaptive_students_bound(levels: int, num_layers: int, budget: int | None) ->
     return bound if budget is None else min(bound, budget)
 
 
-def later(block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec) -> tuple[str, str] | None:
+def later(block: LayerTransferBlock, seeds: list[int], spec: Settings) -> tuple[str, str] | None:
     """What an adaptive (n: auto) block may add to the planned runs: ("n: auto", a bound on its synthetic→real
     students)."""
     if not block.adaptive:
@@ -259,7 +259,7 @@ def later(block: LayerTransferBlock, seeds: list[int], spec: ExperimentSpec) -> 
     )
 
 
-def check(block: LayerTransferBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+def check(block: LayerTransferBlock, spec: Settings, family: ModelFamily) -> None:
     """N defaults to 1..L-1 of the family, and every fixed N must be one of its layers."""
     last = family.num_layers
     block.n = list(range(1, last)) if block.n is None else block.n

@@ -19,7 +19,7 @@ from synthgap.experiments.students import evaluation_fields, scratch_fields, scr
 from synthgap.experiments.transfer import TransferSetup
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
 
 
 class MixingRecord(AblationRecord):
@@ -66,7 +66,7 @@ class MixingRun(Run):
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline("synthetic", self.seed),) if self.mode == "pretrain_finetune" else ()
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.real), "synthetic": DataUse(spec.data.synthetic)}
         if self.mode == "added":
             used["synthetic"] = DataUse(spec.data.synthetic, all_images=True)
@@ -79,7 +79,7 @@ class MixingRun(Run):
         return f"add{self.added_synthetic:g}" if self.mode == "added" else self.mode
 
 
-def plan(block: MixingBlock, seeds: list[int], spec: ExperimentSpec) -> list[MixingRun]:
+def plan(block: MixingBlock, seeds: list[int], spec: Settings) -> list[MixingRun]:
     runs = []
     for seed in seeds:
         for share in block.synthetic_shares:

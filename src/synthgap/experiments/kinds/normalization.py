@@ -24,7 +24,7 @@ from synthgap.train.loop import measure
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
     from synthgap.models import ModelFamily
 
 
@@ -71,7 +71,7 @@ class NormalizationRun(Run):
             else ()
         )
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.ref(self.side))}
         if self.choice in ("synthetic", "real"):
             used["statistics"] = DataUse(spec.data.ref(self.choice))
@@ -86,7 +86,7 @@ class NormalizationRun(Run):
         return f"{self.choice}+adabn" if self.adabn else self.choice
 
 
-def plan(block: NormalizationBlock, seeds: list[int], spec: ExperimentSpec) -> list[NormalizationRun]:
+def plan(block: NormalizationBlock, seeds: list[int], spec: Settings) -> list[NormalizationRun]:
     runs = []
     for seed in seeds:
         for side in block.sides:
@@ -179,7 +179,7 @@ def execute(run: NormalizationRun, ctx: RunContext) -> NormalizationRecord:
     )
 
 
-def check(block: NormalizationBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+def check(block: NormalizationBlock, spec: Settings, family: ModelFamily) -> None:
     if block.adabn and family.norm != "batchnorm":
         raise ValueError(f"normalization adabn needs BatchNorm layers; {family.name} uses {family.norm}")
 

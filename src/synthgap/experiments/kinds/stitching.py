@@ -24,7 +24,7 @@ from synthgap.experiments.transfer import train_stitch
 from synthgap.train.loop import seed_everything
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
     from synthgap.models import ModelFamily
 
 Giver = Literal["synthetic", "real", "real_other"]
@@ -81,7 +81,7 @@ class StitchRun(Run):
         receiver = baseline("real", self.seed)
         return (receiver,) if self.giver == "real" else (receiver, self.giver_baseline)
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {"source": DataUse(spec.data.ref(GIVER_SIDES[self.giver])), "train": DataUse(spec.data.real)}
 
 
@@ -102,7 +102,7 @@ def run_name(giver: str, n: int, seed: int, epochs: int) -> str:
     return f"stitch-{giver}-n{n:02d}-s{seed}-e{epochs}"
 
 
-def plan(block: StitchingBlock, seeds: list[int], spec: ExperimentSpec) -> list[StitchRun]:
+def plan(block: StitchingBlock, seeds: list[int], spec: Settings) -> list[StitchRun]:
     return [
         StitchRun(run_name(giver, n, seed, block.epochs), seed, giver, n, block.epochs)
         for seed in seeds
@@ -151,7 +151,7 @@ def execute(run: StitchRun, ctx: RunContext) -> StitchRecord:
     )
 
 
-def check(block: StitchingBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+def check(block: StitchingBlock, spec: Settings, family: ModelFamily) -> None:
     """Cuts default to 1..L-1 of the family; each must lie inside it, and the family must have a cut to stitch at."""
     last = family.num_layers
     if not family.has_cut():

@@ -25,7 +25,7 @@ from synthgap.train.loop import evaluate
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:
-    from synthgap.experiments.spec import ExperimentSpec
+    from synthgap.experiments.settings import Settings
     from synthgap.models import ModelFamily
 
 
@@ -74,7 +74,7 @@ class TextureRun(Run):
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline("synthetic", self.seed),) if self.student == TRANSFER_STUDENT else ()
 
-    def data_used(self, spec: ExperimentSpec) -> dict[str, DataUse]:
+    def data_used(self, spec: Settings) -> dict[str, DataUse]:
         used = {"train": DataUse(spec.data.ref(self.side))}
         if self.student == TRANSFER_STUDENT:
             used["source"] = DataUse(spec.data.synthetic)
@@ -85,7 +85,7 @@ class TextureRun(Run):
         return f"{self.student}-n{self.n}" if self.student == TRANSFER_STUDENT else self.student
 
 
-def plan(block: TextureShapeBlock, seeds: list[int], spec: ExperimentSpec) -> list[TextureRun]:
+def plan(block: TextureShapeBlock, seeds: list[int], spec: Settings) -> list[TextureRun]:
     settings = "" if (block.blur_sigma, block.grid) == (1.0, 4) else f"-sigma{block.blur_sigma:g}-grid{block.grid}"
     cues = {"cue_sigma": block.blur_sigma, "cue_grid": block.grid}
     runs = []
@@ -151,7 +151,7 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
     )
 
 
-def check(block: TextureShapeBlock, spec: ExperimentSpec, family: ModelFamily) -> None:
+def check(block: TextureShapeBlock, spec: Settings, family: ModelFamily) -> None:
     """The patch grid must tile the test images; transfer students' N must fit the family (default: L-2)."""
     if spec.data.resolution % block.grid:
         raise ValueError(f"texture_shape grid {block.grid} does not divide the resolution {spec.data.resolution}")
