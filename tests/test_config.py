@@ -3,9 +3,16 @@ import re
 import pytest
 import yaml
 
-from synthgap.config import load_config, parse_override, save_config, set_dotted
+from synthgap.config import parse_override, save_config, set_dotted
 from synthgap.errors import SynthgapError
 from synthgap.experiments.single import TrainRunConfig
+from synthgap.specload import layered, mapping_source
+
+
+def load_config(cls, path=None, values=None):
+    """A config as `synthgap.train` loads one: the file (if any), then the dotted values that are not None."""
+    raw, where = mapping_source(path, "config") if path is not None else ({}, "options")
+    return layered(cls, raw, where, values or {})
 
 
 def test_defaults_then_yaml_then_overrides(tmp_path):

@@ -12,17 +12,25 @@ See docs/api.md for a walkthrough.
 
 from __future__ import annotations
 
-import copy
 import os
-import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthgap.errors import SynthgapError
 from synthgap.frames import load_analysis, load_results  # the DataFrames, part of this API (pandas stays lazy)
 from synthgap.io import folder_argument
+from synthgap.specload import (
+    RunOptions,
+    Source,
+    is_spec,
+    keyword_label,
+    layered,
+    load_spec,
+    mapping_source,
+    per_class_value,
+)
 
 if TYPE_CHECKING:
     from synthgap.experiments.results import ResultRecord
@@ -40,41 +48,6 @@ __all__ = [
     "run_records",
     "train",
 ]
-
-Source = str | os.PathLike | Mapping[str, Any]  # a YAML file, YAML text, or the mapping itself
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunOptions:
-    """How `run` changes the spec and where its runs execute: the options of `synthgap run`.
-
-    Spec changes (applied before validation): `data_root`, `seeds` (every block's seeds), `n` (the N values of every
-    layer-transfer block), `epochs`, `per_class` (N, "max:N" or {"max": N}, "balanced", "matched"), `width`,
-    `overrides` ({dotted key: value}, or "KEY=VALUE" strings with YAML values as `--set`), `skip_bad`.
-    Execution: `backend` (local | ray | slurm), `address`, `workers`, `cpus_per_run`, `gpus_per_run`,
-    `slurm_partition`, `slurm_time` (minutes), `slurm_cluster`, `model_cache`, `rerun_changed`, `keep_going`,
-    `progress` (progress bars)."""
-
-    data_root: str | os.PathLike | None = None
-    seeds: Sequence[int] | None = None
-    n: Sequence[int] | None = None
-    epochs: int | None = None
-    per_class: int | str | Mapping | None = None
-    width: float | None = None
-    overrides: Mapping[str, Any] | Sequence[str] | None = None
-    skip_bad: bool = False
-    backend: str = "local"
-    address: str | None = None
-    workers: int | None = None
-    cpus_per_run: int | None = None
-    gpus_per_run: float | None = None
-    slurm_partition: str | None = None
-    slurm_time: int | None = None
-    slurm_cluster: str | None = None
-    model_cache: str | os.PathLike | None = None
-    rerun_changed: bool = False
-    keep_going: bool = False
-    progress: bool = True
 
 
 def run(spec: Source | ExperimentSpec, out: str | os.PathLike = "runs/exp", backend: str = "local", **options):
@@ -132,57 +105,12 @@ def dry_run(
     return dry_run_report(spec, out, planned_compute(options.backend, _resources(spec, options)))
 
 
-def experiment_spec(spec: Source | ExperimentSpec, options: RunOptions | None = None) -> ExperimentSpec:
-    """The validated spec: `spec` (a path, YAML text or a dict) with the options' spec changes applied."""
-    from synthgap.speccheck import check_spec_keys
-
-    raw, where = spec_data(spec, options or RunOptions())
-    check_spec_keys(raw, where)  # unknown keys and kinds: found before the spec's classes (and torch) are imported
-    from synthgap.config import validate
-    from synthgap.experiments.spec import ExperimentSpec
-
-    return validate(ExperimentSpec, raw, where=where)
-
-
-def spec_data(spec: Source | ExperimentSpec, options: RunOptions) -> tuple[dict[str, Any], str]:
-    """(`spec` as plain data with the options' spec changes applied, not validated; where its errors say it came
-    from). Imports nothing heavy: the step of `experiment_spec` before validation."""
-    from synthgap.config import parse_override, set_dotted
-
-    if _is_spec(spec):
-        raw, where = spec.model_dump(mode="json"), "spec"
-    else:
-        raw, where = _mapping(spec, "spec")
-    seeds = _whole_numbers(options.seeds, "seeds")
-    n = _whole_numbers(options.n, "n")
-    data_root = options.data_root and str(options.data_root)
-    for key, value in {"data.data_root": data_root, "recipe.epochs": options.epochs,
-                       "data.per_class": per_class_value(options.per_class), "model.width": options.width,
-                       "seeds": seeds}.items():  # fmt: skip
-        if value is not None:
-            set_dotted(raw, key, value)
-    for block in raw.get("experiments") or []:
-        if isinstance(block, dict):
-            if seeds is not None and "seeds" in block:
-                block["seeds"] = seeds
-            if n is not None and block.get("kind") == "layer_transfer":
-                block["n"] = n  # fixed N: an adaptive block's search settings no longer apply
-                block.pop("levels", None)
-                block.pop("budget", None)
-    overrides = options.overrides or {}
-    pairs = overrides.items() if isinstance(overrides, Mapping) else [parse_override(item) for item in overrides]
-    for key, value in pairs:
-        set_dotted(raw, key, value)
-    if options.skip_bad:
-        set_dotted(raw, "data.skip_bad", True)
-    return raw, where
-
-
-def _is_spec(value: object) -> bool:
-    """Whether `value` is an `ExperimentSpec`, without importing the spec's module (and torch) to find out: none
-    can exist before it is imported."""
-    module = sys.modules.get("synthgap.experiments.spec")
-    return module is not None and isinstance(value, module.ExperimentSpec)
+def experiment_spec(
+    spec: Source | ExperimentSpec, options: RunOptions | None = None, label: Callable[[str, Any], str] = keyword_label
+) -> ExperimentSpec:
+    """The validated spec: `spec` (a path, YAML text or a dict) with the options' spec changes applied; an error
+    names the spec, or the option that caused it as `label(field, value)` writes it (`n=[25]: ...` by default)."""
+    return load_spec(spec, options, label)
 
 
 # train() keyword → dotted key of the run config (TrainRunConfig)
@@ -212,13 +140,12 @@ def train(
     config (path, YAML text or dict); `settings` are the keywords of `TRAIN_SETTINGS` (e.g. `epochs=1`,
     `width=0.5`, `data_root=...`), `overrides` any other {dotted key: value}. The run goes to `out`/<run name>/ and
     one line to `out`/results.jsonl; the same call again returns the recorded result without training."""
-    from synthgap.config import set_dotted, validate
     from synthgap.experiments.single import TrainRunConfig, run_baseline
 
     unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
     if unknown:
         raise SynthgapError(f"unknown train setting(s) {', '.join(unknown)}; known: {', '.join(TRAIN_SETTINGS)}")
-    raw, where = _mapping(config, "config") if config is not None else ({}, "options")
+    raw, where = mapping_source(config, "config") if config is not None else ({}, "options")
     if train_data is None and "train" not in (raw.get("data") or {}):
         raise SynthgapError(
             "train needs the training data: train_data='cifake:real' (or cifake:synthetic, folder:DIR, "
@@ -228,11 +155,9 @@ def train(
     values |= {"data.train": train_data, "data.per_class": per_class_value(values.get("data.per_class"))}
     if values.get("data.data_root") is not None:
         values["data.data_root"] = str(values["data.data_root"])
-    for key, value in {**values, **(overrides or {})}.items():
-        if value is not None:
-            set_dotted(raw, key, value)
     out = _out_folder(out)
-    run_config = validate(TrainRunConfig, raw, where=where)  # unknown augmentation/normalization names fail here
+    # unknown augmentation/normalization names fail here
+    run_config = layered(TrainRunConfig, raw, where, {**values, **(overrides or {})})
     return run_baseline(run_config, out / run_config.run_name(), out, progress=progress, rerun_changed=rerun_changed)
 
 
@@ -265,19 +190,6 @@ def analyze(
     )
 
 
-def per_class_value(value: Any) -> Any:
-    """A per-class setting as a config value: "500" → 500, "max:500" → {max: 500}; anything else as it is
-    (balanced / matched, or a value the config then rejects with a clear error)."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.isdigit():
-        return int(text)
-    if text.startswith("max:") and text[4:].strip().isdigit():
-        return {"max": int(text[4:])}
-    return text
-
-
 # --- helpers -------------------------------------------------------------------------------------------------------
 
 
@@ -291,7 +203,8 @@ def _options(cls: type, given: dict[str, Any], **fixed: Any):
 
 
 def _validated(spec: Source | ExperimentSpec, options: RunOptions) -> ExperimentSpec:
-    return spec if _is_spec(spec) else experiment_spec(spec, options)
+    """A validated spec as it is (the options' spec changes are not applied to it again); anything else loaded."""
+    return spec if is_spec(spec) else load_spec(spec, options)
 
 
 def _resources(spec: ExperimentSpec, options: RunOptions):
@@ -317,43 +230,3 @@ def _out_folder(value: object) -> Path:
     except OSError as exc:
         raise SynthgapError(os_error_message(exc)) from None
     return out
-
-
-def _whole_numbers(values: object, what: str) -> list[int] | None:
-    """A list of whole numbers from a sequence of them; a string ("0,1") or other values are one error line."""
-    if values is None:
-        return None
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise SynthgapError(f"{what}: expected a list of whole numbers such as [0, 1], got {values!r}")
-    bad = [value for value in values if isinstance(value, bool) or not isinstance(value, int)]
-    if bad:
-        raise SynthgapError(f"{what}: expected whole numbers, got {bad[0]!r} in {list(values)!r}")
-    return list(values)
-
-
-def _mapping(source: Source, what: str) -> tuple[dict[str, Any], str]:
-    """(a deep copy of the mapping, where errors say it came from) for a path, YAML text or a dict.
-
-    A `Path` is always a file; a string is a file when it is one line naming an existing file or ending in
-    .yaml/.yml (a missing one is then "config file not found"), and YAML text otherwise."""
-    import yaml
-
-    from synthgap.config import read_yaml
-
-    if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source)), what
-    if isinstance(source, os.PathLike):
-        return read_yaml(Path(source)), str(source)
-    if not isinstance(source, str):
-        raise SynthgapError(f"{what} must be a path, YAML text or a dict, got {type(source).__name__}")
-    if "\n" not in source and (source.strip().endswith((".yaml", ".yml")) or Path(source).is_file()):
-        return read_yaml(Path(source)), source
-    try:
-        data = yaml.safe_load(source)
-    except yaml.YAMLError as exc:
-        raise SynthgapError(f"{what}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise SynthgapError(
-            f"{what}: expected a mapping at the top level (or a path to a YAML file), got {type(data).__name__}"
-        )
-    return data, what

@@ -21,7 +21,7 @@ import inspect
 import shlex
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -239,80 +239,17 @@ def _int_list(text: str | None, option: str = "") -> list[int] | None:
         raise SynthgapError(f"{where}expected comma-separated integers, got {text!r}") from None
 
 
-def _spec_changes(
-    *, data_root: Path | None, epochs: int | None, per_class: str | None, width: float | None, seeds: str | None,
-    n: str | None, set_values: list[str], skip_bad: bool,
-) -> list[tuple[str, dict]]:  # fmt: skip
-    """The options of `synthgap run` that change the spec, as (the option as given, its `RunOptions` fields), in the
-    order `api.experiment_spec` applies them; each `--set` brings the `--set` items up to it."""
-    changes: list[tuple[str, dict]] = []
-    for flag, field, value, text in [("--data-root", "data_root", data_root, str(data_root)),
-                                     ("--epochs", "epochs", epochs, str(epochs)),
-                                     ("--per-class", "per_class", per_class, per_class),
-                                     ("--width", "width", width, f"{width:g}" if width is not None else ""),
-                                     ("--seeds", "seeds", _int_list(seeds, "--seeds"), seeds),
-                                     ("--n", "n", _int_list(n, "--n"), n)]:  # fmt: skip
-        if value is not None:
-            changes.append((f"{flag} {shlex.quote(text)}", {field: value}))
-    for number, item in enumerate(set_values):
-        changes.append((f"--set {shlex.quote(item)}", {"overrides": set_values[: number + 1]}))
-    if skip_bad:
-        changes.append(("--skip-bad", {"skip_bad": True}))
-    return changes
-
-
-def _checked_spec(spec_path: Path, options: api.RunOptions, changes: list[tuple[str, dict]]):
-    """The validated spec (`api.experiment_spec`: the file read and parsed once, its keys and kinds checked before
-    torch is imported); an error the spec file has on its own names the file, one that an option brings about names
-    that option (`--n 25: experiments.1: ...`, `--set recipe.lrr=0.1: recipe.lrr: unknown key ...`).
-
-    Only after an error is the loading repeated, to find the option to blame: its three steps (the spec as data with
-    the options applied, its keys and kinds, the full validation; the first two without torch) one at a time, and
-    the one that failed on the file alone, then with the options added one at a time: the first that fails with the
-    same line is the one to blame."""
-    try:
-        return api.experiment_spec(spec_path, options)
-    except SynthgapError as exc:
-        failure = exc
-    from synthgap.speccheck import check_spec_keys
-
-    steps = [
-        lambda opts: api.spec_data(spec_path, opts),
-        lambda opts: check_spec_keys(*api.spec_data(spec_path, opts)),
-        lambda opts: api.experiment_spec(spec_path, opts),
-    ]
-    for step in steps:
-        try:
-            step(options)
-        except SynthgapError as exc:
-            raise _blamed(exc, step, spec_path, options, changes) from None
-    raise failure
-
-
-def _blamed(exc: SynthgapError, step, spec_path: Path, options: api.RunOptions,
-            changes: list[tuple[str, dict]]) -> SynthgapError:  # fmt: skip
-    if not changes:
-        return exc
-    message = str(exc)
-
-    def same_failure(opts: api.RunOptions) -> bool:
-        try:
-            step(opts)
-        except SynthgapError as other:
-            return str(other) == message
-        return False
-
-    cleared = {field: getattr(api.RunOptions(), field) for _, updates in changes for field in updates}
-    current = replace(options, **cleared)
-    if same_failure(current):
-        return exc  # the spec file on its own
-    for label, updates in changes:
-        current = replace(current, **updates)
-        if same_failure(current):
-            where = f"{spec_path}: "
-            rest = message[len(where) :] if message.startswith(where) else message
-            return SynthgapError(rest if rest.startswith(label.split()[0]) else f"{label}: {rest}")
-    return exc
+def _flag(field: str, value: object) -> str:
+    """How an option of `synthgap run` was written on the command line, for an error that blames it."""
+    if field == "overrides":
+        return f"--set {shlex.quote(str(value))}"
+    if field == "skip_bad":
+        return "--skip-bad"
+    if isinstance(value, list):
+        text = ",".join(str(item) for item in value)
+    else:
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"--{field.replace('_', '-')} {shlex.quote(text)}"
 
 
 @app.command(short_help="Run an experiment spec (baselines, layer sweeps, ablations).")
@@ -375,15 +312,16 @@ def run(
     --rerun-changed is given; OUT/spec.yaml always describes the records in OUT."""
     if backend not in BACKENDS:
         raise SynthgapError(f"--backend: {unknown_choice('backend', backend, BACKENDS)}")
-    changes = _spec_changes(data_root=data_root, epochs=epochs, per_class=per_class, width=width, seeds=seeds, n=n,
-                            set_values=set_values or [], skip_bad=skip_bad)  # fmt: skip
     options = api.RunOptions(
+        data_root=data_root, epochs=epochs, per_class=per_class, width=width, seeds=_int_list(seeds, "--seeds"),
+        n=_int_list(n, "--n"), overrides=set_values or None, skip_bad=skip_bad,
         backend=backend, address=address, workers=workers, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
         slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cluster=slurm_cluster, model_cache=model_cache,
         rerun_changed=rerun_changed, keep_going=keep_going, progress=not quiet,
-        **{key: value for _, updates in changes for key, value in updates.items()},
     )  # fmt: skip
-    spec = _checked_spec(spec_path, options, changes)
+    as_typed = {"seeds": seeds, "n": n}  # the lists as given (`--seeds ,`), not as parsed
+
+    spec = api.experiment_spec(spec_path, options, lambda field, value: _flag(field, as_typed.get(field) or value))
     if dry_run:
         typer.echo(api.dry_run(spec, out, options))
         return

@@ -83,15 +83,6 @@ def validate(cls: type[M], data: dict[str, Any], *, where: str = "config") -> M:
         raise SynthgapError(f"{where}: " + "; ".join(problems)) from None
 
 
-def load_config(cls: type[M], yaml_path: Path | None = None, overrides: dict[str, Any] | None = None) -> M:
-    """Defaults of `cls`, updated by the YAML file, updated by dotted-key overrides whose value is not None."""
-    data = read_yaml(yaml_path) if yaml_path else {}
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            set_dotted(data, key, value)
-    return validate(cls, data, where=str(yaml_path) if yaml_path else "options")
-
-
 def save_config(config: BaseModel, path: Path) -> None:
     """The resolved config, written next to a run's outputs so the run can be reproduced exactly."""
     atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
