@@ -524,24 +524,17 @@ def _shared_parameters(declare: Mapping[str, Any], defaults: Mapping[str, Any]) 
 
 
 def _generate(run: Callable[..., Any], config: Any, options: SamplingOptions) -> None:
-    """One generation in this process (`--shard i/n`), or all its shards as Ray tasks followed by the merge."""
-    if options.backend == "local":
-        if options.shards is not None or options.address is not None:
-            raise SynthgapError("--shards and --address need --backend ray (locally, run each --shard i/n)")
-        typer.echo(run(config, progress=not options.quiet).summary())
-        return
-    if options.backend != "ray":
-        raise SynthgapError(f"unknown backend {options.backend!r} for generate; choose from: local, ray")
-    if config.shard != "0/1":
-        raise SynthgapError("--shard is for one process; with --backend ray give --shards N")
-    from synthgap.generate.distribute import generate_on_ray
+    """Run the generation where the options say (`generate.distribute.generate`) and print what it made."""
+    from synthgap.generate.distribute import generate
 
-    shards = 1 if options.shards is None else options.shards
-    results, merged = generate_on_ray(run, config, shards, address=options.address, gpus=options.gpus_per_shard,
-                                      cpus=options.cpus_per_shard)  # fmt: skip
+    results, merged = generate(
+        run, config, backend=options.backend, shards=options.shards, address=options.address,
+        gpus=options.gpus_per_shard, cpus=options.cpus_per_shard, progress=not options.quiet,
+    )  # fmt: skip
     for result in results:
         typer.echo(result.summary())
-    typer.echo(f"merged {len(results)} shards: {merged.total_images} images, manifest {merged.manifest}")
+    if merged is not None:
+        typer.echo(f"merged {len(results)} shards: {merged.total_images} images, manifest {merged.manifest}")
 
 
 @_sampling_command("text2img", short_help="Text-to-image from the prompts of a class list.")

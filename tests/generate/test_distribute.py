@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synthgap.errors import SynthgapError
-from synthgap.generate.distribute import ShardFailure, generate_on_ray, run_shard
+from synthgap.generate.distribute import ShardFailure, generate, generate_on_ray, run_shard
 from synthgap.generate.output import MANIFEST
 from synthgap.generate.text2img import generate_text2img
 from tests.generate.test_text2img import manifest_lines
@@ -48,6 +48,29 @@ def test_shard_options_are_checked_before_anything_starts(tiny_text2img, tmp_pat
     assert code == 2 and "--shards must be at least 1" in err
     with pytest.raises(SynthgapError, match="--shards must be at least 1"):
         generate_on_ray(generate_text2img, tiny_config(tiny_text2img, tmp_path / "gen"), 0)
+
+
+def test_the_backend_switch_runs_one_shard_here_and_refuses_what_only_ray_takes(tmp_path):
+    calls = []
+
+    def fake_run(config, progress):
+        calls.append((config.shard, progress))
+        return f"result of {config.shard}"
+
+    config = tiny_config("unused-model", tmp_path / "gen")
+    assert generate(fake_run, config, progress=False) == (["result of 0/1"], None)
+    assert calls == [("0/1", False)]
+    refused = [
+        ({"shards": 2}, "--shards and --address need --backend ray"),
+        ({"address": "ray://x"}, "--shards and --address need --backend ray"),
+        ({"backend": "dask"}, "unknown backend 'dask' for generate; choose from: local, ray"),
+    ]
+    for options, message in refused:
+        with pytest.raises(SynthgapError, match=message):
+            generate(fake_run, config, **options)
+    with pytest.raises(SynthgapError, match="with --backend ray give --shards N"):
+        generate(fake_run, tiny_config("unused-model", tmp_path / "gen", shard="1/2"), backend="ray")
+    assert len(calls) == 1
 
 
 def test_paths_reach_the_workers_absolute(tiny_text2img, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Generation shards as Ray tasks: `synthgap generate text2img|unclip ... --backend ray --shards N`.
+"""Where a generation runs: in this process (one `--shard i/n`), or as N shards on Ray tasks (`synthgap generate
+text2img|unclip|img2img ... --backend ray --shards N`); `generate` is the switch between them.
 
 Each task runs shard i/N exactly as a `--shard i/N` process would (same images, same files: see plan.py), with the
 GPUs and CPUs it asks for; Ray retries a task whose worker was lost, and a rerun resumes as any generation does.
@@ -106,3 +107,30 @@ def generate_on_ray(
     if merged.manifest is None:  # an image vanished after its shard wrote it (e.g. removed by hand)
         raise SynthgapError(f"the {shards} shards returned, but images are missing in {merged.out}; run it again")
     return outcomes, merged
+
+
+GENERATION_BACKENDS = ("local", "ray")
+
+
+def generate(
+    run: Generate,
+    config: ShardedConfig,
+    *,
+    backend: str = "local",
+    shards: int | None = None,
+    address: str | None = None,
+    gpus: float | None = None,
+    cpus: int = 1,
+    progress: bool = True,
+) -> tuple[list[GenerationResult], GenerationResult | None]:
+    """One generation in this process (`config.shard` says which shard), or all `shards` of it as Ray tasks followed
+    by the merge; returns (each run's result, the merge's: None in this process)."""
+    if backend == "local":
+        if shards is not None or address is not None:
+            raise SynthgapError("--shards and --address need --backend ray (locally, run each --shard i/n)")
+        return [run(config, progress=progress)], None
+    if backend not in GENERATION_BACKENDS:
+        raise SynthgapError(f"unknown backend {backend!r} for generate; choose from: {', '.join(GENERATION_BACKENDS)}")
+    if config.shard != "0/1":
+        raise SynthgapError("--shard is for one process; with --backend ray give --shards N")
+    return generate_on_ray(run, config, 1 if shards is None else shards, address=address, gpus=gpus, cpus=cpus)
