@@ -257,6 +257,7 @@ def test_boolean_options_are_flags_in_help():
 
 def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
     from synthgap import cli
+    from synthgap.commands import generate as generate_commands
     from synthgap.experiments.backends import BACKENDS
     from synthgap.experiments.single import TrainRunConfig
     from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL
@@ -266,7 +267,8 @@ def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
     assert f"augmentation (default {config.seed})." in train
     assert option_help(("train",), "--model").endswith(f" (default {config.model.name}).")
     assert f"(default {config.model.stem})." in train
-    assert (cli.DEFAULT_TEXT2IMG_MODEL, cli.DEFAULT_UNCLIP_MODEL) == (DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL)
+    repeated = (generate_commands.DEFAULT_TEXT2IMG_MODEL, generate_commands.DEFAULT_UNCLIP_MODEL)
+    assert repeated == (DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL)
     assert cli.BACKENDS == BACKENDS
     for command, model in [("text2img", DEFAULT_TEXT2IMG_MODEL), ("img2img", DEFAULT_TEXT2IMG_MODEL),
                            ("adapt", DEFAULT_TEXT2IMG_MODEL), ("unclip", DEFAULT_UNCLIP_MODEL)]:  # fmt: skip
@@ -347,7 +349,7 @@ def test_the_sampling_commands_take_every_config_field_with_the_configs_defaults
     defaults; the rest of `SamplingOptions` says where the generation runs."""
     from dataclasses import MISSING, fields
 
-    from synthgap.cli import SamplingOptions
+    from synthgap.commands.generate import SamplingOptions
     from synthgap.generate.img2img import Img2ImgConfig
     from synthgap.generate.text2img import Text2ImgConfig
     from synthgap.generate.unclip import UnclipConfig
