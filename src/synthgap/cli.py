@@ -25,6 +25,8 @@ import typer
 from typer.core import TyperCommand
 
 from synthgap import api
+from synthgap.commands import sets
+from synthgap.commands.data import data_app
 from synthgap.commands.generate import generate_app
 from synthgap.commands.options import (
     PLAIN_HELP,
@@ -69,7 +71,6 @@ def _main(
     it."""
 
 
-data_app = typer.Typer(help="Inspect data sources.", no_args_is_help=True, **PLAIN_HELP)
 app.add_typer(data_app, name="data")
 app.add_typer(generate_app, name="generate")
 
@@ -317,119 +318,8 @@ def _print_flags(records: list) -> None:
         typer.echo(f"synthgap: warning: {flag}", err=True)
 
 
-@data_app.command("describe", short_help="Layout, images per class and image sizes of a data set.")
-def data_describe(
-    path: Annotated[
-        str,
-        typer.Argument(
-            help="A folder (a CIFAKE root, class folders, a synthgap generate output) or a data reference as a spec "
-            "takes it: cifake:real, folder:DIR, generated:DIR, imagenet100:DIR, hf:/path/to/saved, hf:user/dataset."
-        ),
-    ],
-    sample: Annotated[int, typer.Option(help="Images per data set whose size and mode are read.")] = 2000,
-    class_map: Annotated[
-        Path | None, typer.Option(help="CSV with folder,class rows grouping class folders into classes.")
-    ] = None,
-    data_root: DataRoot = None,
-) -> None:
-    """Print the detected layout (class folders, split folders), images per class with min / median / max and an
-    imbalance flag, and image sizes/modes of a data set; for a generated set, its model, prompts and counts from the
-    manifest; for an hf: dataset, its splits and the image and label columns it would read."""
-    from synthgap.data.describe import describe
-
-    typer.echo(describe(path, sample=sample, class_map=class_map, data_root=data_root))
-
-
-@data_app.command("stats", short_help="Per-channel mean and std of a data set (a normalization).")
-def data_stats(
-    source: Annotated[str, typer.Argument(help="Data reference, e.g. cifake:real, cifake:synthetic, folder:DIR.")],
-    split: Annotated[str, typer.Option(help="train | test.")] = "train",
-    data_root: DataRoot = None,
-    per_class: Annotated[int | None, typer.Option(help="Images per class (stratified, seeded; default all).")] = None,
-    resolution: Annotated[int, typer.Option(help="Image side in pixels the statistics are measured at.")] = 32,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print {mean, std} as JSON (a recipe.normalization value).")
-    ] = False,
-    skip_bad: SkipBad = False,
-    quiet: Quiet = False,
-) -> None:
-    """Per-channel mean and std (0..1 scale) of a data set, cached; usable as a recipe's normalization."""
-    import json
-
-    from synthgap.config import validate
-    from synthgap.data.config import DataPrep
-    from synthgap.data.sources import DataRef
-    from synthgap.data.stats import source_stats
-
-    DataRef.parse(source)
-    if split not in ("train", "test"):
-        raise SynthgapError(f"split must be train or test, got {split!r}")
-    prep = validate(DataPrep, {"data_root": data_root, "resolution": resolution, "skip_bad": skip_bad}, where="options")
-    stats, count = source_stats(prep, source, split, per_class, progress=not quiet)
-    if as_json:
-        typer.echo(json.dumps({"mean": list(stats.mean), "std": list(stats.std)}))
-        return
-    typer.echo(f"{source} ({split}, {count} images at {resolution} px)")
-    typer.echo("         red      green    blue")
-    typer.echo("mean  " + "  ".join(f"{v:.4f}" for v in stats.mean))
-    typer.echo("std   " + "  ".join(f"{v:.4f}" for v in stats.std))
-
-
-@app.command(short_help="Keep the generated images zero-shot CLIP assigns to their class.")
-def curate(
-    generated: Annotated[Path, typer.Argument(help="A `synthgap generate` output folder (manifest.jsonl).")],
-    clip_model: Annotated[
-        str, typer.Option(help="CLIP model: a local folder (config.json, .safetensors) or a Hugging Face id.")
-    ],
-    rule: Annotated[
-        str,
-        typer.Option(
-            help="confidence (own-class probability > 1/C) | agreement (CLIP's top class is the image's) "
-            "| top:K (the K best-scoring images of each class)."
-        ),
-    ],
-    out: Annotated[Path, typer.Option(help="Output folder: a generated set of the kept images (rerun to finish).")],
-    template: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="TEMPLATE", help="CLIP text template with {name} (repeatable; default 'a photo of a {name}.')."
-        ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per CLIP forward pass.")] = 64,
-    quiet: Quiet = False,
-) -> None:
-    """Keep the images of a generated set that zero-shot CLIP assigns to their class (He et al. 2023, DISEF).
-
-    Writes OUT as a new generated set (hard links to the kept files), kept.csv and clip_scores.csv; train on it
-    with `generated:OUT`."""
-    from synthgap.generate.curate import DEFAULT_CURATE_TEMPLATES, CurateConfig, curate_generated
-
-    config = CurateConfig(generated=generated, clip_model=clip_model, rule=rule, out=out,
-                          templates=tuple(template or DEFAULT_CURATE_TEMPLATES), batch_size=batch_size)  # fmt: skip
-    typer.echo(curate_generated(config, progress=not quiet).summary())
-
-
-@app.command(short_help="Write a generated set as a Hugging Face dataset (parquet + card).")
-def export(
-    generated: Annotated[Path, typer.Argument(help="A `synthgap generate` or `synthgap curate` output folder.")],
-    to: Annotated[Path, typer.Option(help="Output folder: data/*.parquet and README.md (rerun to finish).")],
-    push: Annotated[
-        str | None, typer.Option(metavar="REPO_ID", help="Also upload to this Hub dataset repository.")
-    ] = None,
-    private: Annotated[bool, typer.Option(help="Create the Hub repository as private (with --push).")] = False,
-    images_per_shard: Annotated[int, typer.Option(help="Images per parquet file.")] = 1000,
-    quiet: Quiet = False,
-) -> None:
-    """Write a generated set as parquet shards with a dataset card, ready for the Hub.
-
-    The shards hold the image bytes, the label (a ClassLabel in the generation's class order) and every scalar
-    manifest field (prompt, seed, guidance, steps and the rest); README.md names the model, revision, scheduler,
-    prompts and images per class, with a licence to fill in. Read it back with hf:TO or
-    datasets.load_dataset(TO); --push uploads it when the hub is reachable."""
-    from synthgap.generate.export import ExportConfig, export_generated
-
-    config = ExportConfig(generated=generated, to=to, images_per_shard=images_per_shard, push=push, private=private)
-    typer.echo(export_generated(config, progress=not quiet).summary())
+app.command(short_help="Keep the generated images zero-shot CLIP assigns to their class.")(sets.curate)
+app.command(short_help="Write a generated set as a Hugging Face dataset (parquet + card).")(sets.export)
 
 
 @app.command(short_help="CIFAKE demo: R and S baselines, a small layer sweep, a report.")
