@@ -8,7 +8,7 @@ import torch
 
 from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.results import append_result
-from synthgap.report.build import all_runs_lines, build_report, example_rows
+from synthgap.report.build import all_runs_lines, build_report
 from synthgap.report.class_figures import confusion_figure, per_class_figure, row_normalised
 from synthgap.report.classes import (
     class_count,
@@ -17,6 +17,7 @@ from synthgap.report.classes import (
     per_class_reading,
     per_class_table_lines,
 )
+from synthgap.report.examples import example_rows
 from synthgap.report.tables import gap_lines
 from tests.experiments.test_examples import StubStore
 from tests.report.records import make_record, transfer_record

@@ -8,13 +8,14 @@ import base64
 import pytest
 from matplotlib.figure import Figure
 
-from synthgap.report import build
+from synthgap.report import ablations, baselines
 from synthgap.report.analysis import legend_entries
 from synthgap.report.build import STANDALONE_FILE, build_report, staged_folder
 from synthgap.report.class_figures import confusion_figure, per_class_figure
 from synthgap.report.classes import ClassGap, PerClassGaps, first_seed_confusions, per_class_gaps, per_class_reading
 from synthgap.report.figures import layer_sweep_figure
 from synthgap.report.palette import R_COLOR, S_COLOR, spread_note
+from synthgap.report.sections import Scope
 from synthgap.report.tables import Summary
 from tests.report.test_ablation_report import results
 from tests.report.test_per_class import RECORDS, write_folder
@@ -46,7 +47,7 @@ def test_a_failing_figure_leaves_the_old_figures_and_no_staging_folder(tmp_path,
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(build, "plot_confusions", broken)  # the per_class figure is drawn already by then
+    monkeypatch.setattr(baselines, "plot_confusions", broken)  # the per_class figure is drawn already by then
     with pytest.raises(OSError) as raised:
         build_report(tmp_path)
     assert raised.value.filename == str(tmp_path / "figures")  # the error line names a path
@@ -95,8 +96,8 @@ def test_layer_sweep_says_what_its_bars_and_bands_are():
 
 def test_grouped_bars_and_texture_legend_use_readable_labels(tmp_path, monkeypatch):
     drawn = {}
-    monkeypatch.setattr(build, "plot_grouped_bars", lambda groups, path, **kw: drawn.setdefault(path.stem, groups))
-    build.ablation_lines(results(), build.Scope(tmp_path))
+    monkeypatch.setattr(ablations, "plot_grouped_bars", lambda groups, path, **kw: drawn.setdefault(path.stem, groups))
+    ablations.ablation_lines(results(), Scope(tmp_path))
     series = {name for bars in drawn["ablation_texture"].values() for name in bars}
     assert series <= {"clean", "grayscale + blur", "edge map", "patch shuffle"} and "grayscale + blur" in series
 

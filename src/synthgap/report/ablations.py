@@ -19,7 +19,9 @@ from synthgap.experiments.kinds.mixing import MixingRecord
 from synthgap.experiments.kinds.normalization import NormalizationRecord
 from synthgap.experiments.kinds.texture_shape import TextureRecord
 from synthgap.experiments.results import AblationRecord, ResultRecord
+from synthgap.report.figures import plot_grouped_bars, plot_mixing
 from synthgap.report.layers import layer_baselines
+from synthgap.report.sections import Scope, section
 from synthgap.report.tables import Summary, summarize
 from synthgap.report.text import md_text
 
@@ -346,3 +348,67 @@ def ablation_reading(records: list[ResultRecord]) -> str:
     if best and s:
         sentences.append(_closing_sentence(best, r, s))
     return " ".join(sentence for sentence in sentences if sentence)
+
+
+def _figure_section(title: str, scope: Scope, name: str, table: list[str], *, alt: str | None = None) -> list[str]:
+    """An ablation subsection: heading, its figure, its table."""
+    return [f"### {title}", "", f"![{alt or title}]({scope.figure(name)})", "", *table, ""]
+
+
+ABLATIONS = ("normalization", "augmentation", "texture_shape", "generator", "mixing")
+
+
+@section("ablations", kinds=tuple(f"ablation:{name}" for name in ABLATIONS), order=50)
+def ablation_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    """The ablation sections (each only when its runs exist) and their reading; draws the ablation_* figures."""
+    baselines = layer_baselines(records)
+    references = {k: v for k, v in baselines.items() if k in ("R", "S")}
+    sections: list[str] = []
+    table, rows = normalization_table(records, baselines)
+    if table:
+        several = len({student for student, _, _ in rows}) > 1
+        bars: dict[str, dict[str, Summary]] = {}
+        for (student, normalization, adabn), summary in rows.items():
+            group = normalization_label(normalization, False) + (f" ({student})" if several else "")
+            bars.setdefault(group, {})["with AdaBN on real images" if adabn else "as trained"] = summary
+        title = "Normalization statistics of the students"
+        plot_grouped_bars(bars, scope.figure_path("ablation_normalization"), title=title, references=references)
+        sections += _figure_section("Normalization", scope, "ablation_normalization", table)
+    table, presets = augmentation_table(records)
+    if table:
+        bars = {p: {f"trained on {k}": v for k, v in by_side.items()} for p, by_side in presets.items()}
+        plot_grouped_bars(bars, scope.figure_path("ablation_augmentation"), title="Augmentation presets")
+        sections += _figure_section("Augmentation", scope, "ablation_augmentation", table)
+    table, students = texture_table(records)
+    if table:
+        cues = {"clean": "clean", **CUE_LABELS}  # the legend names each test variant as the table does
+        bars = {k: {label: v[c] for c, label in cues.items() if c in v} for k, v in students.items()}
+        title = "Texture vs shape: accuracy per test variant"
+        plot_grouped_bars(bars, scope.figure_path("ablation_texture"), title=title)
+        sections += _figure_section("Texture vs shape", scope, "ablation_texture", table)
+    table, _ = generator_table(records, baselines)
+    if table:
+        sections += ["### Synthetic source (generator choice)", "", *table, ""]
+    sections += _mixing_section(records, baselines, references, scope)
+    if not sections:
+        return []
+    return [scope.heading("Ablations"), "", ablation_reading(records), "", *sections]
+
+
+def _mixing_section(
+    records: list[ResultRecord], baselines: dict[str, Summary], references: dict[str, Summary], scope: Scope
+) -> list[str]:
+    table, mixing = mixing_table(records, baselines)
+    if not table:
+        return []
+    shares = {
+        arm.synthetic_share: m for arm, m in mixing.items() if arm.mixing == "share" and arm.synthetic_share is not None
+    }
+    if not (shares and references):
+        return ["### Mixing real and synthetic", "", *table, ""]
+    if "R" in references:
+        shares.setdefault(0.0, references["R"])  # R's training set is the 0 % mix of the same size
+    if "S" in references:
+        shares.setdefault(1.0, references["S"])
+    plot_mixing(shares, scope.figure_path("ablation_mixing"), references=references)
+    return _figure_section("Mixing real and synthetic", scope, "ablation_mixing", table, alt="Mixing")

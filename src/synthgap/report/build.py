@@ -23,57 +23,28 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from safetensors import SafetensorError
-
 from synthgap.analysis.rows import read_analysis
 from synthgap.errors import SynthgapError
-from synthgap.experiments.examples import EXAMPLES_FILE, read_examples
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text, current_umask
-from synthgap.report import exchange_rate, remedies, stitching  # noqa: F401  (each registers its section)
-from synthgap.report.ablations import (
-    CUE_LABELS,
-    ablation_reading,
-    augmentation_table,
-    generator_table,
-    mixing_table,
-    normalization_label,
-    normalization_table,
-    texture_table,
+
+# each topic module registers its sections (`sections.section`); importing them here is what puts them in a report
+from synthgap.report import (  # noqa: F401
+    ablations,
+    baselines,
+    exchange_rate,
+    layers,
+    reduction,
+    remedies,
+    stitching,
 )
 from synthgap.report.analysis import analysis_lines
-from synthgap.report.class_figures import plot_confusions, plot_examples, plot_per_class
-from synthgap.report.classes import (
-    TABLE_ENDS,
-    PerClassGaps,
-    first_seed_confusions,
-    per_class_gaps,
-    per_class_reading,
-    per_class_table_lines,
-)
-from synthgap.report.convergence import convergence_note
-from synthgap.report.figures import (
-    plot_grouped_bars,
-    plot_layer_sweep,
-    plot_mixing,
-    plot_reduction_arms,
-    plot_reduction_fit,
-)
-from synthgap.report.layers import gap_reading, layer_baselines, layer_sweep, layer_table_lines, transfer_records
-from synthgap.report.reduction import (
-    reduction_fits,
-    reduction_points,
-    reduction_reading,
-    reduction_settings,
-    reduction_table_lines,
-)
+from synthgap.report.examples import examples_lines
 from synthgap.report.render import markdown_to_html
 from synthgap.report.sanity import sanity_flags
-from synthgap.report.sections import Scope, ordered_sections, section
-from synthgap.report.tables import Summary, by_model, gap_lines, model_name, num_layers
+from synthgap.report.sections import Scope, ordered_sections
+from synthgap.report.tables import by_model, model_name
 from synthgap.report.text import md_text
-
-EXAMPLE_ROWS = 12  # the example figure shows at most this many classes
 
 
 def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> list[str]:
@@ -96,163 +67,6 @@ def all_runs_lines(records: list[ResultRecord], *, with_model: bool = False) -> 
     return lines
 
 
-@section("baselines", kinds=("baseline",), order=10)
-def baseline_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    gap = gap_lines(records)
-    if not gap:
-        return []
-    note = convergence_note(records)
-    return [scope.heading("Baselines: real (R) vs synthetic (S) training data"), "", *([note, ""] if note else []),
-            *gap, ""]  # fmt: skip
-
-
-@section("per_class", kinds=("baseline",), order=20)
-def per_class_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    """The per-class section: the gap R − S per class (table and figure) and the confusion matrices of R and S;
-    draws the per_class and confusion figures. Empty when no baseline carries per-class results."""
-    gaps = per_class_gaps(records)
-    confusions = first_seed_confusions(records)
-    if gaps is None and confusions is None:
-        return []
-    lines = [scope.heading("Per-class results"), ""]
-    if gaps is not None:
-        plot_per_class(gaps, scope.figure_path("per_class"))
-        lines += [
-            per_class_reading(gaps),
-            "",
-            f"![Per-class top-1 of R and S and the gap R − S]({scope.figure('per_class')})",
-            "",
-        ]
-        if len(gaps.classes) > 2 * TABLE_ENDS:
-            lines += [f"The {TABLE_ENDS} largest and {TABLE_ENDS} smallest gaps (the figure shows every class):", ""]
-        lines += [*per_class_table_lines(gaps), ""]
-    if confusions is not None:
-        plot_confusions(confusions, scope.figure_path("confusion"))
-        sides = " and ".join(k for k in ("R", "S") if k in confusions.matrices)
-        lines += [
-            f"Confusion matrices of {sides} on the real test set, from the baselines of seed {confusions.seed}: "
-            "row = true class, column = predicted class, each row divided by the class's test images (so an "
-            "imbalanced test set does not darken its large classes).",
-            "",
-            f"![Confusion matrices of R and S (seed {confusions.seed})]({scope.figure('confusion')})",
-            "",
-        ]
-    return lines
-
-
-@section("layer_transfer", kinds=("layer_transfer",), order=30)
-def layer_transfer_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    """The layer-wise transfer section; draws the layer_sweep figure as a side effect. Empty without a sweep."""
-    sweep = layer_sweep(records)
-    if not sweep:
-        return []
-    baselines = layer_baselines(records)
-    layers = num_layers(transfer_records(records))
-    plot_layer_sweep(sweep, baselines, scope.figure_path("layer_sweep"), num_layers=layers)
-    return [
-        scope.heading("Layer-wise transfer"),
-        "",
-        f"![Layer-wise transfer (Figure 2)]({scope.figure('layer_sweep')})",
-        "",
-        *layer_table_lines(sweep, baselines, num_layers=layers),
-        "",
-        gap_reading(sweep, baselines, num_layers=layers),
-        "",
-    ]
-
-
-@section("data_reduction", kinds=("data_reduction",), order=40)
-def data_reduction_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    """The data-reduction section; draws the reduction_{fit,arms} figures as a side effect. Empty without runs."""
-    points = reduction_points(records)
-    if not points:
-        return []
-    fits = reduction_fits(records)
-    settings = reduction_settings(records)
-    baselines = layer_baselines(records)
-    main = next((k for k in points if k == "transfer" or k.startswith("transfer (")), next(iter(points)))
-    main_fit = fits[main].fit if main in fits else None
-    plot_reduction_fit(points[main], main_fit, scope.figure_path("reduction_fit"), label=main)
-    arm_fits = {k: f.fit for k, f in fits.items()}
-    plot_reduction_arms(points, arm_fits, scope.figure_path("reduction_arms"), reference=baselines.get("R"))
-    return [
-        scope.heading("Data reduction"),
-        "",
-        f"![Data reduction (Figure 3)]({scope.figure('reduction_fit')})",
-        "",
-        f"![Transfer vs scratch (Figure 4)]({scope.figure('reduction_arms')})",
-        "",
-        *reduction_table_lines(points, fits, settings=settings),
-        "",
-        reduction_reading(points, fits, baselines, settings=settings),
-        "",
-    ]
-
-
-def _figure_section(title: str, scope: Scope, name: str, table: list[str], *, alt: str | None = None) -> list[str]:
-    """An ablation subsection: heading, its figure, its table."""
-    return [f"### {title}", "", f"![{alt or title}]({scope.figure(name)})", "", *table, ""]
-
-
-ABLATIONS = ("normalization", "augmentation", "texture_shape", "generator", "mixing")
-
-
-@section("ablations", kinds=tuple(f"ablation:{name}" for name in ABLATIONS), order=50)
-def ablation_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    """The ablation sections (each only when its runs exist) and their reading; draws the ablation_* figures."""
-    baselines = layer_baselines(records)
-    references = {k: v for k, v in baselines.items() if k in ("R", "S")}
-    sections: list[str] = []
-    table, rows = normalization_table(records, baselines)
-    if table:
-        several = len({student for student, _, _ in rows}) > 1
-        bars: dict[str, dict[str, Summary]] = {}
-        for (student, normalization, adabn), summary in rows.items():
-            group = normalization_label(normalization, False) + (f" ({student})" if several else "")
-            bars.setdefault(group, {})["with AdaBN on real images" if adabn else "as trained"] = summary
-        title = "Normalization statistics of the students"
-        plot_grouped_bars(bars, scope.figure_path("ablation_normalization"), title=title, references=references)
-        sections += _figure_section("Normalization", scope, "ablation_normalization", table)
-    table, presets = augmentation_table(records)
-    if table:
-        bars = {p: {f"trained on {k}": v for k, v in by_side.items()} for p, by_side in presets.items()}
-        plot_grouped_bars(bars, scope.figure_path("ablation_augmentation"), title="Augmentation presets")
-        sections += _figure_section("Augmentation", scope, "ablation_augmentation", table)
-    table, students = texture_table(records)
-    if table:
-        cues = {"clean": "clean", **CUE_LABELS}  # the legend names each test variant as the table does
-        bars = {k: {label: v[c] for c, label in cues.items() if c in v} for k, v in students.items()}
-        title = "Texture vs shape: accuracy per test variant"
-        plot_grouped_bars(bars, scope.figure_path("ablation_texture"), title=title)
-        sections += _figure_section("Texture vs shape", scope, "ablation_texture", table)
-    table, _ = generator_table(records, baselines)
-    if table:
-        sections += ["### Synthetic source (generator choice)", "", *table, ""]
-    sections += _mixing_section(records, baselines, references, scope)
-    if not sections:
-        return []
-    return [scope.heading("Ablations"), "", ablation_reading(records), "", *sections]
-
-
-def _mixing_section(
-    records: list[ResultRecord], baselines: dict[str, Summary], references: dict[str, Summary], scope: Scope
-) -> list[str]:
-    table, mixing = mixing_table(records, baselines)
-    if not table:
-        return []
-    shares = {
-        arm.synthetic_share: m for arm, m in mixing.items() if arm.mixing == "share" and arm.synthetic_share is not None
-    }
-    if not (shares and references):
-        return ["### Mixing real and synthetic", "", *table, ""]
-    if "R" in references:
-        shares.setdefault(0.0, references["R"])  # R's training set is the 0 % mix of the same size
-    if "S" in references:
-        shares.setdefault(1.0, references["S"])
-    plot_mixing(shares, scope.figure_path("ablation_mixing"), references=references)
-    return _figure_section("Mixing real and synthetic", scope, "ablation_mixing", table, alt="Mixing")
-
-
 def family_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     """Every registered section, in order, computed from one model family's records."""
     return [line for registered in ordered_sections() for line in registered.lines(records, scope)]
@@ -265,48 +79,6 @@ def warning_lines(records: list[ResultRecord]) -> list[str]:
         return []
     # a flag is plain text (also printed by `synthgap run`) that quotes run and model names
     return ["## Warnings", "", *(f"- {md_text(flag)}" for flag in flags), ""]
-
-
-def examples_lines(folder: Path, records: list[ResultRecord], figures: Path | None = None) -> list[str]:
-    """The example-images section from `folder`/examples.safetensors (written by the experiment runner); draws
-    examples.png into `figures` (default `folder`/figures). Empty without the file; one line saying why when it
-    cannot be read."""
-    path = folder / EXAMPLES_FILE
-    if not path.is_file():
-        return []
-    heading = ["## Training images", ""]
-    try:
-        examples = read_examples(path)
-    except (OSError, ValueError, SafetensorError) as exc:
-        return [*heading, f"{EXAMPLES_FILE} could not be read ({str(exc).splitlines()[0]}), so no pictures here.", ""]
-    if not examples.classes:
-        return []
-    gaps = per_class_gaps(next(iter(by_model(records).values()), []))
-    rows, why = example_rows(examples.classes, gaps)
-    plot_examples(examples, rows, (figures if figures is not None else folder / "figures") / "examples.png")
-    k = examples.per_class
-    return [
-        *heading,
-        f"The first {k} training images of each class, in index order: real on the left, synthetic on the right "
-        f"({why}).",
-        "",
-        "![Training images: real | synthetic](figures/examples.png)",
-        "",
-    ]
-
-
-def example_rows(classes: tuple[str, ...], gaps: PerClassGaps | None, limit: int = EXAMPLE_ROWS) -> tuple[list, str]:
-    """Which classes the example figure shows (indices into `classes`), and a phrase saying which: all of them up
-    to `limit`, else the `limit` with the largest gap R − S when the baselines have per-class results, else the
-    first `limit`."""
-    if len(classes) <= limit:
-        return list(range(len(classes))), f"all {len(classes)} classes"
-    if gaps is not None:
-        index = {name: i for i, name in enumerate(classes)}
-        largest = [index[c.name] for c in gaps.classes if c.name in index][:limit]
-        if largest:
-            return largest, f"the {len(largest)} of {len(classes)} classes with the largest gap R − S, largest first"
-    return list(range(limit)), f"the first {limit} of {len(classes)} classes"
 
 
 FIGURES_DIR = "figures"

@@ -21,9 +21,8 @@ from synthgap.report.palette import (
     seeds_phrase,
     spread_note,
 )
-from synthgap.report.reduction import fraction_label
 from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary
-from synthgap.report.text import figure_text
+from synthgap.report.text import figure_text, fraction_label
 
 _CURVE_STYLES = list(zip(SERIES_COLORS, ("o", "s", "^", "D", "v"), strict=True))
 _BASELINE_STYLES = {"R": (R_COLOR, "R (trained on real)"), "S": (S_COLOR, "S (trained on synthetic)")}

@@ -20,7 +20,9 @@ from collections.abc import Iterable
 
 from synthgap.experiments.kinds.layer_transfer import TransferRecord
 from synthgap.experiments.results import ResultRecord
-from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary, by_model, side_baselines, summarize
+from synthgap.report.figures import plot_layer_sweep
+from synthgap.report.sections import Scope, section
+from synthgap.report.tables import LEGACY_NUM_LAYERS, Summary, by_model, num_layers, side_baselines, summarize
 from synthgap.report.text import md_text
 
 S2R = "synthetic→real"
@@ -260,3 +262,24 @@ def gap_reading(
             f"synthetic→real at N = {rule_n}."
         )
     return " ".join(out)
+
+
+@section("layer_transfer", kinds=("layer_transfer",), order=30)
+def layer_transfer_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    """The layer-wise transfer section; draws the layer_sweep figure as a side effect. Empty without a sweep."""
+    sweep = layer_sweep(records)
+    if not sweep:
+        return []
+    baselines = layer_baselines(records)
+    layers = num_layers(transfer_records(records))
+    plot_layer_sweep(sweep, baselines, scope.figure_path("layer_sweep"), num_layers=layers)
+    return [
+        scope.heading("Layer-wise transfer"),
+        "",
+        f"![Layer-wise transfer (Figure 2)]({scope.figure('layer_sweep')})",
+        "",
+        *layer_table_lines(sweep, baselines, num_layers=layers),
+        "",
+        gap_reading(sweep, baselines, num_layers=layers),
+        "",
+    ]

@@ -23,9 +23,12 @@ from dataclasses import dataclass
 
 from synthgap.experiments.kinds.data_reduction import ReductionRecord
 from synthgap.experiments.results import ResultRecord
+from synthgap.report.figures import plot_reduction_arms, plot_reduction_fit
 from synthgap.report.fits import BOOTSTRAP_LEVEL, RELIABLE_R2, LogFit, bootstrap_fit, fit_log10, fraction_needed
+from synthgap.report.layers import layer_baselines
+from synthgap.report.sections import Scope, section
 from synthgap.report.tables import Summary, layer_count, model_name, num_layers, summarize
-from synthgap.report.text import md_text
+from synthgap.report.text import fraction_label, md_text
 
 ARMS = ("transfer", "transfer_finetune", "scratch", "full_finetune")  # table / figure order
 ARM_DESCRIPTIONS = {
@@ -163,11 +166,6 @@ def reduction_fits(records: Iterable[ResultRecord], n_boot: int = 2000, seed: in
         ci_a, ci_b = bootstrap_fit(by_seed, n_boot=n_boot, seed=seed)
         fits[key] = ArmFit(fit, ci_a, ci_b, n_seeds=len(by_seed), n_boot=n_boot)
     return fits
-
-
-def fraction_label(x: float) -> str:
-    """'1' for all the data, else '1/x' ('1/8', '1/3.33')."""
-    return "1" if x == 1 else f"1/{x:g}"
 
 
 def _base_arm(key: str) -> str:
@@ -390,3 +388,31 @@ def reduction_reading(
         out.append(needed)
     out.append(_paper(points, fits, _main_key(points, "transfer"), r, _reference_only(points, settings)))
     return " ".join(out)
+
+
+@section("data_reduction", kinds=("data_reduction",), order=40)
+def data_reduction_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    """The data-reduction section; draws the reduction_{fit,arms} figures as a side effect. Empty without runs."""
+    points = reduction_points(records)
+    if not points:
+        return []
+    fits = reduction_fits(records)
+    settings = reduction_settings(records)
+    baselines = layer_baselines(records)
+    main = next((k for k in points if k == "transfer" or k.startswith("transfer (")), next(iter(points)))
+    main_fit = fits[main].fit if main in fits else None
+    plot_reduction_fit(points[main], main_fit, scope.figure_path("reduction_fit"), label=main)
+    arm_fits = {k: f.fit for k, f in fits.items()}
+    plot_reduction_arms(points, arm_fits, scope.figure_path("reduction_arms"), reference=baselines.get("R"))
+    return [
+        scope.heading("Data reduction"),
+        "",
+        f"![Data reduction (Figure 3)]({scope.figure('reduction_fit')})",
+        "",
+        f"![Transfer vs scratch (Figure 4)]({scope.figure('reduction_arms')})",
+        "",
+        *reduction_table_lines(points, fits, settings=settings),
+        "",
+        reduction_reading(points, fits, baselines, settings=settings),
+        "",
+    ]

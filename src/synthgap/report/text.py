@@ -54,3 +54,8 @@ def figure_text(name: object) -> str:
     """`name` as a matplotlib label that shows literally: an even number of `$` would be drawn as mathtext, and an
     escaped `\\$` is drawn as a plain `$` (matplotlib leaves usetex off here)."""
     return str(name).replace("$", r"\$")
+
+
+def fraction_label(x: float) -> str:
+    """'1' for all the data, else '1/x' ('1/8', '1/3.33')."""
+    return "1" if x == 1 else f"1/{x:g}"
