@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,11 @@ def generators(items: list[Item]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(item.seed) for item in items]
 
 
+# Batches of images that may wait for the writer while the pipeline makes the next batch: enough to keep a GPU busy
+# while a batch is encoded and written, few enough that a kill loses little (a lost image is regenerated on resume).
+WRITE_AHEAD_BATCHES = 2
+
+
 def run_batches(
     output: OutputFolder,
     todo: list[list[Item]],
@@ -62,17 +69,35 @@ def run_batches(
     done: int,
     progress: bool,
 ) -> int:
-    """Generate each batch and write its missing images (with their manifest lines); returns images written."""
+    """Generate each batch and write its missing images (with their manifest lines); returns images written.
+
+    One writer thread encodes, hashes and writes the images (and their manifest lines, in the same order as ever)
+    while the pipeline makes the next batch, so the device does not wait for PNG encoding and fsyncs. At most
+    `WRITE_AHEAD_BATCHES` batches wait for it; a write that fails stops the run with its error, and an image still
+    waiting when the run stops is simply not done (the resume makes it again, with the same bytes)."""
     written = 0
+    waiting: deque[Future] = deque()
     with progress_bar(total, initial=done, unit="img", desc=f"generate {output.shard}", enabled=progress) as bar:
-        for batch in todo:
-            images = make_images(batch, generators(batch))
-            for item, image in zip(batch, images, strict=True):
-                if output.is_done(item):  # done before a kill; the batch only ran to keep its arithmetic identical
-                    continue
-                output.write(item, image, describe(item))
+
+        def settle(keep: int) -> None:
+            nonlocal written
+            while len(waiting) > keep:
+                waiting.popleft().result()  # a failed write raises here
                 written += 1
                 bar.update(1)
+
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthgap-writer")
+        try:
+            for batch in todo:
+                images = make_images(batch, generators(batch))
+                for item, image in zip(batch, images, strict=True):
+                    if output.is_done(item):  # done before a kill; the batch only ran to keep its arithmetic identical
+                        continue
+                    waiting.append(writer.submit(output.write, item, image, describe(item)))
+                settle(keep=WRITE_AHEAD_BATCHES * len(batch))
+            settle(keep=0)
+        finally:
+            writer.shutdown(wait=True, cancel_futures=True)  # on an error: finish the write under way, start no more
     return written
 
 
