@@ -1,26 +1,18 @@
-"""Ablation spec kinds: validation, the runs they expand to, and a tiny end-to-end run of each."""
+"""The ablation kinds together: bad blocks are one clear error, run names, checks that span two kinds, and a tiny
+end-to-end run of each."""
 
 import math
 
 import pytest
-import torch
 from pydantic import ValidationError
 
 from synthgap.data.cues import texture_reliance
 from synthgap.data.stats import channel_stats
-from synthgap.data.tensors import ImageTensors
-from synthgap.data.transforms import get_normalization
 from synthgap.errors import SynthgapError
-from synthgap.experiments.kinds import texture_shape
-from synthgap.experiments.kinds.mixing import MixingRun, mixed_training_set
-from synthgap.experiments.kinds.normalization import adapt_batchnorm
 from synthgap.experiments.plan import plan
 from synthgap.experiments.runner import run_experiment
-from synthgap.experiments.runs import RunContext
-from synthgap.experiments.store import DataStore, ModelCache
-from synthgap.models import ModelConfig, build_model, get_family
+from synthgap.experiments.store import DataStore
 from synthgap.train.compute import Compute
-from synthgap.train.recipe import TrainRecipe
 from tests.specs import tiny_spec
 
 ABLATIONS = [
@@ -107,54 +99,6 @@ def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path,
     assert generator.target == "cifake:real" and generator.model_key == records["baseline-real-s0"].model_key
 
 
-def test_mixed_sets_keep_their_size_and_nest(cifake_root, tmp_path, monkeypatch):
-    spec = tiny_spec(cifake_root, [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}], name="ablations", data={
-        "data_root": str(cifake_root), "per_class": 3})  # fmt: skip
-    ctx = RunContext(spec, DataStore(spec, progress=False), ModelCache(tmp_path / "models"), tmp_path / "out",
-                     torch.device("cpu"), progress=False)  # fmt: skip
-    runs = [run for run in plan(spec) if isinstance(run, MixingRun) and run.mode == "share"]
-    sizes = [mixed_training_set(run, ctx)[1:] for run in runs]
-    assert sizes == [(30, 0), (20, 10), (0, 30)]
-    mixed, _, _ = mixed_training_set(runs[1], ctx)
-    assert torch.bincount(mixed.labels).tolist() == [3] * 10  # still stratified: 2 real + 1 synthetic per class
-    assert mixed.key and mixed.key != mixed_training_set(runs[0], ctx)[0].key
-
-
-def test_adabn_replaces_running_statistics_with_the_new_images():
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(width=0.125, num_classes=3))
-    images = torch.randint(100, 156, (17, 3, 32, 32), dtype=torch.uint8)  # 17 = two batches of 8 and one left over
-    data = ImageTensors(images, torch.zeros(17, dtype=torch.long), ("a", "b", "c"))
-    weights_before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
-    recipe = TrainRecipe(batch_size=8, channels_last=False)
-    adapt_batchnorm(model, data, recipe, get_family("resnet18"), torch.device("cpu"))
-    with torch.no_grad():  # bn1's statistics: the average over the two whole batches of conv1's batch statistics
-        stem = model.conv1(get_normalization("imagenet")(images[:16]))
-        means = [stem[i : i + 8].mean(dim=(0, 2, 3)) for i in (0, 8)]
-        variances = [stem[i : i + 8].var(dim=(0, 2, 3), unbiased=True) for i in (0, 8)]
-    torch.testing.assert_close(model.bn1.running_mean, (means[0] + means[1]) / 2, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(model.bn1.running_var, (variances[0] + variances[1]) / 2, rtol=1e-4, atol=1e-5)
-    assert not torch.equal(model.layer4[1].bn2.running_var, torch.ones_like(model.layer4[1].bn2.running_var))
-    shortcut = model.layer2[0].downsample[1]  # shortcut BatchNorms are adapted too, not only those the map names
-    assert not torch.equal(shortcut.running_var, torch.ones_like(shortcut.running_var))
-    after = model.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in weights_before.items() if "num_batches" not in k)
-
-
-def test_model_cache_key_depends_on_training_not_on_test_normalization(cifake_root, tmp_path, monkeypatch):
-    spec = tiny_spec(cifake_root, [{"kind": "baseline"}], name="ablations")
-    images = DataStore(spec, progress=False).train("real")
-    cache = ModelCache(tmp_path / "models")
-    model, recipe = spec.model, spec.recipe
-    one = Compute("cpu", 1).identity(recipe.precision)
-    plain = cache.key(images, model, recipe, 0, one)
-    assert cache.key(images, model, recipe.model_copy(update={"test_normalization": "cifar10"}), 0, one) == plain
-    assert cache.key(images, model, recipe.model_copy(update={"normalization": "cifar10"}), 0, one) != plain
-    assert cache.key(images, model.model_copy(update={"name": "resnet34"}), recipe, 0, one) != plain
-    # other arithmetic, another model: a model trained with 2 threads is never taken for one trained with 1
-    assert cache.key(images, model, recipe, 0, Compute("cpu", 2).identity(recipe.precision)) != plain
-
-
 def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, tmp_path):
     with pytest.raises(SynthgapError, match="grid 5 does not divide the resolution 32"):
         tiny_spec(cifake_root, [{"kind": "texture_shape", "grid": 5}], name="ablations")
@@ -167,17 +111,3 @@ def test_grid_must_tile_the_images_and_dry_run_opens_every_source(cifake_root, t
     spec = tiny_spec(cifake_root, [{"kind": "generator", "sources": {"a": "cifake:synthetic"}}], name="ablations")
     report = dry_run_report(spec, tmp_path / "out", Compute())
     assert "cifake:synthetic (train)" in report and "cifake:real (train)" not in report
-
-
-def test_cue_accuracies_do_not_depend_on_the_chunk_size(monkeypatch):
-    from synthgap.data.cues import CueVariants
-
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(width=0.125, num_classes=3))
-    test = ImageTensors(torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8), torch.arange(10) % 3,
-                        ("a", "b", "c"))  # fmt: skip
-    recipe = TrainRecipe(eval_batch_size=4, precision="fp32")
-    whole = texture_shape.cue_accuracies(model, test, recipe, CueVariants())
-    monkeypatch.setattr(texture_shape, "CUE_CHUNK", 3)
-    assert texture_shape.cue_accuracies(model, test, recipe, CueVariants()) == whole  # the same patch orders
-    assert set(whole) == {"grayscale_blur", "edges", "patch_shuffle"}

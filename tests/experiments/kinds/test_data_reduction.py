@@ -1,3 +1,5 @@
+"""The data-reduction kind: its plan, fraction checks and labels, same-steps schedules, and tiny end-to-end runs."""
+
 import pytest
 
 from synthgap.errors import SynthgapError
