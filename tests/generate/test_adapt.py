@@ -188,3 +188,47 @@ def test_the_size_defaults_to_the_models_own_and_a_far_one_is_warned(tiny_text2i
     assert sides == {64, 256}
     (warning,) = [record.getMessage() for record in caplog.records]
     assert warning.startswith(f"synthgap: warning: --size 256 is far from {tiny_text2img}'s own image size (64 px)")
+
+
+def test_a_state_saved_before_the_scaler_was_kept_resumes_to_the_same_weights(tiny_text2img, real_two_classes,
+                                                                               tmp_path, monkeypatch):  # fmt: skip
+    whole = tmp_path / "whole"
+    adapt(adapt_config(tiny_text2img, whole, real_two_classes, epochs=2), progress=False)
+    cut = tmp_path / "cut"
+    real_step, steps = LoraParts.step, []
+
+    def stop_in_the_second_epoch(self, batch, prompts, generator):
+        steps.append(1)
+        if len(steps) == 4:
+            raise KeyboardInterrupt
+        return real_step(self, batch, prompts, generator)
+
+    monkeypatch.setattr(LoraParts, "step", stop_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(adapt_config(tiny_text2img, cut, real_two_classes, epochs=2), progress=False)
+    monkeypatch.setattr(LoraParts, "step", real_step)
+    state = cut / "state"
+    saved = torch.load(state / "optimizer.pt", weights_only=True)
+    assert set(saved) == {"optimizer"}  # fp32 on the CPU: no scaler
+    torch.save(saved["optimizer"], state / "optimizer.pt")  # the file as earlier versions wrote it
+    record = json.loads((state / "state.json").read_text())
+    record["sha256"]["optimizer.pt"] = adapt_module.file_digest(state / "optimizer.pt")
+    (state / "state.json").write_text(json.dumps(record))
+    assert adapt(adapt_config(tiny_text2img, cut, real_two_classes, epochs=2), progress=False).steps_run == 3
+    assert (cut / LORA_WEIGHTS).read_bytes() == (whole / LORA_WEIGHTS).read_bytes()
+
+
+def test_the_epoch_loss_is_read_once_and_a_non_finite_step_is_a_divergence():
+    assert adapt_module.epoch_loss([torch.tensor(1.0), torch.tensor(2.0), torch.tensor(4.5)], 0, 1e-4) == 2.5
+    with pytest.raises(SynthgapError, match=r"the LoRA loss diverged \(nan in epoch 3\); lower --lr \(now 0.01\)"):
+        adapt_module.epoch_loss([torch.tensor(1.0), torch.tensor(float("nan"))], 2, 1e-2)
+
+
+def test_a_lora_trains_in_bf16_on_gpus_that_have_it_and_in_fp16_with_a_scaler_on_older_ones(monkeypatch):
+    assert adapt_module.training_device_dtype("auto") == (torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert adapt_module.training_device_dtype("auto") == (torch.device("cuda"), torch.bfloat16)
+    assert adapt_module.training_device_dtype("fp16") == (torch.device("cuda"), torch.float16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert adapt_module.training_device_dtype("auto") == (torch.device("cuda"), torch.float16)

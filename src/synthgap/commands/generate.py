@@ -299,7 +299,13 @@ def generate_adapt(
     text_encoder: Annotated[bool, typer.Option("--text-encoder", help="Also adapt the text encoder.")] = False,
     one_per_class: Annotated[bool, typer.Option("--one-per-class", help="One LoRA per class (sub-folders).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the LoRA init, data order, noise and timesteps.")] = 0,
-    precision: GenPrecision = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto (bf16 on CUDA GPUs that have it, fp16 with loss scaling on older ones; fp32 on the "
+            "CPU) | fp32 | fp16 | bf16."
+        ),
+    ] = "auto",
     quiet: Quiet = False,
 ) -> None:
     """LoRA adaptation of a text-to-image model to real images with their class prompts (DataDream, Real-Fake).

@@ -212,7 +212,7 @@ class Adapter:
                                                    _generator(c.seed, f"{key}/step", step)))  # fmt: skip
                     step, ran = step + 1, ran + 1
                     bar.update(1)
-                losses.append(sum(epoch_losses) / len(epoch_losses))
+                losses.append(epoch_loss(epoch_losses, epoch, c.lr))
                 parts.save_state(folder / STATE, step, losses)
                 bar.epoch_done({"epoch": epoch + 1, "train_loss": losses[-1],
                                 "seconds": time.perf_counter() - started})  # fmt: skip
@@ -221,7 +221,7 @@ class Adapter:
 
     def load_parts(self, key: str) -> LoraParts:
         c = self.config
-        device, dtype = choose_device_dtype(c.precision)
+        device, dtype = training_device_dtype(c.precision)
         pipe = load_pipeline(self.model, "text2img", dtype, safety_checker=False)
         torch.manual_seed(image_seed(c.seed, f"{key}/init", 0))  # peft draws the LoRA's initial A from torch's RNG
         return LoraParts(pipe, c, device, dtype)
@@ -280,7 +280,11 @@ class LoraParts:
         self.params = [p for m in self.trained.values() for p in m.parameters() if p.requires_grad]
         for p in self.params:
             p.data = p.data.float()  # LoRA weights train in fp32 even when the base runs in half precision
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        # fused on a GPU (one kernel, and the scaler's skip decided there); the CPU keeps the loop it always ran
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay,
+                                           fused=device.type == "cuda")  # fmt: skip
+        # fp16 needs loss scaling for its small gradients; bf16 (what `auto` picks on GPUs that have it) and fp32 not
+        self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
     def step(self, batch: list[Example], prompts: list[str], generator: torch.Generator) -> float:
         """One optimizer step on a batch: the denoising loss of each image's noised latent under its prompt."""
@@ -302,13 +306,21 @@ class LoraParts:
                 latents, noise, steps)  # fmt: skip
             prediction = self.unet(noisy, steps, states).sample
         loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
-        if not torch.isfinite(loss):
-            raise SynthgapError(f"the LoRA loss diverged ({loss.item()}); lower --lr (now {c.lr})")
-        loss.backward()
+        # nothing here reads a value back to the host: the losses are read once per epoch (`epoch_loss`), and the
+        # fused optimizer takes the scaler's inf check on the device
+        if self.scaler is None:
+            loss.backward()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(loss.item())
+        return loss.detach()
 
     def lora_state(self) -> dict[str, torch.Tensor]:
         from peft.utils import get_peft_model_state_dict
@@ -324,7 +336,8 @@ class LoraParts:
         folder.mkdir(parents=True, exist_ok=True)
         save_safetensors(self.lora_state(), folder / f"adapter.safetensors{NEXT}")
         with atomic_path(folder / f"optimizer.pt{NEXT}") as tmp:
-            torch.save(self.optimizer.state_dict(), tmp)
+            scaler = {} if self.scaler is None else {"grad_scaler": self.scaler.state_dict()}
+            torch.save({"optimizer": self.optimizer.state_dict(), **scaler}, tmp)
         atomic_write_json(folder / "state.json", {
             "step": step, "losses": losses,
             "sha256": {name: file_digest(folder / f"{name}{NEXT}") for name in ("adapter.safetensors", "optimizer.pt")},
@@ -340,7 +353,12 @@ class LoraParts:
         for name, module in self.trained.items():
             prefix = f"{name}."
             set_peft_model_state_dict(module, {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+        saved = torch.load(folder / "optimizer.pt", weights_only=True)
+        if "optimizer" not in saved:  # written before the scaler's state was kept beside it: the optimizer's alone
+            saved = {"optimizer": saved}
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scaler is not None and "grad_scaler" in saved:
+            self.scaler.load_state_dict(saved["grad_scaler"])
 
     def save_lora(self, folder: Path) -> None:
         """pytorch_lora_weights.safetensors in diffusers' layout (moved into place whole)."""
@@ -354,6 +372,25 @@ class LoraParts:
         with tempfile.TemporaryDirectory(dir=folder, prefix=".lora-") as tmp:
             StableDiffusionPipeline.save_lora_weights(tmp, safe_serialization=True, **layers)
             shutil.move(str(Path(tmp) / LORA_WEIGHTS), folder / LORA_WEIGHTS)
+
+
+def training_device_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
+    """Where and in what precision a LoRA trains: as `choose_device_dtype`, except that `auto` on a CUDA GPU with
+    bf16 (Ampere and later) trains in bf16, which needs no loss scaling; older GPUs train in fp16 with a scaler."""
+    device, dtype = choose_device_dtype(precision)
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return device, torch.bfloat16
+    return device, dtype
+
+
+def epoch_loss(step_losses: list[torch.Tensor], epoch: int, lr: float) -> float:
+    """The mean loss of an epoch's steps, read back once; a non-finite step loss is a divergence (stopped here,
+    before the epoch's state is saved, so the last saved state is the last good one)."""
+    losses = torch.stack(step_losses).double().cpu()
+    if not bool(torch.isfinite(losses).all()):
+        bad = next(float(v) for v in losses if not math.isfinite(float(v)))
+        raise SynthgapError(f"the LoRA loss diverged ({bad} in epoch {epoch + 1}); lower --lr (now {lr})")
+    return float(losses.mean())
 
 
 def read_state(folder: Path) -> dict[str, Any] | None:
