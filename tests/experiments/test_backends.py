@@ -168,3 +168,24 @@ def test_a_killed_driver_resumes_with_every_run_once(sweep, tmp_path, local_reco
     resumed = read_results(out)
     assert sorted(r.run for r in resumed) == sorted(local_records)  # every run once
     assert summary(resumed) == local_records
+
+
+def test_a_run_knows_its_share_of_the_gpu_for_deciding_where_its_data_lives(cifake_root, tmp_path, monkeypatch):
+    from synthgap.experiments import students
+    from synthgap.experiments.backends import gpu_share
+
+    assert [gpu_share(Resources(gpus=g)) for g in (0, 0.25, 0.5, 1, 2)] == [1.0, 0.25, 0.5, 1.0, 1.0]
+    shares = []
+    real_fit = students.fit
+
+    def recording_fit(*args, **kwargs):
+        shares.append(kwargs["gpu_share"])
+        return real_fit(*args, **kwargs)
+
+    class SharedCard(LocalBackend):
+        gpu_share = 0.25  # as a Ray run asking for a quarter of a GPU would have
+
+    monkeypatch.setattr(students, "fit", recording_fit)
+    spec = tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["real"]}])
+    run_experiment(spec, tmp_path / "exp", progress=False, backend=SharedCard())
+    assert shares == [0.25]

@@ -46,6 +46,13 @@ class Resources:
         return Compute("cuda" if self.gpus else "cpu", self.cpus or 1)
 
 
+def gpu_share(resources: Resources) -> float:
+    """The share of one GPU each run of `resources` has, for deciding whether its data fits there: a Ray run asking
+    for 0.5 GPU shares its card with another and must not fill it alone; a run with one GPU or more has one to itself
+    (the data lives on one device)."""
+    return min(1.0, resources.gpus) if resources.gpus > 0 else 1.0
+
+
 @dataclass(frozen=True, eq=False)  # a handle: hashed by identity
 class Outcome:
     """What a worker sends back: the record, or the one-line error of a run that failed on bad input or diverged.
@@ -105,6 +112,7 @@ def check_shared_storage(ctx: RunContext) -> None:
 class Backend(Protocol):
     slots: int  # runs in flight at most
     compute: Compute  # what every run it executes computes with (part of each run's identity)
+    gpu_share: float  # the share of its GPU each run may fill with resident data (several runs may share a card)
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any: ...
 
@@ -122,6 +130,7 @@ class LocalBackend:
     (default: the threads this process has now)."""
 
     slots = 1
+    gpu_share = 1.0  # one run at a time has the whole device
 
     def __init__(self, threads: int | None = None, device: torch.device | None = None) -> None:
         self.compute = local_compute(threads, device)
@@ -161,6 +170,7 @@ class RayBackend:
 
         self.ray = ray
         self.compute = resources.worker_compute()
+        self.gpu_share = gpu_share(resources)
         cpus = self.compute.threads
         if not ray.is_initialized():
             local = {} if address else {"num_cpus": (workers or os.cpu_count() or 1) * cpus}
@@ -213,6 +223,7 @@ class SlurmBackend:
         import submitit
 
         self.compute = resources.worker_compute()
+        self.gpu_share = 1.0  # a job gets whole GPUs (a fraction is rounded up), which no other job shares
         self.executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         gpus = int(resources.gpus + 0.999)
         self.executor.update_parameters(cpus_per_task=self.compute.threads, gpus_per_node=gpus, **parameters)

@@ -116,7 +116,9 @@ def run_experiment(
             write_examples(store, out)  # the report's picture of both sides' training images
         models = ModelCache(model_cache or default_cache_dir() / "models")
         device = device or torch.device(backend.compute.device)
-        ctx = RunContext(spec, store, models, out, device, progress, compute=backend.compute)
+        ctx = RunContext(
+            spec, store, models, out, device, progress, compute=backend.compute, gpu_share=backend.gpu_share
+        )
         for folder in shared_folders(ctx).values():
             folder.mkdir(parents=True, exist_ok=True)
         try:

@@ -87,6 +87,7 @@ class RunContext:
     progress: bool = True
     fingerprints: dict[str, str] = field(default_factory=dict)  # run name → fingerprint (resumes a killed training)
     compute: Compute = Compute()  # the device type and threads every run computes with (part of its identity)
+    gpu_share: float = 1.0  # the share of its GPU a run may fill with resident data (`backends.gpu_share`)
 
     @property
     def compute_identity(self) -> dict:

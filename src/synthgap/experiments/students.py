@@ -36,11 +36,13 @@ def train_from_scratch(
     loss: Loss | None = None,
     targets: torch.Tensor | None = None,
     resident: bool | None = None,
+    gpu_share: float = 1.0,
 ) -> tuple[nn.Module, FitResult]:
     """A freshly initialised student (seeded) trained on `train` and tested on `test`. With `state_dir`, the training
     state is saved as `fit` schedules it (at most every few minutes) and a killed training with the same
     `state_token` resumes from the last saved state. `loss` and `targets` replace the recipe's cross-entropy on the
-    labels (see `fit`); `resident`: the spec's `data.device_resident` (None: decided from the sizes)."""
+    labels (see `fit`); `resident`: the spec's `data.device_resident` (None: decided from the sizes, against
+    `gpu_share` of the GPU)."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed, targets)
     seed_everything(seed)
     model = build_model(model_config)
@@ -57,6 +59,7 @@ def train_from_scratch(
         state_token=state_token,
         loss=loss,
         resident=resident,
+        gpu_share=gpu_share,
     )
     return model, result
 
@@ -78,6 +81,7 @@ def train_in_run(
         desc=run.name,
         device=ctx.device,
         resident=ctx.spec.data.resident,
+        gpu_share=ctx.gpu_share,
         **resume,
     )
 
@@ -210,6 +214,7 @@ def train_from_model(
         progress=ctx.progress,
         desc=run.name,
         resident=ctx.spec.data.resident,
+        gpu_share=ctx.gpu_share,
         **resume_state(ctx, run),
     )
     return student, result

@@ -133,6 +133,7 @@ def execute(run: StitchRun, ctx: RunContext) -> StitchRecord:
         progress=ctx.progress,
         desc=run.name,
         resident=ctx.spec.data.resident,
+        gpu_share=ctx.gpu_share,
         **resume_state(ctx, run),
     )
     return StitchRecord(
