@@ -84,19 +84,26 @@ def test_the_lora_reloads_through_load_lora_weights_and_changes_the_images(train
         generate_text2img(tiny_config(tiny_text2img, gen, lora=out, lora_scale=1.0), progress=False)
 
 
+def stop_in_the_second_epoch(monkeypatch):
+    """Make LoRA training stop at its 4th step, after epoch 1's state was saved (3 steps an epoch: 8 images in
+    batches of 3), as a kill would; returns the real step, to put back."""
+    real_step, steps = LoraParts.step, []
+
+    def step(self, batch, prompts, generator):
+        steps.append(1)
+        if len(steps) == 4:
+            raise KeyboardInterrupt
+        return real_step(self, batch, prompts, generator)
+
+    monkeypatch.setattr(LoraParts, "step", step)
+    return real_step
+
+
 def test_a_stopped_run_resumes_to_bit_identical_weights(tiny_text2img, real_two_classes, tmp_path, monkeypatch):
     whole = tmp_path / "whole"
     adapt(adapt_config(tiny_text2img, whole, real_two_classes, epochs=3), progress=False)
     cut = tmp_path / "cut"
-    real_step, steps = LoraParts.step, []
-
-    def stop_in_the_second_epoch(self, batch, prompts, generator):
-        steps.append(1)
-        if len(steps) == 4:  # 3 steps an epoch (8 images, batches of 3): after epoch 1's state was saved
-            raise KeyboardInterrupt
-        return real_step(self, batch, prompts, generator)
-
-    monkeypatch.setattr(LoraParts, "step", stop_in_the_second_epoch)
+    real_step = stop_in_the_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         adapt(adapt_config(tiny_text2img, cut, real_two_classes, epochs=3), progress=False)
     assert json.loads((cut / "state" / "state.json").read_text())["step"] == 3 and not (cut / LORA_WEIGHTS).exists()
@@ -195,15 +202,7 @@ def test_a_state_saved_before_the_scaler_was_kept_resumes_to_the_same_weights(ti
     whole = tmp_path / "whole"
     adapt(adapt_config(tiny_text2img, whole, real_two_classes, epochs=2), progress=False)
     cut = tmp_path / "cut"
-    real_step, steps = LoraParts.step, []
-
-    def stop_in_the_second_epoch(self, batch, prompts, generator):
-        steps.append(1)
-        if len(steps) == 4:
-            raise KeyboardInterrupt
-        return real_step(self, batch, prompts, generator)
-
-    monkeypatch.setattr(LoraParts, "step", stop_in_the_second_epoch)
+    real_step = stop_in_the_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         adapt(adapt_config(tiny_text2img, cut, real_two_classes, epochs=2), progress=False)
     monkeypatch.setattr(LoraParts, "step", real_step)
