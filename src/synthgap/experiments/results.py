@@ -108,16 +108,8 @@ OTHER_SIDE = {"real": "synthetic", "synthetic": "real"}
 
 
 def parse_record(data: dict, where: str = "a results line") -> ResultRecord:
-    """The typed record for one results line (a plain `ResultRecord` when its kind is unknown here).
-
-    Lines written before `source_side` existed get it back where it is certain: a transfer's layers 1..N came from
-    the side opposite the one that trained the rest, and a reduction's from the synthetic side."""
-    kind = data.get("kind")
-    if data.get("source") and "source_side" not in data and data.get("side") in OTHER_SIDE:
-        if kind == "layer_transfer":
-            data = {**data, "source_side": OTHER_SIDE[data["side"]]}
-        elif kind == "data_reduction":
-            data = {**data, "source_side": "synthetic"}
+    """The typed record for one results line (a plain `ResultRecord` when its kind is unknown here). A kind's record
+    class reads its own older lines (e.g. those written before `source_side` existed)."""
     # a line of the wrong shape (a damaged or hand-edited file) is one error naming where it is
     return validate(RECORD_CLASSES.get(record_key(data), ResultRecord), data, where=where)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.blocks import Side, Strict, all_valid, check_layers, known_preset
-from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.results import OTHER_SIDE, ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
 from synthgap.experiments.students import (
     evaluation_fields,
@@ -37,6 +37,19 @@ class ReductionRecord(ResultRecord):
     schedule: str = "same_steps"
     augmentation: str | None = None
     prefix_cache: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_line_source_side(cls, data: Any) -> Any:
+        """A line written before `source_side` existed: a reduction's layers 1..N came from the synthetic side."""
+        if (
+            isinstance(data, dict)
+            and data.get("source")
+            and "source_side" not in data
+            and data.get("side") in OTHER_SIDE
+        ):
+            return {**data, "source_side": "synthetic"}
+        return data
 
 
 Arm = Literal["transfer", "transfer_finetune", "scratch", "full_finetune"]

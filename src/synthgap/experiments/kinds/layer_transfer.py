@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from synthgap.experiments.blocks import DIRECTIONS, Direction, Side, Strict, all_valid, check_layers, known_preset
-from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.results import OTHER_SIDE, ResultRecord
 from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, baseline_name
 from synthgap.experiments.students import evaluation_fields, train_from_source
 from synthgap.experiments.transfer import TransferSetup
@@ -28,6 +28,20 @@ class TransferRecord(ResultRecord):
     prefix_cache: bool = False
     prefix_cache_note: str | None = None  # why frozen layers were not cached, when they could not be
     chosen: str | None = None  # an adaptive sweep's reason for this N
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_line_source_side(cls, data: Any) -> Any:
+        """A line written before `source_side` existed: layers 1..N came from the side opposite the one that trained
+        the rest, so that is its source side."""
+        if (
+            isinstance(data, dict)
+            and data.get("source")
+            and "source_side" not in data
+            and data.get("side") in OTHER_SIDE
+        ):
+            return {**data, "source_side": OTHER_SIDE[data["side"]]}
+        return data
 
 
 class LayerTransferBlock(Strict):
