@@ -31,7 +31,7 @@ def spec_file(tmp_path, **changes):
         (RunOptions(overrides=["recipe.lr=-1"]), "overrides 'recipe.lr=-1': recipe.lr: must be greater than 0.0"),
         # the second item is at fault, not the first
         (RunOptions(overrides={"recipe.lr": 0.5, "model.widht": 1}), "overrides['model.widht']=1: model.widht:"),
-        (RunOptions(seeds="0,1"), "seeds='0,1': seeds: expected a list of whole numbers such as [0, 1], got '0,1'"),
+        (RunOptions(seeds="0,1"), "seeds: expected a list of whole numbers such as [0, 1], got '0,1'"),
     ],
 )
 def test_an_error_an_option_causes_names_that_option(tmp_path, options, message):

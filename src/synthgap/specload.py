@@ -87,6 +87,8 @@ def load_spec(
     its keys and kinds, the full validation) is tried on the spec alone, then with the options added one at a time;
     the first that fails with the same line is the one to blame."""
     options = options or RunOptions()
+    _whole_numbers(options.seeds, "seeds")  # an option that is malformed in itself names itself, unblamed
+    _whole_numbers(options.n, "n")
     try:
         return _load(spec, options)
     except SynthgapError as exc:

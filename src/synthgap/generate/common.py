@@ -73,16 +73,22 @@ def run_batches(
 
     One writer thread encodes, hashes and writes the images (and their manifest lines, in the same order as ever)
     while the pipeline makes the next batch, so the device does not wait for PNG encoding and fsyncs. At most
-    `WRITE_AHEAD_BATCHES` batches wait for it; a write that fails stops the run with its error, and an image still
-    waiting when the run stops is simply not done (the resume makes it again, with the same bytes)."""
+    `WRITE_AHEAD_BATCHES` batches wait for it. When the pipeline stops (an error, Ctrl-C), the writer still writes
+    the images it was given, as writing them inline would have; a write that fails stops the run with its error
+    and the images still waiting are dropped (not done: the resume makes them again, with the same bytes)."""
     written = 0
     waiting: deque[Future] = deque()
+    write_failed = False
     with progress_bar(total, initial=done, unit="img", desc=f"generate {output.shard}", enabled=progress) as bar:
 
         def settle(keep: int) -> None:
-            nonlocal written
+            nonlocal written, write_failed
             while len(waiting) > keep:
-                waiting.popleft().result()  # a failed write raises here
+                try:
+                    waiting.popleft().result()
+                except BaseException:
+                    write_failed = True
+                    raise
                 written += 1
                 bar.update(1)
 
@@ -97,7 +103,7 @@ def run_batches(
                 settle(keep=WRITE_AHEAD_BATCHES * len(batch))
             settle(keep=0)
         finally:
-            writer.shutdown(wait=True, cancel_futures=True)  # on an error: finish the write under way, start no more
+            writer.shutdown(wait=True, cancel_futures=write_failed)
     return written
 
 
