@@ -83,3 +83,16 @@ def test_keyword_labels_read_as_python():
     assert keyword_label("n", [25]) == "n=[25]"
     assert keyword_label("overrides", ("recipe.lr", -1)) == "overrides['recipe.lr']=-1"
     assert keyword_label("overrides", "recipe.lr=-1") == "overrides 'recipe.lr=-1'"
+
+
+def test_n_sets_the_blocks_whose_kind_takes_it_and_drops_what_it_replaces(tmp_path):
+    blocks = [
+        {"kind": "layer_transfer", "levels": [0, 16], "budget": 6},
+        {"kind": "stitching", "n": [4]},  # has an `n`, but its kind takes no --n
+    ]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(tiny_raw(None, blocks)))
+    raw, _ = specload.spec_data(path, RunOptions(n=[2, 8]))
+    transfer, stitching = raw["experiments"]
+    assert transfer == {"kind": "layer_transfer", "n": [2, 8]}
+    assert stitching["n"] == [4]

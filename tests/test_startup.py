@@ -188,3 +188,12 @@ def test_sources_it_cannot_read_leave_every_decision_to_the_full_validation(tmp_
     finally:
         speccheck.spec_shape.cache_clear()
         speccheck._tree.cache_clear()
+
+
+def test_the_n_options_read_from_the_sources_are_the_registry_s():
+    from synthgap.experiments.kinds import KINDS
+
+    registered = {name: KINDS.get(name).n_option for name in KINDS}
+    expected = {name: (option.key, option.clears) for name, option in registered.items() if option is not None}
+    assert speccheck.n_options() == expected
+    assert expected["layer_transfer"] == ("n", ("levels", "budget"))

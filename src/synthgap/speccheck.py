@@ -136,9 +136,16 @@ def spec_shape() -> SpecShape | None:
 
 
 def _kinds() -> dict[str, Shape]:
-    """Each registered kind → the shape of its block: the modules `experiments/kinds/__init__.py` imports, each
-    registering `KIND = Kind(<name>, <block class>, ...)`."""
+    """Each registered kind → the shape of its block (`KIND = Kind(<name>, <block class>, ...)`)."""
     kinds: dict[str, Shape] = {}
+    for module in _kind_modules():
+        name, block = _registration(module)
+        kinds[name] = _shape(module, block)
+    return kinds
+
+
+def _kind_modules() -> list[str]:
+    """The modules `experiments/kinds/__init__.py` imports, each registering one kind."""
     modules = [
         f"{KINDS_MODULE}.{alias.name}"
         for node in _tree(KINDS_MODULE).body
@@ -147,23 +154,56 @@ def _kinds() -> dict[str, Shape]:
     ]
     if not modules:
         raise _Unreadable(KINDS_MODULE)
-    for module in modules:
-        name, block = _registration(module)
-        kinds[name] = _shape(module, block)
-    return kinds
+    return modules
+
+
+@cache
+def n_options() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each kind that takes `synthgap run --n` → (the block key it sets, the keys it drops): the `n_option` of its
+    registration, read from the source; imported from the registry when the sources cannot be read that way."""
+    try:
+        return {name: option for name, option in map(_n_option, _kind_modules()) if option is not None}
+    except (_Unreadable, OSError, SyntaxError, ValueError):
+        from synthgap.experiments.kinds import KINDS
+
+        return {
+            name: (kind.n_option.key, kind.n_option.clears)
+            for name, kind in ((name, KINDS.get(name)) for name in KINDS)
+            if kind.n_option is not None
+        }
+
+
+def _n_option(module: str) -> tuple[str, tuple[str, ...] | None]:
+    """(kind name, the literal arguments of its `n_option=NOption(key, clears=(...))`, or None without one)."""
+    name, _ = _registration(module)
+    for keyword in _registration_call(module).keywords:
+        if keyword.arg == "n_option" and not (isinstance(keyword.value, ast.Constant) and keyword.value.value is None):
+            option = keyword.value
+            if not isinstance(option, ast.Call) or _name(option.func) != "NOption":
+                raise _Unreadable(f"{module}.KIND n_option")
+            values = dict(zip(("key", "clears"), map(ast.literal_eval, option.args), strict=False))
+            values |= {item.arg: ast.literal_eval(item.value) for item in option.keywords}
+            return name, (values["key"], tuple(values.get("clears", ())))
+    return name, None
 
 
 def _registration(module: str) -> tuple[str, str]:
     """(kind name, block class name) of the module's `KIND = Kind(name, block, ...)`."""
+    call = _registration_call(module)
+    arguments = dict(zip(("name", "block"), call.args, strict=False))
+    arguments |= {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg in ("name", "block")}
+    name, block = _constant(arguments.get("name")), _name(arguments.get("block"))
+    if not isinstance(name, str) or block is None:
+        raise _Unreadable(f"{module}.KIND")
+    return name, block
+
+
+def _registration_call(module: str) -> ast.Call:
+    """The `Kind(...)` call of the module's `KIND = Kind(...)`."""
     for node in _tree(module).body:
         if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "KIND" for t in node.targets)
                 and isinstance(node.value, ast.Call)):  # fmt: skip
-            call = node.value
-            arguments = dict(zip(("name", "block"), call.args, strict=False))
-            arguments |= {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg in ("name", "block")}
-            name, block = _constant(arguments.get("name")), _name(arguments.get("block"))
-            if isinstance(name, str) and block is not None:
-                return name, block
+            return node.value
     raise _Unreadable(f"{module}.KIND")
 
 

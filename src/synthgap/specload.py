@@ -36,8 +36,9 @@ class RunOptions:
     """How `run` changes the spec and where its runs execute: the options of `synthgap run`.
 
     Spec changes (applied before validation): `data_root`, `seeds` (every block's seeds), `n` (the N values of every
-    layer-transfer block), `epochs`, `per_class` (N, "max:N" or {"max": N}, "balanced", "matched"), `width`,
-    `overrides` ({dotted key: value}, or "KEY=VALUE" strings with YAML values as `--set`), `skip_bad`.
+    block whose kind takes it: its `Kind.n_option`, e.g. layer_transfer), `epochs`, `per_class` (N, "max:N" or
+    {"max": N}, "balanced", "matched"), `width`, `overrides` ({dotted key: value}, or "KEY=VALUE" strings with YAML
+    values as `--set`), `skip_bad`.
     Execution: `backend` (local | ray | slurm), `address`, `workers`, `cpus_per_run`, `gpus_per_run`,
     `slurm_partition`, `slurm_time` (minutes), `slurm_cluster`, `model_cache`, `rerun_changed`, `keep_going`,
     `progress` (progress bars)."""
@@ -181,6 +182,7 @@ def spec_data(
     """(`spec` as plain data with the options' spec changes applied, not validated; where its errors say it came
     from). Imports nothing heavy: the step of `experiment_spec` before validation."""
     from synthgap.config import parse_override, set_dotted
+    from synthgap.speccheck import n_options as kind_n_options
 
     if is_spec(spec):
         raw, where = spec.model_dump(mode="json"), "spec"
@@ -196,14 +198,16 @@ def spec_data(
                        "seeds": seeds}.items():  # fmt: skip
         if value is not None:
             set_dotted(raw, key, value)
+    n_options = kind_n_options() if n is not None else {}
     for block in raw.get("experiments") or []:
         if isinstance(block, dict):
             if seeds is not None and "seeds" in block:
                 block["seeds"] = seeds
-            if n is not None and block.get("kind") == "layer_transfer":
-                block["n"] = n  # fixed N: an adaptive block's search settings no longer apply
-                block.pop("levels", None)
-                block.pop("budget", None)
+            if block.get("kind") in n_options:  # the kind's own `n_option` says what --n sets and what it replaces
+                key, clears = n_options[block["kind"]]
+                block[key] = n
+                for cleared in clears:
+                    block.pop(cleared, None)
     overrides = options.overrides or {}
     pairs = overrides.items() if isinstance(overrides, Mapping) else [parse_override(item) for item in overrides]
     for key, value in pairs:

@@ -135,6 +135,14 @@ class RunContext:
 
 
 @dataclass(frozen=True)
+class NOption:
+    """The block key that `--n` sets, and the keys it replaces (an adaptive sweep's search settings)."""
+
+    key: str
+    clears: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of run: its spec block, planner, executor, record classes and the checks of its block against the
     spec. Every kind is one module in `experiments/kinds/` with one registration (and its report section one
@@ -153,3 +161,7 @@ class Kind:
     # Blocks with a follow_up: (block, seeds, spec) -> (the setting that makes it adaptive, a bound on the runs it
     # may add beyond the planned ones), told by --dry-run; None for a block that adds none
     later: Callable[[Any, list[int], Settings], tuple[str, str] | None] | None = None
+    # What `synthgap run --n 0,8,16` (RunOptions.n) does to a block of this kind: sets this key to the list and
+    # drops the `clears` keys that the list replaces. Written as a literal: `synthgap.speccheck` reads it from the
+    # source, so the option is applied before torch is imported. None: the kind takes no `--n`.
+    n_option: NOption | None = None

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from synthgap.experiments.blocks import DIRECTIONS, Direction, Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import OTHER_SIDE, ResultRecord
-from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, baseline_name
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, NOption, Run, RunContext, baseline, baseline_name
 from synthgap.experiments.students import evaluation_fields, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
@@ -293,4 +293,5 @@ KIND = Kind(
     records=(TransferRecord,),
     check=check,
     later=later,
+    n_option=NOption("n", clears=("levels", "budget")),  # fixed N: an adaptive block's search settings no longer apply
 )
