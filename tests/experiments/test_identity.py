@@ -191,8 +191,9 @@ def test_per_class_forms_up_to_balanced_and_matched(cifake_root, tmp_path, write
     def store(per_class) -> DataStore:
         data = {"data_root": str(cifake_root), "synthetic": f"folder:{synthetic}", "per_class": per_class}
         spec = tiny_spec(cifake_root, EXPERIMENTS, data=data)
-        open_spec_sources(spec)  # what --dry-run checks: none of these forms is short of images
-        return DataStore(spec, progress=False)
+        data_store = DataStore(spec, progress=False)
+        open_spec_sources(spec, data_store)  # what --dry-run checks: none of these forms is short of images
+        return data_store
 
     capped = store({"max": 2})
     assert len(capped.train("real")) == 20 and len(capped.train("synthetic")) == 19  # cat keeps its one image

@@ -46,12 +46,14 @@ def load_images(
     skip_bad: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    files_key: str | None = None,
 ) -> ImageTensors:
-    """Decoded images of `index`, from the disk cache when it is current, else decoded (in parallel) and cached."""
+    """Decoded images of `index`, from the disk cache when it is current, else decoded (in parallel) and cached.
+    `files_key`: `cache_key(index, resolution)` when the caller has just read it (its files are then stat'd once)."""
     if resolution < 8:
         raise SynthgapError(f"image resolution must be at least 8 pixels, got {resolution}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = f"{cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}"
+    key = f"{files_key or cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}"
     path = cache_dir / f"{key}.safetensors"
     tensors = _read_cache(path, index.classes) if path.exists() else None
     if tensors is None:

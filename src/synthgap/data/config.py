@@ -136,13 +136,17 @@ def load_split(
     progress: bool = True,
     *,
     classes: Sequence[str] | None = None,
+    index: LabelledIndex | None = None,
+    files_key: str | None = None,
 ) -> ImageTensors:
     """Decoded images of one data reference and split, cut to `per_class` images per class when given; with
-    `classes`, labelled in that class order (the same class set, e.g. the test set's order).
+    `classes`, labelled in that class order (the same class set, e.g. the test set's order). `index`: the reference
+    already indexed (and labelled in `classes`' order), not opened again; `files_key`: its `files_key`, already read.
 
     The result's `key` identifies exactly these images (file list, sizes, mtimes, labels, resolution, subset).
     """
-    tensors = load_index(config, open_source(ref, split, config.data_root, classes=classes), progress)
+    index = index if index is not None else open_source(ref, split, config.data_root, classes=classes)
+    tensors = load_index(config, index, progress, files_key=files_key)
     try:
         positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
     except SynthgapError as exc:  # e.g. a class that --skip-bad left short: name the side and why it is short
@@ -151,7 +155,9 @@ def load_split(
     return tensors if positions is None else tensors.select(positions)  # the key extends with the positions
 
 
-def load_index(config: DataPrep, index: LabelledIndex, progress: bool = True) -> ImageTensors:
+def load_index(
+    config: DataPrep, index: LabelledIndex, progress: bool = True, *, files_key: str | None = None
+) -> ImageTensors:
     """The decoded images of `index` as `config` prepares them: stored at `stored_at`, seen at `resolution`."""
     tensors = load_images(
         index,
@@ -160,6 +166,7 @@ def load_index(config: DataPrep, index: LabelledIndex, progress: bool = True) ->
         skip_bad=config.skip_bad,
         workers=config.workers,
         progress=progress,
+        files_key=files_key,
     )
     if config.seen_smaller:  # the key names the size seen too: a model trained at 224 is not one trained at 192
         tensors = tensors.with_resolution(config.resolution, f"{tensors.key}@{config.resolution}")
@@ -178,11 +185,18 @@ def subset_positions(
 
 
 def split_files(
-    config: DataPrep, ref: str, split: str, per_class: PerClass, images: ImageTensors, *, classes: Sequence[str]
+    config: DataPrep,
+    ref: str,
+    split: str,
+    per_class: PerClass,
+    images: ImageTensors,
+    *,
+    classes: Sequence[str],
+    index: LabelledIndex | None = None,
 ) -> list[Path]:
     """The image file of each row of `images` (what `load_split` returned for the same arguments), in row order:
     the index's files less those decoding skipped, cut to the same subset."""
-    index = open_source(ref, split, config.data_root, classes=classes)
+    index = index if index is not None else open_source(ref, split, config.data_root, classes=classes)
     skipped = set(images.skipped)
     kept = [i for i in range(len(index)) if index.items.name(i) not in skipped]
     positions = subset_positions(config, index.labels[kept], index.classes, per_class)
@@ -190,6 +204,12 @@ def split_files(
     if len(rows) != len(images):
         raise SynthgapError(f"{ref} ({split}): the files no longer match the decoded images; run again")
     return [index.paths[i] for i in rows]
+
+
+def files_key_of(config: DataPrep, index: LabelledIndex) -> str:
+    """What the decoded cache keys `index` on (its files' names, sizes and times, labels; the storage size): reads
+    every file's size and time."""
+    return cache_key(index, config.stored_at)
 
 
 def test_class_order(config: DataPrep, test_ref: str) -> tuple[str, ...]:
@@ -206,17 +226,24 @@ def load_train_test(config: DataConfig, progress: bool = True) -> tuple[ImageTen
 
 
 def split_identity(
-    config: DataPrep, ref: str, split: str, per_class: PerClass, *, classes: Sequence[str] | None = None
+    config: DataPrep,
+    ref: str,
+    split: str,
+    per_class: PerClass,
+    *,
+    classes: Sequence[str] | None = None,
+    index: LabelledIndex | None = None,
+    files_key: str | None = None,
 ) -> dict[str, object]:
     """What identifies the images `load_split` would return, found without decoding anything: the data reference,
-    the file list with sizes and modification times (as the decoded cache keys it), and how they are prepared and
-    subset. Two calls agree exactly when `load_split` would give the same images."""
-    index = open_source(ref, split, config.data_root, classes=classes)
+    the file list with sizes and modification times (as the decoded cache keys it: `files_key`), and how they are
+    prepared and subset. Two calls agree exactly when `load_split` would give the same images."""
+    index = index if index is not None else open_source(ref, split, config.data_root, classes=classes)
     count, at_most = per_class_count(per_class, index.counts())
     identity = {
         "ref": ref,
         "split": split,
-        "files": cache_key(index, config.stored_at),
+        "files": files_key or files_key_of(config, index),
         "resolution": config.resolution,
         "skip_bad": config.skip_bad,
         "per_class": count,

@@ -4,11 +4,11 @@ both reject the same things with the same message."""
 from __future__ import annotations
 
 from synthgap.data.index import LabelledIndex, align_classes
-from synthgap.data.sources import open_source
 from synthgap.errors import SynthgapError
 from synthgap.experiments.plan import plan
 from synthgap.experiments.runs import DataUse, Run
 from synthgap.experiments.spec import ExperimentSpec
+from synthgap.experiments.store import DataStore
 
 
 def data_references(spec: ExperimentSpec, runs: list[Run] | None = None) -> list[DataUse]:
@@ -20,14 +20,16 @@ def data_references(spec: ExperimentSpec, runs: list[Run] | None = None) -> list
     return [*dict.fromkeys(uses), DataUse(spec.data.test, "test")]
 
 
-def open_spec_sources(spec: ExperimentSpec, runs: list[Run] | None = None) -> dict[str, LabelledIndex]:
-    """Every image set the spec's runs read, indexed (not decoded) and labelled in the test set's class order, keyed
-    "<ref> (<split>)"; checks that the class sets agree and that every set the spec's `per_class` (or
-    `test_per_class`) applies to has that many images per class."""
+def open_spec_sources(
+    spec: ExperimentSpec, store: DataStore, runs: list[Run] | None = None
+) -> dict[str, LabelledIndex]:
+    """Every image set the spec's runs read, indexed (not decoded; by `store`, which keeps the indexes for the runs)
+    and labelled in the test set's class order, keyed "<ref> (<split>)"; checks that the class sets agree and that
+    every set the spec's `per_class` (or `test_per_class`) applies to has that many images per class."""
     uses = data_references(spec, runs)
     test = (spec.data.test, "test")
     sets = [key for key in dict.fromkeys((use.ref, use.split) for use in uses) if key != test] + [test]
-    opened = [open_source(ref, split, spec.data.data_root) for ref, split in sets]
+    opened = [store.source_index(ref, split) for ref, split in sets]
     # every side is labelled in the test set's class order; a different class set is an error naming the classes
     aligned = align_classes([opened[-1], *opened[:-1]])
     indexes = {f"{ref} ({split})": index for (ref, split), index in zip(sets, [*aligned[1:], aligned[0]], strict=True)}

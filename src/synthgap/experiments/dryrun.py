@@ -25,10 +25,11 @@ def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute) -> str:
     """What `run` would do with `spec` into `out`, its runs computing with `compute` (the backend's)."""
     runs = plan(spec)
     lines = [f"spec {spec.name!r}: valid"]
-    for name, index in open_spec_sources(spec).items():
+    store = DataStore(spec, progress=False)
+    for name, index in open_spec_sources(spec, store).items():
         smallest = min(index.counts().values())
         lines.append(f"  data {name}: {len(index)} images, {len(index.classes)} classes, smallest class {smallest}")
-    prints = fingerprints(runs, spec, DataStore(spec, progress=False), compute)
+    prints = fingerprints(runs, spec, store, compute)
     recorded = recorded_fingerprints(out)
     finished = sum(1 for run in runs if recorded.get(run.name) == prints[run.name][0])
     changed = sum(1 for run in runs if run.name in recorded and recorded[run.name] != prints[run.name][0])

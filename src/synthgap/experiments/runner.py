@@ -104,8 +104,8 @@ def run_experiment(
                 shutil.rmtree(stale)
             else:
                 stale.unlink()
-        open_spec_sources(spec, runs)  # class lists and sizes, before any decoding or training
         store = DataStore(spec, progress)
+        open_spec_sources(spec, store, runs)  # class lists and sizes, before any decoding or training
         runs += _new_follow_ups(spec, out, runs)  # an adaptive sweep's recorded runs belong to the plan too
         backend = backend or LocalBackend(device=device)
         prints = fingerprints(runs, spec, store, backend.compute)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from synthgap.data.config import PerClass, load_split, matched_count, split_files, split_identity, test_class_order
-from synthgap.data.index import check_same_classes
+from synthgap.data.config import PerClass, files_key_of, load_split, matched_count, split_files, split_identity
+from synthgap.data.index import LabelledIndex, check_same_classes
 from synthgap.data.sources import open_source
 from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.blocks import Side
@@ -30,11 +30,17 @@ if TYPE_CHECKING:
 
 
 class DataStore:
-    """The decoded images of a spec, loaded once per process and shared by all its runs."""
+    """The images of a spec, resolved once per process and shared by all its runs and checks: each (reference,
+    split) indexed once and labelled in one class order, each set decoded once.
+
+    Everything before decoding reads the same indexes: the pre-flight check (`checks.open_spec_sources`), the
+    identities that go into fingerprints, `per_class: matched`, the files of a set's rows, and the decoding itself."""
 
     def __init__(self, spec: Settings, progress: bool) -> None:
         self.spec = spec
         self.progress = progress
+        self._indexes: dict[tuple[str, str], LabelledIndex] = {}
+        self._files_keys: dict[tuple[str, str], str] = {}
         self._loaded: dict[str, ImageTensors] = {}
         self._identities: dict[str, dict] = {}
         self._classes: tuple[str, ...] | None = None
@@ -44,11 +50,29 @@ class DataStore:
     def classes(self) -> tuple[str, ...]:
         """The class order every side is labelled in (the test set's), so label i is one class everywhere."""
         if self._classes is None:
-            self._classes = test_class_order(self.spec.data, self.spec.data.test)
+            self._classes = self.source_index(self.spec.data.test, "test").classes
         return self._classes
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_loaded": {}}  # another process reloads from the disk cache
+    def index(self, ref: str, split: str = "train") -> LabelledIndex:
+        """The images of `ref`'s `split`, indexed (not decoded) and labelled in `classes`' order; a different class
+        set is an error naming the classes."""
+        return self.source_index(ref, split).reordered(self.classes)
+
+    def source_index(self, ref: str, split: str) -> LabelledIndex:
+        """`ref`'s `split` as its source indexes it (in its own class order), opened the first time it is asked for."""
+        if (ref, split) not in self._indexes:
+            self._indexes[(ref, split)] = open_source(ref, split, self.spec.data.data_root)
+        return self._indexes[(ref, split)]
+
+    def files_key(self, ref: str, split: str = "train") -> str:
+        """What the decoded cache keys `ref`'s `split` on, read once: each file is stat'd once per run, and the
+        identity in the fingerprints and the decoded images agree on the same sizes and times."""
+        if (ref, split) not in self._files_keys:
+            self._files_keys[(ref, split)] = files_key_of(self.spec.data, self.index(ref, split))
+        return self._files_keys[(ref, split)]
+
+    def __getstate__(self) -> dict:  # another process reloads from the disk cache and opens its own indexes
+        return {**self.__dict__, "_loaded": {}, "_indexes": {}, "_files_keys": {}}
 
     def train(self, side: Side) -> ImageTensors:
         return self.train_ref(self.spec.data.ref(side))
@@ -61,7 +85,8 @@ class DataStore:
         """The image file of each row of `train(side)`, in row order."""
         ref = self.spec.data.ref(side)
         per_class = self._per_class("train", False)
-        return split_files(self.spec.data, ref, "train", per_class, self.train(side), classes=self.classes)
+        images = self.train(side)
+        return split_files(self.spec.data, ref, "train", per_class, images, classes=self.classes, index=self.index(ref))
 
     def test(self) -> ImageTensors:
         return self._get(self.spec.data.test, "test", self._per_class("test", False))
@@ -71,7 +96,14 @@ class DataStore:
         per_class = self._per_class(split, all_images)
         key = f"{ref}/{split}/{per_class}"
         if key not in self._identities:
-            self._identities[key] = split_identity(self.spec.data, ref, split, per_class, classes=self.classes)
+            self._identities[key] = split_identity(
+                self.spec.data,
+                ref,
+                split,
+                per_class,
+                index=self.index(ref, split),
+                files_key=self.files_key(ref, split),
+            )
         return self._identities[key]
 
     def test_identity(self) -> dict:
@@ -85,15 +117,17 @@ class DataStore:
         if self.spec.data.per_class == "matched":  # one number for both sides: the most every class of each has
             if self._matched is None:
                 refs = (self.spec.data.real, self.spec.data.synthetic)
-                sides = [open_source(ref, "train", self.spec.data.data_root) for ref in refs]
-                self._matched = matched_count(sides)
+                self._matched = matched_count([self.source_index(ref, "train") for ref in refs])
             return self._matched
         return self.spec.data.per_class
 
     def _get(self, ref: str, split: str, per_class: int | None) -> ImageTensors:
         key = f"{ref}/{split}/{per_class}"
         if key not in self._loaded:
-            self._loaded[key] = load_split(self.spec.data, ref, split, per_class, self.progress, classes=self.classes)
+            self._loaded[key] = load_split(
+                self.spec.data, ref, split, per_class, self.progress,
+                index=self.index(ref, split), files_key=self.files_key(ref, split),
+            )  # fmt: skip
             classes = [t.classes for t in self._loaded.values()]
             for other in classes[1:]:
                 check_same_classes(classes[0], other, what="real, synthetic and test")
