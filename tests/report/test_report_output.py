@@ -97,7 +97,7 @@ def test_layer_sweep_says_what_its_bars_and_bands_are():
 def test_grouped_bars_and_texture_legend_use_readable_labels(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(ablations, "plot_grouped_bars", lambda groups, path, **kw: drawn.setdefault(path.stem, groups))
-    ablations.ablation_lines(results(), Scope(tmp_path))
+    ablations.texture_lines(results(), Scope(tmp_path))
     series = {name for bars in drawn["ablation_texture"].values() for name in bars}
     assert series <= {"clean", "grayscale + blur", "edge map", "patch shuffle"} and "grayscale + blur" in series
 

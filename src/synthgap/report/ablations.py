@@ -355,44 +355,72 @@ def _figure_section(title: str, scope: Scope, name: str, table: list[str], *, al
     return [f"### {title}", "", f"![{alt or title}]({scope.figure(name)})", "", *table, ""]
 
 
-ABLATIONS = ("normalization", "augmentation", "texture_shape", "generator", "mixing")
-
-
-@section("ablations", kinds=tuple(f"ablation:{name}" for name in ABLATIONS), order=50)
-def ablation_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
-    """The ablation sections (each only when its runs exist) and their reading; draws the ablation_* figures."""
+@section("ablations", kinds=(), order=50)
+def ablations_heading(records: list[ResultRecord], scope: Scope) -> list[str]:
+    """The heading of the ablation sections below and their reading, when any ablation has runs."""
     baselines = layer_baselines(records)
-    references = {k: v for k, v in baselines.items() if k in ("R", "S")}
-    sections: list[str] = []
-    table, rows = normalization_table(records, baselines)
-    if table:
-        several = len({student for student, _, _ in rows}) > 1
-        bars: dict[str, dict[str, Summary]] = {}
-        for (student, normalization, adabn), summary in rows.items():
-            group = normalization_label(normalization, False) + (f" ({student})" if several else "")
-            bars.setdefault(group, {})["with AdaBN on real images" if adabn else "as trained"] = summary
-        title = "Normalization statistics of the students"
-        plot_grouped_bars(bars, scope.figure_path("ablation_normalization"), title=title, references=references)
-        sections += _figure_section("Normalization", scope, "ablation_normalization", table)
-    table, presets = augmentation_table(records)
-    if table:
-        bars = {p: {f"trained on {k}": v for k, v in by_side.items()} for p, by_side in presets.items()}
-        plot_grouped_bars(bars, scope.figure_path("ablation_augmentation"), title="Augmentation presets")
-        sections += _figure_section("Augmentation", scope, "ablation_augmentation", table)
-    table, students = texture_table(records)
-    if table:
-        cues = {"clean": "clean", **CUE_LABELS}  # the legend names each test variant as the table does
-        bars = {k: {label: v[c] for c, label in cues.items() if c in v} for k, v in students.items()}
-        title = "Texture vs shape: accuracy per test variant"
-        plot_grouped_bars(bars, scope.figure_path("ablation_texture"), title=title)
-        sections += _figure_section("Texture vs shape", scope, "ablation_texture", table)
-    table, _ = generator_table(records, baselines)
-    if table:
-        sections += ["### Synthetic source (generator choice)", "", *table, ""]
-    sections += _mixing_section(records, baselines, references, scope)
-    if not sections:
+    tables = (
+        normalization_table(records, baselines),
+        augmentation_table(records),
+        texture_table(records),
+        generator_table(records, baselines),
+        mixing_table(records, baselines),
+    )
+    if not any(table for table, _ in tables):
         return []
-    return [scope.heading("Ablations"), "", ablation_reading(records), "", *sections]
+    return [scope.heading("Ablations"), "", ablation_reading(records), ""]
+
+
+def _references(records: list[ResultRecord]) -> dict[str, Summary]:
+    return {k: v for k, v in layer_baselines(records).items() if k in ("R", "S")}
+
+
+@section("ablation:normalization", kinds=("ablation:normalization",), order=51)
+def normalization_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    table, rows = normalization_table(records, layer_baselines(records))
+    if not table:
+        return []
+    several = len({student for student, _, _ in rows}) > 1
+    bars: dict[str, dict[str, Summary]] = {}
+    for (student, normalization, adabn), summary in rows.items():
+        group = normalization_label(normalization, False) + (f" ({student})" if several else "")
+        bars.setdefault(group, {})["with AdaBN on real images" if adabn else "as trained"] = summary
+    title = "Normalization statistics of the students"
+    plot_grouped_bars(bars, scope.figure_path("ablation_normalization"), title=title, references=_references(records))
+    return _figure_section("Normalization", scope, "ablation_normalization", table)
+
+
+@section("ablation:augmentation", kinds=("ablation:augmentation",), order=52)
+def augmentation_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    table, presets = augmentation_table(records)
+    if not table:
+        return []
+    bars = {p: {f"trained on {k}": v for k, v in by_side.items()} for p, by_side in presets.items()}
+    plot_grouped_bars(bars, scope.figure_path("ablation_augmentation"), title="Augmentation presets")
+    return _figure_section("Augmentation", scope, "ablation_augmentation", table)
+
+
+@section("ablation:texture_shape", kinds=("ablation:texture_shape",), order=53)
+def texture_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    table, students = texture_table(records)
+    if not table:
+        return []
+    cues = {"clean": "clean", **CUE_LABELS}  # the legend names each test variant as the table does
+    bars = {k: {label: v[c] for c, label in cues.items() if c in v} for k, v in students.items()}
+    title = "Texture vs shape: accuracy per test variant"
+    plot_grouped_bars(bars, scope.figure_path("ablation_texture"), title=title)
+    return _figure_section("Texture vs shape", scope, "ablation_texture", table)
+
+
+@section("ablation:generator", kinds=("ablation:generator",), order=54)
+def generator_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    table, _ = generator_table(records, layer_baselines(records))
+    return ["### Synthetic source (generator choice)", "", *table, ""] if table else []
+
+
+@section("ablation:mixing", kinds=("ablation:mixing",), order=55)
+def mixing_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
+    return _mixing_section(records, layer_baselines(records), _references(records), scope)
 
 
 def _mixing_section(
