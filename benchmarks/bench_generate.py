@@ -42,9 +42,10 @@ from typing import Any
 import torch
 
 from benchmarks.common import report
+from synthgap.generate import img2img, text2img
 from synthgap.generate.common import GenerationResult, generators
 from synthgap.generate.img2img import Img2ImgConfig, Img2ImgGenerator
-from synthgap.generate.models import load_pipeline, prepare_pipeline, resolve_model
+from synthgap.generate.models import PipelineKind, load_pipeline, prepare_pipeline, resolve_model
 from synthgap.generate.plan import Item, batches, text2img_items
 from synthgap.generate.text2img import Text2ImgConfig, Text2ImgGenerator, generate_text2img
 from synthgap.generate.tiny import save_tiny_text2img
@@ -106,7 +107,7 @@ class Clock:
         return Run(wall, wall - (run_queue_seconds() - self.queued), time.process_time() - self.cpu)
 
 
-def bare_run(model: Path, kind: str, plan: Plan, call: Call, limit: int | None = None) -> Run:
+def bare_run(model: Path, kind: PipelineKind, plan: Plan, call: Call, limit: int | None = None) -> Run:
     """Plan the batches, load the pipeline and `call` it on each batch (the first `limit` only, if given) with the
     same seeds; nothing is written."""
     clock = Clock()
@@ -130,7 +131,7 @@ def bare_text2img(model: Path, limit: int | None = None) -> Run:
         return pipe(prompt=[f"a photo of a {item.cls.name}" for item in batch], num_inference_steps=STEPS,
                     guidance_scale=7.5, height=SIZE, width=SIZE, generator=generators(batch)).images  # fmt: skip
 
-    return bare_run(model, "text2img", plan, call, limit)
+    return bare_run(model, text2img.PIPELINE, plan, call, limit)
 
 
 def bare_img2img(model: Path, real: Path, limit: int | None = None) -> Run:
@@ -152,7 +153,7 @@ def bare_img2img(model: Path, real: Path, limit: int | None = None) -> Run:
             generator=generators(batch),
         ).images
 
-    return bare_run(model, "img2img", plan, call, limit)
+    return bare_run(model, img2img.PIPELINE, plan, call, limit)
 
 
 def timed_generator(generator_class: type) -> type:

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.models import load_pipeline, resolve_model
+from synthgap.generate.text2img import PIPELINE as TEXT2IMG
 
 
 def pickle_component(model, tmp_path, component: str, safetensors_name: str, bin_name: str):
@@ -35,7 +36,7 @@ def test_pickle_only_weights_are_refused(tiny_text2img, tmp_path, monkeypatch, c
 
     monkeypatch.setattr(torch, "load", no_unpickling)
     with pytest.raises(SynthgapError) as caught:
-        load_pipeline(resolve_model(str(folder)), "text2img", torch.float32, safety_checker=False)
+        load_pipeline(resolve_model(str(folder)), TEXT2IMG, torch.float32, safety_checker=False)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"refusing {folder / component / bin_name}: ")
@@ -47,5 +48,5 @@ def test_safetensors_beside_a_pickle_file_load(tiny_text2img, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(tiny_text2img, folder)
     (folder / "text_encoder" / "pytorch_model.bin").write_bytes(b"never read")
-    pipe = load_pipeline(resolve_model(str(folder)), "text2img", torch.float32, safety_checker=False)
+    pipe = load_pipeline(resolve_model(str(folder)), TEXT2IMG, torch.float32, safety_checker=False)
     assert pipe.text_encoder is not None

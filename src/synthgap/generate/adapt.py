@@ -46,6 +46,7 @@ from synthgap.generate.output import check_run_settings
 from synthgap.generate.plan import image_seed
 from synthgap.generate.prompts import PromptMaker, check_templates
 from synthgap.generate.real import load_rgb, real_images, source_classes, square
+from synthgap.generate.text2img import PIPELINE as TEXT2IMG
 from synthgap.io import atomic_path, atomic_write_json, file_digest, save_safetensors
 from synthgap.progress import progress_bar
 
@@ -222,7 +223,7 @@ class Adapter:
     def load_parts(self, key: str) -> LoraParts:
         c = self.config
         device, dtype = training_device_dtype(c.precision)
-        pipe = load_pipeline(self.model, "text2img", dtype, safety_checker=False)
+        pipe = load_pipeline(self.model, TEXT2IMG, dtype, safety_checker=False)
         torch.manual_seed(image_seed(c.seed, f"{key}/init", 0))  # peft draws the LoRA's initial A from torch's RNG
         return LoraParts(pipe, c, device, dtype)
 

@@ -36,6 +36,7 @@ from synthgap.generate.lora import (
 from synthgap.generate.models import (
     DEFAULT_TEXT2IMG_MODEL,
     SCHEDULERS,
+    PipelineKind,
     choose_device_dtype,
     load_pipeline,
     prepare_pipeline,
@@ -46,6 +47,9 @@ from synthgap.generate.prompts import PromptMaker, check_templates, load_backgro
 from synthgap.generate.real import describe_source, load_rgb, source_classes, square, variation_items
 
 DEFAULT_IMG2IMG_TEMPLATES = ("a photo of a {name}",)
+
+
+PIPELINE = PipelineKind("img2img", "AutoPipelineForImage2Image")  # any text-to-image family
 
 
 @dataclass
@@ -132,7 +136,7 @@ class Img2ImgGenerator:
 
     def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
-        pipe = load_pipeline(self.model, "img2img", dtype, safety_checker=False)
+        pipe = load_pipeline(self.model, PIPELINE, dtype, safety_checker=False)
         if self.lora is not None:
             apply_lora(pipe, self.lora)
         self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)

@@ -144,9 +144,22 @@ def choose_device_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
     return device, PRECISIONS[precision]
 
 
-def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety_checker: bool) -> Any:
-    """Load a text-to-image (`kind` "text2img"), image-to-image ("img2img", any text-to-image family through
-    AutoPipelineForImage2Image) or unCLIP image-variation ("unclip") pipeline from its folder."""
+@dataclass(frozen=True)
+class PipelineKind:
+    """How a generator loads its diffusers pipeline: each generator module declares its own (`text2img.PIPELINE`),
+    so a new generator adds none of this module's code."""
+
+    name: str  # "text2img", in messages
+    loader: str  # the diffusers class whose from_pretrained loads it, e.g. AutoPipelineForImage2Image
+    # the model_index class names it takes (empty: whatever the loader takes), and how a refusal describes them
+    accepts: tuple[str, ...] = ()
+    described: str = ""
+    example: str = ""  # a model id that fits, named in a refusal
+
+
+def load_pipeline(resolved: ResolvedModel, kind: PipelineKind, dtype: torch.dtype, safety_checker: bool) -> Any:
+    """Load the pipeline of a generator's `kind` (text-to-image, image-to-image from any text-to-image family
+    through AutoPipelineForImage2Image, unCLIP image variation, ...) from its folder."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -159,29 +172,19 @@ def load_pipeline(resolved: ResolvedModel, kind: str, dtype: torch.dtype, safety
     # loading progress bars and "weights not used" notices are noise in a command's output
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
+    if kind.accepts and class_name not in kind.accepts:
+        raise SynthgapError(
+            f"{resolved.model} is a {class_name}, not {kind.described} ({', '.join(kind.accepts)}, e.g. {kind.example})"
+        )
     try:
         with library_bars_off("diffusers", "transformers", "huggingface_hub"):
-            pipe = _from_pretrained(resolved, kind, class_name, kwargs)
+            import diffusers
+
+            pipe = getattr(diffusers, kind.loader).from_pretrained(resolved.path, **kwargs)
     except (ValueError, OSError) as exc:
-        raise SynthgapError(f"cannot load {resolved.model} ({class_name}) as a {kind} pipeline: {exc}") from None
+        raise SynthgapError(f"cannot load {resolved.model} ({class_name}) as a {kind.name} pipeline: {exc}") from None
     pipe.set_progress_bar_config(disable=True)  # our own bar counts images, not denoising steps
     return pipe
-
-
-def _from_pretrained(resolved: ResolvedModel, kind: str, class_name: str, kwargs: dict[str, Any]) -> Any:
-    """The pipeline class of `kind`, loaded from the folder."""
-    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image, StableUnCLIPImg2ImgPipeline
-
-    if kind == "unclip":
-        if class_name != "StableUnCLIPImg2ImgPipeline":
-            raise SynthgapError(
-                f"{resolved.model} is a {class_name}, not an unCLIP image-variation pipeline "
-                f"(StableUnCLIPImg2ImgPipeline, e.g. {DEFAULT_UNCLIP_MODEL})"
-            )
-        return StableUnCLIPImg2ImgPipeline.from_pretrained(resolved.path, **kwargs)
-    if kind == "img2img":
-        return AutoPipelineForImage2Image.from_pretrained(resolved.path, **kwargs)
-    return AutoPipelineForText2Image.from_pretrained(resolved.path, **kwargs)
 
 
 def refuse_pickled_weights(resolved: ResolvedModel, model_index: dict[str, Any], skip: Collection[str] = ()) -> None:

@@ -30,6 +30,7 @@ from synthgap.generate.lora import (
 from synthgap.generate.models import (
     DEFAULT_TEXT2IMG_MODEL,
     SCHEDULERS,
+    PipelineKind,
     choose_device_dtype,
     load_pipeline,
     prepare_pipeline,
@@ -37,6 +38,8 @@ from synthgap.generate.models import (
 )
 from synthgap.generate.plan import Item, Shard, text2img_items
 from synthgap.generate.prompts import DEFAULT_TEMPLATES, PromptMaker, check_templates, load_backgrounds
+
+PIPELINE = PipelineKind("text2img", "AutoPipelineForText2Image")
 
 
 @dataclass
@@ -113,7 +116,7 @@ class Text2ImgGenerator:
 
     def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
-        pipe = load_pipeline(self.model, "text2img", dtype, self.config.safety_checker)
+        pipe = load_pipeline(self.model, PIPELINE, dtype, self.config.safety_checker)
         if self.lora is not None:
             apply_lora(pipe, self.lora)
         self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)

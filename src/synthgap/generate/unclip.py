@@ -24,6 +24,7 @@ from synthgap.generate.common import GenerationResult, describe_common, describe
 from synthgap.generate.models import (
     DEFAULT_UNCLIP_MODEL,
     SCHEDULERS,
+    PipelineKind,
     choose_device_dtype,
     load_pipeline,
     prepare_pipeline,
@@ -32,6 +33,14 @@ from synthgap.generate.models import (
 from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import fill_template
 from synthgap.generate.real import describe_source, load_rgb, source_classes, variation_items
+
+PIPELINE = PipelineKind(
+    "unclip",
+    "StableUnCLIPImg2ImgPipeline",
+    accepts=("StableUnCLIPImg2ImgPipeline",),
+    described="an unCLIP image-variation pipeline",
+    example=DEFAULT_UNCLIP_MODEL,
+)
 
 
 @dataclass
@@ -105,7 +114,7 @@ class UnclipGenerator:
 
     def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
-        pipe = load_pipeline(self.model, "unclip", dtype, safety_checker=False)
+        pipe = load_pipeline(self.model, PIPELINE, dtype, safety_checker=False)
         self.pipe = prepare_pipeline(pipe, self.config.scheduler, device)
 
     def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> list:
