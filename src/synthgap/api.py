@@ -132,15 +132,19 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     rerun_changed: bool = False,
     progress: bool = True,
+    nproc: int = 1,
     **settings,
-) -> ResultRecord:
+) -> ResultRecord | None:
     """Train one student from scratch and test it on real images (like `synthgap train`); returns its record.
 
     `train_data` is a data reference (cifake:real, cifake:synthetic, folder:DIR, generated:DIR); `config` a run
     config (path, YAML text or dict); `settings` are the keywords of `TRAIN_SETTINGS` (e.g. `epochs=1`,
     `width=0.5`, `data_root=...`), `overrides` any other {dotted key: value}. The run goes to `out`/<run name>/ and
-    one line to `out`/results.jsonl; the same call again returns the recorded result without training."""
-    from synthgap.experiments.single import TrainRunConfig, run_baseline
+    one line to `out`/results.jsonl; the same call again returns the recorded result without training.
+    `nproc` > 1 trains the run as that many processes on this machine (DistributedDataParallel: one per GPU, or gloo
+    on the CPU; see `synthgap.train.distributed`); inside such a launch, the processes other than the first return
+    None."""
+    from synthgap.experiments.single import TrainRunConfig, train_baseline
 
     unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
     if unknown:
@@ -158,7 +162,7 @@ def train(
     out = _out_folder(out)
     # unknown augmentation/normalization names fail here
     run_config = layered(TrainRunConfig, raw, where, {**values, **(overrides or {})})
-    return run_baseline(run_config, out / run_config.run_name(), out, progress=progress, rerun_changed=rerun_changed)
+    return train_baseline(run_config, out, nproc=nproc, progress=progress, rerun_changed=rerun_changed)
 
 
 def report(folder: str | os.PathLike) -> Path:

@@ -16,6 +16,7 @@ their sources by tests/test_cli.py. Options that several commands share are decl
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -178,6 +179,13 @@ def train(
     ] = Path("runs"),
     rerun_changed: RerunChanged = False,
     quiet: Quiet = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train the run as N processes on this machine (DistributedDataParallel: one per GPU, gloo on the "
+            "CPU); the batch size is the global batch, shared equally."
+        ),
+    ] = 1,
 ) -> None:
     """Train one student from scratch and test it on real images; appends one line to OUT/results.jsonl.
 
@@ -196,7 +204,10 @@ def train(
         test_per_class=test_per_class, resolution=resolution, storage_resolution=storage_resolution,
         skip_bad=skip_bad or None, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
         augmentation=augmentation, normalization=normalization, precision=precision, width=width, stem=stem,
+        nproc=nproc,
     )  # fmt: skip
+    if record is None or os.environ.get("WORLD_SIZE"):  # one of several launched processes: the launcher reports
+        return
     skipped = getattr(record, "skipped_images", 0)
     typer.echo(
         f"{record.run}: top-1 {record.top1:.2f}%  top-5 {record.top5:.2f}%  "

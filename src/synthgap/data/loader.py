@@ -17,6 +17,7 @@ import torch
 
 from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import Augmentation, Normalization, build_augmentation
+from synthgap.errors import SynthgapError
 
 RESIDENT_SHARE = 0.25  # a set is kept on the GPU when it needs at most this share of the run's GPU memory
 RESIDENT_CHUNK = 4096  # images copied to the GPU at a time when a set is made resident
@@ -59,6 +60,7 @@ class TensorLoader:
         self.targets = targets
         self.device = torch.device("cpu")
         self._resident: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) kept on the GPU
+        self.share = (0, 1)  # (rank, processes): which share of every batch this process takes (`for_rank`)
 
     def on(self, device: torch.device | str, *, resident: bool | None = None, gpu_share: float = 1.0) -> TensorLoader:
         """This loader delivering batches on `device`. On CUDA the set is kept in GPU memory when `resident` is
@@ -78,6 +80,21 @@ class TensorLoader:
                 images, labels = _copy_to(self.data, device)
                 placed._resident = (images, labels if self.targets is None else self.targets.to(device))
         return placed
+
+    def for_rank(self, rank: int, processes: int) -> TensorLoader:
+        """This loader as process `rank` of `processes` sees it: the same batches in the same order (one seeded
+        shuffle for all), of which it takes every `processes`-th image, augmented with its own random stream."""
+        if processes == 1:
+            return self
+        if self.batch_size % processes:
+            raise SynthgapError(f"a batch of {self.batch_size} images cannot be split equally into {processes} shares")
+        if not self.drop_last and self.num_samples % self.batch_size:
+            raise SynthgapError(
+                f"{self.num_samples} images end in a partial batch, which {processes} processes cannot share equally"
+            )
+        part = copy.copy(self)
+        part.share = (rank, processes)
+        return part
 
     @property
     def resident(self) -> bool | None:
@@ -102,13 +119,18 @@ class TensorLoader:
 
     def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        rank, processes = self.share
+        # one process draws its crops from the shuffle's generator (as it always has); several each draw their own
+        augmenting = generator if processes == 1 else torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + epoch) * 1_009 + rank + 1
+        )  # fmt: skip
         on_device = getattr(self.augmentation, "runs_on_device", False)
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
-            images, labels = self._batch(take)
+            images, labels = self._batch(take[rank::processes])
             if on_device or images.device.type == "cpu":
-                images = self.augmentation(images, generator)
+                images = self.augmentation(images, augmenting)
             else:  # a preset that only runs on the CPU: augment there, then move the batch back
-                images = self.augmentation(images.cpu(), generator).to(self.device, non_blocking=True)
+                images = self.augmentation(images.cpu(), augmenting).to(self.device, non_blocking=True)
             if self.channels_last:  # convert while still uint8: a quarter of the bytes of the float batch
                 images = images.contiguous(memory_format=torch.channels_last)
             yield self.normalization(images), labels  # elementwise: keeps the memory format

@@ -9,10 +9,14 @@ that names what changed (or, with `rerun_changed`, the old record moves to super
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict
 
 from synthgap.config import save_config
@@ -26,6 +30,7 @@ from synthgap.io import atomic_write_json
 from synthgap.models import ModelConfig, get_family
 from synthgap.train.checkpoint import save_checkpoint
 from synthgap.train.compute import this_process
+from synthgap.train.distributed import ONE_PROCESS, World, check_nproc, current_world, joined, launch, rank_device
 from synthgap.train.loop import default_device
 from synthgap.train.recipe import TrainRecipe
 
@@ -60,14 +65,14 @@ def data_label(ref: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
-def train_settings(config: TrainRunConfig) -> dict:
+def train_settings(config: TrainRunConfig, world: World = ONE_PROCESS) -> dict:
     """Everything that determines the run's result: the config (less where files live and how many processes
     decode them), the identity of the training and test images, and this process's arithmetic (device type, threads,
-    precision)."""
+    precision, and the number of training processes when there are several)."""
     data = config.data
     settings = config.model_dump(mode="json", exclude={"name": True, "data": {"data_root", "cache_dir", "workers"}})
     settings["model"]["image_size"] = data.resolution
-    settings["compute"] = this_process().identity(config.recipe.precision)
+    settings["compute"] = compute_identity(config.recipe.precision, world)
     settings["images"] = {
         "train": split_identity(data, data.train, "train", data.per_class),
         "test": split_identity(data, data.test, "test", data.test_per_class),
@@ -75,15 +80,86 @@ def train_settings(config: TrainRunConfig) -> dict:
     return settings
 
 
+def train_baseline(
+    config: TrainRunConfig, results_dir: Path, *, nproc: int = 1, progress: bool = True, rerun_changed: bool = False
+) -> ResultRecord | None:
+    """`run_baseline` into `results_dir`/<run name>, as `nproc` processes (DistributedDataParallel) when asked.
+
+    From a single process with `nproc` > 1, the run is launched as `synthgap train --config ... --nproc N` on this
+    machine (the config written beside the results while it runs) and its record read back; each launched process
+    lands here again, knows its place from the launcher (`train.distributed.current_world`) and trains its share."""
+    world = current_world()
+    results_dir = Path(results_dir)
+    if world.distributed:
+        if world.size != nproc:
+            raise SynthgapError(f"--nproc {nproc}, but this process was launched as one of {world.size}")
+        run_dir = results_dir / config.run_name()
+        with joined(world, rank_device(world, default_device())):
+            return run_baseline(
+                config, run_dir, results_dir, progress=progress, rerun_changed=rerun_changed, world=world
+            )
+    if nproc == 1:
+        run_dir = results_dir / config.run_name()
+        return run_baseline(config, run_dir, results_dir, progress=progress, rerun_changed=rerun_changed)
+    check_nproc(nproc)
+    train_settings(config)  # the data exist and hold what the config asks, told here in one line, not by each process
+    results_dir.mkdir(parents=True, exist_ok=True)
+    spec = results_dir / f".{config.run_name()}.launch.yaml"
+    save_config(config, spec)
+    argv = ["train", "--config", str(spec), "--out", str(results_dir), "--nproc", str(nproc)]
+    argv += ["--rerun-changed"] * rerun_changed + ["--quiet"] * (not progress)
+    try:
+        with threads_per_process(nproc):
+            launch(nproc, argv)
+    finally:
+        spec.unlink(missing_ok=True)
+    return next(r for r in read_results(results_dir) if r.run == config.run_name())
+
+
+@contextmanager
+def threads_per_process(nproc: int) -> Iterator[None]:
+    """The launched processes share this process's CPU threads (unless OMP_NUM_THREADS says otherwise): torch reads
+    the variable when each of them starts."""
+    if "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // nproc))
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
+
+
+def compute_identity(precision: str, world: World) -> dict:
+    identity = this_process().identity(precision)
+    return identity if not world.distributed else {**identity, "processes": world.size}
+
+
 def run_baseline(
-    config: TrainRunConfig, run_dir: Path, results_dir: Path, *, progress: bool = True, rerun_changed: bool = False
-) -> ResultRecord:
+    config: TrainRunConfig,
+    run_dir: Path,
+    results_dir: Path,
+    *,
+    progress: bool = True,
+    rerun_changed: bool = False,
+    world: World = ONE_PROCESS,
+) -> ResultRecord | None:
     """Train one student from scratch on `config.data.train`, test it, save it, record it. A run recorded with the
-    same settings is returned as it is; one recorded with other settings is an error (see the module docstring)."""
+    same settings is returned as it is; one recorded with other settings is an error (see the module docstring).
+
+    In a run of several processes (`world`) every process calls this; only the main one writes and returns the
+    record (the others return None)."""
     name = config.run_name()
     run_dir, results_dir = Path(run_dir), Path(results_dir)
+    if not world.main:  # the main process holds the folder's lock for the whole training: read, train, write nothing
+        settings = train_settings(config, world)
+        fingerprint = fingerprint_of(settings)
+        recorded = next((r for r in read_results(results_dir) if r.run == name), None)
+        if recorded is None or recorded.fingerprint != fingerprint or rerun_changed:
+            _train(config, run_dir, False, fingerprint, world)
+        return None
     with exclusive(results_dir):
-        settings = train_settings(config)
+        settings = train_settings(config, world)
         fingerprint = fingerprint_of(settings)
         recorded = next((r for r in read_results(results_dir) if r.run == name), None)
         if recorded is not None and recorded.fingerprint == fingerprint:
@@ -97,14 +173,17 @@ def run_baseline(
         if recorded is not None:
             supersede(results_dir, {name})
         atomic_write_json(run_dir / RUN_FILE, {"run": name, "fingerprint": fingerprint, "settings": settings})
-        record = _train(config, run_dir, progress, fingerprint)
+        record = _train(config, run_dir, progress, fingerprint, world)
         append_result(results_dir, record)
     return record
 
 
-def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: str) -> BaselineRecord:
+def _train(
+    config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: str, world: World = ONE_PROCESS
+) -> BaselineRecord | None:
     start = time.perf_counter()
-    save_config(config, run_dir / "config.yaml")
+    if world.main:
+        save_config(config, run_dir / "config.yaml")
     train, test = load_train_test(config.data, progress=progress)
     model_config = config.model.model_copy(
         update={"num_classes": len(train.classes), "image_size": config.data.resolution}
@@ -118,11 +197,14 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         run_dir=run_dir,
         progress=progress,
         desc=config.run_name(),
-        device=default_device(),
+        device=rank_device(world, default_device()),
         state_dir=run_dir,  # a killed training resumes from its last saved state when rerun with the same settings
         state_token=fingerprint,
         resident=config.data.resident,
+        world=world,
     )
+    if not world.main:
+        return None
     record = BaselineRecord(
         run=config.run_name(),
         source=None,
@@ -141,7 +223,10 @@ def _train(config: TrainRunConfig, run_dir: Path, progress: bool, fingerprint: s
         train_images=result.train_images,
         seconds=max(result.seconds, time.perf_counter() - start),
         fingerprint=fingerprint,
-        compute=this_process().record(config.recipe.precision, data_resident=result.data_resident),
+        compute={
+            **this_process().record(config.recipe.precision, data_resident=result.data_resident),
+            **compute_identity(config.recipe.precision, world),
+        },
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
         augmentation=config.recipe.augmentation,

@@ -15,6 +15,7 @@ from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.transfer import StageTwoResult, TransferSetup, build_student, train_student
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import save_checkpoint, verify_checkpoint
+from synthgap.train.distributed import ONE_PROCESS, World
 from synthgap.train.loaders import eval_loader, recipe_loaders
 from synthgap.train.loop import Evaluation, FitResult, Loss, fit, measure, seed_everything
 from synthgap.train.recipe import TrainRecipe
@@ -37,12 +38,13 @@ def train_from_scratch(
     targets: torch.Tensor | None = None,
     resident: bool | None = None,
     gpu_share: float = 1.0,
+    world: World = ONE_PROCESS,
 ) -> tuple[nn.Module, FitResult]:
     """A freshly initialised student (seeded) trained on `train` and tested on `test`. With `state_dir`, the training
     state is saved as `fit` schedules it (at most every few minutes) and a killed training with the same
     `state_token` resumes from the last saved state. `loss` and `targets` replace the recipe's cross-entropy on the
     labels (see `fit`); `resident`: the spec's `data.device_resident` (None: decided from the sizes, against
-    `gpu_share` of the GPU)."""
+    `gpu_share` of the GPU); `world`: this process's place in a run of several (`train.distributed`)."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed, targets)
     seed_everything(seed)
     model = build_model(model_config)
@@ -60,6 +62,7 @@ def train_from_scratch(
         loss=loss,
         resident=resident,
         gpu_share=gpu_share,
+        world=world,
     )
     return model, result
 

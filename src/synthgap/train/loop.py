@@ -6,6 +6,7 @@ import contextlib
 import csv
 import functools
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from synthgap.data.loader import FeatureLoader, TensorLoader, run_residency
 from synthgap.errors import DivergenceError, SynthgapError
 from synthgap.models.layers import train_mode
 from synthgap.progress import Progress, progress_bar
+from synthgap.train.distributed import ONE_PROCESS, World, agree, wrap
 from synthgap.train.recipe import TrainRecipe
 from synthgap.train.state import TrainingParts, TrainState
 
@@ -29,6 +31,7 @@ CHECK_EVERY = 50  # steps between divergence checks: one device sync each, so a 
 # Wall-time minutes between saves of the training state: a GPU-size state is 60-95 MB written and fsynced, and a run
 # of thousands of short epochs (a small data fraction with the same optimiser steps) must not write one per epoch.
 CHECKPOINT_MINUTES = 10.0
+CHECKPOINT_MINUTES_ENV = "SYNTHGAP_CHECKPOINT_MINUTES"  # overrides it, e.g. 0 on machines that are often preempted
 
 
 @dataclass
@@ -342,12 +345,13 @@ def fit(
     loss: Loss | None = None,
     resident: bool | None = None,
     gpu_share: float = 1.0,
+    world: World = ONE_PROCESS,
 ) -> FitResult:
     """Train `model` in place for `recipe.epochs` epochs and evaluate it on `test_loader`.
 
     With `state_dir`, the training state is saved to `state_dir/train_state.pt` after an epoch (but the last) once
-    `checkpoint_minutes` of wall time have passed since the last save (0: after every epoch; None: the module's
-    `CHECKPOINT_MINUTES`, read at each call so a test can set it for a whole sweep), at epochs that are
+    `checkpoint_minutes` of wall time have passed since the last save (0: after every epoch; None:
+    `checkpoint_interval()`, read at each call so a test can set it for a whole sweep), at epochs that are
     multiples of `checkpoint_every`; a run killed in between continues from the last saved state when called again
     with the same `state_token` (on the CPU, to bit-identical weights: a save changes no number). The file is removed
     once `fit` finishes or diverges: the finished model is the caller's to save.
@@ -355,10 +359,12 @@ def fit(
     batch for a resume to be bit-identical.
     On a GPU the images are kept in its memory when `resident` is True, or (None) when training and test set
     together fit `gpu_share` of it (`synthgap.data.loader.keeps_resident`); the result says which it was.
+    In a run of several processes (`world`, see `train.distributed`) each trains its share of every batch; only the
+    main process writes the log and the training state, and every process resumes from that state.
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every}")
-    minutes = CHECKPOINT_MINUTES if checkpoint_minutes is None else checkpoint_minutes
+    minutes = checkpoint_interval() if checkpoint_minutes is None else checkpoint_minutes
     checkpoints = CheckpointClock(minutes)  # from the session's start: its first save is due minutes later
     # 1. Set up: device, memory format, optimiser over trainable parameters, per-step LR schedule.
     device = torch.device(device or default_device())
@@ -370,12 +376,15 @@ def fit(
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, recipe, device)
+    train_loader = train_loader.for_rank(world.rank, world.size)
+    if not world.main:
+        out_dir, progress = None, False  # the main process logs and reports for the run
     steps_per_epoch = len(train_loader)
     total_steps = recipe.epochs * steps_per_epoch
     schedule = lr_schedule(recipe, steps_per_epoch)
     # a lambda, not the partial itself: LambdaLR would try to save a callable object's attributes with its state
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s))
-    step = TrainStep(model, optimizer, recipe, device, loss)
+    step = TrainStep(wrap(model, world, device), optimizer, recipe, device, loss)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay is not None else None
     curve_loader = curve_subset(test_loader, recipe.eval_images)
 
@@ -383,10 +392,13 @@ def fit(
     parts = TrainingParts(model, optimizer, scheduler, step.scaler, device, average)
     state = None
     if state_dir is not None:
-        state = TrainState(state_dir, state_token, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch)
+        state = TrainState(
+            state_dir, state_token, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch, writes=world.main
+        )
     resumed = state.restore(parts) if state else None
     history: list[dict[str, float]] = resumed.history if resumed else []
     first_epoch = len(history)
+    agree(world, first_epoch, "the epoch to resume from", device)
     earlier_seconds = history[-1]["seconds"] if history else 0.0  # training time of the sessions before
     logger = _EpochLogger(out_dir, history)
     top1 = top5 = float("nan")
@@ -413,7 +425,8 @@ def fit(
             # 4. Evaluation on the real test set, with the averaged weights when the recipe keeps an average: the
             #    learning curve every `eval_every` epochs (on the fixed subset), the whole test set after the last.
             last = epoch + 1 == recipe.epochs
-            if test_loader is not None and (last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)):
+            due = last or (recipe.eval_every and (epoch + 1) % recipe.eval_every == 0)
+            if test_loader is not None and world.main and due:  # the others go on to the next epoch's first step
                 with averaged(average):
                     curve = measure(model, curve_loader, precision=recipe.precision, device=device, tta=recipe.tta)
                     row["curve_top1"] = curve.top1
@@ -451,6 +464,21 @@ def fit(
     curve_images = curve_loader.num_samples if curve_loader is not None else 0
     samples, resident = train_loader.num_samples, train_loader.resident
     return FitResult(top1, top5, seconds, samples, history, evaluation, first_epoch, curve_images, resident)
+
+
+def checkpoint_interval() -> float:
+    """Minutes between saves of the training state: $SYNTHGAP_CHECKPOINT_MINUTES when set (0: after every epoch),
+    else `CHECKPOINT_MINUTES`."""
+    text = os.environ.get(CHECKPOINT_MINUTES_ENV)
+    if text is None:
+        return CHECKPOINT_MINUTES
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not 0 <= minutes < math.inf:
+        raise SynthgapError(f"{CHECKPOINT_MINUTES_ENV} must be a number of minutes, 0 or more, got {text!r}")
+    return minutes
 
 
 class CheckpointClock:

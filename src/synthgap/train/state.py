@@ -71,16 +71,24 @@ class TrainingParts:
 
 class TrainState:
     """The state file of one training run of `epochs` epochs of `steps_per_epoch` steps in `folder`, valid only for
-    the same `token` (which names the training: e.g. its model-cache key)."""
+    the same `token` (which names the training: e.g. its model-cache key).
 
-    def __init__(self, folder: Path, token: str | None, *, epochs: int, steps_per_epoch: int) -> None:
+    Only a state that `writes` saves, removes and discards the file (and warns about it): in a run of several
+    processes, the main one; the others only read it to resume where it does."""
+
+    def __init__(
+        self, folder: Path, token: str | None, *, epochs: int, steps_per_epoch: int, writes: bool = True
+    ) -> None:
         self.folder = Path(folder)
         self.path = self.folder / STATE_FILE
         self.token = token
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.writes = writes
 
     def save(self, parts: TrainingParts, history: list[dict[str, float]]) -> None:
         """Replace the file with the state after the epochs in `history` (one row each)."""
+        if not self.writes:
+            return
         state = {
             "format": FORMAT,
             "token": self.token,
@@ -103,7 +111,8 @@ class TrainState:
     def restore(self, parts: TrainingParts) -> Resumed | None:
         """Load a saved state of this training into `parts` and return where it stopped; None (nothing changed) when
         there is none, it has another token, or it cannot be used."""
-        self._remove_temp_files()  # left by a kill during a save
+        if self.writes:
+            self._remove_temp_files()  # left by a kill during a save
         state = self._read()
         if state is None or state["token"] != self.token:
             return None
@@ -129,6 +138,8 @@ class TrainState:
 
     def remove(self) -> None:
         """Delete the state (the training finished, or diverged and must not be resumed into the same divergence)."""
+        if not self.writes:
+            return
         self.path.unlink(missing_ok=True)
         self._remove_temp_files()
 
@@ -148,8 +159,9 @@ class TrainState:
 
     def _discard(self, why: str) -> None:
         """One warning line, and the file goes: a restart before the next save does not warn about it again."""
-        warn(f"training state {self.path} {why}; training starts afresh")
-        self.remove()
+        if self.writes:
+            warn(f"training state {self.path} {why}; training starts afresh")
+            self.remove()
 
     def _mismatch(self, state: dict[str, Any], parts: TrainingParts) -> str | None:
         """Why a state with the right token still cannot continue this training (None when it can)."""

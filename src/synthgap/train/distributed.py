@@ -1,0 +1,168 @@
+"""One training run on several processes: DistributedDataParallel, one process per GPU (or, on the CPU, per group of
+cores, with the gloo backend), started by torch's elastic launcher (what `torchrun` runs).
+
+`synthgap train --nproc N` starts N copies of the same command (`launch`); each joins the process group (`start`)
+and trains one share of every batch. The global batch is the recipe's `batch_size` (each process takes every N-th
+image of it), so the learning rate and its rule stay those of one process with that batch; gradients are averaged
+across processes before each step, which with equal shares is the gradient of the whole batch. What differs from one
+process: BatchNorm statistics are per process (a share of the batch), and each process draws its own augmentation.
+
+Only rank 0 writes: the record, the model, the epoch log and the training state. Every rank resumes from rank 0's
+state, so a killed run, rerun, continues where it was saved. The world size is part of the run's settings: a
+2-process run is not the 1-process run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from synthgap.errors import SynthgapError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one run."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """The process that writes (records, the model, checkpoints, logs) and reports progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+ONE_PROCESS = World()
+
+
+def current_world() -> World:
+    """This process's world as the launcher's environment names it (RANK, WORLD_SIZE, LOCAL_RANK); one process when
+    it was not launched that way."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return ONE_PROCESS
+    return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def check_nproc(nproc: int) -> None:
+    """An `--nproc` this machine can run: at least 1, and on a machine with GPUs at most one process per GPU."""
+    if nproc < 1:
+        raise SynthgapError(f"--nproc must be at least 1, got {nproc}")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and nproc > gpus:
+        raise SynthgapError(f"--nproc {nproc} asks for more processes than the {gpus} visible GPUs (one each)")
+
+
+def launch(nproc: int, argv: Sequence[str]) -> None:
+    """Run `synthgap <argv>` as `nproc` processes on this machine under torch's elastic launcher and wait for them.
+
+    A process that fails stops the others (no restarts): the error is one line naming the first failed rank and its
+    exit code; the training state rank 0 saved last lets the same command resume."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",  # one machine: a free port, as `torchrun --standalone` picks it
+        max_restarts=0,
+        monitor_interval=0.5,
+    )
+    elastic = logging.getLogger("torch.distributed.elastic")
+    level = elastic.level
+    elastic.setLevel(logging.CRITICAL)  # its failure report is a multi-line traceback; ours is one line below
+    try:
+        elastic_launch(config, entrypoint=sys.executable)("-m", "synthgap", *argv)
+    except ChildFailedError as exc:
+        # those that stopped because another did (stopped by the launcher, or left without a peer) are not the cause
+        followers = (-signal.SIGTERM, PEER_LOST)
+        culprits = {r: f for r, f in exc.failures.items() if f.exitcode not in followers} or exc.failures
+        rank, failure = min(culprits.items())
+        if failure.exitcode == 2:  # an error the process reported itself (rank 0 prints it, above)
+            raise SynthgapError(f"training process {rank} of {nproc} stopped on the error above") from None
+        raise SynthgapError(
+            f"training process {rank} of {nproc} stopped (exit code {failure.exitcode}) and the others were stopped; "
+            "run the same command again to resume from the last saved state"
+        ) from None
+    finally:
+        elastic.setLevel(level)
+
+
+PEER_LOST = 3  # the exit code of a process whose peer stopped: it says nothing, the launcher names the cause
+
+
+@contextmanager
+def joined(world: World, device: torch.device) -> Iterator[None]:
+    """Membership of the run's process group while the block runs (nothing for one process): NCCL on CUDA devices,
+    gloo on the CPU.
+
+    The launcher reports for the run, so a process tells only what is its own: the main one its errors (one
+    `synthgap: error:` line); the others exit with code 2 without a word, and any whose peer stopped (a collective
+    that lost its connection) exits with `PEER_LOST` without a traceback."""
+    if not world.distributed:
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
+    try:
+        yield
+    except SynthgapError:
+        if world.main:
+            raise
+        raise SystemExit(2) from None
+    except RuntimeError as exc:  # gloo's and NCCL's errors (DistBackendError is one) when a peer went away
+        if isinstance(exc, getattr(dist, "DistBackendError", ())) or _lost_peer(str(exc)):
+            raise SystemExit(PEER_LOST) from None
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def _lost_peer(message: str) -> bool:
+    return any(word in message for word in ("Connection reset", "Connection closed", "Broken pipe", "gloo", "NCCL"))
+
+
+def rank_device(world: World, device: torch.device) -> torch.device:
+    """The device of this rank: its own GPU (by local rank) on a CUDA machine, else `device`."""
+    if world.distributed and device.type == "cuda":
+        return torch.device("cuda", world.local_rank)
+    return device
+
+
+def wrap(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+    """`model` as the training step calls it: under DistributedDataParallel (which averages gradients across the
+    processes) when there are several, else as it is."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def agree(world: World, value: int, what: str, device: torch.device) -> None:
+    """Check that every process holds the same `value` (e.g. the epoch it resumes from), else one error line."""
+    if not world.distributed:
+        return
+    values = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world.size)]
+    dist.all_gather(values, torch.tensor([value], dtype=torch.int64, device=device))
+    if len({int(v) for v in values}) > 1:
+        raise SynthgapError(f"the {world.size} processes disagree on {what}: {[int(v) for v in values]}")

@@ -1,0 +1,122 @@
+"""One run on several processes (`synthgap train --nproc 2`): DistributedDataParallel with the gloo backend on the
+CPU, two processes of one thread each. The run finishes with one record, is reproducible, and a killed process
+stops the run in one line; the same command then resumes it to the result of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthgap.data.loader import TensorLoader
+from synthgap.data.tensors import ImageTensors
+from synthgap.data.transforms import NORMALIZATIONS, build_augmentation
+from synthgap.errors import SynthgapError
+from synthgap.experiments.results import read_results
+from synthgap.train.checkpoint import METADATA
+
+RUN = "baseline-real-s0"
+TIME_FIELDS = {"seconds", "curve"}  # wall time, and the learning curve's rows that carry it
+
+
+def train(root: Path, out: Path, epochs: int) -> list[str]:
+    return [
+        sys.executable, "-m", "synthgap", "train", "--train-data", "cifake:real", "--data-root", str(root),
+        "--width", "0.125", "--epochs", str(epochs), "--batch-size", "4", "--precision", "fp32", "--out", str(out),
+        "--nproc", "2", "--quiet",
+    ]  # fmt: skip
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def numbers(out: Path) -> dict:
+    """The run's record without its times, and the checksum of the saved weights."""
+    (record,) = read_results(out)
+    fields = {k: v for k, v in record.model_dump(mode="json").items() if k not in TIME_FIELDS}
+    weights = json.loads((out / RUN / "checkpoint" / METADATA).read_text())["weights_checksum"]["sha256"]
+    return {**fields, "weights": weights}
+
+
+@pytest.mark.slow
+def test_two_processes_finish_with_one_record_and_reproduce(cifake_root, tmp_path):
+    for name in ("a", "b"):
+        done = subprocess.run(train(cifake_root, tmp_path / name, 2), env=env(), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    first, second = numbers(tmp_path / "a"), numbers(tmp_path / "b")
+    assert first == second
+    assert first["compute"]["processes"] == 2 and first["compute"]["threads"] == 1
+    assert first["train_images"] == 30
+    assert not list(tmp_path.rglob("*.launch.yaml"))  # the launch config goes once the run is done
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_run_and_the_same_command_resumes_it(cifake_root, tmp_path):
+    epochs = 40
+    reference = subprocess.run(train(cifake_root, tmp_path / "ref", epochs), env=env(), capture_output=True)
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "out"
+    every_epoch = env(SYNTHGAP_CHECKPOINT_MINUTES="0")  # a state after every epoch, so the kill leaves one
+    launcher = subprocess.Popen(
+        train(cifake_root, out, epochs), env=every_epoch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    state = out / RUN / "train_state.pt"
+    deadline = time.monotonic() + 120
+    while launcher.poll() is None and not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    assert launcher.poll() is None and len(workers) == 2, "the run finished before a process could be killed"
+    os.kill(int(workers[-1]), signal.SIGKILL)
+    _, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 2
+    errors = [line for line in stderr.splitlines() if line.startswith("synthgap: error:")]
+    assert len(errors) == 1 and "stopped (exit code -9)" in errors[0] and "run the same command again" in errors[0]
+    assert "Traceback" not in stderr
+    assert state.exists() and not read_results(out)  # nothing recorded; a state to resume from
+    resumed = subprocess.run(train(cifake_root, out, epochs), env=every_epoch, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert numbers(out) == numbers(tmp_path / "ref")  # bit-identical to the uninterrupted run
+
+
+def loader(n: int = 12, batch_size: int = 4) -> TensorLoader:
+    images = torch.arange(n * 3 * 8 * 8, dtype=torch.float32).reshape(n, 3, 8, 8).remainder(256).to(torch.uint8)
+    data = ImageTensors(images, torch.arange(n) % 3, ("a", "b", "c"))
+    return TensorLoader(
+        data,
+        batch_size=batch_size,
+        normalization=NORMALIZATIONS["none"],
+        augmentation=build_augmentation("standard"),
+        shuffle=True,
+        drop_last=True,
+        seed=3,
+    )
+
+
+def test_each_process_takes_its_share_of_the_same_batches():
+    one = loader()
+    shares = [one.for_rank(rank, 2) for rank in (0, 1)]
+    labels = [torch.cat([y for _, y in share.epoch(1)]) for share in shares]
+    together = torch.cat([y for _, y in one.epoch(1)])
+    # batch by batch, rank 0 takes images 0, 2 and rank 1 images 1, 3 of the one process's batch
+    assert torch.equal(torch.stack([labels[0].view(-1, 2), labels[1].view(-1, 2)], 2).flatten(), together)
+    assert len(shares[0]) == len(one) == 3
+    assert one.for_rank(0, 1) is one
+
+
+def test_a_batch_that_cannot_be_shared_equally_is_refused():
+    with pytest.raises(SynthgapError, match="a batch of 4 images cannot be split equally into 3 shares"):
+        loader().for_rank(0, 3)
+
+
+def test_bad_data_is_told_once_before_any_process_starts(tmp_path):
+    done = subprocess.run(train(tmp_path / "nowhere", tmp_path / "out", 1), env=env(), capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("synthgap: error:") == 1 and "Traceback" not in done.stderr
