@@ -193,8 +193,9 @@ def error_message(error: dict, model: type[BaseModel] | None = None) -> str:
     if kind == "extra_forbidden":
         return unknown_key(error["loc"][-1], _known_keys(model, error["loc"][:-1]) if model else [])
     if kind == "union_tag_invalid":
-        return unknown_choice(ctx.get("discriminator", "tag").strip("'"), ctx.get("tag"),
-                              _quoted(ctx.get("expected_tags", "")))  # fmt: skip
+        return unknown_choice(
+            ctx.get("discriminator", "tag").strip("'"), ctx.get("tag"), _quoted(ctx.get("expected_tags", ""))
+        )
     if kind == "union_tag_not_found":
         return f"missing key {ctx.get('discriminator', 'tag')}"
     if kind in _EXPECTED:
@@ -246,8 +247,9 @@ def _data_path(data: object, error: dict) -> tuple[tuple, list[int]]:
     return tuple(path), tags
 
 
-def _union_problems(prefix: tuple, members: list[dict], model: type[BaseModel],
-                    data: object) -> list[tuple[tuple, str]]:  # fmt: skip
+def _union_problems(
+    prefix: tuple, members: list[dict], model: type[BaseModel], data: object
+) -> list[tuple[tuple, str]]:
     """One union value's errors: those of the forms the value got into (a mapping whose keys are wrong, say), or when
     it fits no form at all, one `expected A or B, got X` line."""
     deeper = []

@@ -217,8 +217,10 @@ def read_jsonl_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
         except ValueError:
             record = None
         if not isinstance(record, dict):  # files here are replaced whole, so a torn line was damaged from outside
-            raise SynthgapError(f"{path}, line {number}: not a JSON object; the file was damaged outside synthgap "
-                                "(restore it, or remove the damaged line)")  # fmt: skip
+            raise SynthgapError(
+                f"{path}, line {number}: not a JSON object; the file was damaged outside synthgap "
+                "(restore it, or remove the damaged line)"
+            )
         records.append((number, record))
     return records
 

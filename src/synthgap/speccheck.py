@@ -201,8 +201,11 @@ def _registration(module: str) -> tuple[str, str]:
 def _registration_call(module: str) -> ast.Call:
     """The `Kind(...)` call of the module's `KIND = Kind(...)`."""
     for node in _tree(module).body:
-        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "KIND" for t in node.targets)
-                and isinstance(node.value, ast.Call)):  # fmt: skip
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "KIND" for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
             return node.value
     raise _Unreadable(f"{module}.KIND")
 

@@ -125,8 +125,11 @@ def _load(spec: Source | ExperimentSpec | tuple[dict[str, Any], str], options: R
 def _changes(options: RunOptions, label: Callable[[str, Any], str]) -> list[tuple[str, dict[str, Any]]]:
     """The options that change the spec, as (the option as the caller wrote it, its `RunOptions` fields), in the
     order `spec_data` applies them; each `overrides` item brings the items up to it."""
-    changes = [(label(field, getattr(options, field)), {field: getattr(options, field)})
-               for field in SPEC_OPTIONS if getattr(options, field) is not None]  # fmt: skip
+    changes = [
+        (label(field, getattr(options, field)), {field: getattr(options, field)})
+        for field in SPEC_OPTIONS
+        if getattr(options, field) is not None
+    ]
     overrides = options.overrides or {}
     items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
     for number, item in enumerate(items):
@@ -137,8 +140,13 @@ def _changes(options: RunOptions, label: Callable[[str, Any], str]) -> list[tupl
     return changes
 
 
-def _blamed(exc: SynthgapError, step: Callable[[RunOptions], Any], options: RunOptions,
-            label: Callable[[str, Any], str], where: str) -> SynthgapError:  # fmt: skip
+def _blamed(
+    exc: SynthgapError,
+    step: Callable[[RunOptions], Any],
+    options: RunOptions,
+    label: Callable[[str, Any], str],
+    where: str,
+) -> SynthgapError:
     changes = _changes(options, label)
     if not changes:
         return exc
@@ -193,9 +201,13 @@ def spec_data(
     seeds = _whole_numbers(options.seeds, "seeds")
     n = _whole_numbers(options.n, "n")
     data_root = options.data_root and str(options.data_root)
-    for key, value in {"data.data_root": data_root, "recipe.epochs": options.epochs,
-                       "data.per_class": per_class_value(options.per_class), "model.width": options.width,
-                       "seeds": seeds}.items():  # fmt: skip
+    for key, value in {
+        "data.data_root": data_root,
+        "recipe.epochs": options.epochs,
+        "data.per_class": per_class_value(options.per_class),
+        "model.width": options.width,
+        "seeds": seeds,
+    }.items():
         if value is not None:
             set_dotted(raw, key, value)
     n_options = kind_n_options() if n is not None else {}

@@ -48,9 +48,10 @@ TemplateText = Annotated[str, typer.Option(help="Free text for the {text} templa
 Backgrounds = Annotated[Path | None, typer.Option(help="Backgrounds for {background}, one per line.")]
 Lora = Annotated[
     Path | None,
-    typer.Option(help="A LoRA folder (synthgap generate adapt, or pytorch_lora_weights.safetensors).",
-                 show_default=False),
-]  # fmt: skip
+    typer.Option(
+        help="A LoRA folder (synthgap generate adapt, or pytorch_lora_weights.safetensors).", show_default=False
+    ),
+]
 LoraScale = Annotated[float, typer.Option(help="LoRA scale (Real-Fake samples at 0.5).")]
 
 
@@ -98,10 +99,35 @@ class SamplingOptions:
 _WHERE_IT_RUNS = ("backend", "shards", "address", "gpus_per_shard", "cpus_per_shard", "quiet")
 # The order of a sampling command's options in its --help: the shared ones and the command's own, merged.
 SAMPLING_HELP_ORDER = (
-    "out", "source", "model", "revision", "data_root", "classes", "per_class", "variations", "strength", "noise_level",
-    "prompt", "seed", "steps", "size", "batch_size", "guidance", "scheduler", "template", "negative_prompt", "text",
-    "backgrounds", "precision", "safety_checker", "lora", "lora_scale", "shard", "previews", *_WHERE_IT_RUNS,
-)  # fmt: skip
+    "out",
+    "source",
+    "model",
+    "revision",
+    "data_root",
+    "classes",
+    "per_class",
+    "variations",
+    "strength",
+    "noise_level",
+    "prompt",
+    "seed",
+    "steps",
+    "size",
+    "batch_size",
+    "guidance",
+    "scheduler",
+    "template",
+    "negative_prompt",
+    "text",
+    "backgrounds",
+    "precision",
+    "safety_checker",
+    "lora",
+    "lora_scale",
+    "shard",
+    "previews",
+    *_WHERE_IT_RUNS,
+)
 
 
 def _sampling_command(
@@ -114,9 +140,11 @@ def _sampling_command(
     default_model = next(parameter.default for parameter in shared if parameter.name == "model")
 
     def register(command: Callable[..., None]) -> Callable[..., None]:
-        own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-               for parameter in inspect.signature(command, eval_str=True).parameters.values()
-               if parameter.name != "options"]  # fmt: skip
+        own = [
+            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for parameter in inspect.signature(command, eval_str=True).parameters.values()
+            if parameter.name != "options"
+        ]
         parameters = sorted([*shared, *own], key=lambda parameter: SAMPLING_HELP_ORDER.index(parameter.name))
 
         @functools.wraps(command)
@@ -154,9 +182,15 @@ def _generate(run: Callable[..., Any], config: Any, options: SamplingOptions) ->
     from synthgap.generate.distribute import generate
 
     results, merged = generate(
-        run, config, backend=options.backend, shards=options.shards, address=options.address,
-        gpus=options.gpus_per_shard, cpus=options.cpus_per_shard, progress=not options.quiet,
-    )  # fmt: skip
+        run,
+        config,
+        backend=options.backend,
+        shards=options.shards,
+        address=options.address,
+        gpus=options.gpus_per_shard,
+        cpus=options.cpus_per_shard,
+        progress=not options.quiet,
+    )
     for result in results:
         typer.echo(result.summary())
     if merged is not None:
@@ -185,17 +219,29 @@ def generate_text2img(
     from synthgap.generate.text2img import generate_text2img as run_text2img
 
     config = Text2ImgConfig(
-        **options.config_fields(), classes=classes, per_class=per_class,
-        templates=tuple(template or DEFAULT_TEMPLATES), text=text, backgrounds=backgrounds,
-        safety_checker=safety_checker, lora=lora, lora_scale=lora_scale,
-    )  # fmt: skip
+        **options.config_fields(),
+        classes=classes,
+        per_class=per_class,
+        templates=tuple(template or DEFAULT_TEMPLATES),
+        text=text,
+        backgrounds=backgrounds,
+        safety_checker=safety_checker,
+        lora=lora,
+        lora_scale=lora_scale,
+    )
     _generate(run_text2img, config, options)
 
 
 @_sampling_command(
-    "unclip", short_help="unCLIP image variations of a real data source.", declare={"model": UnclipModel},
-    model=DEFAULT_UNCLIP_MODEL, size=768, batch_size=4, guidance=10.0, scheduler="default",
-)  # fmt: skip
+    "unclip",
+    short_help="unCLIP image variations of a real data source.",
+    declare={"model": UnclipModel},
+    model=DEFAULT_UNCLIP_MODEL,
+    size=768,
+    batch_size=4,
+    guidance=10.0,
+    scheduler="default",
+)
 def generate_unclip(
     options: SamplingOptions,
     *,
@@ -211,9 +257,14 @@ def generate_unclip(
     from synthgap.generate.unclip import generate_unclip as run_unclip
 
     config = UnclipConfig(
-        **options.config_fields(), source=source, data_root=data_root, per_class=per_class, variations=variations,
-        noise_level=noise_level, prompt=prompt,
-    )  # fmt: skip
+        **options.config_fields(),
+        source=source,
+        data_root=data_root,
+        per_class=per_class,
+        variations=variations,
+        noise_level=noise_level,
+        prompt=prompt,
+    )
     _generate(run_unclip, config, options)
 
 
@@ -221,9 +272,12 @@ ScheduleSteps = Annotated[int, typer.Option(help="Denoising steps of the full sc
 
 
 @_sampling_command(
-    "img2img", short_help="Image-to-image from each real image under its class prompt.",
-    declare={"steps": ScheduleSteps}, steps=30, guidance=2.0,
-)  # fmt: skip
+    "img2img",
+    short_help="Image-to-image from each real image under its class prompt.",
+    declare={"steps": ScheduleSteps},
+    steps=30,
+    guidance=2.0,
+)
 def generate_img2img(
     options: SamplingOptions,
     *,
@@ -236,7 +290,7 @@ def generate_img2img(
             "source's class names).",
             show_default=False,
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     per_class: RealPerClass = None,
     variations: Annotated[int, typer.Option(help="Images made from each real image.")] = 1,
     strength: Annotated[
@@ -256,10 +310,19 @@ def generate_img2img(
     from synthgap.generate.img2img import generate_img2img as run_img2img
 
     config = Img2ImgConfig(
-        **options.config_fields(), source=source, data_root=data_root, classes=classes, per_class=per_class,
-        variations=variations, strength=strength, templates=tuple(template or DEFAULT_IMG2IMG_TEMPLATES), text=text,
-        backgrounds=backgrounds, lora=lora, lora_scale=lora_scale,
-    )  # fmt: skip
+        **options.config_fields(),
+        source=source,
+        data_root=data_root,
+        classes=classes,
+        per_class=per_class,
+        variations=variations,
+        strength=strength,
+        templates=tuple(template or DEFAULT_IMG2IMG_TEMPLATES),
+        text=text,
+        backgrounds=backgrounds,
+        lora=lora,
+        lora_scale=lora_scale,
+    )
     _generate(run_img2img, config, options)
 
 
@@ -280,7 +343,7 @@ def generate_adapt(
             metavar="TEMPLATE",
             help="Prompt template of the training images (repeatable; default 'a photo of a {name}').",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     per_class: RealPerClass = None,
     rank: Annotated[int, typer.Option(help="LoRA rank (DataDream 16, Real-Fake 4).")] = 8,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
@@ -316,9 +379,23 @@ def generate_adapt(
     from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL
 
     config = AdaptConfig(
-        out=out, source=source, model=model or DEFAULT_TEXT2IMG_MODEL, revision=revision, data_root=data_root,
-        classes=classes, templates=tuple(template or ("a photo of a {name}",)), per_class=per_class, rank=rank, lr=lr,
-        epochs=epochs, steps=steps, batch_size=batch_size, size=size, text_encoder=text_encoder,
-        one_per_class=one_per_class, seed=seed, precision=precision,
-    )  # fmt: skip
+        out=out,
+        source=source,
+        model=model or DEFAULT_TEXT2IMG_MODEL,
+        revision=revision,
+        data_root=data_root,
+        classes=classes,
+        templates=tuple(template or ("a photo of a {name}",)),
+        per_class=per_class,
+        rank=rank,
+        lr=lr,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        size=size,
+        text_encoder=text_encoder,
+        one_per_class=one_per_class,
+        seed=seed,
+        precision=precision,
+    )
     typer.echo(adapt(config, progress=not quiet).summary())

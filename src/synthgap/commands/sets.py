@@ -39,8 +39,14 @@ def curate(
     with `generated:OUT`."""
     from synthgap.generate.curate import DEFAULT_CURATE_TEMPLATES, CurateConfig, curate_generated
 
-    config = CurateConfig(generated=generated, clip_model=clip_model, rule=rule, out=out,
-                          templates=tuple(template or DEFAULT_CURATE_TEMPLATES), batch_size=batch_size)  # fmt: skip
+    config = CurateConfig(
+        generated=generated,
+        clip_model=clip_model,
+        rule=rule,
+        out=out,
+        templates=tuple(template or DEFAULT_CURATE_TEMPLATES),
+        batch_size=batch_size,
+    )
     typer.echo(curate_generated(config, progress=not quiet).summary())
 
 

@@ -216,14 +216,17 @@ def _read_settings(root: Path) -> dict:
 
 def _model_lines(records: list[dict], settings: dict) -> list[str]:
     """The model (and its revision) and the sampler's settings: the manifest's values, else generate.json's."""
-    values = {key: _distinct(records, key) or ([settings[key]] if settings.get(key) is not None else [])
-              for key in ("model", "revision", "scheduler", "steps", "guidance", "size")}  # fmt: skip
+    values = {
+        key: _distinct(records, key) or ([settings[key]] if settings.get(key) is not None else [])
+        for key in ("model", "revision", "scheduler", "steps", "guidance", "size")
+    }
     lines = []
     if values["model"]:
         revision = f" (revision {_shown(values['revision'], quote=False)})" if values["revision"] else ""
         lines.append(f"model: {_shown(values['model'], quote=False)}{revision}")
-    sampling = [f"{key} {_shown(values[key], quote=False)}" for key in ("scheduler", "steps", "guidance", "size")
-                if values[key]]  # fmt: skip
+    sampling = [
+        f"{key} {_shown(values[key], quote=False)}" for key in ("scheduler", "steps", "guidance", "size") if values[key]
+    ]
     if sampling:
         lines.append("sampling: " + ", ".join(sampling))
     return lines

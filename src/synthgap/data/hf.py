@@ -130,8 +130,9 @@ def describe_hf(ref: DataRef, data_root: Path | None) -> tuple[str, list[Labelle
     indexes, problems = [], []
     for chosen in [split for split in splits if split in named] or list(splits):
         try:  # a split that cannot serve (unlabelled test rows, say) is a line, not the end
-            resolved = resolve_split(f"hf:{ref.argument}[{chosen}]", splits, chosen, image=image, label=label,
-                                     folder=where)  # fmt: skip
+            resolved = resolve_split(
+                f"hf:{ref.argument}[{chosen}]", splits, chosen, image=image, label=label, folder=where
+            )
             index = resolved_index(resolved, where or Path(ref.argument), signature)
         except SynthgapError as exc:
             problems.append(f"split {chosen}: not usable as a side: {exc}")
@@ -179,8 +180,9 @@ class ArrowItems(ImageItems):
     def select(self, positions: Sequence[int] | np.ndarray) -> ArrowItems:
         positions = np.asarray(positions, dtype=np.int64)
         numbers = None if self.numbers is None else self.numbers[positions]
-        return ArrowItems(self.dataset, self.column, self.rows[positions], self.title, self.fingerprint, self.folder,
-                          numbers)  # fmt: skip
+        return ArrowItems(
+            self.dataset, self.column, self.rows[positions], self.title, self.fingerprint, self.folder, numbers
+        )
 
     def name(self, position: int) -> str:
         return f"{self.title} row {int(self._numbers[position])}"
@@ -193,8 +195,10 @@ class ArrowItems(ImageItems):
                 try:
                     st = self._file(row, path).stat()
                 except OSError as exc:
-                    raise SynthgapError(f"{self.title} row {row}: its image file {path} cannot be read "
-                                        f"({exc.strerror or type(exc).__name__})") from None  # fmt: skip
+                    raise SynthgapError(
+                        f"{self.title} row {row}: its image file {path} cannot be read "
+                        f"({exc.strerror or type(exc).__name__})"
+                    ) from None
                 identity += f"\0{st.st_size}\0{st.st_mtime_ns}"
             yield identity
 
@@ -494,9 +498,14 @@ def _labels(title: str, splits: dict[str, Any], dataset: Any, label: str) -> tup
         _check_in_range(title, label, labels, len(classes))
     elif _is_string(feature):
         names = sorted(
-            {value for split in splits.values() if label in split.column_names and _is_string(split.features[label])
-             for value in split.data.table.column(label).unique().to_pylist() if value is not None}
-        )  # fmt: skip
+            {
+                value
+                for split in splits.values()
+                if label in split.column_names and _is_string(split.features[label])
+                for value in split.data.table.column(label).unique().to_pylist()
+                if value is not None
+            }
+        )
         where = {value: i for i, value in enumerate(names)}
         labels = np.array([where.get(value, -1) for value in column.to_pylist()], dtype=np.int64)
         classes = tuple(names)

@@ -121,9 +121,11 @@ class TensorLoader:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         rank, processes = self.share
         # one process draws its crops from the shuffle's generator (as it always has); several each draw their own
-        augmenting = generator if processes == 1 else torch.Generator().manual_seed(
-            (self.seed * 1_000_003 + epoch) * 1_009 + rank + 1
-        )  # fmt: skip
+        augmenting = (
+            generator
+            if processes == 1
+            else torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_009 + rank + 1)
+        )
         on_device = getattr(self.augmentation, "runs_on_device", False)
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
             images, labels = self._batch(take[rank::processes])

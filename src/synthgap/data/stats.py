@@ -45,8 +45,9 @@ def _chunk_stats(chunks: Iterable[torch.Tensor]) -> Normalization:
     mean = total / count
     std = (squares / count - mean.square()).clamp(min=0).sqrt()
     if (std == 0).any():
-        raise SynthgapError(f"a colour channel is constant in these images (std {_rounded(std)}): its statistics "
-                            "cannot normalize them")  # fmt: skip
+        raise SynthgapError(
+            f"a colour channel is constant in these images (std {_rounded(std)}): its statistics cannot normalize them"
+        )
     return Normalization(_rounded(mean), _rounded(std))
 
 

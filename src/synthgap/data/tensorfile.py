@@ -38,7 +38,7 @@ def cache_header(
             "classes": json.dumps(list(classes)),
             "skipped": json.dumps(skipped),
             "name": name,
-        },  # fmt: skip
+        },
         "images": {"dtype": "U8", "shape": [count, 3, resolution, resolution], "data_offsets": [0, images_end]},
         "labels": {"dtype": "I64", "shape": [count], "data_offsets": [images_end, images_end + 8 * count]},
     }

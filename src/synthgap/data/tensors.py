@@ -106,8 +106,16 @@ class ImageTensors:
 
     def with_resolution(self, resolution: int, key: str) -> ImageTensors:
         """The same images seen at `resolution` (≤ the stored size), under `key`."""
-        return ImageTensors(self._stored, self.labels, self.classes, self.skipped, key,
-                            rows=self._rows, row_file=self._row_file, resolution=resolution)  # fmt: skip
+        return ImageTensors(
+            self._stored,
+            self.labels,
+            self.classes,
+            self.skipped,
+            key,
+            rows=self._rows,
+            row_file=self._row_file,
+            resolution=resolution,
+        )
 
     def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
         """The images at `positions` (no copy); the key (if any) extends to name exactly this selection."""
@@ -116,8 +124,16 @@ class ImageTensors:
         # the whole set in order (e.g. `max` per class above every class's size) stays the set itself
         whole = len(positions) == len(self) and bool((positions == torch.arange(len(self))).all())
         rows = self._rows if whole else (positions if self._rows is None else self._rows[positions])
-        return ImageTensors(self._stored, self.labels[positions], self.classes, self.skipped, key,
-                            rows=rows, row_file=self._row_file, resolution=self.resolution)  # fmt: skip
+        return ImageTensors(
+            self._stored,
+            self.labels[positions],
+            self.classes,
+            self.skipped,
+            key,
+            rows=rows,
+            row_file=self._row_file,
+            resolution=self.resolution,
+        )
 
 
 def concat_images(parts: list[ImageTensors]) -> ImageTensors:

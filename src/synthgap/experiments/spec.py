@@ -93,6 +93,12 @@ def _worded(exc: ValidationError, data: Any) -> ValidationError:
         problems = validation_problems(exc, ExperimentSpec, data)
     return ValidationError.from_exception_data(
         exc.title,
-        [{"type": PydanticCustomError("synthgap", "{message}", {"message": message}), "loc": loc or ("spec",),
-          "input": data} for loc, message in problems],
-    )  # fmt: skip
+        [
+            {
+                "type": PydanticCustomError("synthgap", "{message}", {"message": message}),
+                "loc": loc or ("spec",),
+                "input": data,
+            }
+            for loc, message in problems
+        ],
+    )

@@ -125,9 +125,14 @@ class DataStore:
         key = f"{ref}/{split}/{per_class}"
         if key not in self._loaded:
             self._loaded[key] = load_split(
-                self.spec.data, ref, split, per_class, self.progress,
-                index=self.index(ref, split), files_key=self.files_key(ref, split),
-            )  # fmt: skip
+                self.spec.data,
+                ref,
+                split,
+                per_class,
+                self.progress,
+                index=self.index(ref, split),
+                files_key=self.files_key(ref, split),
+            )
             classes = [t.classes for t in self._loaded.values()]
             for other in classes[1:]:
                 check_same_classes(classes[0], other, what="real, synthetic and test")

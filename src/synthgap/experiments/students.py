@@ -135,8 +135,9 @@ def scratch_student(ctx: RunContext, run: Run, train: ImageTensors, recipe: Trai
         seconds = time.perf_counter() - start
         return ScratchStudent(key, False, seconds, result.evaluation, result.curve, result.curve_images)
     model, metadata = ctx.models.load(key, ctx.model_config(len(train.classes)))
-    evaluation = measure(model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision,
-                         tta=recipe.tta)  # fmt: skip
+    evaluation = measure(
+        model.to(ctx.device), eval_loader(ctx.store.test(), recipe), precision=recipe.precision, tta=recipe.tta
+    )
     # a cache entry written before learning curves were kept has none: the record then says nothing about one
     curve, curve_images = metadata.get("curve"), metadata.get("curve_images", 0)
     return ScratchStudent(key, True, metadata["seconds"], evaluation, curve, curve_images)

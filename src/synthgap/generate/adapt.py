@@ -104,8 +104,10 @@ class AdaptResult:
     def summary(self) -> str:
         last = {key: values[-1] for key, values in self.losses.items() if values}
         shown = ", ".join(f"{key} {value:.4f}" for key, value in list(last.items())[:4])
-        return (f"{self.loras} LoRA(s) in {self.out}: {self.steps_run} steps this run ({self.seconds:.0f} s); "
-                f"last-epoch loss {shown}{' …' if len(last) > 4 else ''}")  # fmt: skip
+        return (
+            f"{self.loras} LoRA(s) in {self.out}: {self.steps_run} steps this run ({self.seconds:.0f} s); "
+            f"last-epoch loss {shown}{' …' if len(last) > 4 else ''}"
+        )
 
 
 def check_config(c: AdaptConfig) -> None:
@@ -130,13 +132,16 @@ def settle_size(c: AdaptConfig, model: ResolvedModel) -> AdaptConfig:
     native = native_size(model.path)
     if c.size is None:
         if native is None:
-            raise SynthgapError(f"cannot tell the image size {c.model} was trained at from its unet and vae configs; "
-                                "give --size")  # fmt: skip
+            raise SynthgapError(
+                f"cannot tell the image size {c.model} was trained at from its unet and vae configs; give --size"
+            )
         c = replace(c, size=native)
         check_config(c)
     elif native is not None and max(c.size / native, native / c.size) > FAR_OFF:
-        warn(f"--size {c.size} is far from {c.model}'s own image size ({native} px): training costs and results "
-             f"differ from the model's; leave --size out to train at {native} px")  # fmt: skip
+        warn(
+            f"--size {c.size} is far from {c.model}'s own image size ({native} px): training costs and results "
+            f"differ from the model's; leave --size out to train at {native} px"
+        )
     return c
 
 
@@ -147,8 +152,10 @@ def training_sets(c: AdaptConfig) -> tuple[list[ClassInfo], dict[str, list[Examp
     index = open_source(c.source, "train", c.data_root)
     classes = source_classes(index, c.classes)
     by_label = real_images(index)
-    examples = {cls.id: [Example(p, cls, j) for j, p in enumerate(by_label.get(label, [])[: c.per_class])]
-                for label, cls in enumerate(classes)}  # fmt: skip
+    examples = {
+        cls.id: [Example(p, cls, j) for j, p in enumerate(by_label.get(label, [])[: c.per_class])]
+        for label, cls in enumerate(classes)
+    }
     if c.one_per_class:
         return classes, {cls.folder: examples[cls.id] for cls in classes if examples[cls.id]}
     return classes, {ALL: [e for cls in classes for e in examples[cls.id]]}
@@ -181,9 +188,13 @@ class Adapter:
 
     def settings(self, classes: list[ClassInfo]) -> dict[str, Any]:
         fixed = {k: v for k, v in asdict(self.config).items() if k not in ("out", "data_root", "classes")}
-        return {**fixed, "resolved_revision": self.model.revision, "classes": [[c.id, c.name] for c in classes],
-                "unet_targets": list(UNET_TARGETS),
-                "text_encoder_targets": list(TEXT_TARGETS) if self.config.text_encoder else []}  # fmt: skip
+        return {
+            **fixed,
+            "resolved_revision": self.model.revision,
+            "classes": [[c.id, c.name] for c in classes],
+            "unet_targets": list(UNET_TARGETS),
+            "text_encoder_targets": list(TEXT_TARGETS) if self.config.text_encoder else [],
+        }
 
     # -- one LoRA -------------------------------------------------------------------------------------------------
 
@@ -209,14 +220,18 @@ class Adapter:
                     if step >= total:
                         break
                     batch = [examples[i] for i in order[first : first + c.batch_size]]
-                    epoch_losses.append(parts.step(batch, [self.prompts(e.cls, _prompt_seed(c, e))[0] for e in batch],
-                                                   _generator(c.seed, f"{key}/step", step)))  # fmt: skip
+                    epoch_losses.append(
+                        parts.step(
+                            batch,
+                            [self.prompts(e.cls, _prompt_seed(c, e))[0] for e in batch],
+                            _generator(c.seed, f"{key}/step", step),
+                        )
+                    )
                     step, ran = step + 1, ran + 1
                     bar.update(1)
                 losses.append(epoch_loss(epoch_losses, epoch, c.lr))
                 parts.save_state(folder / STATE, step, losses)
-                bar.epoch_done({"epoch": epoch + 1, "train_loss": losses[-1],
-                                "seconds": time.perf_counter() - started})  # fmt: skip
+                bar.epoch_done({"epoch": epoch + 1, "train_loss": losses[-1], "seconds": time.perf_counter() - started})
         parts.save_lora(folder)
         return losses, ran
 
@@ -266,8 +281,9 @@ class LoraParts:
             module.to(device)
 
         def lora(targets: tuple[str, ...]) -> LoraConfig:  # alpha = rank: scale 1, what loaders assume
-            return LoraConfig(r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",
-                              target_modules=list(targets))  # fmt: skip
+            return LoraConfig(
+                r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian", target_modules=list(targets)
+            )
 
         self.unet.add_adapter(lora(UNET_TARGETS))
         self.trained = {"unet": self.unet}
@@ -282,8 +298,9 @@ class LoraParts:
         for p in self.params:
             p.data = p.data.float()  # LoRA weights train in fp32 even when the base runs in half precision
         # fused on a GPU (one kernel, and the scaler's skip decided there); the CPU keeps the loop it always ran
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay,
-                                           fused=device.type == "cuda")  # fmt: skip
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda"
+        )
         # fp16 needs loss scaling for its small gradients; bf16 (what `auto` picks on GPUs that have it) and fp32 not
         self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
@@ -292,8 +309,13 @@ class LoraParts:
         c = self.config
         images = [_to_tensor(square(load_rgb(e.image), self.size)) for e in batch]
         pixels = torch.stack(images).to(self.device, self.dtype)
-        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(self.device)  # fmt: skip
+        ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.device)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             with torch.no_grad():
                 latents = self.vae.encode(pixels).latent_dist.sample(generator=generator)
@@ -303,8 +325,11 @@ class LoraParts:
             steps = steps.to(self.device)
             noisy = self.noise.add_noise(latents, noise, steps)
             states = self.text_encoder(ids)[0]
-            target = noise if self.noise.config.prediction_type == "epsilon" else self.noise.get_velocity(
-                latents, noise, steps)  # fmt: skip
+            target = (
+                noise
+                if self.noise.config.prediction_type == "epsilon"
+                else self.noise.get_velocity(latents, noise, steps)
+            )
             prediction = self.unet(noisy, steps, states).sample
         loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
         # nothing here reads a value back to the host: the losses are read once per epoch (`epoch_loss`), and the
@@ -326,8 +351,11 @@ class LoraParts:
     def lora_state(self) -> dict[str, torch.Tensor]:
         from peft.utils import get_peft_model_state_dict
 
-        return {f"{name}.{k}": v.detach().cpu().contiguous() for name, module in self.trained.items()
-                for k, v in get_peft_model_state_dict(module).items()}  # fmt: skip
+        return {
+            f"{name}.{k}": v.detach().cpu().contiguous()
+            for name, module in self.trained.items()
+            for k, v in get_peft_model_state_dict(module).items()
+        }
 
     def save_state(self, folder: Path, step: int, losses: list[float]) -> None:
         """The LoRA and optimizer after an epoch; state.json (last) holds both files' digests.
@@ -339,10 +367,16 @@ class LoraParts:
         with atomic_path(folder / f"optimizer.pt{NEXT}") as tmp:
             scaler = {} if self.scaler is None else {"grad_scaler": self.scaler.state_dict()}
             torch.save({"optimizer": self.optimizer.state_dict(), **scaler}, tmp)
-        atomic_write_json(folder / "state.json", {
-            "step": step, "losses": losses,
-            "sha256": {name: file_digest(folder / f"{name}{NEXT}") for name in ("adapter.safetensors", "optimizer.pt")},
-        })  # fmt: skip
+        atomic_write_json(
+            folder / "state.json",
+            {
+                "step": step,
+                "losses": losses,
+                "sha256": {
+                    name: file_digest(folder / f"{name}{NEXT}") for name in ("adapter.safetensors", "optimizer.pt")
+                },
+            },
+        )
         for name in ("adapter.safetensors", "optimizer.pt"):
             os.replace(folder / f"{name}{NEXT}", folder / name)
 
@@ -367,8 +401,10 @@ class LoraParts:
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
-        layers = {f"{name}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(module))
-                  for name, module in self.trained.items()}  # fmt: skip
+        layers = {
+            f"{name}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(module))
+            for name, module in self.trained.items()
+        }
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".lora-") as tmp:
             StableDiffusionPipeline.save_lora_weights(tmp, safe_serialization=True, **layers)

@@ -132,19 +132,26 @@ def generate_shard(
         written = 0
         if todo:  # the pipeline is loaded only when there is work: a finished shard just merges
             load()
-            written = run_batches(output, todo, make_images, describe, total=sum(map(len, mine)), done=done,
-                                  progress=progress)  # fmt: skip
+            written = run_batches(
+                output, todo, make_images, describe, total=sum(map(len, mine)), done=done, progress=progress
+            )
     finally:
         output.close()
     manifest = output.finish(items, describe, previews=previews)
-    return GenerationResult(out, shard, written, done, sum(map(len, mine)), len(items), manifest,
-                            time.perf_counter() - start)  # fmt: skip
+    return GenerationResult(
+        out, shard, written, done, sum(map(len, mine)), len(items), manifest, time.perf_counter() - start
+    )
 
 
 def describe_common(item: Item) -> dict[str, Any]:
     """The manifest fields every generator writes for an image."""
-    return {"class": item.cls.id, "class_name": item.cls.name, "label": item.label, "index": item.index,
-            "seed": item.seed}  # fmt: skip
+    return {
+        "class": item.cls.id,
+        "class_name": item.cls.name,
+        "label": item.label,
+        "index": item.index,
+        "seed": item.seed,
+    }
 
 
 def describe_sampling(config: Any, model: ResolvedModel) -> dict[str, Any]:

@@ -162,8 +162,10 @@ class CurateResult:
     def summary(self) -> str:
         lines = [self.table()]
         how = f"{self.linked} hard links" + (f", {self.copied} copies" if self.copied else "")
-        lines.append(f"rule {self.rule}: kept {self.kept} of {self.images} images ({how}, {self.seconds:.0f} s); "
-                     f"manifest {self.manifest}")  # fmt: skip
+        lines.append(
+            f"rule {self.rule}: kept {self.kept} of {self.images} images ({how}, {self.seconds:.0f} s); "
+            f"manifest {self.manifest}"
+        )
         return "\n".join(lines)
 
 
@@ -199,8 +201,14 @@ def curate_generated(config: CurateConfig, progress: bool = True) -> CurateResul
     # 4. score
     ids = [class_id for class_id, _ in classes]
     labels = np.array([ids.index(entry.class_name) for entry in entries], dtype=np.int64)
-    probs = clip_probabilities(clip, [e.resolved for e in entries], [name for _, name in classes], config.templates,
-                               batch_size=config.batch_size, progress=progress)  # fmt: skip
+    probs = clip_probabilities(
+        clip,
+        [e.resolved for e in entries],
+        [name for _, name in classes],
+        config.templates,
+        batch_size=config.batch_size,
+        progress=progress,
+    )
     keep = rule.keep(probs, labels)
     scores, tops = probs[np.arange(len(labels)), labels], probs.argmax(axis=1)
     _write_scores(out / SCORES, records, [ids[t] for t in tops], scores, keep)
@@ -316,8 +324,15 @@ def load_clip(clip: ClipFolder, device: torch.device) -> tuple[Any, Any, Any]:
 
 
 @torch.no_grad()
-def clip_probabilities(clip: ClipFolder, images: list[Path], names: list[str], templates: tuple[str, ...], *,
-                       batch_size: int, progress: bool) -> np.ndarray:  # fmt: skip
+def clip_probabilities(
+    clip: ClipFolder,
+    images: list[Path],
+    names: list[str],
+    templates: tuple[str, ...],
+    *,
+    batch_size: int,
+    progress: bool,
+) -> np.ndarray:
     """Zero-shot class probabilities (N × C) of each image over the classes `names`."""
     from PIL import Image
 
@@ -340,8 +355,9 @@ def clip_probabilities(clip: ClipFolder, images: list[Path], names: list[str], t
     return torch.cat(probs).double().numpy()
 
 
-def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: tuple[str, ...], *, batch_size: int,
-                     device: torch.device) -> torch.Tensor:  # fmt: skip
+def class_embeddings(
+    model: Any, tokenizer: Any, names: list[str], templates: tuple[str, ...], *, batch_size: int, device: torch.device
+) -> torch.Tensor:
     """C × D: per class, the renormalised mean of its filled templates' normalised text embeddings."""
     prompts = [fill_template(template, {"name": name}) for name in names for template in templates]
     embedded = []
@@ -393,8 +409,9 @@ def _remove_temp_files(out: Path, kept: list[dict[str, Any]]) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _write_scores(path: Path, records: list[dict[str, Any]], tops: list[str], scores: np.ndarray,
-                  keep: np.ndarray) -> None:  # fmt: skip
+def _write_scores(
+    path: Path, records: list[dict[str, Any]], tops: list[str], scores: np.ndarray, keep: np.ndarray
+) -> None:
     """clip_scores.csv: every source image, `file,class,score,top_class,kept` (score at full float precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -437,11 +454,15 @@ def read_clip_scores(path: Path) -> dict[Path, float]:
                         f"{where}: expected columns {FILE_COLUMN} and {SCORE_COLUMN} (a number)"
                     ) from None
                 if not math.isfinite(score):
-                    raise SynthgapError(f"{where}: the score of {name} is {text.strip()}, not a finite number (NaN "
-                                        "and ±inf cannot be ranked)")  # fmt: skip
+                    raise SynthgapError(
+                        f"{where}: the score of {name} is {text.strip()}, not a finite number (NaN "
+                        "and ±inf cannot be ranked)"
+                    )
                 if file in lines:
-                    raise SynthgapError(f"{where}: {name} is listed again (first on line {lines[file]}); each image "
-                                        "needs exactly one score")  # fmt: skip
+                    raise SynthgapError(
+                        f"{where}: {name} is listed again (first on line {lines[file]}); each image "
+                        "needs exactly one score"
+                    )
                 by_file[file], lines[file] = score, reader.line_num
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SynthgapError(f"{path}, line {reader.line_num}: not a readable UTF-8 CSV ({exc})") from None

@@ -59,8 +59,10 @@ class ExportResult:
 
     def summary(self) -> str:
         shards = f"{len(self.shards)} parquet shard{'s' if len(self.shards) != 1 else ''}"
-        lines = [f"exported {self.images} images in {shards} ({self.written} written now) to {self.folder}",
-                 f"dataset card: {self.folder / CARD}; read it back with hf:{self.folder}"]  # fmt: skip
+        lines = [
+            f"exported {self.images} images in {shards} ({self.written} written now) to {self.folder}",
+            f"dataset card: {self.folder / CARD}; read it back with hf:{self.folder}",
+        ]
         if self.pushed:
             lines.append(f"pushed to {self.pushed}")
         return "\n".join(lines)
@@ -78,8 +80,11 @@ def export_generated(config: ExportConfig, progress: bool = True) -> ExportResul
     records = [record for _, record in lines]
     out = Path(config.to).expanduser()
     _check_out(out, source)
-    settings = {"source": str(source), "manifest_sha256": file_digest(source / MANIFEST),
-                "images_per_shard": config.images_per_shard}  # fmt: skip
+    settings = {
+        "source": str(source),
+        "manifest_sha256": file_digest(source / MANIFEST),
+        "images_per_shard": config.images_per_shard,
+    }
     check_run_settings(out, EXPORT, "export", settings)
     # 2. the shards
     columns = column_types([metadata_row(r) for r in records])
@@ -165,8 +170,11 @@ def _write_shard(
     import datasets
     import pyarrow.parquet as pq
 
-    features = {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(classes)),
-                "file_name": datasets.Value("string")}  # fmt: skip
+    features = {
+        "image": datasets.Image(),
+        "label": datasets.ClassLabel(names=list(classes)),
+        "file_name": datasets.Value("string"),
+    }
     features.update({name: datasets.Value(kind) for name, kind in columns.items()})
     features = datasets.Features(features)
     where = {name: i for i, name in enumerate(classes)}
@@ -281,12 +289,23 @@ def _settings(source: Path) -> dict[str, Any]:
 
 
 CARD_SETTINGS = (
-    ("model", "model"), ("revision", "revision"), ("resolved_revision", "resolved revision"),
-    ("scheduler", "scheduler"), ("steps", "steps"), ("guidance", "guidance scale"), ("size", "size (px)"),
-    ("seed", "base seed"), ("negative_prompt", "negative prompt"), ("source", "real images (source)"),
-    ("strength", "strength"), ("variations", "variations per real image"), ("lora", "LoRA"),
-    ("lora_sha256", "LoRA weights (sha256)"), ("lora_scale", "LoRA scale"), ("precision", "precision"),
-)  # fmt: skip
+    ("model", "model"),
+    ("revision", "revision"),
+    ("resolved_revision", "resolved revision"),
+    ("scheduler", "scheduler"),
+    ("steps", "steps"),
+    ("guidance", "guidance scale"),
+    ("size", "size (px)"),
+    ("seed", "base seed"),
+    ("negative_prompt", "negative prompt"),
+    ("source", "real images (source)"),
+    ("strength", "strength"),
+    ("variations", "variations per real image"),
+    ("lora", "LoRA"),
+    ("lora_sha256", "LoRA weights (sha256)"),
+    ("lora_scale", "LoRA scale"),
+    ("precision", "precision"),
+)
 
 
 def _settings_lines(settings: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:

@@ -140,8 +140,12 @@ class OutputFolder:
                 tmp.unlink(missing_ok=True)
 
 
-RUN_FILES = {SETTINGS: "a `synthgap generate` run", "adapt.json": "a `synthgap generate adapt` run",
-             "results.jsonl": "an experiment", "export.json": "a `synthgap export` of a generated set"}  # fmt: skip
+RUN_FILES = {
+    SETTINGS: "a `synthgap generate` run",
+    "adapt.json": "a `synthgap generate adapt` run",
+    "results.jsonl": "an experiment",
+    "export.json": "a `synthgap export` of a generated set",
+}
 
 
 def check_run_settings(root: Path, file: str, kind: str, settings: dict[str, Any]) -> None:
@@ -216,15 +220,21 @@ def check_class_folders(manifest: Path, records: list[tuple[int, dict[str, Any]]
         owner = _folder_owner(folder, [cls for _, _, cls in images])
         if owner is None:  # a whole folder relabelled to a class it is not named for
             number, file, cls = images[0]
-            raise SynthgapError(f"{manifest}, line {number}: {file} has class {cls!r}, but lies in {folder}/, "
-                                f"which is not a folder of class {cls!r}; {fix}")  # fmt: skip
+            raise SynthgapError(
+                f"{manifest}, line {number}: {file} has class {cls!r}, but lies in {folder}/, "
+                f"which is not a folder of class {cls!r}; {fix}"
+            )
         for number, file, cls in images:
             if cls != owner:
-                raise SynthgapError(f"{manifest}, line {number}: {file} has class {cls!r}, but lies in {folder}/, "
-                                    f"the folder of class {owner!r}; {fix}")  # fmt: skip
+                raise SynthgapError(
+                    f"{manifest}, line {number}: {file} has class {cls!r}, but lies in {folder}/, "
+                    f"the folder of class {owner!r}; {fix}"
+                )
         if home.setdefault(owner, folder) != folder:
-            raise SynthgapError(f"{manifest}, line {images[0][0]}: {images[0][1]} has class {owner!r}, but lies in "
-                                f"{folder}/, while other images of {owner!r} lie in {home[owner]}/; {fix}")  # fmt: skip
+            raise SynthgapError(
+                f"{manifest}, line {images[0][0]}: {images[0][1]} has class {owner!r}, but lies in "
+                f"{folder}/, while other images of {owner!r} lie in {home[owner]}/; {fix}"
+            )
 
 
 def _folder_owner(folder: str, classes: list[str]) -> str | None:

@@ -34,10 +34,27 @@ DEFAULT_TEMPLATES = (
 )
 # A few everyday scenes (Fake-it used Places365 category names); replace with --backgrounds FILE.
 DEFAULT_BACKGROUNDS = (
-    "a kitchen", "a living room", "a forest", "a beach", "a city street", "a park", "a desert", "a field",
-    "a garage", "a lake", "a mountain landscape", "an office", "a supermarket", "a garden", "a snowy landscape",
-    "a river bank", "a museum", "a workshop", "a classroom", "a harbour",
-)  # fmt: skip
+    "a kitchen",
+    "a living room",
+    "a forest",
+    "a beach",
+    "a city street",
+    "a park",
+    "a desert",
+    "a field",
+    "a garage",
+    "a lake",
+    "a mountain landscape",
+    "an office",
+    "a supermarket",
+    "a garden",
+    "a snowy landscape",
+    "a river bank",
+    "a museum",
+    "a workshop",
+    "a classroom",
+    "a harbour",
+)
 # Word starts, lower-case, whose sound breaks the vowel-letter rule.
 CONSONANT_SOUND_STARTS = ("uni", "use", "usu", "uku", "ure", "uro", "eu", "ewe", "one", "once", "ubiq", "uto")
 SILENT_H_STARTS = ("hour", "honest", "honor", "honour", "heir")

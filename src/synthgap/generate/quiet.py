@@ -21,23 +21,35 @@ def _switch(library: str) -> Switch:
     if library == "diffusers":
         from diffusers.utils import logging as diffusers_logging
 
-        return (diffusers_logging.is_progress_bar_enabled, diffusers_logging.disable_progress_bar,
-                diffusers_logging.enable_progress_bar)  # fmt: skip
+        return (
+            diffusers_logging.is_progress_bar_enabled,
+            diffusers_logging.disable_progress_bar,
+            diffusers_logging.enable_progress_bar,
+        )
     if library == "transformers":
         from transformers.utils import logging as transformers_logging
 
-        return (transformers_logging.is_progress_bar_enabled, transformers_logging.disable_progress_bar,
-                transformers_logging.enable_progress_bar)  # fmt: skip
+        return (
+            transformers_logging.is_progress_bar_enabled,
+            transformers_logging.disable_progress_bar,
+            transformers_logging.enable_progress_bar,
+        )
     if library == "datasets":
         import datasets
 
-        return (lambda: not datasets.are_progress_bars_disabled(), datasets.disable_progress_bars,
-                datasets.enable_progress_bars)  # fmt: skip
+        return (
+            lambda: not datasets.are_progress_bars_disabled(),
+            datasets.disable_progress_bars,
+            datasets.enable_progress_bars,
+        )
     if library == "huggingface_hub":
         from huggingface_hub import utils as hub_utils
 
-        return (lambda: not hub_utils.are_progress_bars_disabled(), hub_utils.disable_progress_bars,
-                hub_utils.enable_progress_bars)  # fmt: skip
+        return (
+            lambda: not hub_utils.are_progress_bars_disabled(),
+            hub_utils.disable_progress_bars,
+            hub_utils.enable_progress_bars,
+        )
     raise ValueError(f"no progress-bar switch for {library!r}")
 
 

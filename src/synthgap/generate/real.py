@@ -34,8 +34,10 @@ def source_classes(index: LabelledIndex, class_list: str | None = None) -> list[
     missing = [c for c in index.classes if c not in listed]
     extra = sorted(set(listed) - set(index.classes))
     if missing or extra:
-        parts = [f"not in the list: {', '.join(missing[:8])}" if missing else "",
-                 f"not in the source: {', '.join(extra[:8])}" if extra else ""]  # fmt: skip
+        parts = [
+            f"not in the list: {', '.join(missing[:8])}" if missing else "",
+            f"not in the source: {', '.join(extra[:8])}" if extra else "",
+        ]
         raise SynthgapError(
             f"the classes of --classes {class_list} are not those of the source {index.name} "
             f"({'; '.join(p for p in parts if p)}); give a class list with the source's class ids, or none"

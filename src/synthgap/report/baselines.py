@@ -23,8 +23,13 @@ def baseline_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
     if not gap:
         return []
     note = convergence_note(records)
-    return [scope.heading("Baselines: real (R) vs synthetic (S) training data"), "", *([note, ""] if note else []),
-            *gap, ""]  # fmt: skip
+    return [
+        scope.heading("Baselines: real (R) vs synthetic (S) training data"),
+        "",
+        *([note, ""] if note else []),
+        *gap,
+        "",
+    ]
 
 
 @section("per_class", kinds=("baseline",), order=20)

@@ -112,8 +112,12 @@ def convergence_lines(records: list[ResultRecord], scope: Scope) -> list[str]:
         if reading is None:
             cells = ["–", "–", "–", "not measured"]
         else:
-            cells = [f"{reading.start_top1:.2f} (epoch {reading.start_epoch})", f"{reading.end_top1:.2f}",
-                     f"{reading.gain:+.2f}", "yes" if reading.converged else "no"]  # fmt: skip
+            cells = [
+                f"{reading.start_top1:.2f} (epoch {reading.start_epoch})",
+                f"{reading.end_top1:.2f}",
+                f"{reading.gain:+.2f}",
+                "yes" if reading.converged else "no",
+            ]
         lines.append("| " + " | ".join([md_text(record.run), str(record.epochs), images, *cells]) + " |")
     plot_curves([r for r, _ in readings], scope.figure_path("convergence"))
     lines += ["", f"![Learning curves of the baselines]({scope.figure('convergence')})", ""]

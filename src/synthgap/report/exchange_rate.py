@@ -210,8 +210,9 @@ def points_table(points: Mapping[str, Mapping[int, Summary]], mix_synthetic: int
     arms = list(points)
     summaries = [s for curve in points.values() for s in curve.values()]
     spread = f"mean ± sample std over {seeds_phrase(summaries)}" if max(s.n for s in summaries) > 1 else "single seed"
-    heads = [ARM_LABELS[a] + (f" ({mix_synthetic} synthetic images)" if a == "mix" and mix_synthetic else "")
-             for a in arms]  # fmt: skip
+    heads = [
+        ARM_LABELS[a] + (f" ({mix_synthetic} synthetic images)" if a == "mix" and mix_synthetic else "") for a in arms
+    ]
     lines = [
         f"Top-1 (%) on the real test set, {spread}; each student trained from scratch on the "
         "given images per class (nested, stratified subsets: a larger rung holds every image of a smaller one).",
@@ -267,9 +268,11 @@ def _exchange_sentence(exchanges: list[Exchange]) -> str:
     missed = [e for e in exchanges if not e.reached]
     parts = []
     if reached:
-        listed = "; ".join(f"m = {e.real_per_class} ({e.real_top1:.2f} %) is matched at s* ≈ "
-                           f"{_count(e.synthetic_per_class)}, {_rate(e.rate)} synthetic per real image"
-                           for e in reached)  # fmt: skip
+        listed = "; ".join(
+            f"m = {e.real_per_class} ({e.real_top1:.2f} %) is matched at s* ≈ "
+            f"{_count(e.synthetic_per_class)}, {_rate(e.rate)} synthetic per real image"
+            for e in reached
+        )
         parts.append(f"Inside the synthetic ladder, {listed}.")
         if len(reached) > 1:
             first, last = reached[0], reached[-1]
@@ -378,20 +381,41 @@ def plot_exchange(
         color, marker = ARM_STYLES[arm]
         xs = sorted(curve)
         spread = any(curve[n].n > 1 for n in xs)
-        ax.errorbar(xs, [curve[n].mean for n in xs], yerr=[curve[n].std for n in xs] if spread else None,
-                    color=color, marker=marker, linestyle="none", capsize=4, zorder=3,
-                    label=figure_text(ARM_LABELS[arm]))  # fmt: skip
+        ax.errorbar(
+            xs,
+            [curve[n].mean for n in xs],
+            yerr=[curve[n].std for n in xs] if spread else None,
+            color=color,
+            marker=marker,
+            linestyle="none",
+            capsize=4,
+            zorder=3,
+            label=figure_text(ARM_LABELS[arm]),
+        )
         if arm in fits and len(xs) > 1:
             dense = np.geomspace(min(xs), max(xs), 200)
             fit = fits[arm].fit
-            ax.plot(dense, fit(dense), color=color, linewidth=1.6, alpha=0.85,
-                    label=f"{figure_text(ARM_LABELS[arm])} fit: {fit.equation()}, R² = {fit.r2:.3f}")  # fmt: skip
+            ax.plot(
+                dense,
+                fit(dense),
+                color=color,
+                linewidth=1.6,
+                alpha=0.85,
+                label=f"{figure_text(ARM_LABELS[arm])} fit: {fit.equation()}, R² = {fit.r2:.3f}",
+            )
     for e in exchanges:
         if e.status == "reached":
-            ax.plot([e.real_per_class, e.synthetic_per_class], [e.real_top1] * 2, color="grey", linestyle=":",
-                    linewidth=1.2)  # fmt: skip
-            ax.annotate(f"×{_rate(e.rate)}", (e.synthetic_per_class, e.real_top1), textcoords="offset points",
-                        xytext=(4, 3), fontsize=8, color="grey")  # fmt: skip
+            ax.plot(
+                [e.real_per_class, e.synthetic_per_class], [e.real_top1] * 2, color="grey", linestyle=":", linewidth=1.2
+            )
+            ax.annotate(
+                f"×{_rate(e.rate)}",
+                (e.synthetic_per_class, e.real_top1),
+                textcoords="offset points",
+                xytext=(4, 3),
+                fontsize=8,
+                color="grey",
+            )
     counts = sorted({n for curve in points.values() for n in curve})
     ax.set_xscale("log")
     ax.set_xticks(counts, [str(n) for n in counts])

@@ -120,8 +120,7 @@ def gap_baselines(bases: dict[int, tuple[float, float]]) -> dict[int, tuple[floa
 
 def gap_shares(group: list[ResultRecord], bases: dict[int, tuple[float, float]]) -> list[float]:
     """(top-1 − S) / (R − S) in percent for each record whose seed has a gap in `bases` (`gap_baselines`)."""
-    return [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1])
-            for r in group if r.seed in bases]  # fmt: skip
+    return [100 * (r.top1 - bases[r.seed][1]) / (bases[r.seed][0] - bases[r.seed][1]) for r in group if r.seed in bases]
 
 
 def remedies(records: list[ResultRecord]) -> list[Remedy]:
@@ -136,8 +135,17 @@ def remedies(records: list[ResultRecord]) -> list[Remedy]:
     for label, group in groups.items():
         shares = gap_shares(group, bases)
         labels, images = real_use(group[0])
-        out.append(Remedy(label, interval([r.top1 for r in group]), interval(shares) if shares else None, labels,
-                          images, statistics.fmean(r.seconds for r in group), tuple(group)))  # fmt: skip
+        out.append(
+            Remedy(
+                label,
+                interval([r.top1 for r in group]),
+                interval(shares) if shares else None,
+                labels,
+                images,
+                statistics.fmean(r.seconds for r in group),
+                tuple(group),
+            )
+        )
     return sorted(out, key=lambda m: (-(m.share.mean if m.share else -1e9), -m.top1.mean))
 
 
@@ -153,8 +161,11 @@ def class_changes(remedy: Remedy, records: list[ResultRecord], classes: list[str
         columns = zip(*(r.per_class_top1 for r in group), strict=True)
         return [None if any(v is None for v in c) else statistics.fmean(c) for c in columns]
 
-    deltas = [(name, a - b) for name, a, b in zip(classes, mean_per_class(mine), mean_per_class(s), strict=True)
-              if a is not None and b is not None]  # fmt: skip
+    deltas = [
+        (name, a - b)
+        for name, a, b in zip(classes, mean_per_class(mine), mean_per_class(s), strict=True)
+        if a is not None and b is not None
+    ]
     fixed = sorted((d for d in deltas if d[1] > CLASS_NOTE_PP), key=lambda d: -d[1])
     broken = sorted((d for d in deltas if d[1] < -CLASS_NOTE_PP), key=lambda d: d[1])
     return fixed, broken
@@ -200,8 +211,10 @@ def no_gap_text(bases: dict[int, tuple[float, float]]) -> str | None:
         where = f"here (gap {mean:.2f} pp over {len(gaps)} seed(s)): there is no gap to close"
     else:
         there = ", ".join(f"{gaps[seed]:.2f}" for seed in without)
-        where = (f"in seed(s) {', '.join(map(str, without))} (gap {there} pp there, {mean:.2f} pp over all "
-                 f"{len(gaps)}): the gap is not there in every seed")  # fmt: skip
+        where = (
+            f"in seed(s) {', '.join(map(str, without))} (gap {there} pp there, {mean:.2f} pp over all "
+            f"{len(gaps)}): the gap is not there in every seed"
+        )
     return (
         f"S is as good as or better than R {where}, so no share of the gap is computed; remedies are compared by top-1."
     )
@@ -290,8 +303,11 @@ def plot_remedies(found: list[Remedy], path: Path) -> Path:
     ax.set_title("Remedies: 0 % = S, 100 % = R")
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=NO_LABELS, label="no real label"), Patch(color=WITH_LABELS, label="real labels")],
-              loc="lower right", fontsize=8)  # fmt: skip
+    ax.legend(
+        handles=[Patch(color=NO_LABELS, label="no real label"), Patch(color=WITH_LABELS, label="real labels")],
+        loc="lower right",
+        fontsize=8,
+    )
     ax.grid(True, axis="x", alpha=0.35)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)

@@ -164,8 +164,10 @@ def _mixed_compute(records: list[ResultRecord]) -> list[str]:
             kinds.setdefault(key, []).append(record)
     if len(kinds) < 2:
         return []
-    parts = [f"{len(group)} on {device} {processor} in {precision} (e.g. {group[0].run})"
-             for (device, processor, precision), group in kinds.items()]  # fmt: skip
+    parts = [
+        f"{len(group)} on {device} {processor} in {precision} (e.g. {group[0].run})"
+        for (device, processor, precision), group in kinds.items()
+    ]
     return [
         f"These results were computed on different machines or precisions: {'; '.join(parts)}. The same training "
         "gives different numbers on each, so differences between these groups mix arithmetic with the effect."

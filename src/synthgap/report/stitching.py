@@ -185,8 +185,15 @@ def plot_stitching(
         xs = sorted(curve)
         spread = any(curve[n].penalty.n > 1 for n in xs)
         errors = [curve[n].penalty.std for n in xs] if spread else None
-        ax.errorbar(xs, [curve[n].penalty.mean for n in xs], yerr=errors, color=color, marker=marker, capsize=3,
-                    label=figure_text(GIVER_LABELS[giver]))  # fmt: skip
+        ax.errorbar(
+            xs,
+            [curve[n].penalty.mean for n in xs],
+            yerr=errors,
+            color=color,
+            marker=marker,
+            capsize=3,
+            label=figure_text(GIVER_LABELS[giver]),
+        )
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlim(0.5, num_layers - 0.5)
     ax.set_xlabel("cut N (layers 1..N from the giver, N+1.. from R)")
@@ -200,8 +207,14 @@ def plot_stitching(
         right = fig.add_subplot(1, 2, 2)
         xs = sorted(n for n in excess if n in recovered)
         right.plot(xs, [excess[n] for n in xs], color=S_COLOR, marker="s", label="S excess stitching penalty (pp)")
-        right.plot(xs, [100 - recovered[n] for n in xs], color="black", marker="o", linestyle="--",
-                   label="sweep: share of the gap not recovered (%)")  # fmt: skip
+        right.plot(
+            xs,
+            [100 - recovered[n] for n in xs],
+            color="black",
+            marker="o",
+            linestyle="--",
+            label="sweep: share of the gap not recovered (%)",
+        )
         right.set_xlim(0.5, num_layers - 0.5)
         right.set_xlabel("cut N")
         right.set_title("Stitching beside the layer sweep (synthetic→real)")

@@ -38,5 +38,9 @@ def test_normalization(recipe: TrainRecipe) -> Normalization:
 def eval_loader(images: ImageTensors, recipe: TrainRecipe) -> TensorLoader:
     """Plain batches of `images` as the recipe's students are tested on them (centre-cropped to the training
     resolution when stored larger: the resize-then-centre-crop test view of ImageNet recipes)."""
-    return TensorLoader(images, batch_size=recipe.eval_batch_size, normalization=test_normalization(recipe),
-                        channels_last=recipe.channels_last)  # fmt: skip
+    return TensorLoader(
+        images,
+        batch_size=recipe.eval_batch_size,
+        normalization=test_normalization(recipe),
+        channels_last=recipe.channels_last,
+    )

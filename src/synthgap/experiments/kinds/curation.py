@@ -85,8 +85,9 @@ class CurationBlock(Strict):
         if self.keep is None and self.threshold is None:
             self.keep = [0.5]
         if ("clip" in self.scores) != (self.scores_file is not None):
-            raise ValueError("the clip score reads scores_file (clip_scores.csv of `synthgap curate`): give both or "
-                             "neither")  # fmt: skip
+            raise ValueError(
+                "the clip score reads scores_file (clip_scores.csv of `synthgap curate`): give both or neither"
+            )
         if self.scores_file is not None and not self.scores_file.is_file():
             raise ValueError(f"scores_file {self.scores_file} not found")
         return self
@@ -146,26 +147,42 @@ def plan(block: CurationBlock, seeds: list[int], spec: Settings) -> list[Curatio
     read_clip_scores(block.scores_file)  # a bad row stops --dry-run and the run's start, not the run itself
     file = str(block.scores_file.resolve())
     digest = file_digest(block.scores_file)
-    return [replace(run, scores_file=file, scores_sha256=digest) if run.scoring == "clip" else run
-            for group in runs for run in group]  # fmt: skip
+    return [
+        replace(run, scores_file=file, scores_sha256=digest) if run.scoring == "clip" else run
+        for group in runs
+        for run in group
+    ]
 
 
 def _plan_one(block: CurationBlock, seed: int) -> list[CurationRun]:
     runs: list[CurationRun] = []
     for keep in block.keep or []:
-        runs += [CurationRun(f"curation-{s}-keep{keep:g}-s{seed}", seed, s, keep, k=block.k,
-                             schedule=block.schedule) for s in block.scores]  # fmt: skip
+        runs += [
+            CurationRun(f"curation-{s}-keep{keep:g}-s{seed}", seed, s, keep, k=block.k, schedule=block.schedule)
+            for s in block.scores
+        ]
         if block.control:  # one control per size: every score keeps the same count per class
-            runs.append(CurationRun(f"curation-random-keep{keep:g}-s{seed}", seed, RANDOM, keep,
-                                    schedule=block.schedule))  # fmt: skip
+            runs.append(
+                CurationRun(f"curation-random-keep{keep:g}-s{seed}", seed, RANDOM, keep, schedule=block.schedule)
+            )
     if block.threshold is not None:
         t = block.threshold
         for s in block.scores:
-            runs.append(CurationRun(f"curation-{s}-min{t:g}-s{seed}", seed, s, threshold=t, k=block.k,
-                                    schedule=block.schedule))  # fmt: skip
+            runs.append(
+                CurationRun(f"curation-{s}-min{t:g}-s{seed}", seed, s, threshold=t, k=block.k, schedule=block.schedule)
+            )
             if block.control:  # a threshold keeps other counts per score: a control each
-                runs.append(CurationRun(f"curation-random-like-{s}-min{t:g}-s{seed}", seed, RANDOM,
-                                        threshold=t, matched=s, k=block.k, schedule=block.schedule))  # fmt: skip
+                runs.append(
+                    CurationRun(
+                        f"curation-random-like-{s}-min{t:g}-s{seed}",
+                        seed,
+                        RANDOM,
+                        threshold=t,
+                        matched=s,
+                        k=block.k,
+                        schedule=block.schedule,
+                    )
+                )
     return runs
 
 
@@ -205,8 +222,12 @@ def knn_precision_scores(synthetic: torch.Tensor, real: torch.Tensor, k: int) ->
     """max_j 1 − d(x, real_j) / r_j for every synthetic feature x (r_j: real_j's distance to its k-th nearest
     other real feature); ≥ 0 exactly when x lies inside some real k-NN ball."""
     radii = kth_neighbour_radius(real, min(k, len(real) - 1)).clamp_min(1e-12)
-    return torch.cat([(1 - torch.cdist(synthetic[i : i + DISTANCE_CHUNK], real) / radii).max(dim=1).values
-                      for i in range(0, len(synthetic), DISTANCE_CHUNK)])  # fmt: skip
+    return torch.cat(
+        [
+            (1 - torch.cdist(synthetic[i : i + DISTANCE_CHUNK], real) / radii).max(dim=1).values
+            for i in range(0, len(synthetic), DISTANCE_CHUNK)
+        ]
+    )
 
 
 def image_scores(run: CurationRun, ctx: RunContext, synthetic: ImageTensors) -> tuple[np.ndarray, str]:
@@ -240,8 +261,10 @@ def file_scores(path: Path, digest: str | None, files: list[Path]) -> np.ndarray
     by_file = read_clip_scores(path)
     missing = [f for f in files if Path(f).resolve() not in by_file]
     if missing:
-        raise SynthgapError(f"{path} has no score for {len(missing)} training image(s), e.g. {missing[0]}: it scores "
-                            "another set than data.synthetic")  # fmt: skip
+        raise SynthgapError(
+            f"{path} has no score for {len(missing)} training image(s), e.g. {missing[0]}: it scores "
+            "another set than data.synthetic"
+        )
     return np.array([by_file[Path(f).resolve()] for f in files], dtype=np.float64)
 
 

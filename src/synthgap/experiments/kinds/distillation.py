@@ -278,11 +278,25 @@ def distil(run: DistillationRun, ctx: RunContext) -> tuple[str, dict]:
         cached = recipe.augmentation == "none"  # the same view every epoch: the teacher's logits once
         logits = None
         if cached:
-            logits = teacher_logits(view, images, student_norm, batch_size=recipe.eval_batch_size,
-                                    precision=recipe.precision, device=ctx.device)  # fmt: skip
+            logits = teacher_logits(
+                view,
+                images,
+                student_norm,
+                batch_size=recipe.eval_batch_size,
+                precision=recipe.precision,
+                device=ctx.device,
+            )
         loss = DistillationLoss(None if cached else view, temperature=run.temperature, alpha=run.alpha)
-        model, result = train_in_run(ctx, run, images, recipe, state_dir=path, state_token=key, loss=loss,
-                                     targets=distillation_targets(labels, logits))  # fmt: skip
+        model, result = train_in_run(
+            ctx,
+            run,
+            images,
+            recipe,
+            state_dir=path,
+            state_token=key,
+            loss=loss,
+            targets=distillation_targets(labels, logits),
+        )
         metadata = {
             "seconds": max(result.seconds, time.perf_counter() - start),
             "classes": list(images.classes),

@@ -137,7 +137,7 @@ def execute(run: TextureRun, ctx: RunContext) -> TextureRecord:
         **ctx.record_fields(run, run.side),
         **ctx.transfer_fields(
             "synthetic" if run.student == TRANSFER_STUDENT else None, run.n, run.student == TRANSFER_STUDENT
-        ),  # fmt: skip
+        ),
         epochs=recipe.epochs,
         train_images=len(train),
         seconds=time.perf_counter() - start,
