@@ -316,8 +316,10 @@ def run(
     _print_flags(records)
     skipping = [r.skipped_images for r in records if r.skipped_images]
     if skipping:
-        typer.echo(f"{len(skipping)} runs skipped unreadable images (up to {max(skipping)} each; --skip-bad; the "
-                   "count of each run is its skipped_images in results.jsonl)")  # fmt: skip
+        typer.echo(
+            f"{len(skipping)} runs skipped unreadable images (up to {max(skipping)} each; --skip-bad; the "
+            "count of each run is its skipped_images in results.jsonl)"
+        )
     typer.echo(f"{len(records)} runs finished in {out / 'results.jsonl'}; report: {api.report(out)}")
 
 
@@ -352,8 +354,14 @@ def demo(
     from synthgap.demo import demo_summary, run_demo
 
     sizes = {"per_class": per_class, "epochs": epochs, "width": width}
-    records = run_demo(out, data_root=data_root, n=_int_list(n, "--n"), model_cache=model_cache, progress=not quiet,
-                       **{key: value for key, value in sizes.items() if value is not None})  # fmt: skip
+    records = run_demo(
+        out,
+        data_root=data_root,
+        n=_int_list(n, "--n"),
+        model_cache=model_cache,
+        progress=not quiet,
+        **{key: value for key, value in sizes.items() if value is not None},
+    )
     typer.echo(demo_summary(records))
     _print_flags(records)
     typer.echo(f"\nresults: {out / 'results.jsonl'}   report: {out / 'report.md'} (and report.html, figures/)")
@@ -400,8 +408,10 @@ def report(folder: Annotated[Path, typer.Argument(help="An experiment folder hol
     markdown = api.report(folder)
     figures = sorted((markdown.parent / "figures").glob("*.png"))
     standalone = markdown.parent / "report-standalone.html"
-    typer.echo(f"wrote {markdown}, {markdown.with_suffix('.html')} and {len(figures)} figures in "
-               f"{markdown.parent / 'figures'}; to share one file: {standalone}")  # fmt: skip
+    typer.echo(
+        f"wrote {markdown}, {markdown.with_suffix('.html')} and {len(figures)} figures in "
+        f"{markdown.parent / 'figures'}; to share one file: {standalone}"
+    )
 
 
 def main() -> None:
