@@ -177,3 +177,15 @@ def test_bf16_training_runs_and_stays_finite():
         tiny_model(), train, test, RECIPE.model_copy(update={"epochs": 1, "precision": "bf16"}), progress=False
     )
     assert math.isfinite(result.history[0]["train_loss"])
+
+
+@pytest.mark.slow
+def test_a_compiled_training_step_trains_the_model_itself():
+    recipe = RECIPE.model_copy(update={"compile": True, "channels_last": False})
+    seed_everything(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    keys = list(model.state_dict())
+    result = fit(model, *loaders(colour_classes()), recipe, progress=False, device="cpu")
+    assert result.top1 > 90  # two trivially separable classes
+    assert list(model.state_dict()) == keys  # the compiled wrapper shares the weights; what is saved is unchanged
+    assert "compile" not in RECIPE.model_dump(mode="json") and recipe.model_dump(mode="json")["compile"] is True

@@ -89,8 +89,10 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if cpu_has_native_bf16() else None
     if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
         name = torch.cuda.get_device_name(device)
-        raise SynthgapError(f"recipe.precision bf16 needs a GPU with native bf16 (compute capability 8.0 or later); "
-                            f"{name} has none: use fp16 or auto")  # fmt: skip
+        raise SynthgapError(
+            f"recipe.precision bf16 needs a GPU with native bf16 (compute capability 8.0 or later); "
+            f"{name} has none: use fp16 or auto"
+        )
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -384,7 +386,7 @@ def fit(
     schedule = lr_schedule(recipe, steps_per_epoch)
     # a lambda, not the partial itself: LambdaLR would try to save a callable object's attributes with its state
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s))
-    step = TrainStep(wrap(model, world, device), optimizer, recipe, device, loss)
+    step = TrainStep(compiled(wrap(model, world, device), recipe.compile), optimizer, recipe, device, loss)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay is not None else None
     curve_loader = curve_subset(test_loader, recipe.eval_images)
 
@@ -464,6 +466,12 @@ def fit(
     curve_images = curve_loader.num_samples if curve_loader is not None else 0
     samples, resident = train_loader.num_samples, train_loader.resident
     return FitResult(top1, top5, seconds, samples, history, evaluation, first_epoch, curve_images, resident)
+
+
+def compiled(model: nn.Module, on: bool) -> nn.Module:
+    """`model` as the training step runs it: through `torch.compile` when the recipe asks (the first steps then
+    compile, which takes seconds to minutes; the weights are `model`'s own, so saving and evaluating are unchanged)."""
+    return torch.compile(model) if on else model
 
 
 def checkpoint_interval() -> float:

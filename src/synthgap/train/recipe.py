@@ -44,6 +44,9 @@ class TrainRecipe(BaseModel):
     # auto: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
+    # torch.compile the training step's model (inductor kernels: another summation order, so it is part of a run's
+    # settings when on; left out of the dumped recipe when off, so fingerprints made before it existed still hold)
+    compile: bool = Field(False, exclude_if=lambda on: not on)
     eval_every: int = Field(0, ge=0)  # evaluate every k epochs; 0: only after the last epoch
     # test images (a fixed random subset, the same for every run) of the evaluations during training; 0: all. The
     # evaluation after the last epoch, the one a record reports, always uses every test image.
