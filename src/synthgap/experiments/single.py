@@ -113,7 +113,10 @@ def train_baseline(
             launch(nproc, argv)
     finally:
         spec.unlink(missing_ok=True)
-    return next(r for r in read_results(results_dir) if r.run == config.run_name())
+    record = next((r for r in read_results(results_dir) if r.run == config.run_name()), None)
+    if record is None:  # the processes ended well, yet wrote nothing: never report a run that is not recorded
+        raise SynthgapError(f"the {nproc} training processes ended without recording {config.run_name()}")
+    return record
 
 
 @contextmanager

@@ -378,7 +378,8 @@ def fit(
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, recipe, device)
-    train_loader = train_loader.for_rank(world.rank, world.size)
+    if world.distributed:  # image loaders only: a cached-feature stage 2 trains in one process
+        train_loader = train_loader.for_rank(world.rank, world.size)
     if not world.main:
         out_dir, progress = None, False  # the main process logs and reports for the run
     steps_per_epoch = len(train_loader)
