@@ -13,7 +13,14 @@ import torch
 import yaml
 
 from synthgap.errors import SynthgapError
-from synthgap.experiments.backends import LocalBackend, RayBackend, Resources, SlurmBackend, make_backend
+from synthgap.experiments.backends import (
+    LocalBackend,
+    RayBackend,
+    Resources,
+    SlurmBackend,
+    make_backend,
+    planned_compute,
+)
 from synthgap.experiments.plan import plan
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment
@@ -111,6 +118,24 @@ def test_backend_names_and_resources_are_checked(tmp_path):
     assert isinstance(make_backend("local", Resources(), out=tmp_path), LocalBackend)
     with pytest.raises(SynthgapError, match="unknown backend 'kubernetes'; choose from: local, ray, slurm"):
         make_backend("kubernetes", Resources(), out=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("backend", "gpus", "message"),
+    [
+        ("ray", 2, "synthgap run gives each run one GPU at most .* use synthgap train --nproc N"),
+        ("local", 1, "this machine has no GPU and the local backend runs here"),
+    ],
+)
+def test_gpus_a_run_cannot_have_are_refused_in_one_line(tmp_path, monkeypatch, backend, gpus, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for step in (
+        lambda: planned_compute(backend, Resources(gpus=gpus)),
+        lambda: make_backend(backend, Resources(gpus=gpus), out=tmp_path),
+    ):
+        with pytest.raises(SynthgapError, match=message):
+            step()
+    planned_compute(backend, Resources(gpus=0.5 if backend == "ray" else 0))  # a share of one GPU, or none: fine
 
 
 def test_a_worker_that_cannot_see_the_experiment_folder_is_one_clear_error(sweep, tmp_path):

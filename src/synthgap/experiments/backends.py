@@ -252,8 +252,25 @@ def local_compute(threads: int | None = None, device: torch.device | None = None
     return Compute((device or default_device()).type, threads or torch.get_num_threads())
 
 
+def check_resources(name: str, resources: Resources) -> None:
+    """GPUs a run of backend `name` can have: at most one (a fraction shares one between runs), and on the local
+    backend only where this machine has a GPU."""
+    if resources.gpus > 1:
+        raise SynthgapError(
+            f"gpus per run (--gpus-per-run, resources.gpus) is {resources.gpus:g}: synthgap run gives each run one GPU "
+            "at most (a fraction shares one); to train one run on several GPUs use synthgap train --nproc N"
+        )
+    if name == "local" and resources.gpus and not torch.cuda.is_available():
+        raise SynthgapError(
+            f"gpus per run (--gpus-per-run, resources.gpus) is {resources.gpus:g}, but this machine has no GPU and "
+            "the local backend runs here: leave it out to train on the CPU, or use --backend ray or slurm on a cluster "
+            "with GPUs"
+        )
+
+
 def planned_compute(name: str, resources: Resources) -> Compute:
     """What every run of backend `name` computes with, known before the backend starts (for --dry-run)."""
+    check_resources(name, resources)
     return local_compute(resources.cpus) if name == "local" else resources.worker_compute()
 
 
@@ -267,6 +284,7 @@ def make_backend(
     slurm_cluster: str | None = None,
     slurm_parameters: dict[str, Any] | None = None,
 ) -> Backend:
+    check_resources(name, resources)
     if name == "local":
         return LocalBackend(resources.cpus)  # this process's device
     if name == "ray":
