@@ -15,7 +15,7 @@ import yaml
 
 import synthgap
 from synthgap.errors import SynthgapError
-from tests.specs import tiny_raw
+from tests.specs import TINY_MODEL, tiny_raw
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
@@ -136,8 +136,17 @@ def test_seeds_and_n_must_be_lists_of_whole_numbers(cifake_root, tmp_path, key, 
 
 
 def test_train_records_one_run(cifake_root, tmp_path):
-    record = synthgap.train("cifake:synthetic", out=tmp_path / "one", data_root=cifake_root, per_class="2",
-                            epochs=1, width=0.125, batch_size=4, precision="fp32", progress=False)  # fmt: skip
+    record = synthgap.train(
+        "cifake:synthetic",
+        out=tmp_path / "one",
+        data_root=cifake_root,
+        per_class="2",
+        epochs=1,
+        width=TINY_MODEL["width"],
+        batch_size=4,
+        precision="fp32",
+        progress=False,
+    )
     assert record.run == "baseline-synthetic-s0" and record.train_images == 20 and record.side == "synthetic"
     frame = synthgap.load_results(tmp_path / "one")
     assert frame["run"].tolist() == ["baseline-synthetic-s0"] and frame["top1"].iloc[0] == record.top1
@@ -146,11 +155,21 @@ def test_train_records_one_run(cifake_root, tmp_path):
 def test_load_analysis_flattens_rows(tmp_path):
     from synthgap.analysis.rows import AnalysisRow, write_analysis
 
-    common = {"layer": 1, "num_layers": 18, "model": "resnet18", "runs": ["a", "b"], "seeds": [0, 0],
-              "model_keys": ["k1", "k2"], "images": {"test": 20}, "settings": {"batch": 8},
-              "definition": "d"}  # fmt: skip
-    rows = [AnalysisRow(measure="cka", value=0.5, pair="R~S", **common),
-            AnalysisRow(measure="probe_top1", value=None, student="R", note="n/a", **common)]  # fmt: skip
+    common = {
+        "layer": 1,
+        "num_layers": 18,
+        "model": "resnet18",
+        "runs": ["a", "b"],
+        "seeds": [0, 0],
+        "model_keys": ["k1", "k2"],
+        "images": {"test": 20},
+        "settings": {"batch": 8},
+        "definition": "d",
+    }
+    rows = [
+        AnalysisRow(measure="cka", value=0.5, pair="R~S", **common),
+        AnalysisRow(measure="probe_top1", value=None, student="R", note="n/a", **common),
+    ]
     write_analysis(tmp_path, rows)
     frame = synthgap.load_analysis(tmp_path)
     assert frame["measure"].tolist() == ["cka", "probe_top1"]
@@ -214,7 +233,14 @@ def run_blocks(blocks: list[str], where: Path, settings: dict) -> dict:
 
 
 def tiny_settings(cifake_root: Path, out: Path) -> dict:
-    return {"DATA_ROOT": str(cifake_root), "OUT": str(out), "PER_CLASS": 2, "EPOCHS": 1, "WIDTH": 0.125, "N": [4, 16]}
+    return {
+        "DATA_ROOT": str(cifake_root),
+        "OUT": str(out),
+        "PER_CLASS": 2,
+        "EPOCHS": 1,
+        "WIDTH": TINY_MODEL["width"],
+        "N": [4, 16],
+    }
 
 
 def test_the_notebook_section_of_the_readme_runs(cifake_root, tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ import yaml
 from synthgap import cli
 from synthgap.errors import os_error_message
 from synthgap.io import append_jsonl, atomic_write_json
+from tests.specs import tiny_raw
 
 
 @pytest.fixture(autouse=True)
@@ -52,14 +53,9 @@ def only_line(err: str) -> str:
 
 # --- the corpus: specs ----------------------------------------------------------------------------------------
 
-SPEC = {
-    "name": "bad",
-    "data": {"per_class": 3, "test_per_class": 3},
-    "model": {"width": 0.125},
-    "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
-    "seeds": [0],
-    "experiments": [{"kind": "baseline"}],
-}
+SPEC = tiny_raw(
+    None, [{"kind": "baseline"}], recipe={"batch_size": 8}, name="bad", data={"per_class": 3, "test_per_class": 3}
+)
 FINITE = "must be a finite number, got"
 AUGMENTATIONS = "augmix, autoaugment, autoaugment_cifar10, cutout, none, randaugment, rrc, standard, trivialaugment"
 ALL_SHORT = ", ".join(
@@ -326,8 +322,10 @@ def write_manifest_with_bad_line(folder: Path, line: str, number: int = 5) -> Pa
     """A generate output folder whose manifest has `line` at line `number`; the lines before it are well formed
     (their files need not exist: the whole manifest is read before any file is looked at)."""
     folder.mkdir(parents=True)
-    good = [json.dumps({"class": "airplane", "file": f"airplane/airplane_{i:05d}.png", "sha256": "0" * 64})
-            for i in range(number - 1)]  # fmt: skip
+    good = [
+        json.dumps({"class": "airplane", "file": f"airplane/airplane_{i:05d}.png", "sha256": "0" * 64})
+        for i in range(number - 1)
+    ]
     (folder / "manifest.jsonl").write_text("\n".join([*good, line]) + "\n")
     return folder / "manifest.jsonl"
 
@@ -573,8 +571,9 @@ def test_atomic_writers_name_the_target_for_permission_errors(tmp_path, monkeypa
     assert os_error_message(exc) == f"cannot access {tmp_path / 'spec.json'}: permission denied"
 
 
-def test_a_failed_train_leaves_no_empty_out_folder_and_a_missing_generated_folder_is_named(capsys, tmp_path,
-                                                                                           monkeypatch):  # fmt: skip
+def test_a_failed_train_leaves_no_empty_out_folder_and_a_missing_generated_folder_is_named(
+    capsys, tmp_path, monkeypatch
+):
     monkeypatch.delenv("SYNTHGAP_DATA_ROOT", raising=False)
     out = tmp_path / "new-out"
     code, _, err = synthgap(capsys, "train", "--train-data", "cifake:real", "--out", out, "--epochs", "1")

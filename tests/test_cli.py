@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from synthgap.cli import app
 from synthgap.data.imagenet100 import imagenet100_wnids
 from tests.data.test_imagenet100 import write_tree
+from tests.specs import TINY_MODEL
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 runner = CliRunner()
@@ -44,8 +45,22 @@ def test_bad_input_is_one_error_line_and_exit_2(args, message):
 
 
 def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, monkeypatch):
-    args = ["train", "--train-data", "cifake:synthetic", "--data-root", str(cifake_root), "--epochs", "1",
-            "--width", "0.125", "--batch-size", "8", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    args = [
+        "train",
+        "--train-data",
+        "cifake:synthetic",
+        "--data-root",
+        str(cifake_root),
+        "--epochs",
+        "1",
+        "--width",
+        "0.125",
+        "--batch-size",
+        "8",
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "baseline-synthetic-s0: top-1" in first.output
@@ -59,9 +74,24 @@ def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, mo
 
 
 def test_train_test_per_class_caps_the_test_set(cifake_root, tmp_path):
-    args = ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--epochs", "1",
-            "--width", "0.125", "--batch-size", "8", "--test-per-class", "1",
-            "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    args = [
+        "train",
+        "--train-data",
+        "cifake:real",
+        "--data-root",
+        str(cifake_root),
+        "--epochs",
+        "1",
+        "--width",
+        "0.125",
+        "--batch-size",
+        "8",
+        "--test-per-class",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (line,) = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
@@ -73,8 +103,19 @@ SMALL = ["--per-class", "3", "--set", "data.test_per_class=3"]  # the test trees
 
 
 def test_shipped_cifake_config_dry_runs(cifake_root, tmp_path):
-    result = runner.invoke(app, ["run", str(CONFIGS / "cifake-layers.yaml"), "--dry-run", "--data-root",
-                                 str(cifake_root), "--out", str(tmp_path), *SMALL])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(CONFIGS / "cifake-layers.yaml"),
+            "--dry-run",
+            "--data-root",
+            str(cifake_root),
+            "--out",
+            str(tmp_path),
+            *SMALL,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "spec 'cifake-layers': valid" in result.output
     assert "runs: 50 (baseline 6, layer_transfer 44)" in result.output
@@ -90,15 +131,21 @@ def test_dry_run_rejects_per_class_beyond_the_smallest_class_naming_side_and_cla
 
 @pytest.mark.parametrize(
     ("config", "runs"),
-    [("cifake-reduction.yaml", "runs: 48 (baseline 6, data_reduction 42)"),
-     ("cifake-ablations.yaml", "runs: 57 (baseline 6, ablation 51)"),
-     ("cifake-remedies.yaml", "runs: 54 (baseline 6, distillation 12, layer_transfer 6, curation 12, ablation 12, "
-                              "data_reduction 6)"),
-     ("cifake-stitching.yaml", "runs: 30 (baseline 3, stitching 27)")],
-)  # fmt: skip
+    [
+        ("cifake-reduction.yaml", "runs: 48 (baseline 6, data_reduction 42)"),
+        ("cifake-ablations.yaml", "runs: 57 (baseline 6, ablation 51)"),
+        (
+            "cifake-remedies.yaml",
+            "runs: 54 (baseline 6, distillation 12, layer_transfer 6, curation 12, ablation 12, data_reduction 6)",
+        ),
+        ("cifake-stitching.yaml", "runs: 30 (baseline 3, stitching 27)"),
+    ],
+)
 def test_shipped_cifake_configs_dry_run(cifake_root, tmp_path, config, runs):
-    result = runner.invoke(app, ["run", str(CONFIGS / config), "--dry-run", "--data-root", str(cifake_root),
-                                 "--out", str(tmp_path), *SMALL])  # fmt: skip
+    result = runner.invoke(
+        app,
+        ["run", str(CONFIGS / config), "--dry-run", "--data-root", str(cifake_root), "--out", str(tmp_path), *SMALL],
+    )
     assert result.exit_code == 0, result.output
     assert runs in result.output
 
@@ -114,8 +161,11 @@ def test_shipped_imagenet100_configs_dry_run_on_a_fake_tree(tmp_path, config, ru
     wnids = list(imagenet100_wnids())
     imagenet = write_tree(tmp_path / "imagenet", {"train": 1, "val": 1}, wnids)
     synthetic = write_tree(tmp_path / "sd", {"train": 1}, wnids) / "train"
-    overrides = [f"data.real=imagenet100:{imagenet}", f"data.test=imagenet100:{imagenet}",
-                 f"data.synthetic=folder:{synthetic}"]  # fmt: skip
+    overrides = [
+        f"data.real=imagenet100:{imagenet}",
+        f"data.test=imagenet100:{imagenet}",
+        f"data.synthetic=folder:{synthetic}",
+    ]
     args = [
         "run",
         str(CONFIGS / config),
@@ -137,17 +187,41 @@ def test_dry_run_names_mismatched_classes(tmp_path):
     wnids = list(imagenet100_wnids())
     imagenet = write_tree(tmp_path / "imagenet", {"train": 1, "val": 1}, wnids)
     other = write_tree(tmp_path / "other", {"train": 1}, wnids[:99] + ["n00000001"]) / "train"
-    result = synthgap("run", str(CONFIGS / "imagenet100-layers.yaml"), "--dry-run", "--out", str(tmp_path),
-                      "--set", f"data.real=imagenet100:{imagenet}", "--set", f"data.test=imagenet100:{imagenet}",
-                      "--set", f"data.synthetic=folder:{other}")  # fmt: skip
+    result = synthgap(
+        "run",
+        str(CONFIGS / "imagenet100-layers.yaml"),
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--set",
+        f"data.real=imagenet100:{imagenet}",
+        "--set",
+        f"data.test=imagenet100:{imagenet}",
+        "--set",
+        f"data.synthetic=folder:{other}",
+    )
     assert result.returncode == 2
     assert "n00000001" in result.stderr and wnids[99] in result.stderr
 
 
 def test_skip_bad_skips_and_counts_corrupt_images(cifake_root, tmp_path, monkeypatch):
     (cifake_root / "cifake" / "train" / "REAL" / "1 (3).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    args = ["train", "--train-data", "cifake:real", "--data-root", str(cifake_root), "--epochs", "1", "--width",
-            "0.125", "--batch-size", "8", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    args = [
+        "train",
+        "--train-data",
+        "cifake:real",
+        "--data-root",
+        str(cifake_root),
+        "--epochs",
+        "1",
+        "--width",
+        "0.125",
+        "--batch-size",
+        "8",
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+    ]
     strict = runner.invoke(app, args)
     assert strict.exit_code != 0 and "1 (3).jpg" in str(strict.exception)
     lenient = runner.invoke(app, [*args, "--skip-bad"])
@@ -160,8 +234,15 @@ def test_skip_bad_skips_and_counts_corrupt_images(cifake_root, tmp_path, monkeyp
 def test_run_takes_skip_bad_and_prints_and_records_the_skipped_images(cifake_root, tmp_path):
     (cifake_root / "cifake" / "train" / "REAL" / "1 (3).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({"model": {"width": 0.125}, "recipe": {"epochs": 1, "batch_size": 8},
-                                    "experiments": [{"kind": "baseline", "sides": ["real"]}]}))  # fmt: skip
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "model": TINY_MODEL,
+                "recipe": {"epochs": 1, "batch_size": 8},
+                "experiments": [{"kind": "baseline", "sides": ["real"]}],
+            }
+        )
+    )
     args = ["run", str(spec), "--data-root", str(cifake_root), "--out", str(tmp_path / "out"), "-q"]
     strict = runner.invoke(app, args)
     assert strict.exit_code != 0 and "--skip-bad" in str(strict.exception)  # the hint names an option run has
@@ -199,8 +280,14 @@ def test_the_imagenet100_generators_spec_compares_every_kind_of_set():
 
     spec = ExperimentSpec.model_validate(yaml.safe_load((CONFIGS / "imagenet100-generators.yaml").read_text()))
     generator = next(block for block in spec.experiments if block.kind == "generator")
-    assert set(generator.sources) == {"text2img", "img2img", "img2img_lora", "lora_text2img", "curated_confidence",
-                                      "unclip_oracle"}  # fmt: skip
+    assert set(generator.sources) == {
+        "text2img",
+        "img2img",
+        "img2img_lora",
+        "lora_text2img",
+        "curated_confidence",
+        "unclip_oracle",
+    }
     assert all(ref.startswith("generated:") for ref in generator.sources.values())
 
 
@@ -270,8 +357,12 @@ def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
     repeated = (generate_commands.DEFAULT_TEXT2IMG_MODEL, generate_commands.DEFAULT_UNCLIP_MODEL)
     assert repeated == (DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL)
     assert cli.BACKENDS == BACKENDS
-    for command, model in [("text2img", DEFAULT_TEXT2IMG_MODEL), ("img2img", DEFAULT_TEXT2IMG_MODEL),
-                           ("adapt", DEFAULT_TEXT2IMG_MODEL), ("unclip", DEFAULT_UNCLIP_MODEL)]:  # fmt: skip
+    for command, model in [
+        ("text2img", DEFAULT_TEXT2IMG_MODEL),
+        ("img2img", DEFAULT_TEXT2IMG_MODEL),
+        ("adapt", DEFAULT_TEXT2IMG_MODEL),
+        ("unclip", DEFAULT_UNCLIP_MODEL),
+    ]:
         assert f"--model <str> {model} (the default)" in " ".join(help_at_80_columns(["generate", command]).split())
 
 
@@ -333,10 +424,14 @@ def test_help_names_every_registered_family_preset_augmentation_and_scheduler(mo
     FAMILIES.add("test_only_net", replace(get_family("resnet18"), name="test_only_net"))
     assert "test_only_net" in option_help(("train",), "--model")
     lists = {
-        ("train",): {"--model": FAMILIES.names(), "--preset": RECIPE_PRESETS.names(),
-                     "--augmentation": AUGMENTATIONS.names(), "--normalization": list(NORMALIZATIONS)},
+        ("train",): {
+            "--model": FAMILIES.names(),
+            "--preset": RECIPE_PRESETS.names(),
+            "--augmentation": AUGMENTATIONS.names(),
+            "--normalization": list(NORMALIZATIONS),
+        },
         **{("generate", command): {"--scheduler": SCHEDULERS.names()} for command in ("text2img", "img2img", "unclip")},
-    }  # fmt: skip
+    }
     for path, options in lists.items():
         for option, names in options.items():
             described = option_help(path, option)

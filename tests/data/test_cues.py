@@ -39,8 +39,9 @@ def test_patch_shuffle_permutes_whole_patches_per_image():
     out = patch_shuffle(images, 4, torch.Generator().manual_seed(0))
 
     def patches(x):
-        return sorted(tuple(x[:, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8].flatten().tolist()) for r in range(4)
-                      for c in range(4))  # fmt: skip
+        return sorted(
+            tuple(x[:, r * 8 : r * 8 + 8, c * 8 : c * 8 + 8].flatten().tolist()) for r in range(4) for c in range(4)
+        )
 
     for before, after in zip(images, out, strict=True):
         assert patches(before) == patches(after)

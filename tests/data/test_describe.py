@@ -36,12 +36,25 @@ def write_generated(root: Path, per_class: tuple[int, ...] = (4, 1)) -> Path:
             file = f"{class_id}/{class_id}_{i:05d}.png"
             (root / file).write_bytes(data)
             template = TEMPLATES[i % 2]
-            records.append({
-                "class": class_id, "class_name": name, "label": label, "index": i, "file": file,
-                "sha256": hashlib.sha256(data).hexdigest(), "prompt": template.format(name=name, background="a lake"),
-                "template": template, "model": "tiny-sd", "revision": "abc123", "scheduler": "ddim", "steps": 2,
-                "guidance": 7.5, "size": 32, "seed": 1000 + i,
-            })  # fmt: skip
+            records.append(
+                {
+                    "class": class_id,
+                    "class_name": name,
+                    "label": label,
+                    "index": i,
+                    "file": file,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "prompt": template.format(name=name, background="a lake"),
+                    "template": template,
+                    "model": "tiny-sd",
+                    "revision": "abc123",
+                    "scheduler": "ddim",
+                    "steps": 2,
+                    "guidance": 7.5,
+                    "size": 32,
+                    "seed": 1000 + i,
+                }
+            )
     (root / "previews").mkdir()
     (root / "previews" / "n01.png").write_bytes(_png(99))
     (root / "generate.json").write_text(json.dumps({"kind": "text2img", "model": "tiny-sd", "templates": TEMPLATES}))

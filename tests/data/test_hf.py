@@ -209,9 +209,8 @@ def test_data_describe_shows_splits_columns_and_class_counts(tmp_path):
 def test_a_baseline_and_a_two_n_sweep_run_on_hf_sides(tmp_path):
     """Real and synthetic sides given as hf: datasets (one saved to disk, one as parquet) run like folders, and a
     rerun finds every run done."""
-    from synthgap.config import validate
     from synthgap.experiments.runner import run_experiment
-    from synthgap.experiments.spec import ExperimentSpec
+    from tests.specs import tiny_spec
 
     real = tmp_path / "real"
     datasets.DatasetDict({"train": _class_label_dataset(12), "test": _class_label_dataset(6, seed=2)}).save_to_disk(
@@ -224,23 +223,16 @@ def test_a_baseline_and_a_two_n_sweep_run_on_hf_sides(tmp_path):
         features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")}),
     )
     names.to_parquet(str(synthetic / "train.parquet"))
-    raw = {
-        "name": "hf-sides",
-        "data": {"real": f"hf:{real}", "synthetic": f"hf:{synthetic}", "test": f"hf:{real}", "resolution": 16},
-        "model": {"width": 0.125},
-        "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-        "seeds": [0],
-        "experiments": [
-            {"kind": "baseline"},
-            {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [4, 16]},
-        ],  # fmt: skip
-    }
-    spec = validate(ExperimentSpec, raw)
+    data = {"real": f"hf:{real}", "synthetic": f"hf:{synthetic}", "test": f"hf:{real}", "resolution": 16}
+    experiments = [{"kind": "baseline"}, {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [4, 16]}]
+    spec = tiny_spec(None, experiments, name="hf-sides", data=data)
     records = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
     assert sorted(r.run for r in records) == [
-        "baseline-real-s0", "baseline-synthetic-s0",
-        "transfer-synthetic_to_real-n04-s0", "transfer-synthetic_to_real-n16-s0",
-    ]  # fmt: skip
+        "baseline-real-s0",
+        "baseline-synthetic-s0",
+        "transfer-synthetic_to_real-n04-s0",
+        "transfer-synthetic_to_real-n16-s0",
+    ]
     assert all(0 <= r.top1 <= 100 for r in records)
     again = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
     assert [r.run for r in again] == [r.run for r in records]
@@ -273,10 +265,12 @@ def test_files_replaced_with_the_same_time_or_added_deep_down_are_read_again(tmp
 
 def test_unusable_columns_and_options_are_one_line_each(tmp_path):
     images = _images(4)
-    mixed = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"img": images, "label": ["a", "b", "a", "b"], "note": list("wxyz")}),
-        "test": _class_label_dataset(3),
-    })  # fmt: skip
+    mixed = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"img": images, "label": ["a", "b", "a", "b"], "note": list("wxyz")}),
+            "test": _class_label_dataset(3),
+        }
+    )
     mixed["train"] = mixed["train"].cast_column("img", datasets.Image())
     mixed.save_to_disk(str(tmp_path / "mixed"))
     with pytest.raises(SynthgapError, match=r"column 'note' is .*not images; name the image column with \?image="):

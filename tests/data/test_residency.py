@@ -123,9 +123,14 @@ def test_fit_on_the_cpu_says_nothing_was_resident(resident):
 
 @pytest.mark.parametrize(
     ("value", "setting", "resident"),
-    [("auto", "auto", None), (True, "true", True), (False, "false", False), ("true", "true", True),
-     ("false", "false", False)],
-)  # fmt: skip
+    [
+        ("auto", "auto", None),
+        (True, "true", True),
+        (False, "false", False),
+        ("true", "true", True),
+        ("false", "false", False),
+    ],
+)
 def test_device_resident_takes_auto_true_and_false(value, setting, resident):
     data = DataConfig(device_resident=value)
     assert (data.device_resident, data.resident) == (setting, resident)

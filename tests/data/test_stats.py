@@ -67,8 +67,9 @@ def test_data_stats_command(cifake_root, tmp_path, monkeypatch):
     result = runner.invoke(app, ["data", "stats", "cifake:real", "--data-root", str(cifake_root), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "cifake:real (train, 30 images at 32 px)" in result.output and result.output.count("0.") >= 6
-    as_json = runner.invoke(app, ["data", "stats", "cifake:synthetic", "--data-root", str(cifake_root), "--json",
-                                  "--split", "test", "-q"])  # fmt: skip
+    as_json = runner.invoke(
+        app, ["data", "stats", "cifake:synthetic", "--data-root", str(cifake_root), "--json", "--split", "test", "-q"]
+    )
     values = json.loads(as_json.output)
     assert len(values["mean"]) == 3 and all(0 < v < 1 for v in values["mean"] + values["std"])
     bad = runner.invoke(app, ["data", "stats", "cifake:real", "--split", "val", "--data-root", str(cifake_root)])

@@ -13,12 +13,17 @@ def _parts():
     generator = torch.Generator().manual_seed(0)
     first = ImageTensors(
         torch.randint(0, 256, (5, 3, 12, 12), dtype=torch.uint8, generator=generator),
-        torch.tensor([0, 1, 2, 0, 1]), ("a", "b", "c"), key="first",
-    )  # fmt: skip
+        torch.tensor([0, 1, 2, 0, 1]),
+        ("a", "b", "c"),
+        key="first",
+    )
     second = ImageTensors(
         torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8, generator=generator),
-        torch.tensor([2, 2, 1, 0]), ("a", "b", "c"), skipped=["x.png"], key="second",
-    )  # fmt: skip
+        torch.tensor([2, 2, 1, 0]),
+        ("a", "b", "c"),
+        skipped=["x.png"],
+        key="second",
+    )
     return first, second
 
 

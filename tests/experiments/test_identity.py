@@ -17,7 +17,7 @@ from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.single import TrainRunConfig, run_baseline
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.io import read_jsonl
-from tests.specs import tiny_spec
+from tests.specs import TINY_MODEL, TINY_RECIPE, tiny_spec
 
 EXPERIMENTS = [
     {"kind": "baseline", "sides": ["synthetic"]},
@@ -27,7 +27,7 @@ EXPERIMENTS = [
 
 def train_config(train: str, data_root=None, **changes) -> TrainRunConfig:
     data = {"train": train, "test": "cifake:real", "data_root": str(data_root), "per_class": 2}
-    raw = {"data": data, "model": {"width": 0.125}, "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"}}
+    raw = {"data": data, "model": TINY_MODEL, "recipe": TINY_RECIPE}
     for key, value in changes.items():
         section, _, field = key.partition(".")
         raw[section] = {**raw[section], field: value}

@@ -84,14 +84,25 @@ def test_a_results_line_of_the_wrong_shape_is_one_error_naming_its_line(tmp_path
 
 
 def test_a_line_from_before_source_side_gets_it_back_from_its_kind():
-    common = {"run": "x", "seed": 0, "top1": 50.0, "top5": 90.0, "epochs": 1, "train_images": 10, "seconds": 1.0,
-              "source": "cifake:synthetic", "n_transferred": 8, "frozen": True}  # fmt: skip
+    common = {
+        "run": "x",
+        "seed": 0,
+        "top1": 50.0,
+        "top5": 90.0,
+        "epochs": 1,
+        "train_images": 10,
+        "seconds": 1.0,
+        "source": "cifake:synthetic",
+        "n_transferred": 8,
+        "frozen": True,
+    }
     transfer = parse_record({**common, "kind": "layer_transfer", "side": "real", "target": "cifake:real"})
     assert transfer.source_side == "synthetic"
     reverse = parse_record({**common, "kind": "layer_transfer", "side": "synthetic", "target": "cifake:synthetic"})
     assert reverse.source_side == "real"
     reduction = parse_record({**common, "kind": "data_reduction", "side": "real", "target": "cifake:real", "x": 8})
     assert reduction.source_side == "synthetic"
-    recorded = parse_record({**common, "kind": "layer_transfer", "side": "real", "target": "cifake:real",
-                             "source_side": None})  # fmt: skip
+    recorded = parse_record(
+        {**common, "kind": "layer_transfer", "side": "real", "target": "cifake:real", "source_side": None}
+    )
     assert recorded.source_side is None  # a line that says it leaves it as it says

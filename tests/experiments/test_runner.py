@@ -54,8 +54,9 @@ def test_source_models_are_reused_across_specs(cifake_root, tmp_path, caches, mo
         raise AssertionError("a cached source model was trained again")
 
     monkeypatch.setattr(students_module, "train_from_scratch", must_not_train)
-    other = tiny_spec(cifake_root, [{"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [17]}],
-                      **RUNNER)  # fmt: skip
+    other = tiny_spec(
+        cifake_root, [{"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [17]}], **RUNNER
+    )
     records = run_experiment(other, tmp_path / "second", model_cache=caches, progress=False)
     assert records[0].run == "baseline-synthetic-s0" and records[0].reused_model is True
     assert records[1].run == "transfer-synthetic_to_real-n17-s0"

@@ -24,11 +24,23 @@ def test_unknown_keys_bad_n_and_unknown_sources_are_clear_errors():
 
 
 def test_plan_puts_needed_baselines_first_and_names_runs_by_settings():
-    runs = plan(spec(seeds=[0, 1], experiments=[
-        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [4, 16]},
-        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [16], "rest": "finetune",
-         "frozen_bn": "reestimate", "augmentation": "none", "epochs": 2},
-    ]))  # fmt: skip
+    runs = plan(
+        spec(
+            seeds=[0, 1],
+            experiments=[
+                {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [4, 16]},
+                {
+                    "kind": "layer_transfer",
+                    "directions": ["synthetic_to_real"],
+                    "n": [16],
+                    "rest": "finetune",
+                    "frozen_bn": "reestimate",
+                    "augmentation": "none",
+                    "epochs": 2,
+                },
+            ],
+        )
+    )
     names = [r.name for r in runs]
     assert names[:2] == ["baseline-synthetic-s0", "baseline-synthetic-s1"]  # only the source side is needed
     assert "transfer-synthetic_to_real-n04-s1" in names
@@ -40,11 +52,19 @@ def test_plan_puts_needed_baselines_first_and_names_runs_by_settings():
 
 
 def test_block_seeds_override_spec_seeds_and_duplicates_collapse():
-    runs = plan(spec(seeds=[0], experiments=[
-        {"kind": "baseline", "seeds": [5]},
-        {"kind": "baseline", "sides": ["real"], "seeds": [5]},
-        {"kind": "layer_transfer", "directions": ["real_to_synthetic"], "n": [2]},
-    ]))  # fmt: skip
+    runs = plan(
+        spec(
+            seeds=[0],
+            experiments=[
+                {"kind": "baseline", "seeds": [5]},
+                {"kind": "baseline", "sides": ["real"], "seeds": [5]},
+                {"kind": "layer_transfer", "directions": ["real_to_synthetic"], "n": [2]},
+            ],
+        )
+    )
     assert [r.name for r in runs] == [
-        "baseline-real-s5", "baseline-synthetic-s5", "baseline-real-s0", "transfer-real_to_synthetic-n02-s0",
-    ]  # fmt: skip
+        "baseline-real-s5",
+        "baseline-synthetic-s5",
+        "baseline-real-s0",
+        "transfer-real_to_synthetic-n02-s0",
+    ]

@@ -14,8 +14,9 @@ from synthgap.train.recipe import TrainRecipe
 
 FAMILY = get_family("resnet18")
 LAYERS = FAMILY.layer_map
-RECIPE = TrainRecipe(epochs=2, batch_size=8, lr=0.05, warmup_epochs=0, precision="fp32", channels_last=False,
-                     augmentation="none")  # fmt: skip
+RECIPE = TrainRecipe(
+    epochs=2, batch_size=8, lr=0.05, warmup_epochs=0, precision="fp32", channels_last=False, augmentation="none"
+)
 
 
 def data(seed: int, n: int = 24) -> ImageTensors:
@@ -46,14 +47,21 @@ def test_finetune_student_starts_as_the_whole_source_model():
     source, fresh = models()
     student = build_student(source, fresh, TransferSetup(n=7, rest="finetune"), FAMILY)
     assert student is not source
-    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), source.state_dict().values(),
-                                                  strict=True))  # fmt: skip
+    assert all(
+        torch.equal(a, b) for a, b in zip(student.state_dict().values(), source.state_dict().values(), strict=True)
+    )
 
 
 @pytest.mark.parametrize(
-    ("name", "n", "tta"), [("resnet18", 12, "none"), ("resnet50", 40, "none"), ("vit_tiny", 9, "none"),
-                           ("resnet18", 12, "flip"), ("vit_tiny", 9, "flip")]
-)  # fmt: skip
+    ("name", "n", "tta"),
+    [
+        ("resnet18", 12, "none"),
+        ("resnet50", 40, "none"),
+        ("vit_tiny", 9, "none"),
+        ("resnet18", 12, "flip"),
+        ("vit_tiny", 9, "flip"),
+    ],
+)
 def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, tta, monkeypatch):
     """The fast path changes where the prefix is computed, not what is learned, in every family with a cut; with
     flip test-time augmentation the mirrored test images' prefix outputs are cached too. (The prefix runs in the

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthgap.config import validate
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runner import run_experiment
-from synthgap.experiments.spec import ExperimentSpec
 from synthgap.report.build import build_report
 from tests.data.test_folder_layouts import ODD, write_images, write_split
+from tests.specs import tiny_spec
 
 
 @pytest.fixture
@@ -35,16 +34,8 @@ def user_data(tmp_path):
 def run_on_user_data(user_data: tuple[str, str], experiments: list[dict], out, model_cache) -> list:
     """`experiments` on the user's folders: 7 images per class a side (matched), tested on the real tree, 16 px."""
     real, synthetic = user_data
-    spec = validate(
-        ExperimentSpec,
-        {
-            "name": "user-data",
-            "data": {"real": real, "synthetic": synthetic, "test": real, "resolution": 16, "per_class": "matched"},
-            "model": {"width": 0.125},
-            "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
-            "experiments": experiments,
-        },
-    )
+    data = {"real": real, "synthetic": synthetic, "test": real, "resolution": 16, "per_class": "matched"}
+    spec = tiny_spec(None, experiments, name="user-data", data=data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the link loop inside the tree is reported; that is tested elsewhere
         return run_experiment(spec, out, model_cache=model_cache, progress=False)

@@ -63,8 +63,9 @@ def test_the_lora_loss_falls_and_the_record_says_what_it_used(trained_lora, tiny
     ]
 
 
-def test_the_lora_reloads_through_load_lora_weights_and_changes_the_images(trained_lora, tiny_text2img,
-                                                                           reference_set, tmp_path):  # fmt: skip
+def test_the_lora_reloads_through_load_lora_weights_and_changes_the_images(
+    trained_lora, tiny_text2img, reference_set, tmp_path
+):
     out, _ = trained_lora
     from diffusers import StableDiffusionPipeline
 
@@ -128,15 +129,17 @@ def test_one_lora_per_class_drives_img2img_class_by_class(tiny_text2img, real_tw
     settings = {"per_class": 2, "size": 32, "steps": 4, "batch_size": 3}
     plain, adapted = tmp_path / "plain", tmp_path / "adapted"
     generate_img2img(Img2ImgConfig(out=plain, source=source, model=str(tiny_text2img), **settings), progress=False)
-    generate_img2img(Img2ImgConfig(out=adapted, source=source, model=str(tiny_text2img), lora=loras, **settings),
-                     progress=False)  # fmt: skip
+    generate_img2img(
+        Img2ImgConfig(out=adapted, source=source, model=str(tiny_text2img), lora=loras, **settings), progress=False
+    )
     assert png_files(plain).keys() == png_files(adapted).keys() and png_files(plain) != png_files(adapted)
     record = json.loads((adapted / MANIFEST).read_text().splitlines()[0])
     assert len(record["lora"]) == 64
 
 
-def test_loras_that_do_not_fit_are_refused_with_one_line(trained_lora, tiny_text2img, reference_set,
-                                                         real_two_classes, tmp_path):  # fmt: skip
+def test_loras_that_do_not_fit_are_refused_with_one_line(
+    trained_lora, tiny_text2img, reference_set, real_two_classes, tmp_path
+):
     out, _ = trained_lora
     other = tmp_path / "other-base"
     shutil.copytree(out, other)
@@ -148,13 +151,22 @@ def test_loras_that_do_not_fit_are_refused_with_one_line(trained_lora, tiny_text
 
     foreign = tmp_path / "foreign"  # a LoRA from elsewhere whose module the model lacks
     foreign.mkdir()
-    save_file({"unet.down_blocks.7.attn.to_q.lora_A.weight": torch.zeros(4, 32),
-               "unet.down_blocks.7.attn.to_q.lora_B.weight": torch.zeros(32, 4)}, foreign / LORA_WEIGHTS)  # fmt: skip
+    save_file(
+        {
+            "unet.down_blocks.7.attn.to_q.lora_A.weight": torch.zeros(4, 32),
+            "unet.down_blocks.7.attn.to_q.lora_B.weight": torch.zeros(32, 4),
+        },
+        foreign / LORA_WEIGHTS,
+    )
     with pytest.raises(SynthgapError, match="targets unet.down_blocks.7.attn.to_q, which this model does not have"):
         generate_text2img(tiny_config(tiny_text2img, tmp_path / "b", lora=foreign), progress=False)
-    save_file({"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 768),
-               "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(64, 4)},
-              foreign / LORA_WEIGHTS)  # fmt: skip
+    save_file(
+        {
+            "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 768),
+            "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(64, 4),
+        },
+        foreign / LORA_WEIGHTS,
+    )
     with pytest.raises(SynthgapError, match="has 64 features, the LoRA 768"):
         generate_text2img(tiny_config(tiny_text2img, tmp_path / "c", lora=foreign), progress=False)
 
@@ -169,8 +181,9 @@ def test_loras_that_do_not_fit_are_refused_with_one_line(trained_lora, tiny_text
         adapt(adapt_config(tiny_text2img, reference_set, real_two_classes), progress=False)
 
 
-def test_the_size_defaults_to_the_models_own_and_a_far_one_is_warned(tiny_text2img, real_two_classes, tmp_path,
-                                                                      monkeypatch, caplog):  # fmt: skip
+def test_the_size_defaults_to_the_models_own_and_a_far_one_is_warned(
+    tiny_text2img, real_two_classes, tmp_path, monkeypatch, caplog
+):
     """The tiny model's own size is 64 px (UNet sample size 32 × VAE scale factor 2), as diffusers' pipelines say."""
     from diffusers import StableDiffusionPipeline
 
@@ -183,8 +196,14 @@ def test_the_size_defaults_to_the_models_own_and_a_far_one_is_warned(tiny_text2i
         return real_square(image, size)
 
     monkeypatch.setattr(adapt_module, "square", square)
-    own = dict(out=tmp_path / "own", source=f"folder:{real_two_classes}", model=str(tiny_text2img), steps=1,
-               batch_size=2, rank=4)  # fmt: skip
+    own = dict(
+        out=tmp_path / "own",
+        source=f"folder:{real_two_classes}",
+        model=str(tiny_text2img),
+        steps=1,
+        batch_size=2,
+        rank=4,
+    )
     with caplog.at_level(logging.WARNING, logger="synthgap"):
         adapt(AdaptConfig(**own), progress=False)  # no size given
     assert sides == {64} and json.loads((tmp_path / "own" / "adapt.json").read_text())["size"] == 64
@@ -197,8 +216,9 @@ def test_the_size_defaults_to_the_models_own_and_a_far_one_is_warned(tiny_text2i
     assert warning.startswith(f"synthgap: warning: --size 256 is far from {tiny_text2img}'s own image size (64 px)")
 
 
-def test_a_state_saved_before_the_scaler_was_kept_resumes_to_the_same_weights(tiny_text2img, real_two_classes,
-                                                                               tmp_path, monkeypatch):  # fmt: skip
+def test_a_state_saved_before_the_scaler_was_kept_resumes_to_the_same_weights(
+    tiny_text2img, real_two_classes, tmp_path, monkeypatch
+):
     whole = tmp_path / "whole"
     adapt(adapt_config(tiny_text2img, whole, real_two_classes, epochs=2), progress=False)
     cut = tmp_path / "cut"

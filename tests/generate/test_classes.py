@@ -29,8 +29,8 @@ def test_txt_csv_json_lists_with_extra_fields(tmp_path):
     ]
     (tmp_path / "b.csv").write_text("id,name,synonyms,hypernym\nk1,kite,kite;kite bird,bird of prey\nk2,car,,\n")
     kite, car = load_classes(tmp_path / "b.csv")
-    assert (kite.id, kite.name, kite.synonyms, kite.fields) == ("k1", "kite", ("kite", "kite bird"),
-                                                                 {"hypernym": "bird of prey"})  # fmt: skip
+    parsed = (kite.id, kite.name, kite.synonyms, kite.fields)
+    assert parsed == ("k1", "kite", ("kite", "kite bird"), {"hypernym": "bird of prey"})
     assert car.fields == {} and car.synonyms == ()
     (tmp_path / "c.json").write_text(json.dumps(["ant", {"name": "bee", "wnid": "n1", "definition": "insect"}]))
     ant, bee = load_classes(tmp_path / "c.json")
@@ -70,9 +70,15 @@ def test_repeated_classes_are_an_error_naming_the_lines(tmp_path, file, text, me
 
 @pytest.mark.parametrize(
     ("name", "folder"),
-    [("../../etc/passwd", "etc_passwd"), (".hidden", "hidden"), ("café au lait", "cafe_au_lait"), ("///", "class"),
-     ("a" * 200, "a" * 80), ("Pembroke, Welsh corgi", "Pembroke_Welsh_corgi")],
-)  # fmt: skip
+    [
+        ("../../etc/passwd", "etc_passwd"),
+        (".hidden", "hidden"),
+        ("café au lait", "cafe_au_lait"),
+        ("///", "class"),
+        ("a" * 200, "a" * 80),
+        ("Pembroke, Welsh corgi", "Pembroke_Welsh_corgi"),
+    ],
+)
 def test_sanitise_makes_one_safe_path_component(name, folder):
     assert sanitise(name) == folder
 

@@ -27,8 +27,9 @@ def items_and_batches(batch_size=4):
 
 def fake_images(batch, generators):
     """An image per item that depends on its seed only, as a pipeline's does."""
-    return [Image.fromarray(np.random.default_rng(item.seed).integers(0, 256, (8, 8, 3), dtype=np.uint8))
-            for item in batch]  # fmt: skip
+    return [
+        Image.fromarray(np.random.default_rng(item.seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)) for item in batch
+    ]
 
 
 def describe(item):
@@ -115,6 +116,6 @@ def test_a_failed_write_stops_the_run_with_its_error_and_keeps_what_was_written(
         assert (tmp_path / "gen" / file).is_file()
     assert not (tmp_path / "gen" / failed).exists()
     monkeypatch.setattr(OutputFolder, "write", write)
-    assert run(tmp_path / "gen", [batch for batch in todo if not all((tmp_path / "gen" / i.file).exists()
-                                                                        for i in batch)]) > 0  # fmt: skip
+    unfinished = [batch for batch in todo if not all((tmp_path / "gen" / i.file).exists() for i in batch)]
+    assert run(tmp_path / "gen", unfinished) > 0
     assert sorted(json.loads(line)["file"] for line in part_lines(tmp_path / "gen")) == sorted(i.file for i in items)

@@ -119,8 +119,9 @@ def test_scores_are_zero_shot_clip_probabilities(reference_set, tiny_clip, tmp_p
     names = list(dict.fromkeys(r["class_name"] for r in source))
     ids = list(dict.fromkeys(r["class"] for r in source))
     model = CLIPModel.from_pretrained(tiny_clip, use_safetensors=True).eval()
-    tokens = CLIPTokenizer.from_pretrained(tiny_clip)([f"a photo of {article(n)} {n}." for n in names], padding=True,
-                                                      return_tensors="pt")  # fmt: skip
+    tokens = CLIPTokenizer.from_pretrained(tiny_clip)(
+        [f"a photo of {article(n)} {n}." for n in names], padding=True, return_tensors="pt"
+    )
     images = [Image.open(reference_set / r["file"]).convert("RGB") for r in source]
     pixels = CLIPImageProcessor.from_pretrained(tiny_clip)(images=images, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
@@ -148,8 +149,11 @@ def test_a_rerun_removes_the_temp_files_a_killed_run_left(reference_set, tiny_cl
     out = tmp_path / "curated"
     run(reference_set, tiny_clip, out, "top:1")
     (out / "manifest.jsonl").unlink()  # killed before the end, in the middle of writes
-    left = [out / ".metadata.jsonl.0123456789ab.tmp", out / ".clip_scores.csv.0123456789ab.tmp",
-            out / "airplane" / ".airplane_00002.png.0123456789ab.tmp"]  # fmt: skip
+    left = [
+        out / ".metadata.jsonl.0123456789ab.tmp",
+        out / ".clip_scores.csv.0123456789ab.tmp",
+        out / "airplane" / ".airplane_00002.png.0123456789ab.tmp",
+    ]
     for tmp in left:
         tmp.write_text("cut short")
     mine = out / "notes.txt"  # not a temp file: kept
@@ -166,8 +170,11 @@ def test_a_source_whose_manifest_disagrees_with_its_folders_is_refused(reference
     lines = path.read_text().splitlines(keepends=True)
     lines[3] = lines[3].replace('"class": "automobile"', '"class": "truck"')  # line 4: automobile_00000.png
     path.write_text("".join(lines))
-    with pytest.raises(SynthgapError, match=r"line 4: automobile/automobile_00000\.png has class 'truck', but lies "
-                                            r"in automobile/, the folder of class 'automobile'"):  # fmt: skip
+    with pytest.raises(
+        SynthgapError,
+        match=r"line 4: automobile/automobile_00000\.png has class 'truck', but lies "
+        r"in automobile/, the folder of class 'automobile'",
+    ):
         run(source, tiny_clip, tmp_path / "curated", "top:1")
     assert not (tmp_path / "curated").exists()
 
@@ -202,8 +209,11 @@ def test_empty_classes_warn_and_nothing_kept_is_an_error(reference_set, tiny_cli
     assert warning == f"synthgap: warning: {N_CLASSES - 1} classes kept no image: {empty}"
     assert "warning" not in result.summary()  # the summary (stdout) does not repeat it without its prefix
 
-    monkeypatch.setattr(curate_module, "clip_probabilities", lambda clip, images, names, *a, **k: np.full(
-        (len(images), len(names)), 1 / len(names)))  # fmt: skip
+    monkeypatch.setattr(
+        curate_module,
+        "clip_probabilities",
+        lambda clip, images, names, *a, **k: np.full((len(images), len(names)), 1 / len(names)),
+    )
     with pytest.raises(SynthgapError, match="keeps none of the 30 images"):
         run(reference_set, tiny_clip, tmp_path / "none", "confidence")
     assert not (tmp_path / "none" / "manifest.jsonl").exists()
@@ -235,8 +245,9 @@ def test_cli_prints_the_table_and_fails_cleanly(reference_set, tiny_clip, tmp_pa
     from synthgap.cli import main
 
     def cli(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["synthgap", "curate", str(reference_set), "--clip-model", str(tiny_clip),
-                                          *args, "--quiet"])  # fmt: skip
+        monkeypatch.setattr(
+            sys, "argv", ["synthgap", "curate", str(reference_set), "--clip-model", str(tiny_clip), *args, "--quiet"]
+        )
         try:
             main()
         except SystemExit as exit_info:  # errors exit 2; a finished command returns
@@ -256,8 +267,9 @@ def test_cli_prints_the_table_and_fails_cleanly(reference_set, tiny_clip, tmp_pa
     assert capsys.readouterr().err.startswith("synthgap: error: bad rule 'top:0'")
 
 
-def test_a_curated_set_trains_a_student_and_its_scores_drive_training_side_curation(reference_set, tiny_clip,
-                                                                                   cifake_root, tmp_path):  # fmt: skip
+def test_a_curated_set_trains_a_student_and_its_scores_drive_training_side_curation(
+    reference_set, tiny_clip, cifake_root, tmp_path
+):
     from synthgap.experiments.kinds.curation import CurationRecord
     from synthgap.experiments.runner import run_experiment
     from tests.specs import tiny_spec
@@ -270,8 +282,13 @@ def test_a_curated_set_trains_a_student_and_its_scores_drive_training_side_curat
     assert record.train_images == 20 and record.target == f"generated:{out}"
 
     # the same scores, read by `kind: curation` over the whole generated set: top 2 of 3 per class again
-    block = {"kind": "curation", "scores": ["clip"], "scores_file": str(out / "clip_scores.csv"), "keep": [0.67],
-             "control": False}  # fmt: skip
+    block = {
+        "kind": "curation",
+        "scores": ["clip"],
+        "scores_file": str(out / "clip_scores.csv"),
+        "keep": [0.67],
+        "control": False,
+    }
     data = {"data_root": str(cifake_root), "per_class": None, "synthetic": f"generated:{reference_set}"}
     spec = tiny_spec(cifake_root, [block], data=data)
     (curated,) = run_experiment(spec, tmp_path / "curation", model_cache=tmp_path / "m", progress=False)

@@ -88,26 +88,31 @@ def test_paths_reach_the_workers_absolute(tiny_text2img, tmp_path, monkeypatch):
     from synthgap.generate.img2img import Img2ImgConfig
 
     Path("saved").mkdir()
-    sources = {"hf:saved?split=train": f"hf:{tmp_path / 'saved'}?split=train", "hf:user/name": "hf:user/name",
-               "folder:saved": f"folder:{tmp_path / 'saved'}", "cifake:real": "cifake:real"}  # fmt: skip
+    sources = {
+        "hf:saved?split=train": f"hf:{tmp_path / 'saved'}?split=train",
+        "hf:user/name": "hf:user/name",
+        "folder:saved": f"folder:{tmp_path / 'saved'}",
+        "cifake:real": "cifake:real",
+    }
     for source, expected in sources.items():
         assert with_absolute_paths(Img2ImgConfig(out=Path("gen"), source=source, model="m")).source == expected
 
 
 @pytest.mark.slow
-def test_ray_shards_of_an_img2img_run_give_the_one_process_images(tiny_text2img, image_folder, tmp_path,
-                                                                   monkeypatch):  # fmt: skip
+def test_ray_shards_of_an_img2img_run_give_the_one_process_images(tiny_text2img, image_folder, tmp_path, monkeypatch):
     import ray
 
     from synthgap.generate.img2img import Img2ImgConfig, generate_img2img
 
     settings = {"per_class": 2, "variations": 2, "size": 32, "steps": 4, "batch_size": 3}
     one = tmp_path / "one"
-    generate_img2img(Img2ImgConfig(out=one, source=f"folder:{image_folder}", model=str(tiny_text2img), **settings),
-                     progress=False)  # fmt: skip
+    generate_img2img(
+        Img2ImgConfig(out=one, source=f"folder:{image_folder}", model=str(tiny_text2img), **settings), progress=False
+    )
     monkeypatch.chdir(image_folder.parent)  # a relative source folder reaches the workers absolute
-    config = Img2ImgConfig(out=tmp_path / "ray", source=f"folder:{image_folder.name}", model=str(tiny_text2img),
-                           **settings)  # fmt: skip
+    config = Img2ImgConfig(
+        out=tmp_path / "ray", source=f"folder:{image_folder.name}", model=str(tiny_text2img), **settings
+    )
     try:
         results, merged = generate_on_ray(generate_img2img, config, 2, cpus=1)
     finally:

@@ -33,9 +33,12 @@ def test_a_generated_set_loads_as_an_imagefolder_with_prompts_and_seeds(referenc
 def test_export_round_trips_through_hf(reference_set, tmp_path):
     out = tmp_path / "export"
     result = export_generated(ExportConfig(reference_set, out, images_per_shard=12), progress=False)
-    assert result.images == 30 and result.written == 3 and [s.name for s in result.shards] == [
-        "train-00000-of-00003.parquet", "train-00001-of-00003.parquet", "train-00002-of-00003.parquet",
-    ]  # fmt: skip
+    assert result.images == 30 and result.written == 3
+    assert [s.name for s in result.shards] == [
+        "train-00000-of-00003.parquet",
+        "train-00001-of-00003.parquet",
+        "train-00002-of-00003.parquet",
+    ]
     generated = open_source(f"generated:{reference_set}", "train")
     exported = open_source(f"hf:{out}", "train")
     assert exported.classes == generated.classes  # the ClassLabel keeps the generation's class order
@@ -123,8 +126,10 @@ def test_a_manifest_that_disagrees_with_its_class_folders_is_refused_naming_the_
     one = tmp_path / "one"  # one airplane relabelled cat: the ClassLabel order would start with cat
     shutil.copytree(reference_set, one)
     relabel(one, {"airplane": "cat"}, lines={1})
-    expected = (f"{one / 'manifest.jsonl'}, line 1: airplane/airplane_00000.png has class 'cat', but lies in "
-                "airplane/, the folder of class 'airplane'")  # fmt: skip
+    expected = (
+        f"{one / 'manifest.jsonl'}, line 1: airplane/airplane_00000.png has class 'cat', but lies in "
+        "airplane/, the folder of class 'airplane'"
+    )
     with pytest.raises(SynthgapError, match=re.escape(expected)):
         export_generated(ExportConfig(one, tmp_path / "export-one"), progress=False)
     assert not (tmp_path / "export-one" / "data").exists()
@@ -135,8 +140,10 @@ def test_a_manifest_that_disagrees_with_its_class_folders_is_refused_naming_the_
         folder = tmp_path / new_class
         shutil.copytree(reference_set, folder)
         relabel(folder, {"airplane": new_class})
-        expected = (rf"line 1: airplane/airplane_00000\.png has class '{new_class}', but lies in airplane/, which is "
-                    rf"not a folder of class '{new_class}'")  # fmt: skip
+        expected = (
+            rf"line 1: airplane/airplane_00000\.png has class '{new_class}', but lies in airplane/, which is "
+            rf"not a folder of class '{new_class}'"
+        )
         with pytest.raises(SynthgapError, match=expected):
             export_generated(ExportConfig(folder, tmp_path / f"export-{new_class}"), progress=False)
 
@@ -147,12 +154,18 @@ def test_class_folders_named_after_a_collision_are_their_classes_and_stay_one_to
 
     ids = ["A b", "a_b", "x", "x_2"]
     assert unique_folders(ids) == ["A_b", "a_b_2", "x", "x_2"]
-    records = [{"class": cls, "file": f"{folder}/{folder}_{i:05d}.png"}
-               for cls, folder in zip(ids, unique_folders(ids), strict=True) for i in range(2)]  # fmt: skip
+    records = [
+        {"class": cls, "file": f"{folder}/{folder}_{i:05d}.png"}
+        for cls, folder in zip(ids, unique_folders(ids), strict=True)
+        for i in range(2)
+    ]
     check_class_folders(Path("manifest.jsonl"), list(enumerate(records, start=1)))
     records[7]["class"] = records[6]["class"] = "x"  # the images of x_2, relabelled x: x lies in two folders
-    with pytest.raises(SynthgapError, match=r"manifest.jsonl, line 7: x_2/x_2_00000\.png has class 'x', but lies in "
-                                            r"x_2/, while other images of 'x' lie in x/"):  # fmt: skip
+    with pytest.raises(
+        SynthgapError,
+        match=r"manifest.jsonl, line 7: x_2/x_2_00000\.png has class 'x', but lies in "
+        r"x_2/, while other images of 'x' lie in x/",
+    ):
         check_class_folders(Path("manifest.jsonl"), list(enumerate(records, start=1)))
 
 

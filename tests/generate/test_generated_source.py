@@ -5,13 +5,12 @@ import shutil
 
 import pytest
 
-from synthgap.config import validate
 from synthgap.data.index import align_classes, check_same_classes
 from synthgap.data.sources import CIFAR10_CLASSES, open_source
 from synthgap.errors import SynthgapError
 from synthgap.experiments.runner import run_experiment
-from synthgap.experiments.spec import ExperimentSpec
 from synthgap.generate.output import MANIFEST
+from tests.specs import tiny_spec
 
 
 def test_generated_source_follows_the_manifest(reference_set, tmp_path):
@@ -38,15 +37,14 @@ def test_generated_source_errors(reference_set, tmp_path):
 
 
 def test_experiment_trains_on_a_generated_set(reference_set, cifake_root, tmp_path, monkeypatch):
-    spec = validate(ExperimentSpec, {
-        "name": "generated",
-        "data": {"real": "cifake:real", "synthetic": f"generated:{reference_set}", "test": "cifake:real",
-                 "data_root": str(cifake_root)},
-        "model": {"width": 0.125},
-        "recipe": {"epochs": 1, "batch_size": 8, "precision": "fp32"},
-        "seeds": [0],
-        "experiments": [{"kind": "baseline", "sides": ["synthetic"]}],
-    })  # fmt: skip
+    data = {
+        "real": "cifake:real",
+        "synthetic": f"generated:{reference_set}",
+        "test": "cifake:real",
+        "data_root": str(cifake_root),
+    }
+    experiments = [{"kind": "baseline", "sides": ["synthetic"]}]
+    spec = tiny_spec(None, experiments, recipe={"batch_size": 8}, name="generated", data=data)
     (record,) = run_experiment(spec, tmp_path / "exp", model_cache=tmp_path / "models", progress=False)
     assert record.run == "baseline-synthetic-s0" and record.kind == "baseline"
     assert record.target == f"generated:{reference_set}" and record.train_images == 30

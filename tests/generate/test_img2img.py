@@ -44,19 +44,39 @@ def test_img2img_from_a_nested_folder_records_source_strength_and_variation(tiny
     assert json.loads((out / "generate.json").read_text())["kind"] == "img2img"
 
 
-def test_img2img_from_cifake_real_keeps_its_classes_and_a_strength_changes_the_images(tiny_text2img, cifake_root,
-                                                                                      tmp_path):  # fmt: skip
-    low = generate_img2img(img2img_config(tiny_text2img, tmp_path / "low", "cifake:real", per_class=1, variations=1,
-                                          data_root=cifake_root, strength=0.25), progress=False)  # fmt: skip
+def test_img2img_from_cifake_real_keeps_its_classes_and_a_strength_changes_the_images(
+    tiny_text2img, cifake_root, tmp_path
+):
+    low = generate_img2img(
+        img2img_config(
+            tiny_text2img,
+            tmp_path / "low",
+            "cifake:real",
+            per_class=1,
+            variations=1,
+            data_root=cifake_root,
+            strength=0.25,
+        ),
+        progress=False,
+    )
     assert low.total_images == 10
     assert [r["class"] for r in records(tmp_path / "low")] == list(CIFAR10_CLASSES)
-    generate_img2img(img2img_config(tiny_text2img, tmp_path / "high", "cifake:real", per_class=1, variations=1,
-                                    data_root=cifake_root, strength=1.0), progress=False)  # fmt: skip
+    generate_img2img(
+        img2img_config(
+            tiny_text2img,
+            tmp_path / "high",
+            "cifake:real",
+            per_class=1,
+            variations=1,
+            data_root=cifake_root,
+            strength=1.0,
+        ),
+        progress=False,
+    )
     assert png_files(tmp_path / "low") != png_files(tmp_path / "high")
 
 
-def test_img2img_shards_and_an_interrupted_run_give_the_same_bytes(tiny_text2img, image_folder, tmp_path,
-                                                                  monkeypatch):  # fmt: skip
+def test_img2img_shards_and_an_interrupted_run_give_the_same_bytes(tiny_text2img, image_folder, tmp_path, monkeypatch):
     source = f"folder:{image_folder}"
     whole = tmp_path / "whole"
     generate_img2img(img2img_config(tiny_text2img, whole, source), progress=False)
@@ -98,24 +118,43 @@ def test_img2img_refuses_bad_strength_other_classes_and_other_settings(tiny_text
     with pytest.raises(SynthgapError, match="not in the list: zebra; not in the source: bee"):
         generate_img2img(img2img_config(tiny_text2img, tmp_path / "b", source, classes=str(listed)))
     listed.write_text("zebra\nant\nmoth\n")  # the same classes in another order: names from the list, order from source
-    generate_img2img(img2img_config(tiny_text2img, tmp_path / "c", source, classes=str(listed), per_class=1,
-                                    variations=1), progress=False)  # fmt: skip
+    generate_img2img(
+        img2img_config(tiny_text2img, tmp_path / "c", source, classes=str(listed), per_class=1, variations=1),
+        progress=False,
+    )
     assert [r["class"] for r in records(tmp_path / "c")] == ["ant", "moth", "zebra"]
     with pytest.raises(SynthgapError, match=r"other settings \(strength: 0.75 → 0.5\)"):
-        generate_img2img(img2img_config(tiny_text2img, tmp_path / "c", source, classes=str(listed), per_class=1,
-                                        variations=1, strength=0.5), progress=False)  # fmt: skip
+        generate_img2img(
+            img2img_config(
+                tiny_text2img, tmp_path / "c", source, classes=str(listed), per_class=1, variations=1, strength=0.5
+            ),
+            progress=False,
+        )
 
 
 @pytest.mark.slow
 def test_img2img_cli_errors_are_one_line(tiny_text2img, image_folder, tmp_path):
     code = "import sys; from synthgap.cli import main; sys.argv = ['synthgap'] + sys.argv[1:]; main()"
-    args = ["generate", "img2img", "--model", str(tiny_text2img), "--source", f"folder:{image_folder}", "--out",
-            str(tmp_path / "gen"), "--size", "32", "--strength", "1.2"]  # fmt: skip
+    args = [
+        "generate",
+        "img2img",
+        "--model",
+        str(tiny_text2img),
+        "--source",
+        f"folder:{image_folder}",
+        "--out",
+        str(tmp_path / "gen"),
+        "--size",
+        "32",
+        "--strength",
+        "1.2",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["synthgap: error: --strength must be in (0, 1] (1: start from pure "
-                                                "noise), got 1.2"]  # fmt: skip
+    assert done.stderr.strip().splitlines() == [
+        "synthgap: error: --strength must be in (0, 1] (1: start from pure noise), got 1.2"
+    ]
 
 
 def test_img2img_from_an_hf_dataset_equals_the_same_images_as_files(tiny_text2img, image_folder, tmp_path):
@@ -127,10 +166,12 @@ def test_img2img_from_an_hf_dataset_equals_the_same_images_as_files(tiny_text2im
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(real.classes))})
     rows = {"image": [{"bytes": p.read_bytes(), "path": p.name} for p in real.paths], "label": real.labels.tolist()}
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "saved"))
-    from_files = generate_img2img(img2img_config(tiny_text2img, tmp_path / "files", f"folder:{image_folder}"),
-                                  progress=False)  # fmt: skip
-    from_rows = generate_img2img(img2img_config(tiny_text2img, tmp_path / "rows", f"hf:{tmp_path / 'saved'}"),
-                                 progress=False)  # fmt: skip
+    from_files = generate_img2img(
+        img2img_config(tiny_text2img, tmp_path / "files", f"folder:{image_folder}"), progress=False
+    )
+    from_rows = generate_img2img(
+        img2img_config(tiny_text2img, tmp_path / "rows", f"hf:{tmp_path / 'saved'}"), progress=False
+    )
     assert from_rows.total_images == from_files.total_images == 10
     assert png_files(tmp_path / "rows") == png_files(tmp_path / "files")
     assert records(tmp_path / "rows")[0]["source"] == f"hf:{tmp_path / 'saved'}[train] row 0"

@@ -94,8 +94,9 @@ def resume_and_compare(config: AdaptConfig, whole_lora: bytes) -> int:
     return 12 - resumed.steps_run
 
 
-def test_adapt_sigkill_after_a_saved_epoch_then_rerun_resumes_to_the_same_weights(tiny_text2img, real_two_classes,
-                                                                                   whole_lora, tmp_path):  # fmt: skip
+def test_adapt_sigkill_after_a_saved_epoch_then_rerun_resumes_to_the_same_weights(
+    tiny_text2img, real_two_classes, whole_lora, tmp_path
+):
     out = tmp_path / "lora"
     config = adapt_config(tiny_text2img, out, real_two_classes, **ADAPT)
 
@@ -136,13 +137,17 @@ main()
 """
 
 
-@pytest.mark.parametrize(("function", "name", "after", "resumed_from"), [
-    ("atomic_path", "optimizer.pt", False, 4),  # the new adapter written, state.json still epoch 1's
-    ("atomic_write_json", "state.json", True, 8),  # epoch 2's state.json written, the save not yet over
-], ids=["before-optimizer", "after-state-json"])  # fmt: skip
-def test_adapt_sigkill_inside_a_save_then_rerun_resumes_to_the_same_weights(function, name, after, resumed_from,
-                                                                            tiny_text2img, real_two_classes,
-                                                                            whole_lora, tmp_path):  # fmt: skip
+@pytest.mark.parametrize(
+    ("function", "name", "after", "resumed_from"),
+    [
+        ("atomic_path", "optimizer.pt", False, 4),  # the new adapter written, state.json still epoch 1's
+        ("atomic_write_json", "state.json", True, 8),  # epoch 2's state.json written, the save not yet over
+    ],
+    ids=["before-optimizer", "after-state-json"],
+)
+def test_adapt_sigkill_inside_a_save_then_rerun_resumes_to_the_same_weights(
+    function, name, after, resumed_from, tiny_text2img, real_two_classes, whole_lora, tmp_path
+):
     out = tmp_path / "lora"
     config = adapt_config(tiny_text2img, out, real_two_classes, **ADAPT)
     code = KILL_INSIDE_SAVE.format(function=function, name=name, after=after)

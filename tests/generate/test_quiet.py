@@ -17,10 +17,12 @@ def bars_on() -> dict[str, bool]:
     from huggingface_hub import utils as hub_utils
     from transformers.utils import logging as transformers_logging
 
-    return {"diffusers": diffusers_logging.is_progress_bar_enabled(),
-            "transformers": transformers_logging.is_progress_bar_enabled(),
-            "datasets": not datasets.are_progress_bars_disabled(),
-            "huggingface_hub": not hub_utils.are_progress_bars_disabled()}  # fmt: skip
+    return {
+        "diffusers": diffusers_logging.is_progress_bar_enabled(),
+        "transformers": transformers_logging.is_progress_bar_enabled(),
+        "datasets": not datasets.are_progress_bars_disabled(),
+        "huggingface_hub": not hub_utils.are_progress_bars_disabled(),
+    }
 
 
 @pytest.mark.parametrize("save", [save_tiny_text2img, save_tiny_unclip, save_tiny_clip])

@@ -23,9 +23,27 @@ CLI = "import sys; from synthgap.cli import main; sys.argv = ['synthgap'] + sys.
 
 def cli_args(model, out) -> list[str]:
     s = TINY_SETTINGS
-    return ["generate", "text2img", "--model", str(model), "--out", str(out), "--classes", s["classes"],
-            "--per-class", str(s["per_class"]), "--size", str(s["size"]), "--steps", str(s["steps"]),
-            "--batch-size", str(s["batch_size"]), "--seed", str(s["seed"]), "--quiet"]  # fmt: skip
+    return [
+        "generate",
+        "text2img",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--classes",
+        s["classes"],
+        "--per-class",
+        str(s["per_class"]),
+        "--size",
+        str(s["size"]),
+        "--steps",
+        str(s["steps"]),
+        "--batch-size",
+        str(s["batch_size"]),
+        "--seed",
+        str(s["seed"]),
+        "--quiet",
+    ]
 
 
 def png_count(root: Path) -> int:
@@ -33,8 +51,16 @@ def png_count(root: Path) -> int:
     return sum(1 for p in root.glob("*/*.png") if p.parent.name != "previews")
 
 
-def kill_mid_run(args: list[str], out: Path, progressed: Callable[[], bool], finished: Callable[[], bool], *,
-                 code: str = CLI, attempts: int = 3, timeout: float = 120) -> int:  # fmt: skip
+def kill_mid_run(
+    args: list[str],
+    out: Path,
+    progressed: Callable[[], bool],
+    finished: Callable[[], bool],
+    *,
+    code: str = CLI,
+    attempts: int = 3,
+    timeout: float = 120,
+) -> int:
     """Run `synthgap *args` in a subprocess and SIGKILL it as soon as `progressed()` sees its progress on disk (or let
     `code` kill itself); returns the attempt whose kill hit mid-run (`finished()` still false).
 
@@ -44,8 +70,9 @@ def kill_mid_run(args: list[str], out: Path, progressed: Callable[[], bool], fin
     late = []
     for attempt in range(1, attempts + 1):
         with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty run can never block on it
-            process = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.DEVNULL,
-                                       stderr=stderr)  # fmt: skip
+            process = subprocess.Popen(
+                [sys.executable, "-c", code, *args], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
             deadline = time.monotonic() + timeout
             try:
                 while process.poll() is None and not progressed():

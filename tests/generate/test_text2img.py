@@ -15,8 +15,25 @@ from synthgap.generate.output import MANIFEST, PARTS
 from synthgap.generate.text2img import generate_text2img
 from tests.generate.tiny_pipelines import png_files, tiny_config
 
-MANIFEST_FIELDS = {"class", "class_name", "label", "index", "file", "prompt", "template", "negative_prompt", "seed",
-                   "model", "revision", "scheduler", "steps", "guidance", "size", "sha256", "source"}  # fmt: skip
+MANIFEST_FIELDS = {
+    "class",
+    "class_name",
+    "label",
+    "index",
+    "file",
+    "prompt",
+    "template",
+    "negative_prompt",
+    "seed",
+    "model",
+    "revision",
+    "scheduler",
+    "steps",
+    "guidance",
+    "size",
+    "sha256",
+    "source",
+}
 
 
 def manifest_lines(root):
@@ -84,9 +101,17 @@ def test_other_settings_in_the_same_folder_are_refused(reference_set, tiny_text2
 
 def test_negative_prompt_guidance_and_scheduler_reach_the_pipeline(tiny_text2img, tmp_path, reference_set):
     out = tmp_path / "gen"
-    config = tiny_config(tiny_text2img, out, classes=str(_one_class(tmp_path)), per_class=2, scheduler="euler_a",
-                         negative_prompt="blurry", guidance=3.0, templates=("a {text} photo of a {name}",),
-                         text="sharp")  # fmt: skip
+    config = tiny_config(
+        tiny_text2img,
+        out,
+        classes=str(_one_class(tmp_path)),
+        per_class=2,
+        scheduler="euler_a",
+        negative_prompt="blurry",
+        guidance=3.0,
+        templates=("a {text} photo of a {name}",),
+        text="sharp",
+    )
     generate_text2img(config, progress=False)
     records = [json.loads(line) for line in manifest_lines(out)]
     assert [r["prompt"] for r in records] == ["a sharp photo of a cat"] * 2

@@ -17,9 +17,16 @@ def curve(*top1: float) -> list[list[float]]:
 def baselines(real_curve, synthetic_curve, epochs: int = 8) -> list:
     return [
         make_record(run="baseline-real-s0", epochs=epochs, top1=80.0, curve=real_curve, curve_images=2000),
-        make_record(run="baseline-synthetic-s0", side="synthetic", target="cifake:synthetic", epochs=epochs,
-                    top1=50.0, curve=synthetic_curve, curve_images=2000),
-    ]  # fmt: skip
+        make_record(
+            run="baseline-synthetic-s0",
+            side="synthetic",
+            target="cifake:synthetic",
+            epochs=epochs,
+            top1=50.0,
+            curve=synthetic_curve,
+            curve_images=2000,
+        ),
+    ]
 
 
 def test_the_rule_reads_the_gain_over_the_last_quarter():
@@ -62,5 +69,7 @@ def test_the_demo_prints_its_verdict_in_one_line():
     records = baselines(curve(40, 50, 60, 70, 75, 78, 79, 82), None)
     line = demo_summary(records).splitlines()[0]
     assert line == convergence_line(records)
-    assert line == ("convergence: baseline-real-s0 80.0% (+4.0 pp in the last quarter: NOT converged); "
-                    "baseline-synthetic-s0 50.0% (no curve)")  # fmt: skip
+    assert line == (
+        "convergence: baseline-real-s0 80.0% (+4.0 pp in the last quarter: NOT converged); "
+        "baseline-synthetic-s0 50.0% (no curve)"
+    )

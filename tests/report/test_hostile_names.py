@@ -97,7 +97,7 @@ def hostile_records():
                 target=name,
                 label=name,
                 top1=55.0,
-            )  # fmt: skip
+            )
         )
     for side in ("real", "synthetic"):
         records.append(
@@ -109,7 +109,7 @@ def hostile_records():
                 augmentation=r"$\foo$",
                 target=REAL if side == "real" else SYNTH,
                 top1=70.0 if side == "real" else 45.0,
-            )  # fmt: skip
+            )
         )
     return records
 

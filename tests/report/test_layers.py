@@ -33,9 +33,16 @@ def baseline(side, seed, top1, **family):
 def transfer(source_side, side, n, seed, top1, **fields):
     """Layers 1..n from the `source_side` baseline, the rest trained on `side`."""
     return transfer_record(
-        n, top1, source_side=source_side, run=f"{source_side}-{side}-{n}-{seed}", source=DATA[source_side],
-        target=DATA[side], side=side, seed=seed, **fields,
-    )  # fmt: skip
+        n,
+        top1,
+        source_side=source_side,
+        run=f"{source_side}-{side}-{n}-{seed}",
+        source=DATA[source_side],
+        target=DATA[side],
+        side=side,
+        seed=seed,
+        **fields,
+    )
 
 
 def sweep_records(seeds=(0, 1), directions=("s2r", "r2s"), baselines=True, **extra):

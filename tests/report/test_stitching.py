@@ -32,8 +32,9 @@ S_TOP1 = {0: 60.0, 1: 62.0}
 
 
 def baseline(side: str, seed: int, top1: float) -> BaselineRecord:
-    record = make_record(run=f"baseline-{side}-s{seed}", target=REAL if side == "real" else SYNTH, side=side,
-                         seed=seed, top1=top1)  # fmt: skip
+    record = make_record(
+        run=f"baseline-{side}-s{seed}", target=REAL if side == "real" else SYNTH, side=side, seed=seed, top1=top1
+    )
     assert isinstance(record, BaselineRecord)
     return record
 
@@ -41,10 +42,19 @@ def baseline(side: str, seed: int, top1: float) -> BaselineRecord:
 def stitch(giver: str, n: int, seed: int, top1: float, start: float | None = 10.0) -> StitchRecord:
     side = "synthetic" if giver == "synthetic" else "real"
     record = make_record(
-        run=f"stitch-{giver}-n{n:02d}-s{seed}-e1", kind="stitching", giver=giver,
-        giver_seed=seed + 1 if giver == "real_other" else seed, source=REAL if side == "real" else SYNTH,
-        source_side=side, n_transferred=n, frozen=True, seed=seed, top1=top1, start_top1=start, stitch_parameters=88,
-    )  # fmt: skip
+        run=f"stitch-{giver}-n{n:02d}-s{seed}-e1",
+        kind="stitching",
+        giver=giver,
+        giver_seed=seed + 1 if giver == "real_other" else seed,
+        source=REAL if side == "real" else SYNTH,
+        source_side=side,
+        n_transferred=n,
+        frozen=True,
+        seed=seed,
+        top1=top1,
+        start_top1=start,
+        stitch_parameters=88,
+    )
     assert isinstance(record, StitchRecord)
     return record
 
@@ -199,8 +209,10 @@ def test_the_reading_ranks_the_penalty_against_the_sweep_over_three_or_more_comm
     points = points_of({"synthetic": {2: 1.0, 5: 2.0, 9: 4.0, 13: 8.0}})
     recovered = {2: 90.0, 5: 80.0, 9: 60.0, 13: 30.0, 17: 5.0}
     reading = stitch_reading(points, recovered)
-    assert "Over the 4 cuts both measured, the rank correlation of S's stitching penalty with the sweep's " \
-           "recovered share is -1.00 (Spearman" in reading  # fmt: skip
+    assert (
+        "Over the 4 cuts both measured, the rank correlation of S's stitching penalty with the sweep's "
+        "recovered share is -1.00 (Spearman" in reading
+    )
     two_common = stitch_reading(points, {2: 90.0, 13: 30.0, 17: 5.0})
     assert "rank correlation of" not in two_common and "No rank correlation with the layer sweep" in two_common
     assert stitch_reading(points_of({"real": {2: 0.5}}), recovered) == (
@@ -225,10 +237,17 @@ def test_the_figure_is_a_png_with_a_second_panel_beside_the_sweep(tmp_path):
 def test_the_report_section_from_written_records(tmp_path):
     records = [
         *BASELINES,
-        *(stitch(g, n, seed, R_TOP1[seed] - p, start=70.0) for seed in (0, 1)
-          for g, curve in {"synthetic": {2: 1.0, 9: 5.0}, "real": {2: 0.0, 9: 0.5},
-                           "real_other": {2: 0.5, 9: 1.0}}.items() for n, p in curve.items()),
-    ]  # fmt: skip
+        *(
+            stitch(g, n, seed, R_TOP1[seed] - p, start=70.0)
+            for seed in (0, 1)
+            for g, curve in {
+                "synthetic": {2: 1.0, 9: 5.0},
+                "real": {2: 0.0, 9: 0.5},
+                "real_other": {2: 0.5, 9: 1.0},
+            }.items()
+            for n, p in curve.items()
+        ),
+    ]
     for record in records:
         append_result(tmp_path, record)
     markdown = build_report(tmp_path).read_text()

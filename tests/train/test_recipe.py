@@ -24,8 +24,8 @@ def recipe(**values) -> TrainRecipe:
 
 def test_a_preset_fills_the_keys_the_recipe_does_not_set():
     fast = recipe(preset="fast")
-    assert (fast.batch_size, fast.lr, fast.schedule, fast.tta, fast.label_smoothing) == (512, 0.4, "triangular",
-                                                                                          "flip", 0.2)  # fmt: skip
+    filled = (fast.batch_size, fast.lr, fast.schedule, fast.tta, fast.label_smoothing)
+    assert filled == (512, 0.4, "triangular", "flip", 0.2)
     assert fast.model_dump() == recipe(**{**RECIPE_PRESETS.get("fast"), "preset": "fast"}).model_dump()
     mine = recipe(preset="fast", epochs=24, tta="none")
     assert (mine.epochs, mine.tta, mine.batch_size) == (24, "none", 512)

@@ -68,8 +68,9 @@ def test_a_timm_teacher_with_its_weights_statistics_and_fingerprint(tmp_path):
     from safetensors.torch import save_file
 
     weights = tmp_path / "t.safetensors"
-    save_file({k: v.contiguous() for k, v in timm.create_model("resnet10t", num_classes=2).state_dict().items()},
-              weights)  # fmt: skip
+    save_file(
+        {k: v.contiguous() for k, v in timm.create_model("resnet10t", num_classes=2).state_dict().items()}, weights
+    )
     source = TimmSource("resnet10t", weights, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     teacher = load_timm_teacher(source, ("a", "b"), "timm teacher resnet10t")
     assert teacher.normalization.mean == (0.5, 0.5, 0.5) and teacher.description == f"timm resnet10t ({weights})"

@@ -54,17 +54,23 @@ def test_ablation_runs_are_named_by_their_setting(tmp_path):
         "ablation-normalization-synthetic-synthetic-s0",
         "ablation-normalization-synthetic-synthetic-s0-adabn",
     ]
-    for expected in ["ablation-augmentation-real-none-s0", "ablation-texture-synthetic_to_real-n16-s0-sigma1-grid2",
-                     "ablation-mixing-share0.5-s0", "ablation-mixing-add1-s0", "ablation-mixing-pretrain_finetune-s0",
-                     "ablation-generator-same_as_real-s0"]:  # fmt: skip
+    for expected in [
+        "ablation-augmentation-real-none-s0",
+        "ablation-texture-synthetic_to_real-n16-s0-sigma1-grid2",
+        "ablation-mixing-share0.5-s0",
+        "ablation-mixing-add1-s0",
+        "ablation-mixing-pretrain_finetune-s0",
+        "ablation-generator-same_as_real-s0",
+    ]:
         assert expected in names
     assert len(names) == len(set(names))
 
 
 def test_every_ablation_runs_end_to_end_and_reuses_models(cifake_root, tmp_path, monkeypatch):
     spec = tiny_spec(cifake_root, ABLATIONS, name="ablations")
-    records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models",
-                                                progress=False)}  # fmt: skip
+    records = {
+        r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "models", progress=False)
+    }
     assert list(records) == [run.name for run in plan(spec)]
     assert all(r.kind == "ablation" for name, r in records.items() if name.startswith("ablation-"))
     baseline_s = records["baseline-synthetic-s0"]

@@ -50,9 +50,14 @@ def test_keep_takes_the_top_share_per_class_and_the_control_the_same_counts_at_r
     assert kept_positions(rule, labels, 2, scores).tolist() == [1, 2, 3]
 
 
-@pytest.mark.parametrize(("block", "message"), [({"keep": [0]}, r"keep must be in \(0, 1\]"),
-                                                ({"keep": [0.5], "threshold": 0.1}, "not both"),
-                                                ({"scores": ["vibes"]}, "scores")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"keep": [0]}, r"keep must be in \(0, 1\]"),
+        ({"keep": [0.5], "threshold": 0.1}, "not both"),
+        ({"scores": ["vibes"]}, "scores"),
+    ],
+)
 def test_bad_settings_fail_when_the_spec_is_read(cifake_root, block, message):
     with pytest.raises(SynthgapError, match=message):
         tiny_spec(cifake_root, [{"kind": "curation", **block}])
@@ -87,8 +92,11 @@ def test_curated_and_control_students_keep_the_same_sizes_and_write_their_lists(
     index = open_source(f"folder:{curated.kept_folder}", "train", None)
     assert len(index) == 20 and sorted(index.counts().values()) == [2] * 10
     assert {p.name.split("-", 1)[0] for p in index.paths} == {f"{int(row['position']):06d}" for row in kept}
-    again = tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["synthetic"]}],
-                      data={"data_root": str(cifake_root), "synthetic": f"folder:{curated.kept_folder}"})  # fmt: skip
+    again = tiny_spec(
+        cifake_root,
+        [{"kind": "baseline", "sides": ["synthetic"]}],
+        data={"data_root": str(cifake_root), "synthetic": f"folder:{curated.kept_folder}"},
+    )
     (trained,) = run_experiment(again, tmp_path / "again", model_cache=tmp_path / "m", progress=False)
     assert trained.train_images == 20 and trained.target == f"folder:{curated.kept_folder}"
 
@@ -161,8 +169,9 @@ def test_a_non_finite_score_or_a_file_scored_twice_is_refused_by_dry_run_and_run
         rows[3] = (names[3], bad)
         expected = f"line 5: the score of {names[3]} is {bad}, not a finite number"
     scores = clip_scores_file(cifake_root, tmp_path / "curated", rows)
-    spec = write_spec(tmp_path, cifake_root, {"experiments": [{"kind": "curation", "scores": ["clip"],
-                                                               "scores_file": str(scores)}]})  # fmt: skip
+    spec = write_spec(
+        tmp_path, cifake_root, {"experiments": [{"kind": "curation", "scores": ["clip"], "scores_file": str(scores)}]}
+    )
     assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{scores}, {expected}")
 
 

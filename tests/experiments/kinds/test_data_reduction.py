@@ -18,8 +18,13 @@ def block(**settings) -> dict:
 
 
 def test_plan_has_every_arm_and_fraction_after_the_synthetic_baseline():
-    runs = plan(tiny_spec(None, [block(fractions=[1, 0.5], arms=["transfer", "scratch", "full_finetune"], k=15,
-                                        augmentation="none")], **REDUCTION))  # fmt: skip
+    runs = plan(
+        tiny_spec(
+            None,
+            [block(fractions=[1, 0.5], arms=["transfer", "scratch", "full_finetune"], k=15, augmentation="none")],
+            **REDUCTION,
+        )
+    )
     assert [r.name for r in runs] == [
         "baseline-synthetic-s0",
         "reduction-transfer-k15-x1-s0-same_steps-aug_none",
@@ -56,8 +61,11 @@ def test_same_steps_stretches_the_learning_curve_alike():
 
 
 def test_reduction_runs_train_on_nested_fractions(cifake_root, tmp_path, monkeypatch):
-    spec = tiny_spec(cifake_root, [block(fractions=[1, 1 / 3], arms=["transfer", "scratch"], augmentation="none",
-                                       schedule="same_epochs")], **REDUCTION)  # fmt: skip
+    spec = tiny_spec(
+        cifake_root,
+        [block(fractions=[1, 1 / 3], arms=["transfer", "scratch"], augmentation="none", schedule="same_epochs")],
+        **REDUCTION,
+    )
     records = {r.run: r for r in run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)}
     full = records["reduction-transfer-k16-x1-s0-same_epochs-aug_none"]
     third = records["reduction-transfer-k16-x3-s0-same_epochs-aug_none"]

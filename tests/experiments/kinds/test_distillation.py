@@ -16,7 +16,7 @@ from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.single import TrainRunConfig, run_baseline
 from synthgap.train.checkpoint import METADATA
 from synthgap.train.distill import UNLABELLED, DistillationLoss
-from tests.specs import tiny_spec
+from tests.specs import TINY_MODEL, TINY_RECIPE, tiny_spec
 from tests.train.test_resume import Preempted, preempt_in_epoch
 
 
@@ -79,8 +79,9 @@ def test_a_teacher_with_another_class_list_is_refused_by_dry_run_and_run(cifake_
         what = "timm teacher resnet10t"
     spec = write_spec(tmp_path, cifake_root, {"experiments": [{"kind": "distillation", "teacher": teacher}]})
     detail = "only in the first: ['zebra']; only in the second: ['truck']"
-    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{what} and the experiment's data have different "
-                                  f"classes: {detail}")  # fmt: skip
+    assert_run_and_dry_run_reject(
+        capsys, spec, tmp_path / "out", f"{what} and the experiment's data have different classes: {detail}"
+    )
 
 
 def test_unlabelled_real_needs_a_real_side(cifake_root):
@@ -120,8 +121,8 @@ def test_a_checkpoint_teacher_of_another_family_and_one_with_other_classes(cifak
     config = TrainRunConfig.model_validate(
         {
             "data": {"data_root": str(cifake_root), "train": "cifake:real", "per_class": 2},
-            "model": {"name": "resnet34", "width": 0.125},
-            "recipe": {"epochs": 1, "batch_size": 4, "precision": "fp32"},
+            "model": {**TINY_MODEL, "name": "resnet34"},
+            "recipe": TINY_RECIPE,
         }
     )
     run_baseline(config, teacher_dir, teacher_dir, progress=False)
@@ -148,8 +149,10 @@ def test_a_timm_teacher_with_safetensors_weights_and_its_own_normalization(cifak
     teacher = timm.create_model("resnet10t", pretrained=False, num_classes=10)
     weights = tmp_path / "teacher.safetensors"
     save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, weights)
-    block = {"kind": "distillation", "teacher": {"timm": "resnet10t", "weights": str(weights),
-                                                 "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}  # fmt: skip
+    block = {
+        "kind": "distillation",
+        "teacher": {"timm": "resnet10t", "weights": str(weights), "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    }
     spec = tiny_spec(cifake_root, [block], recipe={"augmentation": "none"})
     (record,) = run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)
     assert record.teacher.startswith("timm resnet10t") and record.teacher_fingerprint

@@ -76,13 +76,18 @@ def test_a_count_above_the_spec_per_class_is_refused_by_dry_run_and_run(cifake_r
 def test_a_short_class_is_named_with_its_count_before_anything_trains(cifake_root, tmp_path):
     """Without a per_class cut, the side's own class sizes decide; both sides' shortages are reported at once."""
     (cifake_root / "cifake" / "train" / "REAL" / cifake_name(10, 3)).unlink()  # cat: 2 real training images
-    spec = tiny_spec(cifake_root, [block(real_per_class=[1, 3], synthetic_per_class=[2, 4])], data={
-        "data_root": str(cifake_root), "per_class": None})  # fmt: skip
+    spec = tiny_spec(
+        cifake_root,
+        [block(real_per_class=[1, 3], synthetic_per_class=[2, 4])],
+        data={"data_root": str(cifake_root), "per_class": None},
+    )
     with pytest.raises(SynthgapError) as caught:
         run_experiment(spec, tmp_path / "out", model_cache=tmp_path / "m", progress=False)
     message = str(caught.value)
-    assert "real_per_class asks for 3 images per class, but the real side (cifake:real, train) has fewer in " \
-           "1 class(es): cat (2)" in message  # fmt: skip
+    assert (
+        "real_per_class asks for 3 images per class, but the real side (cifake:real, train) has fewer in "
+        "1 class(es): cat (2)" in message
+    )
     assert "synthetic_per_class asks for 4 images per class" in message and "airplane (3)" in message
     assert not (tmp_path / "out" / "results.jsonl").exists()
 
@@ -91,8 +96,9 @@ def test_a_short_class_is_named_with_its_count_before_anything_trains(cifake_roo
 
 
 def test_the_plan_names_every_setting_once():
-    parsed = ExchangeRateBlock.model_validate(block(real_per_class=[10, 25], synthetic_per_class=[10, 50, 100],
-                                                    mixing=True, schedule="same_epochs"))  # fmt: skip
+    parsed = ExchangeRateBlock.model_validate(
+        block(real_per_class=[10, 25], synthetic_per_class=[10, 50, 100], mixing=True, schedule="same_epochs")
+    )
     runs = plan_runs(parsed, [0, 1])
     names = [r.name for r in runs]
     assert len(runs) == 2 * (2 + 3 + 2) and len(set(names)) == len(names)
@@ -135,8 +141,8 @@ def test_a_tiny_exchange_rate_experiment_writes_records_and_its_report_section(c
     students = {r.run: r for r in records if isinstance(r, ExchangeRateRecord)}
     assert len(students) == 2 * 6
     real1, synthetic2 = students["exchange-real-pc1-s0-same_steps"], students["exchange-synthetic-pc2-s1-same_steps"]
-    assert (real1.side, real1.per_class, real1.train_images, real1.real_images, real1.synthetic_images) == (
-        "real", 1, 10, 10, 0)  # fmt: skip
+    real1_counts = (real1.side, real1.per_class, real1.train_images, real1.real_images, real1.synthetic_images)
+    assert real1_counts == ("real", 1, 10, 10, 0)
     # same steps: 20 images in batches of 4 make 5 steps an epoch; 10 images make 2, so 3 epochs
     assert real1.epochs == 3 and real1.target == "cifake:real"
     assert (synthetic2.side, synthetic2.train_images, synthetic2.epochs) == ("synthetic", 20, 1)
@@ -202,9 +208,18 @@ def test_doubling_gains_and_where_the_curve_flattens():
 
 
 def _record(side: str, per_class: int, seed: int, top1: float) -> ExchangeRateRecord:
-    return ExchangeRateRecord(run=f"exchange-{side}-pc{per_class}-s{seed}", seed=seed, side=side, target="t",
-                              per_class=per_class, epochs=1, top1=top1, top5=100.0, train_images=per_class * 10,
-                              seconds=1.0)  # fmt: skip
+    return ExchangeRateRecord(
+        run=f"exchange-{side}-pc{per_class}-s{seed}",
+        seed=seed,
+        side=side,
+        target="t",
+        per_class=per_class,
+        epochs=1,
+        top1=top1,
+        top5=100.0,
+        train_images=per_class * 10,
+        seconds=1.0,
+    )
 
 
 def test_curves_fits_and_rates_from_records_of_two_seeds():

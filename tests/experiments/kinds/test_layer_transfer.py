@@ -145,10 +145,16 @@ def test_the_dry_run_says_how_many_adaptive_students_at_most(cifake_root, tmp_pa
         "experiments": [
             {"kind": "baseline"},
             {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": "auto", "levels": [0.75, 0.5, 0.25]},
-            {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": "auto", "budget": 4, "seeds": [0],
-             "augmentation": "none"},
+            {
+                "kind": "layer_transfer",
+                "directions": ["synthetic_to_real"],
+                "n": "auto",
+                "budget": 4,
+                "seeds": [0],
+                "augmentation": "none",
+            },
         ],
-    }  # fmt: skip
+    }
     report = dry_run(spec, tmp_path / "out").splitlines()
     assert "  runs: 4 (baseline 4); 0 already finished in " + str(tmp_path / "out") in report
     first, second = [line for line in report if line.startswith("  adaptive block")]
@@ -156,6 +162,7 @@ def test_the_dry_run_says_how_many_adaptive_students_at_most(cifake_root, tmp_pa
         "  adaptive block 2 (layer_transfer, n: auto): at most 15 synthetic→real students per seed, 30 in all "
         "(2 seed(s)) — an upper bound: 3 level(s) × ⌈log2 18⌉ = 5 bisection steps"
     )
-    assert second.startswith("  adaptive block 3 (layer_transfer, n: auto): at most 4 synthetic→real students per "
-                             "seed, 4 in all (1 seed(s))")  # fmt: skip
+    assert second.startswith(
+        "  adaptive block 3 (layer_transfer, n: auto): at most 4 synthetic→real students per seed, 4 in all (1 seed(s))"
+    )
     assert "budget 4" in second

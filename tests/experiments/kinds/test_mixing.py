@@ -10,10 +10,20 @@ from tests.specs import tiny_spec
 
 
 def test_mixed_sets_keep_their_size_and_nest(cifake_root, tmp_path, monkeypatch):
-    spec = tiny_spec(cifake_root, [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}], name="ablations", data={
-        "data_root": str(cifake_root), "per_class": 3})  # fmt: skip
-    ctx = RunContext(spec, DataStore(spec, progress=False), ModelCache(tmp_path / "models"), tmp_path / "out",
-                     torch.device("cpu"), progress=False)  # fmt: skip
+    spec = tiny_spec(
+        cifake_root,
+        [{"kind": "mixing", "synthetic_shares": [0, 1 / 3, 1]}],
+        name="ablations",
+        data={"data_root": str(cifake_root), "per_class": 3},
+    )
+    ctx = RunContext(
+        spec,
+        DataStore(spec, progress=False),
+        ModelCache(tmp_path / "models"),
+        tmp_path / "out",
+        torch.device("cpu"),
+        progress=False,
+    )
     runs = [run for run in plan(spec) if isinstance(run, MixingRun) and run.mode == "share"]
     sizes = [mixed_training_set(run, ctx)[1:] for run in runs]
     assert sizes == [(30, 0), (20, 10), (0, 30)]

@@ -29,8 +29,16 @@ def test_a_kind_carries_its_block_records_and_report_section(name):
 
 
 def test_a_line_of_each_kind_parses_into_its_class():
-    common = {"run": "r", "target": "t", "seed": 0, "epochs": 1, "top1": 1.0, "top5": 2.0, "train_images": 1,
-              "seconds": 1.0}  # fmt: skip
+    common = {
+        "run": "r",
+        "target": "t",
+        "seed": 0,
+        "epochs": 1,
+        "top1": 1.0,
+        "top5": 2.0,
+        "train_images": 1,
+        "seconds": 1.0,
+    }
     for key, cls in RECORD_CLASSES.items():
         kind, _, ablation = key.partition(":")
         line = {**common, "kind": kind, **({"ablation": ablation} if ablation else {})}

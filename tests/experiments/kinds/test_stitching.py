@@ -11,7 +11,7 @@ from synthgap.experiments.plan import plan
 from synthgap.experiments.runner import run_experiment
 from synthgap.experiments.runs import BaselineRun
 from synthgap.report.build import build_report
-from tests.specs import tiny_spec
+from tests.specs import TINY_MODEL, tiny_spec
 
 
 def block(**changes) -> dict:
@@ -44,7 +44,7 @@ def test_bad_settings_fail_when_the_spec_is_read(changes, message):
 
 
 def test_a_vit_is_checked_against_its_own_layer_count():
-    vit = {"name": "vit_tiny", "width": 0.125}
+    vit = {**TINY_MODEL, "name": "vit_tiny"}
     assert tiny_spec(None, [block(n=[13])], model=vit).experiments[0].n == [13]
     with pytest.raises(SynthgapError, match=r"stitching n \(vit_tiny has 14 layers.*got \[14\]"):
         tiny_spec(None, [block(n=[14])], model=vit)
@@ -78,7 +78,7 @@ def test_the_default_cuts_are_every_layer_but_the_last_for_every_giver():
 
 
 def test_the_default_cuts_of_a_vit():
-    spec = tiny_spec(None, [block(givers=["synthetic"])], model={"name": "vit_tiny", "width": 0.125})
+    spec = tiny_spec(None, [block(givers=["synthetic"])], model={**TINY_MODEL, "name": "vit_tiny"})
     assert [r.n for r in plan(spec) if isinstance(r, StitchRun)] == list(range(1, 14))
 
 
@@ -131,8 +131,11 @@ def test_a_tiny_stitching_experiment_writes_records_and_its_report_section(cifak
     assert sorted(stitches) == sorted(
         f"stitch-{giver}-n{n:02d}-s0-e1" for giver in ("synthetic", "real", "real_other") for n in (2, 17)
     )
-    sides = {"synthetic": ("synthetic", "cifake:synthetic", 0), "real": ("real", "cifake:real", 0),
-             "real_other": ("real", "cifake:real", 1)}  # fmt: skip
+    sides = {
+        "synthetic": ("synthetic", "cifake:synthetic", 0),
+        "real": ("real", "cifake:real", 0),
+        "real_other": ("real", "cifake:real", 1),
+    }
     for record in stitches.values():
         assert (record.source_side, record.source, record.giver_seed) == sides[record.giver]
         assert (record.side, record.target, record.seed, record.epochs) == ("real", "cifake:real", 0, 1)

@@ -13,8 +13,9 @@ def test_cue_accuracies_do_not_depend_on_the_chunk_size(monkeypatch):
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=0.125, num_classes=3))
-    test = ImageTensors(torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8), torch.arange(10) % 3,
-                        ("a", "b", "c"))  # fmt: skip
+    test = ImageTensors(
+        torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8), torch.arange(10) % 3, ("a", "b", "c")
+    )
     recipe = TrainRecipe(eval_batch_size=4, precision="fp32")
     whole = texture_shape.cue_accuracies(model, test, recipe, CueVariants())
     monkeypatch.setattr(texture_shape, "CUE_CHUNK", 3)
