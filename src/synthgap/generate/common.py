@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -105,6 +105,40 @@ def run_batches(
         finally:
             writer.shutdown(wait=True, cancel_futures=write_failed)
     return written
+
+
+class ShardGenerator(Protocol):
+    """What `generator_shard` needs of a generator (`Text2ImgGenerator`, `Img2ImgGenerator`, `UnclipGenerator`)."""
+
+    out: Path
+    config: Any  # its config: batch_size and previews are read
+
+    def settings(self, classes: Sequence[Any]) -> dict[str, Any]: ...
+
+    def load(self) -> None: ...
+
+    def make_images(self, batch: list[Item], generators: list[torch.Generator]) -> Sequence[Image.Image]: ...
+
+    def describe(self, item: Item) -> dict[str, Any]: ...
+
+
+def generator_shard(
+    generator: ShardGenerator, shard: Shard, classes: Sequence[Any], items: list[Item], *, progress: bool, start: float
+) -> GenerationResult:
+    """`generate_shard` for a generator's planned `items`: its folder, settings, batch size, pipeline and previews."""
+    return generate_shard(
+        generator.out,
+        shard,
+        generator.settings(classes),
+        items,
+        batch_size=generator.config.batch_size,
+        load=generator.load,
+        make_images=generator.make_images,
+        describe=generator.describe,
+        previews=generator.config.previews,
+        progress=progress,
+        start=start,
+    )
 
 
 def generate_shard(

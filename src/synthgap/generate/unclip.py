@@ -20,7 +20,7 @@ import torch
 from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
-from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generate_shard
+from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generator_shard
 from synthgap.generate.models import (
     DEFAULT_UNCLIP_MODEL,
     SCHEDULERS,
@@ -108,19 +108,7 @@ class UnclipGenerator:
         items = variation_items(index, classes, self.config.per_class, self.config.variations, self.config.seed)
 
         # 4-6. this shard's batches, the work left, generation (loading the pipeline only if needed), the merge
-        return generate_shard(
-            self.out,
-            shard,
-            self.settings(classes),
-            items,
-            batch_size=self.config.batch_size,
-            load=self.load,
-            make_images=self.make_images,
-            describe=self.describe,
-            previews=self.config.previews,
-            progress=progress,
-            start=start,
-        )
+        return generator_shard(self, shard, classes, items, progress=progress, start=start)
 
     def load(self) -> None:
         device, dtype = choose_device_dtype(self.config.precision)
