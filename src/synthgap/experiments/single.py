@@ -9,14 +9,10 @@ that names what changed (or, with `rerun_changed`, the old record moves to super
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
 
 from synthgap.config import save_config
@@ -109,28 +105,13 @@ def train_baseline(
     argv = ["train", "--config", str(spec), "--out", str(results_dir), "--nproc", str(nproc)]
     argv += ["--rerun-changed"] * rerun_changed + ["--quiet"] * (not progress)
     try:
-        with threads_per_process(nproc):
-            launch(nproc, argv)
+        launch(nproc, argv)
     finally:
         spec.unlink(missing_ok=True)
     record = next((r for r in read_results(results_dir) if r.run == config.run_name()), None)
     if record is None:  # the processes ended well, yet wrote nothing: never report a run that is not recorded
         raise SynthgapError(f"the {nproc} training processes ended without recording {config.run_name()}")
     return record
-
-
-@contextmanager
-def threads_per_process(nproc: int) -> Iterator[None]:
-    """The launched processes share this process's CPU threads (unless OMP_NUM_THREADS says otherwise): torch reads
-    the variable when each of them starts."""
-    if "OMP_NUM_THREADS" in os.environ:
-        yield
-        return
-    os.environ["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // nproc))
-    try:
-        yield
-    finally:
-        del os.environ["OMP_NUM_THREADS"]
 
 
 def compute_identity(precision: str, world: World) -> dict:

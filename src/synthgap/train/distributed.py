@@ -1,7 +1,7 @@
 """One training run on several processes: DistributedDataParallel, one process per GPU (or, on the CPU, per group of
 cores, with the gloo backend), started by torch's elastic launcher (what `torchrun` runs).
 
-`synthgap train --nproc N` starts N copies of the same command (`launch`); each joins the process group (`start`)
+`synthgap train --nproc N` starts N copies of the same command (`launch`); each joins the process group (`joined`)
 and trains one share of every batch. The global batch is the recipe's `batch_size` (each process takes every N-th
 image of it), so the learning rate and its rule stay those of one process with that batch; gradients are averaged
 across processes before each step, which with equal shares is the gradient of the whole batch. What differs from one
@@ -71,8 +71,9 @@ def check_nproc(nproc: int) -> None:
 def launch(nproc: int, argv: Sequence[str]) -> None:
     """Run `synthgap <argv>` as `nproc` processes on this machine under torch's elastic launcher and wait for them.
 
-    A process that fails stops the others (no restarts): the error is one line naming the first failed rank and its
-    exit code; the training state rank 0 saved last lets the same command resume."""
+    The processes share this one's CPU threads unless OMP_NUM_THREADS is set. A process that fails stops the others
+    (no restarts): the error is one line naming the first failed rank and its exit code; the training state rank 0
+    saved last lets the same command resume."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -86,6 +87,9 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
         max_restarts=0,
         monitor_interval=0.5,
     )
+    threads = None if "OMP_NUM_THREADS" in os.environ else max(1, torch.get_num_threads() // nproc)
+    if threads is not None:  # the processes share this one's CPU threads: torch reads the variable when each starts
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     elastic = logging.getLogger("torch.distributed.elastic")
     level = elastic.level
     elastic.setLevel(logging.CRITICAL)  # its failure report is a multi-line traceback; ours is one line below
@@ -104,6 +108,8 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
         ) from None
     finally:
         elastic.setLevel(level)
+        if threads is not None:
+            del os.environ["OMP_NUM_THREADS"]
 
 
 PEER_LOST = 3  # the exit code of a process whose peer stopped: it says nothing, the launcher names the cause
