@@ -128,6 +128,13 @@ class DataConfig(DataPrep):
         return value
 
 
+def _indexed(
+    config: DataPrep, ref: str, split: str, classes: Sequence[str] | None, index: LabelledIndex | None
+) -> LabelledIndex:
+    """`index` when the caller already opened the reference (a run's `DataStore` does, once), else opened here."""
+    return index if index is not None else open_source(ref, split, config.data_root, classes=classes)
+
+
 def load_split(
     config: DataPrep,
     ref: str,
@@ -145,7 +152,7 @@ def load_split(
 
     The result's `key` identifies exactly these images (file list, sizes, mtimes, labels, resolution, subset).
     """
-    index = index if index is not None else open_source(ref, split, config.data_root, classes=classes)
+    index = _indexed(config, ref, split, classes, index)
     tensors = load_index(config, index, progress, files_key=files_key)
     try:
         positions = subset_positions(config, tensors.labels.numpy(), tensors.classes, per_class)
@@ -196,7 +203,7 @@ def split_files(
 ) -> list[Path]:
     """The image file of each row of `images` (what `load_split` returned for the same arguments), in row order:
     the index's files less those decoding skipped, cut to the same subset."""
-    index = index if index is not None else open_source(ref, split, config.data_root, classes=classes)
+    index = _indexed(config, ref, split, classes, index)
     skipped = set(images.skipped)
     kept = [i for i in range(len(index)) if index.items.name(i) not in skipped]
     positions = subset_positions(config, index.labels[kept], index.classes, per_class)
@@ -238,7 +245,7 @@ def split_identity(
     """What identifies the images `load_split` would return, found without decoding anything: the data reference,
     the file list with sizes and modification times (as the decoded cache keys it: `files_key`), and how they are
     prepared and subset. Two calls agree exactly when `load_split` would give the same images."""
-    index = index if index is not None else open_source(ref, split, config.data_root, classes=classes)
+    index = _indexed(config, ref, split, classes, index)
     count, at_most = per_class_count(per_class, index.counts())
     identity = {
         "ref": ref,
