@@ -1,13 +1,14 @@
 import pytest
 
-from synthgap.config import validate
 from synthgap.errors import SynthgapError
 from synthgap.experiments.plan import plan
 from synthgap.experiments.spec import ExperimentSpec
+from tests.specs import tiny_spec
 
 
-def spec(**blocks_and_fields) -> ExperimentSpec:
-    return validate(ExperimentSpec, blocks_and_fields)
+def spec(experiments: list[dict], **fields) -> ExperimentSpec:
+    """The tiny test spec (no data root: planning reads no images) with these experiments and top-level fields."""
+    return tiny_spec(None, experiments, **fields)
 
 
 def test_unknown_keys_bad_n_and_unknown_sources_are_clear_errors():
