@@ -53,3 +53,20 @@ def test_each_reference_and_split_is_indexed_once_per_run(cifake_root, tmp_path,
         ("cifake:real", "test"): 1,
     }
     assert set(stats.values()) == {1}
+
+
+def test_an_outside_teacher_is_checked_against_the_indexed_class_list(cifake_root, tmp_path, walks):
+    """The teacher's class list is compared with the one the pre-flight check has indexed, not with a walk of its
+    own when the runs are planned."""
+    import json
+
+    from synthgap.data.sources import CIFAR10_CLASSES
+    from synthgap.train.checkpoint import METADATA
+
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")  # never loaded by a dry run: the classes are in the metadata
+    (folder / METADATA).write_text(json.dumps({"classes": list(CIFAR10_CLASSES)}))
+    experiments = [{"kind": "distillation", "teacher": {"checkpoint": str(folder)}}]
+    api.dry_run(tiny_raw(cifake_root, experiments), out=tmp_path / "out")
+    assert dict(walks) == {("cifake:synthetic", "train"): 1, ("cifake:real", "test"): 1}

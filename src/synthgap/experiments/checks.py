@@ -25,7 +25,9 @@ def open_spec_sources(
 ) -> dict[str, LabelledIndex]:
     """Every image set the spec's runs read, indexed (not decoded; by `store`, which keeps the indexes for the runs)
     and labelled in the test set's class order, keyed "<ref> (<split>)"; checks that the class sets agree and that
-    every set the spec's `per_class` (or `test_per_class`) applies to has that many images per class."""
+    every set the spec's `per_class` (or `test_per_class`) applies to has that many images per class, and that
+    every run can use the data's class list (`Run.check_classes`)."""
+    runs = plan(spec) if runs is None else runs
     uses = data_references(spec, runs)
     test = (spec.data.test, "test")
     sets = [key for key in dict.fromkeys((use.ref, use.split) for use in uses) if key != test] + [test]
@@ -41,6 +43,8 @@ def open_spec_sources(
             shortages += class_shortage(name, index, spec.data.per_class, "per_class")
     if shortages:  # every short side at once: fixing one and rerunning to meet the next wastes the user's time
         raise SynthgapError("; ".join(shortages))
+    for run in runs:
+        run.check_classes(aligned[0].classes)
     return indexes
 
 

@@ -49,6 +49,10 @@ class Run:
         """Every set of training images this run reads, by role (the real test set is always read too)."""
         raise NotImplementedError
 
+    def check_classes(self, classes: tuple[str, ...]) -> None:
+        """Refuse the data's class list (the test set's order) when this run cannot use it, e.g. an outside teacher
+        of other classes. Called once the data is indexed, before anything is decoded (by --dry-run and the run)."""
+
     def settings(self) -> dict:
         """The run's own settings (everything but its name), as plain data."""
         fields = asdict(self)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from synthgap.data.config import test_class_order
 from synthgap.data.tensors import ImageTensors, concat_images
 from synthgap.data.transforms import get_normalization
 from synthgap.errors import SynthgapError
@@ -155,6 +154,11 @@ class DistillationRun(Run):
     def teacher_config(self) -> TeacherConfig | None:
         return None if self.teacher == "baseline" else TeacherConfig.model_validate_json(self.teacher)
 
+    def check_classes(self, classes: tuple[str, ...]) -> None:
+        config = self.teacher_config
+        if config is not None:  # the R baseline is trained on these very classes
+            check_teacher_classes(config.class_list(), classes, config.description)
+
 
 @dataclass(frozen=True)
 class DistilledTransferRun(Run):
@@ -194,9 +198,6 @@ def run_name(seed: int, temperature: float, alpha: float, unlabelled: bool, outs
 
 
 def plan(block: DistillationBlock, seeds: list[int], spec: Settings) -> list[Run]:
-    if block.teacher is not None:  # here, not in `check`: the data's class list needs its test set indexed
-        data_classes = test_class_order(spec.data, spec.data.test)
-        check_teacher_classes(block.teacher.class_list(), data_classes, block.teacher.description)
     teacher = "baseline" if block.teacher is None else block.teacher.model_dump_json()
     digest = None if block.teacher is None else block.teacher.digest()
     runs: list[Run] = []
