@@ -56,6 +56,12 @@ def test_two_processes_finish_with_one_record_and_reproduce(cifake_root, tmp_pat
     assert first["compute"]["processes"] == 2 and first["compute"]["threads"] == 1
     assert first["train_images"] == 30
     assert not list(tmp_path.rglob("*.launch.yaml"))  # the launch config goes once the run is done
+    # the same command again: the main process finds the record and tells the other one; neither trains
+    results, weights = tmp_path / "a" / "results.jsonl", tmp_path / "a" / RUN / "checkpoint" / "model.safetensors"
+    before = (results.read_bytes(), weights.stat().st_mtime_ns)
+    again = subprocess.run(train(cifake_root, tmp_path / "a", 2), env=env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert (results.read_bytes(), weights.stat().st_mtime_ns) == before
 
 
 @pytest.mark.slow

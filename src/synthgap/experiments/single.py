@@ -26,7 +26,16 @@ from synthgap.io import atomic_write_json
 from synthgap.models import ModelConfig, get_family
 from synthgap.train.checkpoint import save_checkpoint
 from synthgap.train.compute import this_process
-from synthgap.train.distributed import ONE_PROCESS, World, check_nproc, current_world, joined, launch, rank_device
+from synthgap.train.distributed import (
+    ONE_PROCESS,
+    World,
+    check_nproc,
+    current_world,
+    joined,
+    launch,
+    main_decides,
+    rank_device,
+)
 from synthgap.train.loop import default_device
 from synthgap.train.recipe import TrainRecipe
 
@@ -115,8 +124,16 @@ def train_baseline(
 
 
 def compute_identity(precision: str, world: World) -> dict:
-    identity = this_process().identity(precision)
-    return identity if not world.distributed else {**identity, "processes": world.size}
+    return {**this_process().identity(precision), **_processes(world)}
+
+
+def compute_record(precision: str, world: World, data_resident: bool | None) -> dict:
+    return {**this_process().record(precision, data_resident=data_resident), **_processes(world)}
+
+
+def _processes(world: World) -> dict:
+    """The number of training processes, named only when there are several (one-process records stay as they were)."""
+    return {"processes": world.size} if world.distributed else {}
 
 
 def run_baseline(
@@ -135,11 +152,10 @@ def run_baseline(
     record (the others return None)."""
     name = config.run_name()
     run_dir, results_dir = Path(run_dir), Path(results_dir)
-    if not world.main:  # the main process holds the folder's lock for the whole training: read, train, write nothing
-        settings = train_settings(config, world)
-        fingerprint = fingerprint_of(settings)
-        recorded = next((r for r in read_results(results_dir) if r.run == name), None)
-        if recorded is None or recorded.fingerprint != fingerprint or rerun_changed:
+    device = rank_device(world, default_device())
+    if not world.main:  # the main process holds the folder's lock for the whole training and decides; write nothing
+        fingerprint = fingerprint_of(train_settings(config, world))
+        if main_decides(world, False, device):
             _train(config, run_dir, False, fingerprint, world)
         return None
     with exclusive(results_dir):
@@ -147,6 +163,7 @@ def run_baseline(
         fingerprint = fingerprint_of(settings)
         recorded = next((r for r in read_results(results_dir) if r.run == name), None)
         if recorded is not None and recorded.fingerprint == fingerprint:
+            main_decides(world, False, device)
             return recorded
         if recorded is not None and not rerun_changed:
             change = what_changed(run_dir / RUN_FILE, recorded.fingerprint, fingerprint, settings)
@@ -157,6 +174,7 @@ def run_baseline(
         if recorded is not None:
             supersede(results_dir, {name})
         atomic_write_json(run_dir / RUN_FILE, {"run": name, "fingerprint": fingerprint, "settings": settings})
+        main_decides(world, True, device)
         record = _train(config, run_dir, progress, fingerprint, world)
         append_result(results_dir, record)
     return record
@@ -207,10 +225,7 @@ def _train(
         train_images=result.train_images,
         seconds=max(result.seconds, time.perf_counter() - start),
         fingerprint=fingerprint,
-        compute={
-            **this_process().record(config.recipe.precision, data_resident=result.data_resident),
-            **compute_identity(config.recipe.precision, world),
-        },
+        compute=compute_record(config.recipe.precision, world, result.data_resident),
         skipped_images=len(train.skipped) + len(test.skipped),
         classes=list(train.classes),
         augmentation=config.recipe.augmentation,

@@ -172,3 +172,13 @@ def agree(world: World, value: int, what: str, device: torch.device) -> None:
     dist.all_gather(values, torch.tensor([value], dtype=torch.int64, device=device))
     if len({int(v) for v in values}) > 1:
         raise SynthgapError(f"the {world.size} processes disagree on {what}: {[int(v) for v in values]}")
+
+
+def main_decides(world: World, decision: bool, device: torch.device) -> bool:
+    """The main process's `decision` in every process (the others pass a placeholder): for what only the main
+    process can decide, such as whether a run still has to train (it alone reads the results folder, under its lock)."""
+    if not world.distributed:
+        return decision
+    flag = torch.tensor([int(decision)], dtype=torch.int64, device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
