@@ -204,3 +204,27 @@ def test_per_class_forms_up_to_balanced_and_matched(cifake_root, tmp_path, write
     assert matched.identity(f"folder:{synthetic}")["per_class"] == 1
     with pytest.raises(SynthgapError, match=r"per_class=2, but folder:.*generated-few \(train\) .* cat \(1\)"):
         store(2)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_only_runs_that_train_on_a_frozen_prefix_name_the_suffix_memory_format(channels_last):
+    """Stage 2 convolves its suffix channels-last when the recipe does; that is part of those runs' identity only, so
+    a baseline's fingerprint (and every run's with `channels_last: false`) is what it was."""
+    from synthgap.experiments.identity import suffix_arithmetic
+
+    experiments = [
+        {"kind": "baseline"},
+        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [0, 4]},
+        {"kind": "data_reduction", "fractions": [0.5], "arms": ["transfer", "scratch"], "k": 4},
+        {"kind": "stitching", "n": [4]},
+    ]
+    spec = tiny_spec(None, experiments, recipe={"channels_last": channels_last})
+    named = {run.name for run in plan(spec) if suffix_arithmetic(run, spec.recipe)}
+    suffix_runs = {
+        "transfer-synthetic_to_real-n04-s0",
+        "reduction-transfer-k4-x2-s0-same_steps",
+        "stitch-synthetic-n04-s0-e4",
+        "stitch-real-n04-s0-e4",
+        "stitch-real_other-n04-s0-e4",
+    }
+    assert named == (suffix_runs if channels_last else set())

@@ -53,23 +53,25 @@ def test_finetune_student_starts_as_the_whole_source_model():
 
 
 @pytest.mark.parametrize(
-    ("name", "n", "tta"),
+    ("name", "n", "tta", "channels_last"),
     [
-        ("resnet18", 12, "none"),
-        ("resnet50", 40, "none"),
-        ("vit_tiny", 9, "none"),
-        ("resnet18", 12, "flip"),
-        ("vit_tiny", 9, "flip"),
+        ("resnet18", 12, "none", False),
+        ("resnet50", 40, "none", False),
+        ("vit_tiny", 9, "none", False),
+        ("resnet18", 12, "flip", False),
+        ("vit_tiny", 9, "flip", False),
+        ("resnet18", 4, "none", True),  # the suffix starts on full-size maps, channels-last in both paths
+        ("resnet50", 8, "flip", True),
     ],
 )
-def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, tta, monkeypatch):
+def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, tta, channels_last, monkeypatch):
     """The fast path changes where the prefix is computed, not what is learned, in every family with a cut; with
     flip test-time augmentation the mirrored test images' prefix outputs are cached too. (The prefix runs in the
     training batch size here: tiny students on random images amplify the last-bit differences that other batch
     sizes give.)"""
     monkeypatch.setattr(transfer_module, "PREFIX_BATCH", 1)
     family = get_family(name)
-    recipe = RECIPE.model_copy(update={"tta": tta})
+    recipe = RECIPE.model_copy(update={"tta": tta, "channels_last": channels_last})
     results = {}
     for use_cache in (True, False):
         source, fresh = models(name)

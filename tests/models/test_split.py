@@ -59,3 +59,33 @@ def test_the_family_split_learns_the_shapes_from_the_prefix():
 def test_only_resnets_support_the_resnet_cut():
     with pytest.raises(SynthgapError):
         get_family("resnet18").split(torch.nn.Linear(2, 2), 1)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_a_channels_last_suffix_convolves_channels_last_maps_to_the_same_result(name):
+    """Packed features unpack as contiguous maps; a suffix whose weights are held channels-last (as `fit` holds them
+    when the recipe asks) converts them first, so its convolutions run in the format the whole model trains in."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, width=0.125, stem="cifar")).eval()
+    x = torch.randn(3, 3, 16, 16)
+    n = 4 if name == "resnet18" else 8  # inside the first stage: maps of full size
+    prefix = ResNetPrefix(model, n)
+    seen: list[bool] = []  # the memory format of the first map each suffix forward convolves
+
+    def first_conv(_, args):
+        if recording:
+            seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+            recording.clear()
+
+    for conv in (m for m in model.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_pre_hook(first_conv)
+    recording: list[bool] = []
+    with torch.no_grad():
+        features = prefix(x)
+        recording.append(True)
+        contiguous = ResNetSuffix(model, n, prefix.shapes)(features)
+        model.to(memory_format=torch.channels_last)
+        recording.append(True)
+        last = ResNetSuffix(model, n, prefix.shapes)(features)
+    assert seen == [False, True]
+    torch.testing.assert_close(last, contiguous, rtol=1e-4, atol=1e-5)

@@ -15,6 +15,7 @@ from synthgap.experiments.runs import Run
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore
 from synthgap.train.compute import Compute
+from synthgap.train.recipe import TrainRecipe
 
 
 def fingerprint_of(settings: dict[str, Any]) -> str:
@@ -36,9 +37,16 @@ def run_settings(
         "data": data,
         "model": {**spec.model.model_dump(mode="json", exclude_none=True), "image_size": spec.data.resolution},
         "recipe": spec.recipe.model_dump(mode="json", exclude_none=True),
-        "compute": compute.identity(spec.recipe.precision),
+        "compute": {**compute.identity(spec.recipe.precision), **suffix_arithmetic(run, spec.recipe)},
         "needs": {name: needed[name] for name in sorted(needed)},
     }
+
+
+def suffix_arithmetic(run: Run, recipe: TrainRecipe) -> dict[str, str]:
+    """A stage 2 on cached prefix features convolves its suffix channels-last when the recipe does, as the whole model
+    trains (before, it always ran contiguous). Named only for such runs, so every other fingerprint stays as it was,
+    and a folder whose stage-2 runs were recorded the old way is told that this setting changed."""
+    return {"suffix_memory_format": "channels_last"} if run.trains_a_suffix() and recipe.channels_last else {}
 
 
 def fingerprints(

@@ -49,6 +49,11 @@ class Run:
         """Every set of training images this run reads, by role (the real test set is always read too)."""
         raise NotImplementedError
 
+    def trains_a_suffix(self) -> bool:
+        """Whether this run may train layers n+1..L on the frozen layers 1..n of another model (stage 2), whose
+        arithmetic (the suffix's memory format) is then part of the run's identity."""
+        return False
+
     def check_classes(self, classes: tuple[str, ...]) -> None:
         """Refuse the data's class list (the test set's order) when this run cannot use it, e.g. an outside teacher
         of other classes. Called once the data is indexed, before anything is decoded (by --dry-run and the run)."""

@@ -156,11 +156,7 @@ def fit_on_prefix(
     """Train `head` (a suffix, or a stitch and a suffix) on the outputs of the frozen `prefix` (`prefix_loaders`);
     `fit_options` go to `fit`."""
     feature_train, feature_test = prefix_loaders(prefix, train_loader, test_loader, recipe, seed)
-    return fit(head, feature_train, feature_test, _feature_recipe(recipe), **fit_options)
-
-
-def _feature_recipe(recipe: TrainRecipe) -> TrainRecipe:
-    return recipe.model_copy(update={"channels_last": False})  # features are flat vectors
+    return fit(head, feature_train, feature_test, recipe, **fit_options)
 
 
 @dataclass(frozen=True)
@@ -215,7 +211,7 @@ def train_stitch(
     else:  # too large to hold: the frozen prefix runs in every step
         head, fit_train, fit_test = nn.Sequential(giver_prefix, stitched), train_loader, test_loader
     start = measure(head, fit_test, precision=recipe.precision, device=device, tta=recipe.tta)
-    result = fit(head, fit_train, fit_test, _feature_recipe(recipe), device=device, **fit_options)
+    result = fit(head, fit_train, fit_test, recipe, device=device, **fit_options)
     return StitchResult(result, start, sum(p.numel() for p in stitch.parameters()), cached)
 
 

@@ -115,6 +115,9 @@ class ReductionRun(Run):
     def setup(self) -> ArmSetup:
         return ARMS[self.arm]
 
+    def trains_a_suffix(self) -> bool:
+        return self.setup.frozen and self.n > 0
+
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline(self.setup.source, self.seed),) if self.setup.source else ()
 

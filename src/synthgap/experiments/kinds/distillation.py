@@ -171,6 +171,9 @@ class DistilledTransferRun(Run):
     def needs(self) -> tuple[DistillationRun, ...]:
         return (self.distilled,)
 
+    def trains_a_suffix(self) -> bool:
+        return self.n > 0
+
     def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {**self.distilled.data_used(spec), "real": DataUse(spec.data.real)}
 

@@ -105,6 +105,9 @@ class TransferRun(Run):
     chosen: str = field(default="", compare=False)
     kind: ClassVar[str] = "layer_transfer"
 
+    def trains_a_suffix(self) -> bool:
+        return self.freeze and self.n > 0
+
     def settings(self) -> dict:
         settings = super().settings()
         del settings["chosen"]

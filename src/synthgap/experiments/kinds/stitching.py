@@ -69,6 +69,9 @@ class StitchRun(Run):
     epochs: int = 4
     kind: ClassVar[str] = "stitching"
 
+    def trains_a_suffix(self) -> bool:
+        return True  # the stitch, before the receiver's frozen suffix
+
     @property
     def giver_seed(self) -> int:
         return self.seed + OTHER_SEED_OFFSET if self.giver == "real_other" else self.seed

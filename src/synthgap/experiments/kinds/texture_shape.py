@@ -71,6 +71,9 @@ class TextureRun(Run):
     def side(self) -> str:
         return "real" if self.student == TRANSFER_STUDENT else self.student
 
+    def trains_a_suffix(self) -> bool:
+        return self.student == TRANSFER_STUDENT and self.n > 0
+
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline("synthetic", self.seed),) if self.student == TRANSFER_STUDENT else ()
 
