@@ -121,6 +121,7 @@ TRAIN_SETTINGS = {
     "storage_resolution": "data.storage_resolution", "skip_bad": "data.skip_bad",
     "preset": "recipe.preset", "epochs": "recipe.epochs", "batch_size": "recipe.batch_size", "lr": "recipe.lr",
     "augmentation": "recipe.augmentation", "normalization": "recipe.normalization", "precision": "recipe.precision",
+    "sync_bn": "recipe.sync_bn",
 }  # fmt: skip
 
 

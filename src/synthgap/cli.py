@@ -186,6 +186,14 @@ def train(
             "CPU); the batch size is the global batch, shared equally."
         ),
     ] = 1,
+    sync_bn: Annotated[
+        bool,
+        typer.Option(
+            "--sync-bn",
+            help="With --nproc N on N GPUs: BatchNorm statistics over the whole batch (SyncBatchNorm), not each "
+            "process's share.",
+        ),
+    ] = False,
 ) -> None:
     """Train one student from scratch and test it on real images; appends one line to OUT/results.jsonl.
 
@@ -204,7 +212,7 @@ def train(
         test_per_class=test_per_class, resolution=resolution, storage_resolution=storage_resolution,
         skip_bad=skip_bad or None, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
         augmentation=augmentation, normalization=normalization, precision=precision, width=width, stem=stem,
-        nproc=nproc,
+        sync_bn=sync_bn or None, nproc=nproc,
     )  # fmt: skip
     if record is None or os.environ.get("WORLD_SIZE"):  # one of several launched processes: the launcher reports
         return

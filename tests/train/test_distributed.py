@@ -126,3 +126,41 @@ def test_bad_data_is_told_once_before_any_process_starts(tmp_path):
     done = subprocess.run(train(tmp_path / "nowhere", tmp_path / "out", 1), env=env(), capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("synthgap: error:") == 1 and "Traceback" not in done.stderr
+
+
+def test_sync_bn_swaps_back_to_the_same_batchnorm_parameters():
+    """SyncBatchNorm only runs on GPUs; what the CPU can check is the swap: the trained student leaves `fit` with
+    BatchNorm2d layers holding the very tensors SyncBatchNorm trained, so it saves and transfers as before."""
+    from synthgap.models import ModelConfig, build_model
+    from synthgap.train.distributed import plain_batchnorm
+
+    model = build_model(ModelConfig(width=0.125, num_classes=3)).eval()
+    before = dict(model.state_dict(keep_vars=True))
+    x = torch.randn(2, 3, 16, 16)
+    expected = model(x)
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    plain = plain_batchnorm(synced)
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in plain.modules())
+    after = plain.state_dict(keep_vars=True)
+    assert list(after) == list(before) and all(after[key] is before[key] for key in before)
+    assert not plain.training and all(not m.training for m in plain.modules())
+    assert torch.equal(plain(x), expected)
+
+
+def test_sync_bn_without_processes_to_share_with_is_refused(cifake_root, tmp_path):
+    """One process, or processes on the CPU (torch's SyncBatchNorm needs GPUs): one line each, nothing trained."""
+    for nproc, message in (("1", "it needs --nproc 2 or more"), ("2", "recipe.sync_bn needs GPUs")):
+        command = [*train(cifake_root, tmp_path / "out", 1), "--sync-bn"]
+        command[command.index("--nproc") + 1] = nproc
+        done = subprocess.run(command, env=env(), capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.count("synthgap: error:") == 1, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_a_spec_cannot_ask_for_sync_bn(cifake_root, tmp_path, capsys):
+    from tests.test_bad_inputs import assert_run_and_dry_run_reject, write_spec
+
+    spec = write_spec(tmp_path, cifake_root, {"recipe.sync_bn": True})
+    assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{spec}: recipe: sync_bn needs a run on several")

@@ -7,6 +7,8 @@ kinds' argument as `Settings` keeps that dependency one way: spec → kinds → 
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
 from synthgap.experiments.blocks import ExperimentData, RunResources, Strict
 from synthgap.models import ModelConfig
 from synthgap.train.recipe import TrainRecipe
@@ -17,3 +19,13 @@ class Settings(Strict):
     model: ModelConfig = ModelConfig()
     recipe: TrainRecipe = TrainRecipe()
     resources: RunResources = RunResources()
+
+    @field_validator("recipe")
+    @classmethod
+    def _one_process_per_run(cls, recipe: TrainRecipe) -> TrainRecipe:
+        if recipe.sync_bn:
+            raise ValueError(
+                "sync_bn needs a run on several processes (`synthgap train --nproc N` on N GPUs); the runs of a spec "
+                "train in one process each"
+            )
+        return recipe

@@ -103,10 +103,10 @@ def train_baseline(
             return run_baseline(
                 config, run_dir, results_dir, progress=progress, rerun_changed=rerun_changed, world=world
             )
+    check_nproc(nproc, config.recipe.sync_bn)
     if nproc == 1:
         run_dir = results_dir / config.run_name()
         return run_baseline(config, run_dir, results_dir, progress=progress, rerun_changed=rerun_changed)
-    check_nproc(nproc)
     train_settings(config)  # the data exist and hold what the config asks, told here in one line, not by each process
     results_dir.mkdir(parents=True, exist_ok=True)
     spec = results_dir / f".{config.run_name()}.launch.yaml"

@@ -5,7 +5,8 @@ cores, with the gloo backend), started by torch's elastic launcher (what `torchr
 and trains one share of every batch. The global batch is the recipe's `batch_size` (each process takes every N-th
 image of it), so the learning rate and its rule stay those of one process with that batch; gradients are averaged
 across processes before each step, which with equal shares is the gradient of the whole batch. What differs from one
-process: BatchNorm statistics are per process (a share of the batch), and each process draws its own augmentation.
+process: BatchNorm statistics are per process (a share of the batch) unless the recipe asks for `sync_bn` (GPUs
+only: torch's SyncBatchNorm does not run on the CPU), and each process draws its own augmentation.
 
 Only rank 0 writes: the record, the model, the epoch log and the training state. Every rank resumes from rank 0's
 state, so a killed run, rerun, continues where it was saved. The world size is part of the run's settings: a
@@ -59,13 +60,21 @@ def current_world() -> World:
     return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def check_nproc(nproc: int) -> None:
-    """An `--nproc` this machine can run: at least 1, and on a machine with GPUs at most one process per GPU."""
+def check_nproc(nproc: int, sync_bn: bool = False) -> None:
+    """An `--nproc` this machine can run: at least 1, and on a machine with GPUs at most one process per GPU; with
+    `sync_bn` (the recipe's), several processes on GPUs."""
     if nproc < 1:
         raise SynthgapError(f"--nproc must be at least 1, got {nproc}")
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and nproc > gpus:
         raise SynthgapError(f"--nproc {nproc} asks for more processes than the {gpus} visible GPUs (one each)")
+    if sync_bn and nproc == 1:
+        raise SynthgapError("recipe.sync_bn shares BatchNorm statistics between processes: it needs --nproc 2 or more")
+    if sync_bn and not gpus:
+        raise SynthgapError(
+            "recipe.sync_bn needs GPUs (torch's SyncBatchNorm does not run on the CPU); without it each process "
+            "normalises its own share of the batch"
+        )
 
 
 def launch(nproc: int, argv: Sequence[str]) -> None:
@@ -154,14 +163,35 @@ def rank_device(world: World, device: torch.device) -> torch.device:
     return device
 
 
-def wrap(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool = False) -> nn.Module:
     """`model` as the training step calls it: under DistributedDataParallel (which averages gradients across the
-    processes) when there are several, else as it is."""
+    processes) when there are several, else as it is. With `sync_bn` its BatchNorm layers are swapped in place for
+    SyncBatchNorm ones holding the same parameters and statistics (`plain_batchnorm` swaps them back)."""
     if not world.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def plain_batchnorm(model: nn.Module) -> nn.Module:
+    """`model` with every SyncBatchNorm layer swapped in place for a BatchNorm2d holding the same parameters and
+    statistics, so a trained model evaluates, saves and transfers like one trained in a single process."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.SyncBatchNorm):
+            plain = nn.BatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
+            plain.weight, plain.bias = child.weight, child.bias  # the very tensors, as convert_sync_batchnorm shares
+            plain.running_mean, plain.running_var = child.running_mean, child.running_var
+            plain.num_batches_tracked = child.num_batches_tracked
+            plain.train(child.training)
+            setattr(model, name, plain)
+        else:
+            plain_batchnorm(child)
+    return model
 
 
 def agree(world: World, value: int, what: str, device: torch.device) -> None:

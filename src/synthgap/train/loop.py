@@ -19,7 +19,7 @@ from synthgap.data.loader import FeatureLoader, TensorLoader, run_residency
 from synthgap.errors import DivergenceError, SynthgapError
 from synthgap.models.layers import train_mode
 from synthgap.progress import Progress, progress_bar
-from synthgap.train.distributed import ONE_PROCESS, World, agree, wrap
+from synthgap.train.distributed import ONE_PROCESS, World, agree, plain_batchnorm, wrap
 from synthgap.train.recipe import TrainRecipe
 from synthgap.train.state import TrainingParts, TrainState
 
@@ -387,7 +387,8 @@ def fit(
     schedule = lr_schedule(recipe, steps_per_epoch)
     # a lambda, not the partial itself: LambdaLR would try to save a callable object's attributes with its state
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s))
-    step = TrainStep(compiled(wrap(model, world, device), recipe.compile), optimizer, recipe, device, loss)
+    wrapped = wrap(model, world, device, sync_bn=recipe.sync_bn)
+    step = TrainStep(compiled(wrapped, recipe.compile), optimizer, recipe, device, loss)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay is not None else None
     curve_loader = curve_subset(test_loader, recipe.eval_images)
 
@@ -459,6 +460,7 @@ def fit(
     finally:
         bar.close()
         logger.close()
+        plain_batchnorm(model)  # the student leaves with the layers it came with (a no-op without sync_bn)
     if average is not None:
         average.swap()  # the student is the averaged model from here on: what was tested is what is saved
     if state:

@@ -47,6 +47,9 @@ class TrainRecipe(BaseModel):
     # torch.compile the training step's model (inductor kernels: another summation order, so it is part of a run's
     # settings when on; left out of the dumped recipe when off, so fingerprints made before it existed still hold)
     compile: bool = Field(False, exclude_if=lambda on: not on)
+    # BatchNorm statistics over the whole batch of a run on several GPUs (else each process normalises its share);
+    # in the settings only when on, as `compile`
+    sync_bn: bool = Field(False, exclude_if=lambda on: not on)
     eval_every: int = Field(0, ge=0)  # evaluate every k epochs; 0: only after the last epoch
     # test images (a fixed random subset, the same for every run) of the evaluations during training; 0: all. The
     # evaluation after the last epoch, the one a record reports, always uses every test image.
