@@ -166,11 +166,19 @@ def train(
     return train_baseline(run_config, out, nproc=nproc, progress=progress, rerun_changed=rerun_changed)
 
 
-def report(folder: str | os.PathLike) -> Path:
-    """Write `folder`/report.md, report.html and figures/*.png from its results; returns the report.md path."""
-    from synthgap.report.build import build_report
+def report(folder: str | os.PathLike, *more: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write `folder`/report.md, report.html and figures/*.png from its results; returns the report.md path.
 
-    return build_report(folder_argument(folder, "folder"))
+    With `more` folders (or `out`), one report of them all is written to `out` instead, a folder apart: each run once,
+    and an error when one run name holds two students with other settings (`report.build.build_joined_report`)."""
+    from synthgap.report.build import build_joined_report, build_report
+
+    folders = [folder_argument(f, "folder") for f in (folder, *more)]
+    if out is None:
+        if more:
+            raise SynthgapError(f"a report of {len(folders)} folders needs --out DIR: it is written apart from them")
+        return build_report(folders[0])
+    return build_joined_report(folders, folder_argument(out, "out"))
 
 
 def analyze(

@@ -411,9 +411,22 @@ def analyze(
 
 
 @app.command(short_help="Write FOLDER/report.md and report.html from results.jsonl.")
-def report(folder: Annotated[Path, typer.Argument(help="An experiment folder holding results.jsonl.")]) -> None:
-    """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl."""
-    markdown = api.report(folder)
+def report(
+    folders: Annotated[
+        list[Path], typer.Argument(help="Experiment folders holding results.jsonl (several: one joined report).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the report here instead (needed for several folders; a folder of its own, not an experiment "
+            "folder).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write FOLDER/report.md and FOLDER/report.html from FOLDER/results.jsonl; with several folders (the parts of a
+    study run as separate specs), one report of them all in --out, each run once."""
+    markdown = api.report(*folders, out=out)
     figures = sorted((markdown.parent / "figures").glob("*.png"))
     standalone = markdown.parent / "report-standalone.html"
     typer.echo(

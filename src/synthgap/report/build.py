@@ -20,11 +20,12 @@ import contextlib
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from synthgap.analysis.rows import read_analysis
+from synthgap.analysis.rows import AnalysisRow, read_analysis
 from synthgap.errors import SynthgapError
+from synthgap.experiments.examples import EXAMPLES_FILE
 from synthgap.experiments.results import RESULTS_FILE, ResultRecord, read_results
 from synthgap.io import atomic_write_text, current_umask
 
@@ -82,6 +83,7 @@ def warning_lines(records: list[ResultRecord]) -> list[str]:
 
 
 FIGURES_DIR = "figures"
+JOINED_FILE = "joined.txt"  # a joined report's folders, one absolute path a line
 STANDALONE_FILE = "report-standalone.html"  # report.html with its figures inside, to send as one file
 
 
@@ -92,30 +94,105 @@ def build_report(folder: Path) -> Path:
     The figures are drawn into a staging folder that replaces figures/ only once every one of them is drawn, so a
     failure (a full disk) leaves the previous figures/ as it was; the reports are written after that."""
     folder = Path(folder)
+    _check_results(folder)
+    return _write_report(folder, read_results(folder), read_analysis(folder), folder)
+
+
+def build_joined_report(folders: Sequence[Path], out: Path) -> Path:
+    """One report in `out` of the records of several experiment folders (e.g. the parts of a study run as separate
+    specs: a layer sweep in one, model stitching in another), so their sections sit side by side and compare the same
+    students; returns `out`/report.md. `out` is a folder of its own: never one of `folders`, never an experiment
+    folder (it gets the report files only, and a `joined.txt` naming the folders).
+
+    A run name in several folders is taken once when its settings fingerprint is the same in each (the same student,
+    trained once per folder); with other settings it is an error naming the run and both folders, since a joined
+    report would mix two students under one name (a transfer run would be compared with the other folder's R)."""
+    folders = [Path(folder) for folder in folders]
+    out = Path(out)
+    for folder in folders:
+        _check_results(folder)
+        if out.resolve() == folder.resolve():
+            raise SynthgapError(f"--out {out} is one of the joined folders: write the joined report to a folder apart")
+    if (out / RESULTS_FILE).exists():
+        raise SynthgapError(f"--out {out} is an experiment folder ({RESULTS_FILE}): write the joined report apart")
+    records, counts = joined_records(folders)
+    rows = list({row.model_dump_json(): row for folder in folders for row in read_analysis(folder)}.values())
+    examples_from = next((folder for folder in folders if (folder / EXAMPLES_FILE).is_file()), out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = ["Joined from:", ""]
+    for folder, (taken, repeated) in zip(folders, counts, strict=True):
+        also = f"; {repeated} more already in an earlier folder with the same settings, taken once" if repeated else ""
+        sources.append(f"- `{md_text(str(folder))}`: {taken} runs{also}")
+    atomic_write_text(out / JOINED_FILE, "".join(f"{folder.resolve()}\n" for folder in folders))
+    return _write_report(out, records, rows, examples_from, [*sources, ""])
+
+
+def joined_records(folders: Sequence[Path]) -> tuple[list[ResultRecord], list[tuple[int, int]]]:
+    """The records of `folders` in order, a run name once (see `build_joined_report`), and per folder (runs taken,
+    runs already taken from an earlier folder)."""
+    taken: dict[str, tuple[ResultRecord, Path]] = {}
+    counts = []
+    for folder in folders:
+        repeated = 0
+        for record in read_results(folder):
+            earlier = taken.get(record.run)
+            if earlier is None:
+                taken[record.run] = (record, folder)
+            elif record.fingerprint is not None and record.fingerprint == earlier[0].fingerprint:
+                repeated += 1
+            else:
+                raise SynthgapError(
+                    f"{record.run} is in {earlier[1]} and in {folder} with other settings (fingerprints "
+                    f"{earlier[0].fingerprint} and {record.fingerprint}): two students under one name cannot share "
+                    "a report; report those folders apart"
+                )
+        counts.append((sum(1 for _, where in taken.values() if where == folder), repeated))
+    return [record for record, _ in taken.values()], counts
+
+
+def _check_results(folder: Path) -> None:
     if not (folder / RESULTS_FILE).exists():
         raise SynthgapError(f"no {RESULTS_FILE} in {folder}: run an experiment with --out {folder} first")
-    records = read_results(folder)
-    with staged_folder(folder / FIGURES_DIR) as figures:
-        markdown = report_markdown(folder, records, figures)
-    title = f"synthgap report: {folder.name}"
-    atomic_write_text(folder / "report.md", markdown)
-    atomic_write_text(folder / "report.html", markdown_to_html(markdown, title=title))
-    atomic_write_text(folder / STANDALONE_FILE, markdown_to_html(markdown, title=title, embed_from=folder))
-    return folder / "report.md"
 
 
-def report_markdown(folder: Path, records: list[ResultRecord], figures: Path) -> str:
-    """The report's Markdown; draws every figure into `figures` (the Markdown names them as figures/<name>)."""
+def _write_report(
+    out: Path,
+    records: list[ResultRecord],
+    analysis: list[AnalysisRow],
+    examples_from: Path,
+    preface: list[str] | None = None,
+) -> Path:
+    with staged_folder(out / FIGURES_DIR) as figures:
+        markdown = report_markdown(out, records, figures, analysis, examples_from, preface)
+    title = f"synthgap report: {out.name}"
+    atomic_write_text(out / "report.md", markdown)
+    atomic_write_text(out / "report.html", markdown_to_html(markdown, title=title))
+    atomic_write_text(out / STANDALONE_FILE, markdown_to_html(markdown, title=title, embed_from=out))
+    return out / "report.md"
+
+
+def report_markdown(
+    folder: Path,
+    records: list[ResultRecord],
+    figures: Path,
+    analysis: list[AnalysisRow] | None = None,
+    examples_from: Path | None = None,
+    preface: list[str] | None = None,
+) -> str:
+    """The report's Markdown; draws every figure into `figures` (the Markdown names them as figures/<name>).
+    `analysis`: the analysis rows (default `folder`'s); `examples_from`: the folder of the example images (default
+    `folder`); `preface`: lines after the run count (a joined report's sources)."""
     families = by_model(records)
-    lines = [f"# synthgap report: {md_text(folder.name)}", "", f"{len(records)} finished runs.", ""]
+    lines = [f"# synthgap report: {md_text(folder.name)}", "", f"{len(records)} finished runs.", "", *(preface or [])]
     lines += warning_lines(records)
     if len(families) > 1:
         for model, family in families.items():
             lines += family_lines(family, Scope(folder, model, figures))
     else:
         lines += family_lines(records, Scope(folder, figures=figures))
-    lines += examples_lines(folder, records, figures)
-    lines += analysis_lines(records, read_analysis(folder), folder, figures=figures)
+    lines += examples_lines(examples_from or folder, records, figures)
+    rows = read_analysis(folder) if analysis is None else analysis
+    lines += analysis_lines(records, rows, folder, figures=figures)
     lines += ["## All runs", "", *all_runs_lines(records, with_model=len(families) > 1), ""]
     return "\n".join(lines)
 
