@@ -120,3 +120,53 @@ def test_cuda_batches_match_cpu_batches(name, resident):
         assert b.device.type == "cuda" and lb.device.type == "cuda"
         assert torch.equal(la, lb.cpu())
         assert torch.allclose(a, b.cpu(), atol=1.5 / 255 / 0.2)  # interpolation may round one step apart
+
+
+def _random_set(count: int = 40) -> ImageTensors:
+    images = torch.randint(0, 256, (count, 3, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return ImageTensors(images, torch.arange(count) % 4, tuple("abcd"))
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_reading_ahead_gives_the_same_batches_read_by_a_worker_thread(monkeypatch, processes):
+    """The reader thread reads each batch while the one before it is used; the order is drawn whole first, so the
+    batches and the augmentation's draws are exactly those of reading in the training thread."""
+    import threading
+
+    data = _random_set()
+    readers: list[str] = []
+    gather = ImageTensors.gather
+
+    def spying(self, take, **options):
+        readers.append(threading.current_thread().name)
+        return gather(self, take, **options)
+
+    monkeypatch.setattr(ImageTensors, "gather", spying)
+    made = loader(data, shuffle=True, drop_last=True, seed=7, augmentation=build_augmentation("standard"))
+    made = made.for_rank(1, processes)
+    plain = list(made.epoch(3))
+    assert readers and not any(name.startswith("synthgap-reader") for name in readers)
+    readers.clear()
+    made.read_ahead = True
+    ahead = list(made.epoch(3))
+    assert len(readers) == len(plain) and all(name.startswith("synthgap-reader") for name in readers)
+    for (a, la), (b, lb) in zip(plain, ahead, strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_a_reader_stopped_early_leaves_no_thread_and_a_failed_read_is_raised(monkeypatch):
+    import threading
+
+    made = loader(_random_set(), shuffle=True)
+    made.read_ahead = True
+    batches = made.epoch(0)
+    next(batches)
+    batches.close()  # a consumer that stops (a divergence, an evaluation subset): the one read in flight is awaited
+    assert not any(t.name.startswith("synthgap-reader") for t in threading.enumerate())
+
+    def failing(self, take, **options):
+        raise OSError(5, "Input/output error", "rows.bin")
+
+    monkeypatch.setattr(ImageTensors, "gather", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        next(made.epoch(0))

@@ -2,16 +2,19 @@
 
 On the CPU a batch is read, augmented and normalized in the training process. On a GPU (`on(device)`), the uint8
 batch is read on the CPU into pinned memory and copied without blocking, and augmentation and normalization run on
-the GPU: a quarter of the bytes of a float batch cross the bus, and the CPU is free to read the next batch while
-the GPU trains on this one. A set small enough for a fraction of the GPU's memory (of the run's share of the GPU) is
-copied there once and batches are cut from it on the GPU. The decision reads the card's total memory, not its free
-memory, so a spec takes the same data path on every card of a kind, whatever else runs beside it (`keeps_resident`).
+the GPU: a quarter of the bytes of a float batch cross the bus. A reader thread reads each batch (pread into pinned
+memory) and queues its copy on a CUDA stream of its own while the training thread is busy with the batch before
+(`read_ahead`): two batches in flight at most, the same batches in the same order. A set small enough for a fraction
+of the GPU's memory (of the run's share of the GPU) is copied there once and batches are cut from it on the GPU. The
+decision reads the card's total memory, not its free memory, so a spec takes the same data path on every card of a
+kind, whatever else runs beside it (`keeps_resident`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -61,6 +64,8 @@ class TensorLoader:
         self.device = torch.device("cpu")
         self._resident: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) kept on the GPU
         self.share = (0, 1)  # (rank, processes): which share of every batch this process takes (`for_rank`)
+        # read the next batch in a thread while this one is used; None: where it pays, on a GPU reading from the host
+        self.read_ahead: bool | None = None
 
     def on(self, device: torch.device | str, *, resident: bool | None = None, gpu_share: float = 1.0) -> TensorLoader:
         """This loader delivering batches on `device`. On CUDA the set is kept in GPU memory when `resident` is
@@ -127,8 +132,15 @@ class TensorLoader:
             else torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_009 + rank + 1)
         )
         on_device = getattr(self.augmentation, "runs_on_device", False)
-        for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
-            images, labels = self._batch(take[rank::processes])
+        # the order is drawn whole before the first batch, so reading ahead leaves `augmenting`'s draws as they were
+        takes = (
+            take[rank::processes]
+            for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator)
+        )
+        reads_ahead = self.read_ahead
+        if reads_ahead is None:
+            reads_ahead = self.device.type == "cuda" and self._resident is None
+        for images, labels in _read_ahead(self._batch, takes, self.device) if reads_ahead else map(self._batch, takes):
             if on_device or images.device.type == "cpu":
                 images = self.augmentation(images, augmenting)
             else:  # a preset that only runs on the CPU: augment there, then move the batch back
@@ -154,6 +166,40 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
+
+
+def _read_ahead(
+    read: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], takes: Iterator[torch.Tensor], device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`read(take)` of every take in order, each made by one worker thread while the batch before it is used (one
+    batch ahead). On CUDA the worker's non-blocking copies run on a stream of their own, which the consuming stream
+    waits for before it uses the batch. Stopping early waits for the one read in flight; a failed read is raised
+    where its batch would have been yielded."""
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def worker_read(take: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if stream is None:
+            return read(take)
+        with torch.cuda.stream(stream):
+            return read(take)
+
+    def ready(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if stream is not None:
+            current = torch.cuda.current_stream(device)
+            current.wait_stream(stream)
+            for tensor in batch:
+                tensor.record_stream(current)  # freed only once the consuming stream is done with it
+        return batch
+
+    with ThreadPoolExecutor(1, thread_name_prefix="synthgap-reader") as pool:
+        pending: Future | None = None
+        for take in takes:
+            following = pool.submit(worker_read, take)
+            if pending is not None:
+                yield ready(pending.result())
+            pending = following
+        if pending is not None:
+            yield ready(pending.result())
 
 
 class FeatureLoader:
