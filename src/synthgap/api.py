@@ -134,6 +134,8 @@ def train(
     rerun_changed: bool = False,
     progress: bool = True,
     nproc: int = 1,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
     **settings,
 ) -> ResultRecord | None:
     """Train one student from scratch and test it on real images (like `synthgap train`); returns its record.
@@ -144,8 +146,11 @@ def train(
     one line to `out`/results.jsonl; the same call again returns the recorded result without training.
     `nproc` > 1 trains the run as that many processes on this machine (DistributedDataParallel: one per GPU, or gloo
     on the CPU; see `synthgap.train.distributed`); inside such a launch, the processes other than the first return
-    None."""
+    None. `nnodes` > 1 makes this machine one of that many, each making the same call with the same `rdzv_endpoint`
+    (HOST:PORT of the first machine) and `out` on storage they all mount at the same path (e.g. one `srun` task per
+    node); the run then has `nproc` × `nnodes` processes."""
     from synthgap.experiments.single import TrainRunConfig, train_baseline
+    from synthgap.train.distributed import Nodes
 
     unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
     if unknown:
@@ -163,7 +168,8 @@ def train(
     out = _out_folder(out)
     # unknown augmentation/normalization names fail here
     run_config = layered(TrainRunConfig, raw, where, {**values, **(overrides or {})})
-    return train_baseline(run_config, out, nproc=nproc, progress=progress, rerun_changed=rerun_changed)
+    nodes = Nodes(nnodes, rdzv_endpoint)
+    return train_baseline(run_config, out, nproc=nproc, nodes=nodes, progress=progress, rerun_changed=rerun_changed)
 
 
 def report(folder: str | os.PathLike, *more: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:

@@ -186,6 +186,17 @@ def train(
             "CPU); the batch size is the global batch, shared equally."
         ),
     ] = 1,
+    nnodes: Annotated[
+        int,
+        typer.Option(
+            help="Machines the run trains on, each running this same command (e.g. one srun task per node) with "
+            "--nproc processes; needs --rdzv-endpoint and an --out every machine sees at the same path."
+        ),
+    ] = 1,
+    rdzv_endpoint: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT where the machines' processes meet (the first machine, a free port)."),
+    ] = None,
     sync_bn: Annotated[
         bool,
         typer.Option(
@@ -212,7 +223,7 @@ def train(
         test_per_class=test_per_class, resolution=resolution, storage_resolution=storage_resolution,
         skip_bad=skip_bad or None, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
         augmentation=augmentation, normalization=normalization, precision=precision, width=width, stem=stem,
-        sync_bn=sync_bn or None, nproc=nproc,
+        sync_bn=sync_bn or None, nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint,
     )  # fmt: skip
     if record is None or os.environ.get("WORLD_SIZE"):  # one of several launched processes: the launcher reports
         return

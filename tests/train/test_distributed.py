@@ -55,7 +55,7 @@ def test_two_processes_finish_with_one_record_and_reproduce(cifake_root, tmp_pat
     assert first == second
     assert first["compute"]["processes"] == 2 and first["compute"]["threads"] == 1
     assert first["train_images"] == 30
-    assert not list(tmp_path.rglob("*.launch.yaml"))  # the launch config goes once the run is done
+    assert not list(tmp_path.rglob(".*.launch.*.yaml"))  # the launch config goes once the run is done
     # the same command again: the main process finds the record and tells the other one; neither trains
     results, weights = tmp_path / "a" / "results.jsonl", tmp_path / "a" / RUN / "checkpoint" / "model.safetensors"
     before = (results.read_bytes(), weights.stat().st_mtime_ns)
@@ -164,3 +164,44 @@ def test_a_spec_cannot_ask_for_sync_bn(cifake_root, tmp_path, capsys):
 
     spec = write_spec(tmp_path, cifake_root, {"recipe.sync_bn": True})
     assert_run_and_dry_run_reject(capsys, spec, tmp_path / "out", f"{spec}: recipe: sync_bn needs a run on several")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_machines_of_one_process_each_train_the_run_of_two_processes(cifake_root, tmp_path):
+    """`--nnodes 2`: each machine runs the same command; their processes meet at the endpoint and train one run of
+    2 processes, recorded once by process 0 and read back by both launchers: the record of `--nproc 2` on one."""
+    one_machine = subprocess.run(train(cifake_root, tmp_path / "one", 2), env=env(), capture_output=True, text=True)
+    assert one_machine.returncode == 0, one_machine.stderr
+    command = train(cifake_root, tmp_path / "two", 2)
+    command[command.index("--nproc") + 1] = "1"
+    command += ["--nnodes", "2", "--rdzv-endpoint", f"localhost:{free_port()}"]
+    machines = [subprocess.Popen(command, env=env(), stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for machine in machines:
+        _, stderr = machine.communicate(timeout=300)
+        assert machine.returncode == 0, stderr
+    assert numbers(tmp_path / "two") == numbers(tmp_path / "one")
+    assert not list(tmp_path.rglob("*.launch.*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (["--nnodes", "2", "--rdzv-endpoint", "node01"], "--rdzv-endpoint must be HOST:PORT"),
+        (["--nnodes", "0"], "--nnodes must be at least 1"),
+    ],
+)
+def test_several_machines_need_a_place_to_meet(cifake_root, tmp_path, options, message):
+    done = subprocess.run(
+        [*train(cifake_root, tmp_path / "out", 1), *options], env=env(), capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stderr.count("synthgap: error:") == 1, done.stderr
+    assert message in done.stderr

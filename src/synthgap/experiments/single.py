@@ -10,6 +10,8 @@ that names what changed (or, with `rerun_changed`, the old record moves to super
 from __future__ import annotations
 
 import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from synthgap.config import save_config
 from synthgap.data.config import DataConfig, load_train_test, split_identity
 from synthgap.errors import SynthgapError
+from synthgap.experiments.cachekey import cache_key
 from synthgap.experiments.identity import fingerprint_of, what_changed
 from synthgap.experiments.results import RESULTS_FILE, BaselineRecord, ResultRecord, append_result, read_results
 from synthgap.experiments.runner import RUN_FILE, exclusive, supersede
@@ -27,7 +30,9 @@ from synthgap.models import ModelConfig, get_family
 from synthgap.train.checkpoint import save_checkpoint
 from synthgap.train.compute import this_process
 from synthgap.train.distributed import (
+    ONE_NODE,
     ONE_PROCESS,
+    Nodes,
     World,
     check_nproc,
     current_world,
@@ -86,40 +91,59 @@ def train_settings(config: TrainRunConfig, world: World = ONE_PROCESS) -> dict:
 
 
 def train_baseline(
-    config: TrainRunConfig, results_dir: Path, *, nproc: int = 1, progress: bool = True, rerun_changed: bool = False
+    config: TrainRunConfig,
+    results_dir: Path,
+    *,
+    nproc: int = 1,
+    nodes: Nodes = ONE_NODE,
+    progress: bool = True,
+    rerun_changed: bool = False,
 ) -> ResultRecord | None:
-    """`run_baseline` into `results_dir`/<run name>, as `nproc` processes (DistributedDataParallel) when asked.
+    """`run_baseline` into `results_dir`/<run name>, as `nproc` processes (DistributedDataParallel) when asked, on
+    each of `nodes` (every machine runs the same call; `results_dir` must be a folder they all see at that path).
 
-    From a single process with `nproc` > 1, the run is launched as `synthgap train --config ... --nproc N` on this
-    machine (the config written beside the results while it runs) and its record read back; each launched process
-    lands here again, knows its place from the launcher (`train.distributed.current_world`) and trains its share."""
+    From a single process with `nproc` > 1 or several nodes, the run is launched as `synthgap train --config ...
+    --nproc N` on this machine (the config written beside the results while it runs) and its record read back; each
+    launched process lands here again, knows its place from the launcher (`train.distributed.current_world`) and
+    trains its share."""
     world = current_world()
     results_dir = Path(results_dir)
     if world.distributed:
-        if world.size != nproc:
-            raise SynthgapError(f"--nproc {nproc}, but this process was launched as one of {world.size}")
+        if world.size != nproc * nodes.count:
+            raise SynthgapError(
+                f"--nproc {nproc} on {nodes.count} machine(s), but this process was launched as one of {world.size}"
+            )
         run_dir = results_dir / config.run_name()
         with joined(world, rank_device(world, default_device())):
             return run_baseline(
                 config, run_dir, results_dir, progress=progress, rerun_changed=rerun_changed, world=world
             )
-    check_nproc(nproc, config.recipe.sync_bn)
-    if nproc == 1:
+    nodes.check()
+    check_nproc(nproc, config.recipe.sync_bn, nodes.count)
+    if nproc == 1 and nodes.count == 1:
         run_dir = results_dir / config.run_name()
         return run_baseline(config, run_dir, results_dir, progress=progress, rerun_changed=rerun_changed)
     train_settings(config)  # the data exist and hold what the config asks, told here in one line, not by each process
     results_dir.mkdir(parents=True, exist_ok=True)
-    spec = results_dir / f".{config.run_name()}.launch.yaml"
+    # this machine's own copy of the config: another machine's launcher removes its own when its processes end
+    spec = results_dir / f".{config.run_name()}.launch.{uuid.uuid4().hex[:12]}.yaml"
     save_config(config, spec)
     argv = ["train", "--config", str(spec), "--out", str(results_dir), "--nproc", str(nproc)]
+    argv += ["--nnodes", str(nodes.count)] if nodes.count > 1 else []
     argv += ["--rerun-changed"] * rerun_changed + ["--quiet"] * (not progress)
+    if nodes.count > 1:  # every machine must name the same rendezvous: derived from where the run is recorded
+        run_id = cache_key({"results": str(results_dir.resolve()), "run": config.run_name()})
+        nodes = replace(nodes, run_id=f"synthgap-{run_id}")
     try:
-        launch(nproc, argv)
+        launch(nproc, argv, nodes)
     finally:
         spec.unlink(missing_ok=True)
     record = next((r for r in read_results(results_dir) if r.run == config.run_name()), None)
     if record is None:  # the processes ended well, yet wrote nothing: never report a run that is not recorded
-        raise SynthgapError(f"the {nproc} training processes ended without recording {config.run_name()}")
+        raise SynthgapError(
+            f"the {nproc * nodes.count} training processes ended without recording {config.run_name()}"
+            + (f" in {results_dir} (is it a folder every machine sees?)" if nodes.count > 1 else "")
+        )
     return record
 
 

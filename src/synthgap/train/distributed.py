@@ -60,15 +60,15 @@ def current_world() -> World:
     return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def check_nproc(nproc: int, sync_bn: bool = False) -> None:
+def check_nproc(nproc: int, sync_bn: bool = False, machines: int = 1) -> None:
     """An `--nproc` this machine can run: at least 1, and on a machine with GPUs at most one process per GPU; with
-    `sync_bn` (the recipe's), several processes on GPUs."""
+    `sync_bn` (the recipe's), several processes (on this and the other `machines`) on GPUs."""
     if nproc < 1:
         raise SynthgapError(f"--nproc must be at least 1, got {nproc}")
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and nproc > gpus:
         raise SynthgapError(f"--nproc {nproc} asks for more processes than the {gpus} visible GPUs (one each)")
-    if sync_bn and nproc == 1:
+    if sync_bn and nproc * machines == 1:
         raise SynthgapError("recipe.sync_bn shares BatchNorm statistics between processes: it needs --nproc 2 or more")
     if sync_bn and not gpus:
         raise SynthgapError(
@@ -77,8 +77,35 @@ def check_nproc(nproc: int, sync_bn: bool = False) -> None:
         )
 
 
-def launch(nproc: int, argv: Sequence[str]) -> None:
-    """Run `synthgap <argv>` as `nproc` processes on this machine under torch's elastic launcher and wait for them.
+@dataclass(frozen=True)
+class Nodes:
+    """The machines one run trains on: `count` of them, each starting its processes with the same command, meeting
+    at `endpoint` (HOST:PORT of the first, as torchrun's --rdzv-endpoint), under the rendezvous id `run_id`."""
+
+    count: int = 1
+    endpoint: str | None = None
+    run_id: str | None = None
+
+    def check(self) -> None:
+        if self.count < 1:
+            raise SynthgapError(f"--nnodes must be at least 1, got {self.count}")
+        if self.count > 1 and not self.endpoint:
+            raise SynthgapError(
+                f"--nnodes {self.count} needs --rdzv-endpoint HOST:PORT, where the processes of every machine meet "
+                "(the first machine's name and a free port, the same on every machine)"
+            )
+        if self.endpoint is not None:
+            host, _, port = self.endpoint.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise SynthgapError(f"--rdzv-endpoint must be HOST:PORT (e.g. node01:29500), got {self.endpoint!r}")
+
+
+ONE_NODE = Nodes()
+
+
+def launch(nproc: int, argv: Sequence[str], nodes: Nodes = ONE_NODE) -> None:
+    """Run `synthgap <argv>` as `nproc` processes on this machine under torch's elastic launcher and wait for them;
+    with several `nodes`, as this machine's part of one run of `nproc` × `nodes.count` processes.
 
     The processes share this one's CPU threads unless OMP_NUM_THREADS is set. A process that fails stops the others
     (no restarts): the error is one line naming the first failed rank and its exit code; the training state rank 0
@@ -87,15 +114,16 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
+        min_nodes=nodes.count,
+        max_nodes=nodes.count,
         nproc_per_node=nproc,
-        run_id=str(uuid.uuid4()),
+        run_id=nodes.run_id or str(uuid.uuid4()),
         rdzv_backend="c10d",
-        rdzv_endpoint="localhost:0",  # one machine: a free port, as `torchrun --standalone` picks it
+        rdzv_endpoint=nodes.endpoint or "localhost:0",  # one machine: a free port, as `torchrun --standalone` does
         max_restarts=0,
         monitor_interval=0.5,
     )
+    total = nproc * nodes.count
     threads = None if "OMP_NUM_THREADS" in os.environ else max(1, torch.get_num_threads() // nproc)
     if threads is not None:  # the processes share this one's CPU threads: torch reads the variable when each starts
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -110,9 +138,9 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
         culprits = {r: f for r, f in exc.failures.items() if f.exitcode not in followers} or exc.failures
         rank, failure = min(culprits.items())
         if failure.exitcode == 2:  # an error the process reported itself (rank 0 prints it, above)
-            raise SynthgapError(f"training process {rank} of {nproc} stopped on the error above") from None
+            raise SynthgapError(f"training process {rank} of {total} stopped on the error above") from None
         raise SynthgapError(
-            f"training process {rank} of {nproc} stopped (exit code {failure.exitcode}) and the others were stopped; "
+            f"training process {rank} of {total} stopped (exit code {failure.exitcode}) and the others were stopped; "
             "run the same command again to resume from the last saved state"
         ) from None
     finally:
@@ -140,6 +168,9 @@ def joined(world: World, device: torch.device) -> Iterator[None]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
     try:
         yield
+        # none leaves before the main process has written the record: on several machines the others' launchers
+        # read it back from the shared folder as soon as their processes end
+        dist.barrier()
     except SynthgapError:
         if world.main:
             raise
