@@ -208,23 +208,29 @@ def test_per_class_forms_up_to_balanced_and_matched(cifake_root, tmp_path, write
 
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_only_runs_that_train_on_a_frozen_prefix_name_the_suffix_memory_format(channels_last):
-    """Stage 2 convolves its suffix channels-last when the recipe does; that is part of those runs' identity only, so
-    a baseline's fingerprint (and every run's with `channels_last: false`) is what it was."""
+    """A stage 2 on cached prefix outputs (a cut inside the model, no stage-2 augmentation) convolves its suffix
+    channels-last when the recipe does, and so does a stitch; that is part of those runs' identity only, so a
+    baseline's fingerprint, an augmented stage 2's, a ViT's (tokens, no maps) and every run's with
+    `channels_last: false` are what they were."""
     from synthgap.experiments.identity import suffix_arithmetic
 
     experiments = [
         {"kind": "baseline"},
-        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [0, 4]},
-        {"kind": "data_reduction", "fractions": [0.5], "arms": ["transfer", "scratch"], "k": 4},
+        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [0, 4, 18], "augmentation": "none"},
+        {"kind": "layer_transfer", "directions": ["synthetic_to_real"], "n": [4]},  # augmented: not cached
+        {"kind": "data_reduction", "fractions": [0.5], "arms": ["transfer", "scratch"], "k": 4, "augmentation": "none"},
         {"kind": "stitching", "n": [4]},
     ]
     spec = tiny_spec(None, experiments, recipe={"channels_last": channels_last})
-    named = {run.name for run in plan(spec) if suffix_arithmetic(run, spec.recipe)}
+    named = {run.name for run in plan(spec) if suffix_arithmetic(run, spec)}
     suffix_runs = {
-        "transfer-synthetic_to_real-n04-s0",
-        "reduction-transfer-k4-x2-s0-same_steps",
+        "transfer-synthetic_to_real-n04-s0-aug_none",
+        "reduction-transfer-k4-x2-s0-same_steps-aug_none",
         "stitch-synthetic-n04-s0-e4",
         "stitch-real-n04-s0-e4",
         "stitch-real_other-n04-s0-e4",
     }
     assert named == (suffix_runs if channels_last else set())
+    vit = tiny_spec(None, [{**experiments[1], "n": [0, 4, 14]}], model={"name": "vit_tiny", "width": 0.25})
+    assert len(plan(vit)) == 4
+    assert not any(suffix_arithmetic(run, vit) for run in plan(vit))

@@ -65,19 +65,32 @@ def test_where_a_joined_report_may_not_go(parts, tmp_path):
     layers, stitching = parts
     with pytest.raises(SynthgapError, match="a report of 2 folders needs --out DIR"):
         api.report(layers, stitching)
-    with pytest.raises(SynthgapError, match="is one of the joined folders"):
+    with pytest.raises(SynthgapError, match="is, or lies in, the joined folder"):
         api.report(layers, stitching, out=layers)
     with pytest.raises(SynthgapError, match="is an experiment folder"):
         api.report(layers, out=stitching)
     with pytest.raises(SynthgapError, match="no results.jsonl in"):
         api.report(layers, tmp_path / "nothing", out=tmp_path / "joined")
+    with pytest.raises(SynthgapError, match="lies in, the joined folder"):  # `synthgap report` of it would replace it
+        api.report(layers, stitching, out=layers / "figures")
+    with pytest.raises(SynthgapError, match="is given twice"):
+        api.report(layers, stitching, layers.parent / "." / layers.name, out=tmp_path / "joined")
+    assert not (tmp_path / "joined").exists()
+
+
+def test_a_run_without_a_fingerprint_in_two_folders_cannot_be_told_apart(parts):
+    layers, stitching = parts
+    old = next(r for r in BASELINES if r.run == "baseline-real-s0")  # fingerprint None: an older synthgap's record
+    append_result(stitching.parent / "old", old)
+    with pytest.raises(SynthgapError, match="without a settings fingerprint .* whether it is one student cannot be"):
+        api.report(layers, stitching.parent / "old", out=stitching.parent / "joined")
 
 
 def test_the_command_joins_and_refuses_in_one_line(parts, tmp_path, capsys):
     from tests.test_bad_inputs import only_line, synthgap
 
     layers, stitching = parts
-    code, out, _ = synthgap(capsys, "report", layers, stitching, "--out", tmp_path / "j")
+    code, out, _ = synthgap(capsys, "report", layers, "--join", stitching, "--out", tmp_path / "j")
     assert code == 0 and f"wrote {tmp_path / 'j' / 'report.md'}" in out
-    code, _, err = synthgap(capsys, "report", layers, stitching)
+    code, _, err = synthgap(capsys, "report", layers, "--join", stitching)
     assert code == 2 and "needs --out DIR" in only_line(err)

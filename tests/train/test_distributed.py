@@ -148,6 +148,19 @@ def test_sync_bn_swaps_back_to_the_same_batchnorm_parameters():
     assert torch.equal(plain(x), expected)
 
 
+@pytest.mark.parametrize(("name", "has"), [("vit_tiny", "no BatchNorm layers"), ("resnet18+bn1d", "BatchNorm1d")])
+def test_sync_bn_acts_on_batchnorm2d_layers_only(name, has):
+    """What `plain_batchnorm` swaps back is a BatchNorm2d: a model with none, or with another BatchNorm, is refused."""
+    from synthgap.models import ModelConfig, build_model
+    from synthgap.train.distributed import World, wrap
+
+    model = build_model(ModelConfig(name=name.split("+")[0], width=0.25, num_classes=3))
+    if name.endswith("bn1d"):
+        model.fc = torch.nn.Sequential(torch.nn.BatchNorm1d(model.fc.in_features), model.fc)
+    with pytest.raises(SynthgapError, match=f"synchronises BatchNorm2d layers; this model has .*{has}"):
+        wrap(model, World(0, 2, 0), torch.device("cpu"), sync_bn=True)
+
+
 def test_sync_bn_without_processes_to_share_with_is_refused(cifake_root, tmp_path):
     """One process, or processes on the CPU (torch's SyncBatchNorm needs GPUs): one line each, nothing trained."""
     for nproc, message in (("1", "it needs --nproc 2 or more"), ("2", "recipe.sync_bn needs GPUs")):

@@ -2,8 +2,9 @@
 
 On the CPU a batch is read, augmented and normalized in the training process. On a GPU (`on(device)`), the uint8
 batch is read on the CPU into pinned memory and copied without blocking, and augmentation and normalization run on
-the GPU: a quarter of the bytes of a float batch cross the bus. A reader thread reads each batch (pread into pinned
-memory) and queues its copy on a CUDA stream of its own while the training thread is busy with the batch before
+the GPU: a quarter of the bytes of a float batch cross the bus. A reader thread reads each batch into pinned memory
+(with pread where the set lies on disk in large rows) and queues its copy on a CUDA stream of its own while the
+training thread is busy with the batch before
 (`read_ahead`): two batches in flight at most, the same batches in the same order. A set small enough for a fraction
 of the GPU's memory (of the run's share of the GPU) is copied there once and batches are cut from it on the GPU. The
 decision reads the card's total memory, not its free memory, so a spec takes the same data path on every card of a
@@ -172,21 +173,25 @@ def _read_ahead(
     read: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], takes: Iterator[torch.Tensor], device
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """`read(take)` of every take in order, each made by one worker thread while the batch before it is used (one
-    batch ahead). On CUDA the worker's non-blocking copies run on a stream of their own, which the consuming stream
-    waits for before it uses the batch. Stopping early waits for the one read in flight; a failed read is raised
-    where its batch would have been yielded."""
+    batch ahead). On CUDA the worker's non-blocking copies run on a stream of their own, and the consuming stream
+    waits for that batch's copies (an event recorded after them), not for the next batch's. Stopping early waits for
+    the one read in flight; a failed read is raised where its batch would have been yielded."""
     stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
-    def worker_read(take: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def worker_read(take: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.cuda.Event | None]:
         if stream is None:
-            return read(take)
+            return read(take), None
         with torch.cuda.stream(stream):
-            return read(take)
+            batch = read(take)
+            copied = torch.cuda.Event()
+            copied.record(stream)
+        return batch, copied
 
-    def ready(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if stream is not None:
+    def ready(read_batch: tuple[tuple[torch.Tensor, torch.Tensor], torch.cuda.Event | None]):
+        batch, copied = read_batch
+        if copied is not None:
             current = torch.cuda.current_stream(device)
-            current.wait_stream(stream)
+            current.wait_event(copied)
             for tensor in batch:
                 tensor.record_stream(current)  # freed only once the consuming stream is done with it
         return batch

@@ -26,7 +26,7 @@ def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute) -> str:
     runs = plan(spec)
     lines = [f"spec {spec.name!r}: valid"]
     store = DataStore(spec, progress=False)
-    for name, index in open_spec_sources(spec, store).items():
+    for name, index in open_spec_sources(spec, store, runs).items():
         smallest = min(index.counts().values())
         lines.append(f"  data {name}: {len(index)} images, {len(index.classes)} classes, smallest class {smallest}")
     prints = fingerprints(runs, spec, store, compute)

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from synthgap.experiments.runs import Run
+from synthgap.experiments.settings import Settings
 from synthgap.experiments.spec import ExperimentSpec
 from synthgap.experiments.store import DataStore
+from synthgap.models import get_family
 from synthgap.train.compute import Compute
-from synthgap.train.recipe import TrainRecipe
 
 
 def fingerprint_of(settings: dict[str, Any]) -> str:
@@ -37,16 +38,18 @@ def run_settings(
         "data": data,
         "model": {**spec.model.model_dump(mode="json", exclude_none=True), "image_size": spec.data.resolution},
         "recipe": spec.recipe.model_dump(mode="json", exclude_none=True),
-        "compute": {**compute.identity(spec.recipe.precision), **suffix_arithmetic(run, spec.recipe)},
+        "compute": {**compute.identity(spec.recipe.precision), **suffix_arithmetic(run, spec)},
         "needs": {name: needed[name] for name in sorted(needed)},
     }
 
 
-def suffix_arithmetic(run: Run, recipe: TrainRecipe) -> dict[str, str]:
+def suffix_arithmetic(run: Run, spec: Settings) -> dict[str, str]:
     """A stage 2 on cached prefix features convolves its suffix channels-last when the recipe does, as the whole model
-    trains (before, it always ran contiguous). Named only for such runs, so every other fingerprint stays as it was,
-    and a folder whose stage-2 runs were recorded the old way is told that this setting changed."""
-    return {"suffix_memory_format": "channels_last"} if run.trains_a_suffix() and recipe.channels_last else {}
+    trains (before, it always ran contiguous). Named only for such runs of a family whose suffix convolves maps, so
+    every other fingerprint stays as it was, and a folder whose stage-2 runs were recorded the old way is told that
+    this setting changed."""
+    changed = spec.recipe.channels_last and get_family(spec.model.name).suffix_maps and run.trains_a_suffix(spec)
+    return {"suffix_memory_format": "channels_last"} if changed else {}
 
 
 def fingerprints(

@@ -49,9 +49,10 @@ class Run:
         """Every set of training images this run reads, by role (the real test set is always read too)."""
         raise NotImplementedError
 
-    def trains_a_suffix(self) -> bool:
-        """Whether this run may train layers n+1..L on the frozen layers 1..n of another model (stage 2), whose
-        arithmetic (the suffix's memory format) is then part of the run's identity."""
+    def trains_a_suffix(self, spec: Settings) -> bool:
+        """Whether this run trains layers n+1..L on cached outputs of frozen layers 1..n (stage 2 without
+        augmentation, `transfer.prefix_cache_plan`), or a stitch: the suffix's memory format is then part of the
+        arithmetic, so of the run's identity (`identity.suffix_arithmetic`)."""
         return False
 
     def check_classes(self, classes: tuple[str, ...]) -> None:
@@ -63,6 +64,11 @@ class Run:
         fields = asdict(self)
         del fields["name"]
         return {"kind": self.kind, "ablation": self.ablation, **fields}
+
+
+def caches_a_prefix(n: int, augmentation: str, spec: Settings) -> bool:
+    """Whether a frozen prefix of n layers is cached for stage 2: a cut inside the model, no stage-2 augmentation."""
+    return 0 < n < get_family(spec.model.name).num_layers and augmentation == "none"
 
 
 def baseline_name(side: Side, seed: int) -> str:

@@ -40,6 +40,9 @@ class ModelFamily:
     norm: str
     split: Split | None = None  # None: no prefix cut (the prefix is recomputed every step)
     description: str = ""
+    # its suffix convolves C×H×W maps (a ResNet's), which a cached-feature stage 2 runs in the recipe's memory format;
+    # a ViT's works on tokens
+    suffix_maps: bool = False
 
     def __post_init__(self) -> None:
         if sorted(self.layer_map) != list(range(1, len(self.layer_map) + 1)):
@@ -79,6 +82,7 @@ _add(
         layer_map=resnet_layer_map(RESNET18),
         norm="batchnorm",
         split=split_resnet,
+        suffix_maps=True,
         description="torchvision ResNet-18: BasicBlock (2, 2, 2, 2); stem + 16 convs + fc",
     )
 )
@@ -89,6 +93,7 @@ _add(
         layer_map=resnet_layer_map(RESNET34),
         norm="batchnorm",
         split=split_resnet,
+        suffix_maps=True,
         description="torchvision ResNet-34: BasicBlock (3, 4, 6, 3); stem + 32 convs + fc",
     )
 )
@@ -99,6 +104,7 @@ _add(
         layer_map=resnet_layer_map(RESNET50),
         norm="batchnorm",
         split=split_resnet,
+        suffix_maps=True,
         description="torchvision ResNet-50: Bottleneck (3, 4, 6, 3); stem + 48 convs + fc",
     )
 )

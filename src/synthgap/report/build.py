@@ -109,10 +109,12 @@ def build_joined_report(folders: Sequence[Path], out: Path) -> Path:
     report would mix two students under one name (a transfer run would be compared with the other folder's R)."""
     folders = [Path(folder) for folder in folders]
     out = Path(out)
-    for folder in folders:
+    for number, folder in enumerate(folders):
         _check_results(folder)
-        if out.resolve() == folder.resolve():
-            raise SynthgapError(f"--out {out} is one of the joined folders: write the joined report to a folder apart")
+        if folder.resolve() in (f.resolve() for f in folders[:number]):
+            raise SynthgapError(f"{folder} is given twice: join each folder once")
+        if folder.resolve() in (out.resolve(), *out.resolve().parents):  # its next report would replace this one
+            raise SynthgapError(f"--out {out} is, or lies in, the joined folder {folder}: write the report apart")
     if (out / RESULTS_FILE).exists():
         raise SynthgapError(f"--out {out} is an experiment folder ({RESULTS_FILE}): write the joined report apart")
     records, counts = joined_records(folders)
@@ -123,8 +125,9 @@ def build_joined_report(folders: Sequence[Path], out: Path) -> Path:
     for folder, (taken, repeated) in zip(folders, counts, strict=True):
         also = f"; {repeated} more already in an earlier folder with the same settings, taken once" if repeated else ""
         sources.append(f"- `{md_text(str(folder))}`: {taken} runs{also}")
+    report = _write_report(out, records, rows, examples_from, [*sources, ""])
     atomic_write_text(out / JOINED_FILE, "".join(f"{folder.resolve()}\n" for folder in folders))
-    return _write_report(out, records, rows, examples_from, [*sources, ""])
+    return report
 
 
 def joined_records(folders: Sequence[Path]) -> tuple[list[ResultRecord], list[tuple[int, int]]]:
@@ -140,6 +143,11 @@ def joined_records(folders: Sequence[Path]) -> tuple[list[ResultRecord], list[tu
                 taken[record.run] = (record, folder)
             elif record.fingerprint is not None and record.fingerprint == earlier[0].fingerprint:
                 repeated += 1
+            elif record.fingerprint is None or earlier[0].fingerprint is None:
+                raise SynthgapError(
+                    f"{record.run} is in {earlier[1]} and in {folder}, recorded without a settings fingerprint (an "
+                    "older synthgap) in one of them: whether it is one student cannot be told; report them apart"
+                )
             else:
                 raise SynthgapError(
                     f"{record.run} is in {earlier[1]} and in {folder} with other settings (fingerprints "

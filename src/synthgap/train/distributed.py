@@ -203,6 +203,10 @@ def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool = F
     from torch.nn.parallel import DistributedDataParallel
 
     if sync_bn:
+        norms = {type(m).__name__ for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        if norms != {"BatchNorm2d"}:  # `plain_batchnorm` brings back BatchNorm2d layers, and nothing else
+            has = ", ".join(sorted(norms)) or "no BatchNorm layers"
+            raise SynthgapError(f"recipe.sync_bn synchronises BatchNorm2d layers; this model has {has}")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from synthgap.data.subsets import stratified_positions
 from synthgap.experiments.blocks import Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import OTHER_SIDE, ResultRecord
-from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, caches_a_prefix
 from synthgap.experiments.students import (
     evaluation_fields,
     resume_state,
@@ -115,8 +115,8 @@ class ReductionRun(Run):
     def setup(self) -> ArmSetup:
         return ARMS[self.arm]
 
-    def trains_a_suffix(self) -> bool:
-        return self.setup.frozen and self.n > 0
+    def trains_a_suffix(self, spec: Settings) -> bool:
+        return self.setup.frozen and caches_a_prefix(self.n, self.augmentation or spec.recipe.augmentation, spec)
 
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline(self.setup.source, self.seed),) if self.setup.source else ()

@@ -24,7 +24,7 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.blocks import Strict, all_valid, check_layers
 from synthgap.experiments.cachekey import cache_key
 from synthgap.experiments.results import ResultRecord
-from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, caches_a_prefix
 from synthgap.experiments.students import evaluation_fields, source_model, train_from_model, train_in_run
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.train.checkpoint import METADATA, WEIGHTS, checked_metadata, save_checkpoint
@@ -171,8 +171,8 @@ class DistilledTransferRun(Run):
     def needs(self) -> tuple[DistillationRun, ...]:
         return (self.distilled,)
 
-    def trains_a_suffix(self) -> bool:
-        return self.n > 0
+    def trains_a_suffix(self, spec: Settings) -> bool:
+        return caches_a_prefix(self.n, spec.recipe.augmentation, spec)  # stage 2 trains with the spec's recipe
 
     def data_used(self, spec: Settings) -> dict[str, DataUse]:
         return {**self.distilled.data_used(spec), "real": DataUse(spec.data.real)}

@@ -10,7 +10,17 @@ from pydantic import Field, field_validator, model_validator
 
 from synthgap.experiments.blocks import DIRECTIONS, Direction, Side, Strict, all_valid, check_layers, known_preset
 from synthgap.experiments.results import OTHER_SIDE, ResultRecord
-from synthgap.experiments.runs import BaselineRun, DataUse, Kind, NOption, Run, RunContext, baseline, baseline_name
+from synthgap.experiments.runs import (
+    BaselineRun,
+    DataUse,
+    Kind,
+    NOption,
+    Run,
+    RunContext,
+    baseline,
+    baseline_name,
+    caches_a_prefix,
+)
 from synthgap.experiments.students import evaluation_fields, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.models import get_family
@@ -105,8 +115,8 @@ class TransferRun(Run):
     chosen: str = field(default="", compare=False)
     kind: ClassVar[str] = "layer_transfer"
 
-    def trains_a_suffix(self) -> bool:
-        return self.freeze and self.n > 0
+    def trains_a_suffix(self, spec: Settings) -> bool:
+        return self.freeze and caches_a_prefix(self.n, self.augmentation or spec.recipe.augmentation, spec)
 
     def settings(self) -> dict:
         settings = super().settings()

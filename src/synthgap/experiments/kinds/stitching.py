@@ -69,8 +69,8 @@ class StitchRun(Run):
     epochs: int = 4
     kind: ClassVar[str] = "stitching"
 
-    def trains_a_suffix(self) -> bool:
-        return True  # the stitch, before the receiver's frozen suffix
+    def trains_a_suffix(self, spec: Settings) -> bool:
+        return True  # the stitch, before the receiver's frozen suffix, on cached or live prefix outputs alike
 
     @property
     def giver_seed(self) -> int:

@@ -17,7 +17,7 @@ from synthgap.data.tensors import ImageTensors
 from synthgap.data.transforms import center_crop
 from synthgap.experiments.blocks import Side, Strict, check_layers, not_negative
 from synthgap.experiments.results import AblationRecord
-from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline
+from synthgap.experiments.runs import BaselineRun, DataUse, Kind, Run, RunContext, baseline, caches_a_prefix
 from synthgap.experiments.students import ensure_scratch_model, evaluation_fields, scratch_student, train_from_source
 from synthgap.experiments.transfer import TransferSetup
 from synthgap.train.loaders import eval_loader
@@ -71,8 +71,8 @@ class TextureRun(Run):
     def side(self) -> str:
         return "real" if self.student == TRANSFER_STUDENT else self.student
 
-    def trains_a_suffix(self) -> bool:
-        return self.student == TRANSFER_STUDENT and self.n > 0
+    def trains_a_suffix(self, spec: Settings) -> bool:
+        return self.student == TRANSFER_STUDENT and caches_a_prefix(self.n, "none", spec)  # stage 2 never augments
 
     def needs(self) -> tuple[BaselineRun, ...]:
         return (baseline("synthetic", self.seed),) if self.student == TRANSFER_STUDENT else ()
