@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
-from benchmarks.common import report
+from benchmarks.common import interleaved, report, step_rate
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.compute import PRECISION_NAMES, processor_kind
 from synthgap.train.loop import TrainStep, autocast_dtype, build_optimizer, compiled
@@ -28,14 +29,6 @@ def make_step(config: ModelConfig, recipe: TrainRecipe, compile_step: bool) -> T
     torch.manual_seed(0)
     model = build_model(config).to(memory_format=torch.channels_last)
     return TrainStep(compiled(model, compile_step), build_optimizer(model, recipe), recipe, torch.device("cpu"))
-
-
-def timed(step: TrainStep, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
-    """img/s of `steps` training steps."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(images, labels)
-    return steps * len(images) / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,13 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     fast(images, labels)
     fast(images, labels)  # a second call: a recompile after the first step would show here
     report("compile_seconds", time.perf_counter() - start, "s")
-    ratios, plain_rates, fast_rates = [], [], []
-    for _ in range(args.pairs):
-        plain_rates.append(timed(plain, images, labels, args.steps))
-        fast_rates.append(timed(fast, images, labels, args.steps))
-        ratios.append(fast_rates[-1] / plain_rates[-1])
-    report("train_step_plain", statistics.median(plain_rates), "img/s")
-    report("train_step_compiled", statistics.median(fast_rates), "img/s")
+    plain_rate, fast_rate, ratios = interleaved(
+        partial(step_rate, plain, images, labels, args.steps),
+        partial(step_rate, fast, images, labels, args.steps),
+        args.pairs,
+    )
+    report("train_step_plain", plain_rate, "img/s")
+    report("train_step_compiled", fast_rate, "img/s")
     report("compile_speedup", statistics.median(ratios), f"x (pairs {', '.join(f'{r:.2f}' for r in ratios)})")
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+from functools import partial
 
 import torch
 
-from benchmarks.common import report
+from benchmarks.common import interleaved, report, step_rate
 from synthgap.models import ModelConfig, build_model, freeze, get_family
 from synthgap.train.compute import PRECISION_NAMES, processor_kind
 from synthgap.train.loop import TrainStep, autocast_dtype, build_optimizer
@@ -37,13 +37,6 @@ def suffix_step(n: int, config: ModelConfig, recipe: TrainRecipe, images: torch.
         suffix.to(memory_format=torch.channels_last)
     step = TrainStep(suffix, build_optimizer(suffix, recipe), recipe, torch.device("cpu"))
     return step, features
-
-
-def timed(step: TrainStep, features: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(features, labels)
-    return steps * len(features) / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,14 +58,14 @@ def main(argv: list[str] | None = None) -> None:
         plain, features = suffix_step(n, config, recipe, images, channels_last=False)
         fast, _ = suffix_step(n, config, recipe, images, channels_last=True)
         for step in (plain, fast):
-            timed(step, features, labels, 2)  # warm-up: oneDNN builds its kernels for these shapes
-        ratios, plain_rates, fast_rates = [], [], []
-        for _ in range(args.pairs):
-            plain_rates.append(timed(plain, features, labels, args.steps))
-            fast_rates.append(timed(fast, features, labels, args.steps))
-            ratios.append(fast_rates[-1] / plain_rates[-1])
-        report(f"suffix_n{n}_contiguous", statistics.median(plain_rates), "img/s")
-        report(f"suffix_n{n}_channels_last", statistics.median(fast_rates), "img/s")
+            step_rate(step, features, labels, 2)  # warm-up: oneDNN builds its kernels for these shapes
+        plain_rate, fast_rate, ratios = interleaved(
+            partial(step_rate, plain, features, labels, args.steps),
+            partial(step_rate, fast, features, labels, args.steps),
+            args.pairs,
+        )
+        report(f"suffix_n{n}_contiguous", plain_rate, "img/s")
+        report(f"suffix_n{n}_channels_last", fast_rate, "img/s")
         pairs = ", ".join(f"{r:.2f}" for r in ratios)
         report(f"suffix_n{n}_channels_last_speedup", statistics.median(ratios), f"x (pairs {pairs})")
 

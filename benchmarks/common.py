@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from synthgap.data.cache import load_images
 from synthgap.data.sources import open_source
@@ -23,6 +25,25 @@ def best_rate(work: Callable[[], int], repeats: int = 3) -> float:
         items = work()
         rates.append(items / (time.perf_counter() - start))
     return max(rates)
+
+
+def step_rate(step: Callable[[Any, Any], object], inputs: Any, labels: Any, steps: int) -> float:
+    """Images per second of `steps` calls of a training step on one batch."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(inputs, labels)
+    return steps * len(inputs) / (time.perf_counter() - start)
+
+
+def interleaved(a: Callable[[], float], b: Callable[[], float], pairs: int) -> tuple[float, float, list[float]]:
+    """The median rates of `a` and `b` timed in alternation (a, b, a, b, ...), so that other load on the machine
+    falls on both, and each pair's ratio b / a."""
+    a_rates, b_rates = [], []
+    for _ in range(pairs):
+        a_rates.append(a())
+        b_rates.append(b())
+    ratios = [y / x for x, y in zip(a_rates, b_rates, strict=True)]
+    return statistics.median(a_rates), statistics.median(b_rates), ratios
 
 
 def cifake_train_real(resolution: int = 32) -> ImageTensors:
