@@ -24,6 +24,7 @@ from benchmarks.common import report
 from synthgap.data.cache import load_images
 from synthgap.data.index import LabelledIndex
 from synthgap.data.sources import open_source
+from synthgap.generate.quiet import library_bars_off
 
 
 def parquet_copy(index: LabelledIndex, folder: Path) -> Path:
@@ -35,7 +36,8 @@ def parquet_copy(index: LabelledIndex, folder: Path) -> Path:
             "label": index.labels.tolist()}  # fmt: skip
     target = folder / "parquet"
     target.mkdir()
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(target / "train.parquet"))
+    with library_bars_off("datasets"):  # its "Creating parquet" bar would land in the benchmark's log
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(target / "train.parquet"))
     return target
 
 
