@@ -17,6 +17,7 @@ import torch
 from synthgap.experiments.blocks import Side
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.store import DataStore, ModelCache
+from synthgap.experiments.transfer import qualifies_for_prefix_cache
 from synthgap.models import ModelConfig, ModelFamily, get_family
 from synthgap.train.compute import Compute
 from synthgap.train.recipe import TrainRecipe
@@ -67,8 +68,8 @@ class Run:
 
 
 def caches_a_prefix(n: int, augmentation: str, spec: Settings) -> bool:
-    """Whether a frozen prefix of n layers is cached for stage 2: a cut inside the model, no stage-2 augmentation."""
-    return 0 < n < get_family(spec.model.name).num_layers and augmentation == "none"
+    """Whether a frozen prefix of n layers of the spec's model is cached for stage 2 (`transfer`'s own rule)."""
+    return qualifies_for_prefix_cache(True, n, get_family(spec.model.name).num_layers, augmentation)
 
 
 def baseline_name(side: Side, seed: int) -> str:

@@ -55,11 +55,18 @@ def build_student(source: nn.Module, fresh: nn.Module, setup: TransferSetup, fam
     return fresh
 
 
+def qualifies_for_prefix_cache(freeze: bool, n: int, num_layers: int, augmentation: str) -> bool:
+    """Whether a stage 2 may train on its frozen prefix's outputs computed once: layers 1..n frozen with a cut
+    inside the model, and no stage-2 augmentation (every epoch must see the same outputs). Also what names the
+    suffix's memory format in a run's identity (`identity.suffix_arithmetic`)."""
+    return freeze and 1 <= n < num_layers and augmentation == "none"
+
+
 def prefix_cache_plan(
     student: nn.Module, setup: TransferSetup, recipe: TrainRecipe, train: ImageTensors, family: ModelFamily
 ) -> tuple[bool, str | None]:
     """(whether the frozen prefix's outputs are cached, why not when the run would have qualified)."""
-    if not (setup.freeze and 1 <= setup.n < family.num_layers and recipe.augmentation == "none"):
+    if not qualifies_for_prefix_cache(setup.freeze, setup.n, family.num_layers, recipe.augmentation):
         return False, None
     if not family.has_cut():
         return False, f"model family {family.name} has no prefix cut: the frozen layers run in every step"
