@@ -44,23 +44,14 @@ def test_bad_input_is_one_error_line_and_exit_2(args, message):
     assert message in lines[0]
 
 
+def tiny_train(root, out, data: str, *extra: str) -> list[str]:
+    """`synthgap train` of a width-0.125 student for one epoch of batch 8 on `data` under `root`, quietly into `out`."""
+    common = ["--data-root", str(root), "--epochs", "1", "--width", "0.125", "--batch-size", "8"]
+    return ["train", "--train-data", data, *common, *extra, "--out", str(out), "-q"]
+
+
 def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, monkeypatch):
-    args = [
-        "train",
-        "--train-data",
-        "cifake:synthetic",
-        "--data-root",
-        str(cifake_root),
-        "--epochs",
-        "1",
-        "--width",
-        "0.125",
-        "--batch-size",
-        "8",
-        "--out",
-        str(tmp_path / "out"),
-        "-q",
-    ]
+    args = tiny_train(cifake_root, tmp_path / "out", "cifake:synthetic")
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "baseline-synthetic-s0: top-1" in first.output
@@ -74,24 +65,7 @@ def test_train_writes_a_run_folder_and_one_result_line(cifake_root, tmp_path, mo
 
 
 def test_train_test_per_class_caps_the_test_set(cifake_root, tmp_path):
-    args = [
-        "train",
-        "--train-data",
-        "cifake:real",
-        "--data-root",
-        str(cifake_root),
-        "--epochs",
-        "1",
-        "--width",
-        "0.125",
-        "--batch-size",
-        "8",
-        "--test-per-class",
-        "1",
-        "--out",
-        str(tmp_path / "out"),
-        "-q",
-    ]
+    args = tiny_train(cifake_root, tmp_path / "out", "cifake:real", "--test-per-class", "1")
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (line,) = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
@@ -206,22 +180,7 @@ def test_dry_run_names_mismatched_classes(tmp_path):
 
 def test_skip_bad_skips_and_counts_corrupt_images(cifake_root, tmp_path, monkeypatch):
     (cifake_root / "cifake" / "train" / "REAL" / "1 (3).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    args = [
-        "train",
-        "--train-data",
-        "cifake:real",
-        "--data-root",
-        str(cifake_root),
-        "--epochs",
-        "1",
-        "--width",
-        "0.125",
-        "--batch-size",
-        "8",
-        "--out",
-        str(tmp_path / "out"),
-        "-q",
-    ]
+    args = tiny_train(cifake_root, tmp_path / "out", "cifake:real")
     strict = runner.invoke(app, args)
     assert strict.exit_code != 0 and "1 (3).jpg" in str(strict.exception)
     lenient = runner.invoke(app, [*args, "--skip-bad"])
