@@ -4,8 +4,11 @@ other."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from synthgap.experiments import kinds
-from synthgap.experiments.results import ResultRecord
+from synthgap.experiments.results import ResultRecord, parse_record
 from synthgap.experiments.runs import Run, RunContext
 from synthgap.io import atomic_write_json
 
@@ -19,3 +22,16 @@ def execute_run(run: Run, ctx: RunContext, fingerprint: str) -> ResultRecord:
     record = kinds.execute(run, ctx).model_copy(update={"fingerprint": fingerprint, "compute": compute})
     atomic_write_json(ctx.run_dir(run) / RECORD_FILE, record.model_dump(mode="json"))
     return record
+
+
+def committed_record(run_dir: Path, fingerprint: str) -> ResultRecord | None:
+    """The record a run wrote into its folder before the driver could append it (a kill in between), if it is
+    this run's with these settings."""
+    path = run_dir / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return parse_record(data) if data.get("fingerprint") == fingerprint else None

@@ -26,7 +26,7 @@ from synthgap.errors import SynthgapError
 from synthgap.experiments.backends import Backend, LocalBackend, shared_folders
 from synthgap.experiments.checks import data_references, open_spec_sources
 from synthgap.experiments.examples import EXAMPLES_FILE, write_examples
-from synthgap.experiments.execute import RECORD_FILE
+from synthgap.experiments.execute import committed_record
 from synthgap.experiments.identity import fingerprints, what_changed
 from synthgap.experiments.plan import follow_ups, plan
 from synthgap.experiments.results import (
@@ -34,7 +34,6 @@ from synthgap.experiments.results import (
     SUPERSEDED_FILE,
     ResultRecord,
     append_result,
-    parse_record,
     read_results,
     recorded_fingerprints,
 )
@@ -66,19 +65,6 @@ def exclusive(folder: Path) -> Iterator[None]:
         if created and [p.name for p in folder.iterdir()] == [".lock"]:
             (folder / ".lock").unlink(missing_ok=True)
             folder.rmdir()
-
-
-def committed_record(run_dir: Path, fingerprint: str) -> ResultRecord | None:
-    """The record a run wrote into its folder before the driver could append it (a kill in between), if it is
-    this run's with these settings."""
-    path = run_dir / RECORD_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return parse_record(data) if data.get("fingerprint") == fingerprint else None
 
 
 def run_experiment(
