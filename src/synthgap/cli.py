@@ -143,8 +143,18 @@ def run(
     ] = None,
     gpus_per_run: Annotated[
         float | None,
-        typer.Option(help="ray, slurm: GPUs of each run, e.g. 1 or 0.5 (default: the spec's resources.gpus, 0)."),
+        typer.Option(
+            help="GPUs of each run: ray, slurm: 1 or a fraction, e.g. 0.5; local: N whole GPUs train each run as N "
+            "processes (DistributedDataParallel). Default: the spec's resources.gpus, 0."
+        ),
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="local: train each run's students in N processes (DistributedDataParallel; one GPU each, or on the "
+            "CPU sharing its threads with gloo). Part of each run's identity."
+        ),
+    ] = 1,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition to submit to.")] = None,
     slurm_time: Annotated[int | None, typer.Option(help="slurm: time limit of each job in minutes.")] = None,
     slurm_cluster: Annotated[
@@ -164,6 +174,7 @@ def run(
         data_root=data_root, epochs=epochs, per_class=per_class, width=width, seeds=_int_list(seeds, "--seeds"),
         n=_int_list(n, "--n"), overrides=set_values or None, skip_bad=skip_bad,
         backend=backend, address=address, workers=workers, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+        nproc=nproc,
         slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cluster=slurm_cluster, model_cache=model_cache,
         rerun_changed=rerun_changed, keep_going=keep_going, progress=not quiet,
     )  # fmt: skip

@@ -39,9 +39,9 @@ class RunOptions:
     block whose kind takes it: its `Kind.n_option`, e.g. layer_transfer), `epochs`, `per_class` (N, "max:N" or
     {"max": N}, "balanced", "matched"), `width`, `overrides` ({dotted key: value}, or "KEY=VALUE" strings with YAML
     values as `--set`), `skip_bad`.
-    Execution: `backend` (local | ray | slurm), `address`, `workers`, `cpus_per_run`, `gpus_per_run`,
-    `slurm_partition`, `slurm_time` (minutes), `slurm_cluster`, `model_cache`, `rerun_changed`, `keep_going`,
-    `progress` (progress bars)."""
+    Execution: `backend` (local | ray | slurm), `address`, `workers`, `cpus_per_run`, `gpus_per_run`, `nproc`
+    (the processes each run trains in, local backend: `experiments.group`), `slurm_partition`, `slurm_time`
+    (minutes), `slurm_cluster`, `model_cache`, `rerun_changed`, `keep_going`, `progress` (progress bars)."""
 
     data_root: str | os.PathLike | None = None
     seeds: Sequence[int] | None = None
@@ -56,6 +56,7 @@ class RunOptions:
     workers: int | None = None
     cpus_per_run: int | None = None
     gpus_per_run: float | None = None
+    nproc: int = 1
     slurm_partition: str | None = None
     slurm_time: int | None = None
     slurm_cluster: str | None = None

@@ -123,7 +123,7 @@ def test_backend_names_and_resources_are_checked(tmp_path):
 @pytest.mark.parametrize(
     ("backend", "gpus", "message"),
     [
-        ("ray", 2, "synthgap run gives each run one GPU at most .* use synthgap train --nproc N"),
+        ("ray", 2, "one run trains in several processes with the local backend only .* Ray and SLURM give each run"),
         ("local", 1, "this machine has no GPU and the local backend runs here"),
     ],
 )
@@ -136,6 +136,23 @@ def test_gpus_a_run_cannot_have_are_refused_in_one_line(tmp_path, monkeypatch, b
         with pytest.raises(SynthgapError, match=message):
             step()
     planned_compute(backend, Resources(gpus=0.5 if backend == "ray" else 0))  # a share of one GPU, or none: fine
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        (Resources(gpus=1.5), "gpus per run 1.5: several GPUs per run are whole GPUs, one process each"),
+        (Resources(gpus=2, processes=3), "a run on several GPUs has one process per GPU"),
+        (Resources(gpus=3), "--nproc 3 asks for more processes than the 2 visible GPUs"),
+    ],
+)
+def test_several_gpus_of_one_run_are_whole_visible_gpus_one_process_each(monkeypatch, resources, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(SynthgapError, match=message):
+        planned_compute("local", resources)
+    two = planned_compute("local", Resources(gpus=2, cpus=4))
+    assert (two.device, two.processes, two.threads) == ("cuda", 2, 2)  # the run's threads shared by its processes
 
 
 def test_a_worker_that_cannot_see_the_experiment_folder_is_one_clear_error(sweep, tmp_path):

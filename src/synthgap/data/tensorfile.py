@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from synthgap.data.rowfile import RowFile
-from synthgap.data.tensors import ImageTensors
+from synthgap.data.tensors import ConcatenatedImages, ImageTensors
 
 HEADER_SLACK = 4096  # bytes of header space kept for the list of skipped images
 
@@ -112,3 +112,25 @@ def parse_cache(path: Path, classes: tuple[str, ...]) -> ImageTensors:
         raise ValueError("malformed list of skipped files")
     row_file = RowFile(path, data_start + header["images"]["data_offsets"][0], tuple(images.shape[1:]))
     return ImageTensors(images, labels, classes, skipped, row_file=row_file)
+
+
+def open_shared(description: dict) -> ImageTensors:
+    """The image set another process described with `ImageTensors.shared`: the same rows of the same cache file, with
+    the same labels, classes and resolution (the file is mapped again here, not copied)."""
+    if "parts" in description:
+        parts = [open_shared(part) for part in description["parts"]]
+        order = description["order"]
+        return ConcatenatedImages(parts, description["key"], order=None if order is None else torch.tensor(order))
+    classes = tuple(description["classes"])
+    stored = parse_cache(Path(description["file"]), classes)
+    rows = description["rows"]
+    return ImageTensors(
+        stored.images,
+        torch.tensor(description["labels"], dtype=torch.long),
+        classes,
+        description["skipped"],
+        description["key"],
+        rows=None if rows is None else torch.tensor(rows, dtype=torch.long),
+        row_file=stored.row_file,
+        resolution=description["resolution"],
+    )

@@ -75,6 +75,11 @@ class ImageTensors:
         return len(self) * int(np.prod(self._stored.shape[1:]))
 
     @property
+    def row_file(self) -> RowFile | None:
+        """Where the stored tensor lies on disk (None: held in memory only)."""
+        return self._row_file
+
+    @property
     def images(self) -> torch.Tensor:
         """All images of the set as one tensor (the stored one when the set is all of it; else a copy)."""
         return self._stored if self._rows is None else self.gather(torch.arange(len(self)))
@@ -116,6 +121,22 @@ class ImageTensors:
             row_file=self._row_file,
             resolution=resolution,
         )
+
+    def shared(self) -> dict:
+        """Where another process on this machine finds this very set (`tensorfile.open_shared`): the cache file it
+        lies in, the rows and labels it consists of, and how it is seen. A set held only in memory has no such place.
+        """
+        if self._row_file is None:
+            raise ValueError("an image set held only in memory cannot be opened by another process")
+        return {
+            "file": str(self._row_file.path),
+            "rows": None if self._rows is None else self._rows.tolist(),
+            "labels": self.labels.tolist(),
+            "classes": list(self.classes),
+            "skipped": self.skipped,
+            "key": self.key,
+            "resolution": self.resolution,
+        }
 
     def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
         """The images at `positions` (no copy); the key (if any) extends to name exactly this selection."""
@@ -201,6 +222,10 @@ class ConcatenatedImages(ImageTensors):
                 start = int(self._ends[i]) - len(part)
                 out[mine] = part.gather(take[mine] - start)
         return out
+
+    def shared(self) -> dict:
+        order = None if self._order is None else self._order.tolist()
+        return {"parts": [part.shared() for part in self._parts], "order": order, "key": self.key}
 
     def select(self, positions: np.ndarray | torch.Tensor) -> ImageTensors:
         positions = torch.as_tensor(positions, dtype=torch.long)

@@ -8,6 +8,7 @@ a cluster); a worker that cannot is one clear error.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -22,11 +23,12 @@ import torch
 
 from synthgap.data.cache import default_cache_dir
 from synthgap.errors import DivergenceError, SynthgapError
-from synthgap.experiments.execute import execute_run
+from synthgap.experiments.execute import committed_record, execute_run
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.store import DataStore
 from synthgap.train.compute import Compute, using_threads
+from synthgap.train.distributed import check_nproc, launch
 from synthgap.train.loop import default_device
 
 BACKENDS = ("local", "ray", "slurm")
@@ -35,11 +37,13 @@ RAY_START_NOTICES = "ray._private.authentication.authentication_token_setup"  # 
 
 @dataclass(frozen=True)
 class Resources:
-    """What one run asks for: CPU threads (None: every core of this process locally, 1 on Ray and SLURM) and GPUs
-    (a fraction shares a GPU between runs)."""
+    """What one run asks for: CPU threads (None: every core of this process locally, 1 on Ray and SLURM), GPUs (a
+    fraction shares a GPU between runs; several, with the local backend, are one process each) and the processes it
+    trains in (`experiments.group`; on the CPU they share its threads)."""
 
     cpus: int | None = None
     gpus: float = 0.0
+    processes: int = 1
 
     def worker_compute(self) -> Compute:
         """What a run on a Ray worker or a SLURM job computes with."""
@@ -149,6 +153,43 @@ class LocalBackend:
         pass
 
 
+FAILURE_FILE = "failure.json"  # the one-line error (and whether it diverged) of a run of several processes
+
+
+class GroupBackend(LocalBackend):
+    """Runs one after another, each as `compute.processes` processes on this machine (its GPUs, one per process, or
+    its CPU threads shared between them) that train the run's students together (`experiments.group`)."""
+
+    def __init__(self, compute: Compute) -> None:
+        self.compute = compute
+
+    def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
+        run_dir = ctx.run_dir(run)
+        failure = run_dir / FAILURE_FILE
+        failure.unlink(missing_ok=True)
+        argv = [
+            "--out", str(ctx.out), "--run", run.name, "--fingerprint", fingerprint,
+            "--model-cache", str(ctx.models.folder), "--threads", str(self.compute.threads),
+        ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
+        try:
+            launch(self.compute.processes, argv, module="synthgap.experiments.group")
+        except SynthgapError as exc:  # a process failed: the main one says why, unless it was killed first
+            return told_failure(failure) or Outcome(error=f"{run.name}: {exc}")
+        record = committed_record(run_dir, fingerprint)
+        if record is None:
+            return Outcome(error=f"the {self.compute.processes} processes of {run.name} ended without its record")
+        return Outcome(record=record)
+
+
+def told_failure(path: Path) -> Outcome | None:
+    """What the main process of a failed run wrote before it stopped, if it did."""
+    try:
+        told = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return Outcome(error=str(told.get("error")), diverged=bool(told.get("diverged")))
+
+
 @contextmanager
 def _logger_level(name: str, level: int) -> Iterator[None]:
     """Logger `name` at `level` or above for the duration of the block (its own level restored after)."""
@@ -247,31 +288,56 @@ class SlurmBackend:
         pass
 
 
-def local_compute(threads: int | None = None, device: torch.device | None = None) -> Compute:
-    """What runs in this process compute with: its device, and `threads` (default: the threads it has now)."""
-    return Compute((device or default_device()).type, threads or torch.get_num_threads())
+def local_compute(threads: int | None = None, device: torch.device | None = None, processes: int = 1) -> Compute:
+    """What runs started from this process compute with: its device, and `threads` (default: the threads it has
+    now); with several `processes` per run, each has an equal share of those threads (at least one)."""
+    threads = threads or torch.get_num_threads()
+    return Compute((device or default_device()).type, max(1, threads // processes), processes)
 
 
 def check_resources(name: str, resources: Resources) -> None:
-    """GPUs a run of backend `name` can have: at most one (a fraction shares one between runs), and on the local
-    backend only where this machine has a GPU."""
-    if resources.gpus > 1:
+    """What a run of backend `name` can have: on Ray and SLURM one GPU at most (a fraction shares one between runs)
+    and one process; on the local backend GPUs only where this machine has them, several only as whole GPUs, one
+    process each."""
+    several = resources.gpus > 1 or resources.processes > 1
+    if name != "local" and several:
         raise SynthgapError(
-            f"gpus per run (--gpus-per-run, resources.gpus) is {resources.gpus:g}: synthgap run gives each run one GPU "
-            "at most (a fraction shares one); to train one run on several GPUs use synthgap train --nproc N"
+            f"{_asked(resources)}: one run trains in several processes with the local backend only (synthgap run "
+            "--nproc N, or --gpus-per-run N on a machine with N GPUs); Ray and SLURM give each run one GPU at most"
         )
+    if resources.processes < 1:
+        raise SynthgapError(f"--nproc must be at least 1, got {resources.processes}")
     if name == "local" and resources.gpus and not torch.cuda.is_available():
         raise SynthgapError(
             f"gpus per run (--gpus-per-run, resources.gpus) is {resources.gpus:g}, but this machine has no GPU and "
             "the local backend runs here: leave it out to train on the CPU, or use --backend ray or slurm on a cluster "
             "with GPUs"
         )
+    if resources.gpus > 1 and resources.gpus != int(resources.gpus):
+        raise SynthgapError(f"{_asked(resources)}: several GPUs per run are whole GPUs, one process each")
+    if resources.gpus > 1 and resources.processes not in (1, int(resources.gpus)):
+        raise SynthgapError(f"{_asked(resources)}: a run on several GPUs has one process per GPU")
+    if run_processes(resources) > 1:
+        check_nproc(run_processes(resources))
+
+
+def _asked(resources: Resources) -> str:
+    gpus = f"gpus per run {resources.gpus:g}" if resources.gpus else ""
+    processes = f"--nproc {resources.processes}" if resources.processes > 1 else ""
+    return " and ".join(part for part in (gpus, processes) if part)
+
+
+def run_processes(resources: Resources) -> int:
+    """The processes each run of the local backend trains in: `--nproc`, or one per GPU when it has several."""
+    return max(resources.processes, int(resources.gpus))
 
 
 def planned_compute(name: str, resources: Resources) -> Compute:
     """What every run of backend `name` computes with, known before the backend starts (for --dry-run)."""
     check_resources(name, resources)
-    return local_compute(resources.cpus) if name == "local" else resources.worker_compute()
+    if name != "local":
+        return resources.worker_compute()
+    return local_compute(resources.cpus, processes=run_processes(resources))
 
 
 def make_backend(
@@ -285,6 +351,8 @@ def make_backend(
     slurm_parameters: dict[str, Any] | None = None,
 ) -> Backend:
     check_resources(name, resources)
+    if name == "local" and run_processes(resources) > 1:
+        return GroupBackend(local_compute(resources.cpus, processes=run_processes(resources)))
     if name == "local":
         return LocalBackend(resources.cpus)  # this process's device
     if name == "ray":

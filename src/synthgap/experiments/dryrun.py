@@ -37,6 +37,11 @@ def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute) -> str:
     lines.append(
         f"  runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in kinds.items())}); {finished} already finished in {out}"
     )
+    if compute.processes > 1:
+        lines.append(
+            f"  each run trains its students in {compute.processes} processes (DistributedDataParallel on "
+            f"{compute.device}, {compute.threads} thread(s) each)"
+        )
     lines += later_lines(spec)
     if changed:
         lines.append(

@@ -20,6 +20,7 @@ from synthgap.experiments.store import DataStore, ModelCache
 from synthgap.experiments.transfer import qualifies_for_prefix_cache
 from synthgap.models import ModelConfig, ModelFamily, get_family
 from synthgap.train.compute import Compute
+from synthgap.train.distributed import ONE_PROCESS, World
 from synthgap.train.recipe import TrainRecipe
 
 if TYPE_CHECKING:  # the spec is made of the kinds' blocks, and the kinds of runs
@@ -104,6 +105,7 @@ class RunContext:
     fingerprints: dict[str, str] = field(default_factory=dict)  # run name → fingerprint (resumes a killed training)
     compute: Compute = Compute()  # the device type and threads every run computes with (part of its identity)
     gpu_share: float = 1.0  # the share of its GPU a run may fill with resident data (`backends.gpu_share`)
+    world: World = ONE_PROCESS  # this process among those one run trains its students in (`experiments.group`)
 
     @property
     def compute_identity(self) -> dict:

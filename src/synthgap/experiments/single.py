@@ -148,16 +148,11 @@ def train_baseline(
 
 
 def compute_identity(precision: str, world: World) -> dict:
-    return {**this_process().identity(precision), **_processes(world)}
+    return replace(this_process(), processes=world.size).identity(precision)
 
 
 def compute_record(precision: str, world: World, data_resident: bool | None) -> dict:
-    return {**this_process().record(precision, data_resident=data_resident), **_processes(world)}
-
-
-def _processes(world: World) -> dict:
-    """The number of training processes, named only when there are several (one-process records stay as they were)."""
-    return {"processes": world.size} if world.distributed else {}
+    return replace(this_process(), processes=world.size).record(precision, data_resident=data_resident)
 
 
 def run_baseline(

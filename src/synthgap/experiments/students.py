@@ -3,6 +3,7 @@ from a source model's layers 1..N (stage 2). Every executor builds on these."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from synthgap.data.tensorfile import open_shared
 from synthgap.data.tensors import ImageTensors
 from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.transfer import StageTwoResult, TransferSetup, build_student, train_student
 from synthgap.models import ModelConfig, build_model
 from synthgap.train.checkpoint import save_checkpoint, verify_checkpoint
-from synthgap.train.distributed import ONE_PROCESS, World
+from synthgap.train.distributed import ONE_PROCESS, World, share_text
 from synthgap.train.loaders import eval_loader, recipe_loaders
 from synthgap.train.loop import Evaluation, FitResult, Loss, fit, measure, seed_everything
 from synthgap.train.recipe import TrainRecipe
@@ -44,7 +46,8 @@ def train_from_scratch(
     state is saved as `fit` schedules it (at most every few minutes) and a killed training with the same
     `state_token` resumes from the last saved state. `loss` and `targets` replace the recipe's cross-entropy on the
     labels (see `fit`); `resident`: the spec's `data.device_resident` (None: decided from the sizes, against
-    `gpu_share` of the GPU); `world`: this process's place in a run of several (`train.distributed`)."""
+    `gpu_share` of the GPU); `world`: this process's place in a run of several (`train.distributed`), every one of
+    which calls this."""
     train_loader, test_loader = recipe_loaders(train, test, recipe, seed, targets)
     seed_everything(seed)
     model = build_model(model_config)
@@ -67,15 +70,65 @@ def train_from_scratch(
     return model, result
 
 
+def serve_trainings(world: World, device: torch.device) -> None:
+    """What a process other than the main one does in a run of several (`experiments.group`): train its share of
+    each student the main process announces (`train_in_run`), until the main one says the run is done
+    (`end_trainings`)."""
+    while (text := share_text(world, None, device)) is not None:
+        job = json.loads(text)
+        state_dir = job["state_dir"]
+        train_from_scratch(
+            open_shared(job["train"]),
+            open_shared(job["test"]),
+            ModelConfig.model_validate(job["model"]),
+            TrainRecipe.model_validate(job["recipe"]),
+            job["seed"],
+            run_dir=None,
+            progress=False,
+            desc=job["desc"],
+            device=device,
+            state_dir=None if state_dir is None else Path(state_dir),
+            state_token=job["state_token"],
+            resident=job["resident"],
+            gpu_share=job["gpu_share"],
+            world=world,
+        )
+
+
+def end_trainings(world: World, device: torch.device) -> None:
+    """Tell the other processes of a run (in `serve_trainings`) that no student is left to train."""
+    share_text(world, None, device)
+
+
 def train_in_run(
     ctx: RunContext, run: Run, train: ImageTensors, recipe: TrainRecipe, **resume: object
 ) -> tuple[nn.Module, FitResult]:
-    """`train_from_scratch` as a run does it: the spec's model and test set, the run's folder, seed and device.
-    `resume` is where a killed training continues from (`state_dir`, `state_token`)."""
+    """`train_from_scratch` as a run does it: the spec's model and test set, the run's folder, seed and device, and
+    the run's processes (`ctx.world`). `resume` is where a killed training continues from (`state_dir`,
+    `state_token`)."""
     config = ctx.model_config(len(train.classes))
+    world = ctx.world
+    if "loss" in resume or "targets" in resume:  # a teacher's outputs cannot be sent: trains in this process alone
+        world = ONE_PROCESS
+    test = ctx.store.test()
+    if world.distributed:  # the other processes, waiting in `serve_trainings`, are told what to train with this one
+        state_dir = resume.get("state_dir")
+        job = {
+            "train": train.shared(),
+            "test": test.shared(),
+            "model": config.model_dump(mode="json"),
+            "recipe": recipe.model_dump(mode="json"),
+            "seed": run.seed,
+            "desc": run.name,
+            "state_dir": None if state_dir is None else str(state_dir),
+            "state_token": resume.get("state_token"),
+            "resident": ctx.spec.data.resident,
+            "gpu_share": ctx.gpu_share,
+        }
+        share_text(world, json.dumps(job), ctx.device)
     return train_from_scratch(
         train,
-        ctx.store.test(),
+        test,
         config,
         recipe,
         run.seed,
@@ -85,6 +138,7 @@ def train_in_run(
         device=ctx.device,
         resident=ctx.spec.data.resident,
         gpu_share=ctx.gpu_share,
+        world=world,
         **resume,
     )
 

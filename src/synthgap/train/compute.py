@@ -22,16 +22,20 @@ PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 @dataclass(frozen=True)
 class Compute:
-    """Where and how a run computes: device type ("cpu" | "cuda") and intra-op CPU threads."""
+    """Where and how a run computes: device type ("cpu" | "cuda"), intra-op CPU threads (of each process), and the
+    processes one run trains in (DistributedDataParallel: several split every batch, so the numbers differ)."""
 
     device: str = "cpu"
     threads: int = 1
+    processes: int = 1
 
     def identity(self, precision: str) -> dict:
         """The fields that identify the arithmetic of a training with recipe precision `precision` ("auto" is
-        resolved as it will be on this device and CPU)."""
+        resolved as it will be on this device and CPU). The processes are named only when there are several, so the
+        identity of every one-process run stays what it was."""
         dtype = autocast_dtype(precision, torch.device(self.device))
-        return {"device": self.device, "threads": self.threads, "precision": PRECISION_NAMES[dtype]}
+        several = {"processes": self.processes} if self.processes > 1 else {}
+        return {"device": self.device, "threads": self.threads, "precision": PRECISION_NAMES[dtype], **several}
 
     def record(self, precision: str, data_resident: bool | None = None) -> dict:
         """What a record says of its arithmetic: the identity, and the processor kind (told, not hashed, so a model

@@ -23,7 +23,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -103,9 +105,10 @@ class Nodes:
 ONE_NODE = Nodes()
 
 
-def launch(nproc: int, argv: Sequence[str], nodes: Nodes = ONE_NODE) -> None:
-    """Run `synthgap <argv>` as `nproc` processes on this machine under torch's elastic launcher and wait for them;
-    with several `nodes`, as this machine's part of one run of `nproc` × `nodes.count` processes.
+def launch(nproc: int, argv: Sequence[str], nodes: Nodes = ONE_NODE, module: str = "synthgap") -> None:
+    """Run `python -m <module> <argv>` (by default the `synthgap` command) as `nproc` processes on this machine under
+    torch's elastic launcher and wait for them; with several `nodes`, as this machine's part of one run of
+    `nproc` × `nodes.count` processes.
 
     The processes share this one's CPU threads unless OMP_NUM_THREADS is set. A process that fails stops the others
     (no restarts): the error is one line naming the first failed rank and its exit code; the training state rank 0
@@ -131,7 +134,7 @@ def launch(nproc: int, argv: Sequence[str], nodes: Nodes = ONE_NODE) -> None:
     level = elastic.level
     elastic.setLevel(logging.CRITICAL)  # its failure report is a multi-line traceback; ours is one line below
     try:
-        elastic_launch(config, entrypoint=sys.executable)("-m", "synthgap", *argv)
+        elastic_launch(config, entrypoint=sys.executable)("-m", module, *argv)
     except ChildFailedError as exc:
         # those that stopped because another did (stopped by the launcher, or left without a peer) are not the cause
         followers = (-signal.SIGTERM, PEER_LOST)
@@ -153,7 +156,7 @@ PEER_LOST = 3  # the exit code of a process whose peer stopped: it says nothing,
 
 
 @contextmanager
-def joined(world: World, device: torch.device) -> Iterator[None]:
+def joined(world: World, device: torch.device, timeout: timedelta | None = None) -> Iterator[None]:
     """Membership of the run's process group while the block runs (nothing for one process): NCCL on CUDA devices,
     gloo on the CPU.
 
@@ -165,7 +168,8 @@ def joined(world: World, device: torch.device) -> Iterator[None]:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=timeout)
     try:
         yield
         # none leaves before the main process has written the record: on several machines the others' launchers
@@ -237,6 +241,21 @@ def agree(world: World, value: int, what: str, device: torch.device) -> None:
     dist.all_gather(values, torch.tensor([value], dtype=torch.int64, device=device))
     if len({int(v) for v in values}) > 1:
         raise SynthgapError(f"the {world.size} processes disagree on {what}: {[int(v) for v in values]}")
+
+
+def share_text(world: World, text: str | None, device: torch.device) -> str | None:
+    """The main process's `text` in every process (the others pass None); None itself can be shared. Sent as bytes
+    over the process group, so nothing is pickled."""
+    length = torch.tensor([-1 if text is None else len(text.encode())], dtype=torch.int64, device=device)
+    dist.broadcast(length, src=0)
+    if int(length) < 0:
+        return None
+    if world.main:
+        data = torch.from_numpy(np.frombuffer(text.encode(), dtype=np.uint8).copy()).to(device)
+    else:
+        data = torch.zeros(int(length), dtype=torch.uint8, device=device)
+    dist.broadcast(data, src=0)
+    return text if world.main else data.cpu().numpy().tobytes().decode()
 
 
 def main_decides(world: World, decision: bool, device: torch.device) -> bool:
