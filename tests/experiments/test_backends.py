@@ -143,7 +143,8 @@ def test_gpus_a_run_cannot_have_are_refused_in_one_line(tmp_path, monkeypatch, b
     [
         (Resources(gpus=1.5), "gpus per run 1.5: several GPUs per run are whole GPUs, one process each"),
         (Resources(gpus=2, processes=3), "a run on several GPUs has one process per GPU"),
-        (Resources(gpus=3), "--nproc 3 asks for more processes than the 2 visible GPUs"),
+        (Resources(gpus=3), "gpus per run 3, but this machine has 2 visible GPU\\(s\\)"),
+        (Resources(gpus=1, processes=2), "a run on several GPUs has one process per GPU"),
     ],
 )
 def test_several_gpus_of_one_run_are_whole_visible_gpus_one_process_each(monkeypatch, resources, message):

@@ -114,6 +114,21 @@ def test_a_killed_process_stops_the_command_and_the_same_command_resumes_it(cifa
     assert numbers(out) == numbers(tmp_path / "ref")  # bit-identical to the uninterrupted runs
 
 
+@pytest.mark.slow
+def test_a_run_that_diverges_on_several_processes_is_told_once_and_the_others_go_on(cifake_root, tmp_path):
+    """Whichever process sees the divergence first tells the driver, which skips the run with --keep-going."""
+    raw = tiny_raw(cifake_root, [{"kind": "baseline"}], recipe={"lr": 1e6}, per_class=None)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    command = [*run(tmp_path / "spec.yaml", tmp_path / "out", tmp_path / "models"), "--keep-going"]
+    done = subprocess.run(command, env=env(), capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("synthgap: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "2 run(s) failed and were not recorded" in errors[0]
+    assert "baseline-real-s0 diverged: " in errors[0] and "baseline-synthetic-s0 diverged: " in errors[0]
+    assert not read_results(tmp_path / "out")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

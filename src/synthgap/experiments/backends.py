@@ -27,6 +27,7 @@ from synthgap.experiments.execute import committed_record, execute_run
 from synthgap.experiments.results import ResultRecord
 from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.store import DataStore
+from synthgap.io import atomic_write_json
 from synthgap.train.compute import Compute, using_threads
 from synthgap.train.distributed import check_nproc, launch
 from synthgap.train.loop import default_device
@@ -154,6 +155,7 @@ class LocalBackend:
 
 
 FAILURE_FILE = "failure.json"  # the one-line error (and whether it diverged) of a run of several processes
+FINGERPRINTS_FILE = "fingerprints.json"  # what the driver tells the processes of such a run
 
 
 class GroupBackend(LocalBackend):
@@ -167,14 +169,18 @@ class GroupBackend(LocalBackend):
         run_dir = ctx.run_dir(run)
         failure = run_dir / FAILURE_FILE
         failure.unlink(missing_ok=True)
+        # every run's fingerprint: a run finds those of the runs it builds on (a teacher, a scored model) here
+        fingerprints = run_dir / FINGERPRINTS_FILE
+        atomic_write_json(fingerprints, {**ctx.fingerprints, run.name: fingerprint})
         argv = [
-            "--out", str(ctx.out), "--run", run.name, "--fingerprint", fingerprint,
+            "--out", str(ctx.out), "--run", run.name, "--fingerprints", str(fingerprints),
             "--model-cache", str(ctx.models.folder), "--threads", str(self.compute.threads),
         ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
         try:
             launch(self.compute.processes, argv, module="synthgap.experiments.group")
-        except SynthgapError as exc:  # a process failed: the main one says why, unless it was killed first
-            return told_failure(failure) or Outcome(error=f"{run.name}: {exc}")
+        except SynthgapError as exc:  # a process failed: the one that failed says why, unless it was killed
+            record = committed_record(run_dir, fingerprint)  # all was done but a process's leaving
+            return Outcome(record=record) if record else told_failure(failure) or Outcome(error=f"{run.name}: {exc}")
         record = committed_record(run_dir, fingerprint)
         if record is None:
             return Outcome(error=f"the {self.compute.processes} processes of {run.name} ended without its record")
@@ -315,8 +321,11 @@ def check_resources(name: str, resources: Resources) -> None:
         )
     if resources.gpus > 1 and resources.gpus != int(resources.gpus):
         raise SynthgapError(f"{_asked(resources)}: several GPUs per run are whole GPUs, one process each")
-    if resources.gpus > 1 and resources.processes not in (1, int(resources.gpus)):
+    if resources.gpus and resources.processes > 1 and resources.processes != resources.gpus:
         raise SynthgapError(f"{_asked(resources)}: a run on several GPUs has one process per GPU")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "local" and resources.gpus > visible > 0:
+        raise SynthgapError(f"{_asked(resources)}, but this machine has {visible} visible GPU(s)")
     if run_processes(resources) > 1:
         check_nproc(run_processes(resources))
 

@@ -19,13 +19,14 @@ driver through a file in the run's folder; a killed process stops the run, and t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 
-from synthgap.errors import SynthgapError
+from synthgap.errors import DivergenceError, SynthgapError, os_error_message
 from synthgap.experiments.backends import FAILURE_FILE, Outcome, attempt
 from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.plan import follow_ups, plan
@@ -43,28 +44,36 @@ from synthgap.train.loop import default_device
 PATIENCE = timedelta(days=30)
 
 
-def execute_in_group(out: Path, name: str, fingerprint: str, model_cache: Path, threads: int, progress: bool) -> None:
+def execute_in_group(out: Path, name: str, fingerprints: Path, model_cache: Path, threads: int, progress: bool) -> None:
     """This process's part of run `name` of the spec saved in `out` (see the module docstring)."""
     world = current_world()
     device = rank_device(world, default_device())
     with using_threads(threads), joined(world, device, timeout=PATIENCE):
         if not world.main:
-            serve_trainings(world, device)
+            try:
+                serve_trainings(world, device)
+            except SynthgapError as exc:  # e.g. its share of a batch diverged first: it tells the driver why
+                _tell_failure(out, name, Outcome(error=str(exc), diverged=isinstance(exc, DivergenceError)))
+                raise SystemExit(2) from None
             return
-        outcome = _execute(out, name, fingerprint, model_cache, world, device, threads, progress)
+        outcome = _execute(
+            out, name, json.loads(fingerprints.read_text()), model_cache, world, device, threads, progress
+        )
         if outcome.record is None:
             # Stopped with the others possibly inside a training step: the launcher ends them, the driver reads why.
-            atomic_write_json(
-                out / "runs" / name / FAILURE_FILE, {"error": outcome.error, "diverged": outcome.diverged}
-            )
+            _tell_failure(out, name, outcome)
             raise SystemExit(2)
         end_trainings(world, device)
+
+
+def _tell_failure(out: Path, name: str, outcome: Outcome) -> None:
+    atomic_write_json(out / "runs" / name / FAILURE_FILE, {"error": outcome.error, "diverged": outcome.diverged})
 
 
 def _execute(
     out: Path,
     name: str,
-    fingerprint: str,
+    fingerprints: dict[str, str],
     model_cache: Path,
     world: World,
     device: torch.device,
@@ -89,25 +98,27 @@ def _execute(
             out,
             device,
             progress,
-            fingerprints={name: fingerprint},
+            fingerprints=fingerprints,
             compute=Compute(device.type, threads, world.size),
             world=world,
         )
-        return attempt(run, ctx, fingerprint)
+        return attempt(run, ctx, fingerprints[name])
     except SynthgapError as exc:
         return Outcome(error=str(exc))
+    except OSError as exc:  # a full disk, a folder gone: one line, as the local backend gives
+        return Outcome(error=os_error_message(exc))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m synthgap.experiments.group", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--run", required=True)
-    parser.add_argument("--fingerprint", required=True)
+    parser.add_argument("--fingerprints", type=Path, required=True)
     parser.add_argument("--model-cache", type=Path, required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    execute_in_group(args.out, args.run, args.fingerprint, args.model_cache, args.threads, not args.quiet)
+    execute_in_group(args.out, args.run, args.fingerprints, args.model_cache, args.threads, not args.quiet)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def train_in_run(
             "train": train.shared(),
             "test": test.shared(),
             "model": config.model_dump(mode="json"),
-            "recipe": recipe.model_dump(mode="json"),
+            # every key written out (those left out when off too), so no preset fills one in on the other side
+            "recipe": {**recipe.model_dump(mode="json"), "compile": recipe.compile, "sync_bn": recipe.sync_bn},
             "seed": run.seed,
             "desc": run.name,
             "state_dir": None if state_dir is None else str(state_dir),
