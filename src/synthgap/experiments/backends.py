@@ -178,13 +178,15 @@ class GroupBackend(LocalBackend):
         ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
         try:
             launch(self.compute.processes, argv, module="synthgap.experiments.group")
+            stopped = None
         except SynthgapError as exc:  # a process failed: the one that failed says why, unless it was killed
-            record = committed_record(run_dir, fingerprint)  # all was done but a process's leaving
-            return Outcome(record=record) if record else told_failure(failure) or Outcome(error=f"{run.name}: {exc}")
-        record = committed_record(run_dir, fingerprint)
-        if record is None:
-            return Outcome(error=f"the {self.compute.processes} processes of {run.name} ended without its record")
-        return Outcome(record=record)
+            stopped = f"{run.name}: {exc}"
+        record = committed_record(run_dir, fingerprint)  # recorded: all was done, whatever a process did after
+        if record is not None:
+            return Outcome(record=record)
+        if stopped is not None:
+            return told_failure(failure) or Outcome(error=stopped)
+        return Outcome(error=f"the {self.compute.processes} processes of {run.name} ended without its record")
 
 
 def told_failure(path: Path) -> Outcome | None:

@@ -28,7 +28,6 @@ import torch
 
 from synthgap.errors import DivergenceError, SynthgapError, os_error_message
 from synthgap.experiments.backends import FAILURE_FILE, Outcome, attempt
-from synthgap.experiments.checks import open_spec_sources
 from synthgap.experiments.plan import follow_ups, plan
 from synthgap.experiments.results import read_results
 from synthgap.experiments.runs import RunContext
@@ -84,10 +83,9 @@ def _execute(
 
     try:
         spec = load_spec(out / "spec.yaml")
+        # the driver checked the spec's data; the store opens what this run reads, as on a Ray worker
         store = DataStore(spec, progress)
-        runs = plan(spec)
-        open_spec_sources(spec, store, runs)
-        runs += follow_ups(spec, read_results(out))
+        runs = plan(spec) + follow_ups(spec, read_results(out))
         run = next((run for run in runs if run.name == name), None)
         if run is None:
             raise SynthgapError(f"{out / 'spec.yaml'} plans no run {name}")

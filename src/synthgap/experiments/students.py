@@ -95,6 +95,33 @@ def serve_trainings(world: World, device: torch.device) -> None:
         )
 
 
+def _training_job(
+    ctx: RunContext,
+    run: Run,
+    train: ImageTensors,
+    test: ImageTensors,
+    config: ModelConfig,
+    recipe: TrainRecipe,
+    resume: dict,
+) -> str:
+    """What `serve_trainings` reads: every argument of the main process's `train_from_scratch` call, as JSON."""
+    state_dir = resume.get("state_dir")
+    job = {
+        "train": train.shared(),
+        "test": test.shared(),
+        "model": config.model_dump(mode="json"),
+        # every key written out (those left out when off too), so no preset fills one in on the other side
+        "recipe": {**recipe.model_dump(mode="json"), "compile": recipe.compile, "sync_bn": recipe.sync_bn},
+        "seed": run.seed,
+        "desc": run.name,
+        "state_dir": None if state_dir is None else str(state_dir),
+        "state_token": resume.get("state_token"),
+        "resident": ctx.spec.data.resident,
+        "gpu_share": ctx.gpu_share,
+    }
+    return json.dumps(job)
+
+
 def end_trainings(world: World, device: torch.device) -> None:
     """Tell the other processes of a run (in `serve_trainings`) that no student is left to train."""
     share_text(world, None, device)
@@ -112,21 +139,7 @@ def train_in_run(
         world = ONE_PROCESS
     test = ctx.store.test()
     if world.distributed:  # the other processes, waiting in `serve_trainings`, are told what to train with this one
-        state_dir = resume.get("state_dir")
-        job = {
-            "train": train.shared(),
-            "test": test.shared(),
-            "model": config.model_dump(mode="json"),
-            # every key written out (those left out when off too), so no preset fills one in on the other side
-            "recipe": {**recipe.model_dump(mode="json"), "compile": recipe.compile, "sync_bn": recipe.sync_bn},
-            "seed": run.seed,
-            "desc": run.name,
-            "state_dir": None if state_dir is None else str(state_dir),
-            "state_token": resume.get("state_token"),
-            "resident": ctx.spec.data.resident,
-            "gpu_share": ctx.gpu_share,
-        }
-        share_text(world, json.dumps(job), ctx.device)
+        share_text(world, _training_job(ctx, run, train, test, config, recipe, resume), ctx.device)
     return train_from_scratch(
         train,
         test,

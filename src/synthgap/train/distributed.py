@@ -246,12 +246,13 @@ def agree(world: World, value: int, what: str, device: torch.device) -> None:
 def share_text(world: World, text: str | None, device: torch.device) -> str | None:
     """The main process's `text` in every process (the others pass None); None itself can be shared. Sent as bytes
     over the process group, so nothing is pickled."""
-    length = torch.tensor([-1 if text is None else len(text.encode())], dtype=torch.int64, device=device)
+    encoded = None if text is None else text.encode()
+    length = torch.tensor([-1 if encoded is None else len(encoded)], dtype=torch.int64, device=device)
     dist.broadcast(length, src=0)
     if int(length) < 0:
         return None
     if world.main:
-        data = torch.from_numpy(np.frombuffer(text.encode(), dtype=np.uint8).copy()).to(device)
+        data = torch.from_numpy(np.frombuffer(encoded, dtype=np.uint8).copy()).to(device)
     else:
         data = torch.zeros(int(length), dtype=torch.uint8, device=device)
     dist.broadcast(data, src=0)
