@@ -22,6 +22,7 @@ from synthgap.errors import SynthgapError
 
 CHECKSUM = "sha256"  # SHA-NI makes it ~1.4 GB/s here, faster than blake2b (~0.8 GB/s): benchmarks/README.md
 HASH_CHUNK = 1 << 20  # bytes read per hash update: one reused buffer, never a copy of the whole file
+HASH_THREADS = 8  # hashlib and file reads release the GIL: a few threads keep a disk or an NFS mount busy
 
 
 def file_digest(path: Path, algorithm: str = CHECKSUM) -> str:

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -66,26 +67,63 @@ def test_second_call_does_not_decode(cifake_root, tmp_path, monkeypatch):
     assert second.classes == index.classes
 
 
-@pytest.mark.parametrize("change", ["mtime", "rewrite", "add"])
+@pytest.mark.parametrize("change", ["swap", "rewrite", "add"])
 def test_changed_files_rebuild_cache(cifake_root, tmp_path, write_jpeg, decode_calls, change):
     index = real_train(cifake_root)
     load_images(index, 32, cache_dir=tmp_path, progress=False)
-    old_key = cache_key(index, 32)
+    old_key = cache_key(index, 32, tmp_path)
     target = index.paths[0]
-    if change == "mtime":
+    if change == "swap":  # other bytes of the same size under the old modification time (`cp -p`): ctime tells
         st = target.stat()
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+        data = bytearray(target.read_bytes())
+        at = next(i for i in range(len(data) - 3, 0, -1) if data[i] < 0xFE and data[i - 1] != 0xFF)
+        data[at] ^= 1  # a bit of the JPEG's entropy-coded data (no marker made or broken)
+        target.write_bytes(bytes(data))
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
     elif change == "rewrite":
         Image.new("RGB", (32, 32), (200, 10, 10)).save(target, format="JPEG")  # far smaller than the noise JPEG
     else:
         write_jpeg(target.parent / "99.jpg", seed=5)
     new_index = real_train(cifake_root)
-    assert cache_key(new_index, 32) != old_key
+    assert cache_key(new_index, 32, tmp_path) != old_key
     data = load_images(new_index, 32, cache_dir=tmp_path, progress=False)
     assert len(decode_calls) == 2
     assert len(data) == len(new_index)
     if change == "rewrite":
         assert np.abs(data.images[0].numpy().astype(int) - np.array([200, 10, 10])[:, None, None]).max() <= 8
+
+
+def test_a_moved_or_touched_copy_keeps_its_key_and_cache(cifake_root, tmp_path, decode_calls):
+    """The key is the images' bytes: a copy elsewhere with new times (and a touched file) is the same data."""
+    index = real_train(cifake_root)
+    first = load_images(index, 32, cache_dir=tmp_path / "cache", progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(cifake_root, copy, copy_function=shutil.copy)  # new paths, new times
+    st = index.paths[0].stat()
+    os.utime(index.paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+    for root in (cifake_root, copy):
+        moved = real_train(root)
+        assert cache_key(moved, 32, tmp_path / "cache") == first.key.removesuffix("-strict")
+        again = load_images(moved, 32, cache_dir=tmp_path / "cache", progress=False)
+        assert torch.equal(again.images, first.images)
+    assert decode_calls == [index.name]
+    assert len(list((tmp_path / "cache" / cache.KEYS).iterdir())) == 3  # one per version of the files seen
+
+
+def test_a_remembered_key_reads_no_image_and_a_bad_memo_is_found_again(cifake_root, tmp_path, monkeypatch):
+    index = real_train(cifake_root)
+    key = cache_key(index, 32, tmp_path)
+    (memo,) = (tmp_path / cache.KEYS).iterdir()
+    reads = []
+    real = cache._source_digest
+    monkeypatch.setattr(cache, "_source_digest", lambda item: reads.append(item) or real(item))
+    assert cache_key(index, 32, tmp_path) == key and reads == []
+    for bad in ("{", '{"key": "../x", "images": 30}', json.dumps({"key": "0" * 32, "images": 29}), "[]"):
+        memo.write_text(bad)
+        assert cache_key(index, 32, tmp_path) == key
+        assert json.loads(memo.read_text()) == {"key": key, "images": 30}
+    assert len(reads) == 4 * 30
 
 
 def test_resolution_changes_key_and_size(cifake_root, tmp_path, decode_calls):
@@ -279,8 +317,8 @@ def test_cache_files_get_the_umask_permissions(cifake_root, tmp_path, umask, mod
         load_images(real_train(cifake_root), 32, cache_dir=tmp_path / "cache", progress=False)
     finally:
         os.umask(old)
-    files = list((tmp_path / "cache").iterdir())
-    assert len(files) == 2
+    files = [path for path in (tmp_path / "cache").rglob("*") if path.is_file()]
+    assert len(files) == 3  # the data, its checksum, the remembered key
     assert {oct(f.stat().st_mode & 0o777) for f in files} == {oct(mode)}
 
 

@@ -124,7 +124,10 @@ def test_an_image_column_of_file_paths_stays_inside_the_dataset_folder(tmp_path)
     decoded = load_images(index, 12, progress=False)
     np.testing.assert_array_equal(decoded.images[2].numpy(), decode_image(Path(paths[2]), 12))
     key = cache_key(index, 12)
-    os.utime(paths[1], ns=(1, 1))  # an image file changed: another key
+    os.utime(paths[1], ns=(1, 1))  # touched: looked at again, the same bytes
+    assert cache_key(index, 12) == key
+    image = _images(4, seed=9)[1].convert("RGB")
+    image.save(paths[1])  # an image file changed: another key
     assert cache_key(index, 12) != key
     elsewhere = split_index("paths", {"train": dataset}, "train", image=None, label=None, folder=folder / "files" / "x")
     with pytest.raises(SynthgapError, match=r"row 0 names an image file outside the dataset's folder"):
@@ -143,6 +146,8 @@ def test_a_changed_dataset_is_another_identity(tmp_path):
     assert cache_key(open_source(f"hf:{tmp_path / 'changed'}", "train"), 16) != before
     _class_label_dataset(6, seed=5).save_to_disk(str(folder))  # saved again in place: read again, another key
     assert cache_key(open_source(f"hf:{folder}", "train"), 16) != before
+    _class_label_dataset(6).save_to_disk(str(tmp_path / "again"))  # the first images saved elsewhere: the same key
+    assert cache_key(open_source(f"hf:{tmp_path / 'again'}", "train"), 16) == before
 
 
 def test_undecodable_rows_are_named_and_skipped_with_skip_bad(tmp_path):

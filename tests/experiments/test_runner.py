@@ -1,5 +1,6 @@
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,23 @@ def test_runs_every_planned_run_once_and_skips_them_on_rerun(cifake_root, tmp_pa
 
     monkeypatch.setattr(backends_module, "execute_run", must_not_run)
     assert len(run_experiment(spec, tmp_path / "out", model_cache=caches, progress=False)) == len(records)
+
+
+def test_a_copy_of_the_data_elsewhere_finds_its_runs_finished(cifake_root, tmp_path, caches, monkeypatch):
+    """Runs are known by their images' bytes, not by where the files lie or when they were copied."""
+    baseline = [{"kind": "baseline", "sides": ["real"]}]
+    records = run_experiment(
+        tiny_spec(cifake_root, baseline, **RUNNER), tmp_path / "out", model_cache=caches, progress=False
+    )
+    copy = tmp_path / "copy"
+    shutil.copytree(cifake_root, copy, copy_function=shutil.copy)  # new paths and times
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(backends_module, "execute_run", must_not_run)
+    again = run_experiment(tiny_spec(copy, baseline, **RUNNER), tmp_path / "out", model_cache=caches, progress=False)
+    assert [r.fingerprint for r in again] == [r.fingerprint for r in records]
 
 
 def test_source_models_are_reused_across_specs(cifake_root, tmp_path, caches, monkeypatch):

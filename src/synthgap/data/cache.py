@@ -1,8 +1,12 @@
 """Decode an index once into a uint8 tensor (N×3×H×W) and keep it on disk.
 
-The cache key covers each image's identity (a file's path, size and modification time; a dataset's fingerprint and
-row: `data/items.py`), the labels, the resolution and the decoder version, so editing, adding or removing an image
-rebuilds the cache, and a second run never decodes a JPEG again.
+The cache key covers the bytes of every image in index order, the labels, the class order, the resolution and the
+decoder version, so editing, adding or removing an image rebuilds the cache, and a second run never decodes a JPEG
+again. It names no path and no time: a data folder moved, copied to a node's scratch disk or unpacked again keeps its
+key, and with it its decoded cache and the runs recorded on it (the key is the `files` setting of every record).
+Reading every image to find the key happens once per version of the files: the key is remembered in the cache dir
+under a hash of each image's stat identity (`data/items.py`: path, size, modification and change time), which any
+change to a file changes.
 
 Each cache file `<key>.safetensors` (`data/tensorfile.py`) has a checksum file `<key>.checksum.json` (SHA-256 and
 size), written after it: the data file only counts as complete when its checksum file exists and matches. A file that
@@ -15,6 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +30,71 @@ from safetensors import SafetensorError
 from synthgap.data.cachedir import CACHE_ENV, default_cache_dir  # noqa: F401 (part of this module's API)
 from synthgap.data.decode import CHUNK, DECODER_VERSION, decoded_chunks
 from synthgap.data.index import LabelledIndex
+from synthgap.data.items import ImageSource
 from synthgap.data.tensorfile import HEADER_SLACK, cache_header, move_data, padded, parse_cache, write_rows
 from synthgap.data.tensors import ImageTensors
 from synthgap.errors import SynthgapError, warn
-from synthgap.io import CHECKSUM, atomic_path, atomic_write_json, file_digest, verify_file
+from synthgap.io import CHECKSUM, HASH_THREADS, atomic_path, atomic_write_json, file_digest, verify_file
 from synthgap.progress import progress_bar
 
+KEYS = "keys"  # the cache dir's folder of remembered keys
+KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
 
-def cache_key(index: LabelledIndex, resolution: int) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"v": DECODER_VERSION, "res": resolution, "classes": index.classes}).encode())
-    for identity, label in zip(index.items.identities(), index.labels.tolist(), strict=True):
-        h.update(f"{identity}\0{label}\n".encode())
+
+def cache_key(index: LabelledIndex, resolution: int, cache_dir: Path | None = None, *, progress: bool = False) -> str:
+    """What identifies `index` decoded at `resolution`: the digest of every image's bytes with its label, in order,
+    the class order, the resolution and the decoder version. Found by reading every image the first time a version
+    of the files is seen, then remembered in `cache_dir` (see the module's docstring)."""
+    head = json.dumps({"v": DECODER_VERSION, "res": resolution, "classes": index.classes}).encode()
+    labels = index.labels.tolist()
+    seen = hashlib.sha256(head)
+    for identity, label in zip(index.items.identities(), labels, strict=True):
+        seen.update(f"{identity}\0{label}\n".encode())
+    memo = (Path(cache_dir) if cache_dir else default_cache_dir()) / KEYS / f"{seen.hexdigest()[:32]}.json"
+    key = _remembered_key(memo, len(index))
+    if key is None:
+        key = _content_key(index, head, labels, progress)
+        with suppress(OSError):  # a read-only cache dir: the key is found again next time, never wrong
+            atomic_write_json(memo, {"key": key, "images": len(index)})
+    return key
+
+
+def _remembered_key(memo: Path, count: int) -> str | None:
+    """The key a memo file holds, when it is one this module wrote for `count` images; else None (found again)."""
+    try:
+        record = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("images") != count:
+        return None
+    key = record.get("key")
+    return key if isinstance(key, str) and KEY_PATTERN.fullmatch(key) else None
+
+
+def _content_key(index: LabelledIndex, head: bytes, labels: list[int], progress: bool) -> str:
+    """The digest of every image's bytes and label in order (read by a few threads: hashing and reads release the
+    GIL). An image that cannot be read counts as unreadable, as decoding with `skip_bad` treats it."""
+    h = hashlib.sha256(head)
+    bar = progress_bar(len(index), desc=f"identify {index.name}", unit="img", enabled=progress, leave=False)
+    digests = []
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        for chunk in index.items.chunks(CHUNK):  # a chunk's sources at a time: a dataset's bytes never all in memory
+            digests += pool.map(_source_digest, list(chunk.sources()))
+            bar.update(len(chunk))
+    for digest, label in zip(digests, labels, strict=True):
+        h.update(f"{digest}\0{label}\n".encode())
+    bar.close()
     return h.hexdigest()[:32]
+
+
+def _source_digest(item: tuple[str, ImageSource]) -> str:
+    _, source = item
+    try:
+        if isinstance(source, Path):
+            return file_digest(source)
+        return hashlib.sha256(source.read()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or type(exc).__name__}"
 
 
 def load_images(
@@ -49,11 +108,13 @@ def load_images(
     files_key: str | None = None,
 ) -> ImageTensors:
     """Decoded images of `index`, from the disk cache when it is current, else decoded (in parallel) and cached.
-    `files_key`: `cache_key(index, resolution)` when the caller has just read it (its files are then stat'd once)."""
+    `files_key`: `cache_key(index, resolution, cache_dir)` when the caller has just found it (its files are then read
+    once)."""
     if resolution < 8:
         raise SynthgapError(f"image resolution must be at least 8 pixels, got {resolution}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = f"{files_key or cache_key(index, resolution)}-{'skip' if skip_bad else 'strict'}"
+    files_key = files_key or cache_key(index, resolution, cache_dir, progress=progress)
+    key = f"{files_key}-{'skip' if skip_bad else 'strict'}"
     path = cache_dir / f"{key}.safetensors"
     tensors = _read_cache(path, index.classes) if path.exists() else None
     if tensors is None:

@@ -150,7 +150,7 @@ def load_split(
     `classes`, labelled in that class order (the same class set, e.g. the test set's order). `index`: the reference
     already indexed (and labelled in `classes`' order), not opened again; `files_key`: its `files_key`, already read.
 
-    The result's `key` identifies exactly these images (file list, sizes, mtimes, labels, resolution, subset).
+    The result's `key` identifies exactly these images (their bytes in order, labels, resolution, subset).
     """
     index = _indexed(config, ref, split, classes, index)
     tensors = load_index(config, index, progress, files_key=files_key)
@@ -213,10 +213,10 @@ def split_files(
     return [index.paths[i] for i in rows]
 
 
-def files_key_of(config: DataPrep, index: LabelledIndex) -> str:
-    """What the decoded cache keys `index` on (its files' names, sizes and times, labels; the storage size): reads
-    every file's size and time."""
-    return cache_key(index, config.stored_at)
+def files_key_of(config: DataPrep, index: LabelledIndex, progress: bool = False) -> str:
+    """What the decoded cache keys `index` on (its images' bytes and labels; the storage size): stats every file,
+    and reads them all the first time this version of the files is seen."""
+    return cache_key(index, config.stored_at, config.cache_dir, progress=progress)
 
 
 def test_class_order(config: DataPrep, test_ref: str) -> tuple[str, ...]:
@@ -243,7 +243,7 @@ def split_identity(
     files_key: str | None = None,
 ) -> dict[str, object]:
     """What identifies the images `load_split` would return, found without decoding anything: the data reference,
-    the file list with sizes and modification times (as the decoded cache keys it: `files_key`), and how they are
+    the images' bytes and labels (as the decoded cache keys them: `files_key`), and how they are
     prepared and subset. Two calls agree exactly when `load_split` would give the same images."""
     index = _indexed(config, ref, split, classes, index)
     count, at_most = per_class_count(per_class, index.counts())

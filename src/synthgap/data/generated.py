@@ -32,14 +32,13 @@ from synthgap.data.describe import DESCRIBERS
 from synthgap.data.index import LabelledIndex
 from synthgap.data.sources import SOURCES, DataRef
 from synthgap.errors import SynthgapError
-from synthgap.io import atomic_write_text, file_digest
+from synthgap.io import HASH_THREADS, atomic_write_text, file_digest
 
 MANIFEST = "manifest.jsonl"
 SETTINGS = "generate.json"  # the run's settings (generate/output.py's SETTINGS; the data stage does not import it)
 SHOW = 5  # values shown in a `data describe` line before "..."
 VERIFIED = "verified"  # folder of the cache dir holding one empty marker per set whose digests matched
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
-HASH_THREADS = 8  # hashlib and file reads release the GIL: a few threads keep a disk or an NFS mount busy
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,8 @@ def manifest_entries(root: Path) -> list[ManifestEntry]:
 def verify_digests(manifest: Path, entries: list[ManifestEntry]) -> None:
     """Check every file's bytes against its manifest digest, once per version of the files.
 
-    Hashing a paper-scale set reads tens of GB, too much for every `open_source`. The decoded cache already treats
-    (path, size, mtime) as the identity of a file's contents, so the check is remembered the same way: an empty
+    Hashing a paper-scale set reads tens of GB, too much for every `open_source`. The check is remembered as the
+    decoded cache remembers its keys (by each file's stat identity, `data/cache.py`): an empty
     marker file in the cache dir named by a hash of every (resolved path, size, mtime, ctime, expected digest). Any
     change to a file (or to the manifest's digests) names another marker, so that set is hashed again; ctime is
     included because a file swapped in with `mv` or `cp -p` keeps its mtime, but not its ctime.

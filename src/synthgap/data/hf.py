@@ -158,7 +158,7 @@ class ArrowItems(ImageItems):
     `dataset` holds only the image column and no indices mapping, so a row number is a position in its Arrow table.
     A path stored in a row must lie in `folder` (the dataset's own folder): a dataset cannot make synthgap read a
     file elsewhere. Rows that store bytes are identified by the dataset's fingerprint; rows that store paths also by
-    the file's size and modification time.
+    the file's size, modification and change time (what the decoded cache remembers its key under).
     """
 
     dataset: datasets.Dataset
@@ -199,7 +199,7 @@ class ArrowItems(ImageItems):
                         f"{self.title} row {row}: its image file {path} cannot be read "
                         f"({exc.strerror or type(exc).__name__})"
                     ) from None
-                identity += f"\0{st.st_size}\0{st.st_mtime_ns}"
+                identity += f"\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
             yield identity
 
     def sources(self) -> Iterator[tuple[str, ImageSource]]:

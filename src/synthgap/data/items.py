@@ -3,8 +3,9 @@
 An index holds `ImageItems` of one kind: image files (`FileItems`, here) or rows of an Arrow table (`ArrowItems`,
 with the `hf:` source that makes them, in `data/hf.py`). Each kind says, in one place:
 
-- `identities()`: one string per image that changes whenever its bytes may have (a file's path, size and
-  modification time; a dataset's fingerprint and row). The decoded cache's key is made of them.
+- `identities()`: one string per image that changes whenever its bytes may have (a file's path, size, modification
+  and change time; a dataset's fingerprint and row), read without reading the image. The decoded cache remembers
+  its key (a digest of the images' bytes) under them.
 - `sources()`: every image as something PIL opens (a path or a byte buffer), read in one pass. Chunks of items are
   sent to decoding worker processes, so items pickle cheaply (paths; a memory-mapped dataset pickles as its files).
 - `name(i)`: how messages, lists of skipped images and manifests name the image.
@@ -87,7 +88,7 @@ class FileItems(ImageItems):
     def identities(self) -> Iterator[str]:
         for path in self.files:
             st = path.stat()
-            yield f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
+            yield f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
 
     def sources(self) -> Iterator[tuple[str, ImageSource]]:
         for path in self.files:

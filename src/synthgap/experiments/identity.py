@@ -26,8 +26,8 @@ def fingerprint_of(settings: dict[str, Any]) -> str:
 def run_settings(
     run: Run, spec: ExperimentSpec, store: DataStore, needed: dict[str, str], compute: Compute
 ) -> dict[str, Any]:
-    """Everything that determines `run`'s result: its own settings, the identity of every image set it reads (file
-    lists with sizes and mtimes, subset), the model, the recipe, the test set, the arithmetic (device type, threads,
+    """Everything that determines `run`'s result: its own settings, the identity of every image set it reads (the
+    images' bytes and labels, subset), the model, the recipe, the test set, the arithmetic (device type, threads,
     precision), and the fingerprints of the runs whose models it starts from (`needed`: name → fingerprint)."""
     data = {
         role: store.identity(use.ref, use.split, all_images=use.all_images) for role, use in run.data_used(spec).items()

@@ -65,10 +65,10 @@ class DataStore:
         return self._indexes[(ref, split)]
 
     def files_key(self, ref: str, split: str = "train") -> str:
-        """What the decoded cache keys `ref`'s `split` on, read once: each file is stat'd once per run, and the
-        identity in the fingerprints and the decoded images agree on the same sizes and times."""
+        """What the decoded cache keys `ref`'s `split` on, found once per run, so the identity in the fingerprints
+        and the decoded images agree on the same version of the files."""
         if (ref, split) not in self._files_keys:
-            self._files_keys[(ref, split)] = files_key_of(self.spec.data, self.index(ref, split))
+            self._files_keys[(ref, split)] = files_key_of(self.spec.data, self.index(ref, split), self.progress)
         return self._files_keys[(ref, split)]
 
     def __getstate__(self) -> dict:  # another process reloads from the disk cache and opens its own indexes
