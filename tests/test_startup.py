@@ -49,6 +49,16 @@ def test_help_imports_none_of_the_training_stack():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("generator", ["text2img", "img2img", "unclip"])
+def test_a_generator_module_imports_none_of_the_training_stack(generator):
+    """A generator's module declares its command, so importing it must stay cheap: torch, PIL and numpy load on
+    first use."""
+    code = f"import json, sys; import synthgap.generate.{generator}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not {name.split(".")[0] for name in json.loads(done.stdout)} & set(HEAVY)
+
+
+@pytest.mark.slow
 def test_data_describe_of_a_folder_needs_no_torch(image_folder):
     """Describing a folder reads headers with PIL; the training stack (torch, torchvision, pandas) stays out."""
     result = fresh_synthgap("data", "describe", str(image_folder))

@@ -2,36 +2,40 @@
 (text2img, img2img, unCLIP), LoRA adaptation of the generator (adapt), CLIP curation of a generated set (curate),
 and export as a Hugging Face dataset (export).
 
-Heavy libraries (diffusers, transformers) are imported only when a pipeline is loaded.
+Importing a generator's module is cheap (its command is declared there and `synthgap generate X --help` reads it):
+torch, PIL and numpy are imported on first use, diffusers and transformers only when a pipeline is loaded. The
+names below are exported the same way, by the module that defines them, on first use.
 """
 
-from synthgap.generate.adapt import AdaptConfig
-from synthgap.generate.classes import ClassInfo, load_classes
-from synthgap.generate.common import GenerationResult
-from synthgap.generate.curate import CurateConfig, curate_generated
-from synthgap.generate.export import ExportConfig, export_generated
-from synthgap.generate.img2img import Img2ImgConfig, generate_img2img
-from synthgap.generate.plan import Shard, image_seed
-from synthgap.generate.text2img import Text2ImgConfig, Text2ImgGenerator, generate_text2img
-from synthgap.generate.unclip import UnclipConfig, UnclipGenerator, generate_unclip
+from __future__ import annotations
 
-__all__ = [
-    "AdaptConfig",
-    "CurateConfig",
-    "ExportConfig",
-    "Img2ImgConfig",
-    "curate_generated",
-    "export_generated",
-    "generate_img2img",
-    "ClassInfo",
-    "GenerationResult",
-    "Shard",
-    "Text2ImgConfig",
-    "Text2ImgGenerator",
-    "UnclipConfig",
-    "UnclipGenerator",
-    "generate_text2img",
-    "generate_unclip",
-    "image_seed",
-    "load_classes",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AdaptConfig": "adapt",
+    "ClassInfo": "classes",
+    "load_classes": "classes",
+    "GenerationResult": "common",
+    "CurateConfig": "curate",
+    "curate_generated": "curate",
+    "ExportConfig": "export",
+    "export_generated": "export",
+    "Img2ImgConfig": "img2img",
+    "generate_img2img": "img2img",
+    "Shard": "plan",
+    "image_seed": "plan",
+    "Text2ImgConfig": "text2img",
+    "Text2ImgGenerator": "text2img",
+    "generate_text2img": "text2img",
+    "UnclipConfig": "unclip",
+    "UnclipGenerator": "unclip",
+    "generate_unclip": "unclip",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -8,17 +8,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Protocol
 
 from synthgap.generate.models import ResolvedModel, scheduler_name
 from synthgap.generate.output import Describe, OutputFolder
 from synthgap.generate.plan import Item, Shard, batches, shard_batches
 from synthgap.progress import progress_bar
 
-MakeImages = Callable[[list[Item], list[torch.Generator]], Sequence[Image.Image]]
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+MakeImages = Callable[[list[Item], list["torch.Generator"]], Sequence["Image.Image"]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ def pending(output: OutputFolder, shard_batches: list[list[Item]]) -> tuple[list
 
 def generators(items: list[Item]) -> list[torch.Generator]:
     """One CPU generator per image: its noise depends on its seed only, whatever the batch or the device."""
+    import torch
+
     return [torch.Generator(device="cpu").manual_seed(item.seed) for item in items]
 
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
 from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generator_shard
@@ -45,6 +42,11 @@ from synthgap.generate.models import (
 from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import PromptMaker, check_templates, load_backgrounds
 from synthgap.generate.real import describe_source, load_rgb, source_classes, square, variation_items
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthgap.data.index import LabelledIndex
 
 DEFAULT_IMG2IMG_TEMPLATES = ("a photo of a {name}",)
 

@@ -15,19 +15,20 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.quiet import library_bars_off
 from synthgap.hub import hub_unavailable_message
 from synthgap.registry import Registry
 
+if TYPE_CHECKING:
+    import torch
+
 DEFAULT_TEXT2IMG_MODEL = "CompVis/stable-diffusion-v1-4"  # the paper's generator
 OTHER_TEXT2IMG_MODELS = ("stable-diffusion-v1-5/stable-diffusion-v1-5", "stabilityai/stable-diffusion-2-1-base")
 DEFAULT_UNCLIP_MODEL = "stabilityai/stable-diffusion-2-1-unclip"
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # torch dtypes by name: torch loads late
 SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weight files torch.load would unpickle
 
@@ -136,12 +137,14 @@ def pipeline_class_name(folder: Path) -> str:
 
 def choose_device_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
     """CUDA when present; ``auto`` is fp16 on CUDA and fp32 on the CPU (CPU half precision is slow or unsupported)."""
+    import torch
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if precision == "auto":
         return device, torch.float16 if device.type == "cuda" else torch.float32
     if precision not in PRECISIONS:
         raise SynthgapError(f"unknown precision {precision!r}; choose from: auto, {', '.join(PRECISIONS)}")
-    return device, PRECISIONS[precision]
+    return device, getattr(torch, PRECISIONS[precision])
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,15 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import sanitise
 from synthgap.generate.plan import Item, Shard
 from synthgap.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MANIFEST = "manifest.jsonl"
 METADATA = "metadata.jsonl"  # the same lines for `datasets` (imagefolder)
@@ -129,6 +130,8 @@ class OutputFolder:
         for item in items:
             by_folder.setdefault(item.cls.folder, []).append(item)
         for folder, class_items in by_folder.items():
+            from PIL import Image
+
             images = [Image.open(self.root / item.file) for item in class_items[:PREVIEW_IMAGES]]
             atomic_write_bytes(self.root / PREVIEWS / f"{folder}.png", encode_png(preview_grid(images)))
 
@@ -260,6 +263,8 @@ def preview_grid(images: list[Image.Image], thumb: int = 128) -> Image.Image:
     columns = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / columns)
     side = min(thumb, max(max(im.size) for im in images))
+    from PIL import Image
+
     grid = Image.new("RGB", (columns * side, rows * side), "white")
     for position, image in enumerate(images):
         tile = image.convert("RGB").resize((side, side))

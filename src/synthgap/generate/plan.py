@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from synthgap.data.items import ImageItems
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
+
+if TYPE_CHECKING:
+    from synthgap.data.items import ImageItems
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,17 @@ source's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
-from synthgap.data.index import LabelledIndex
-from synthgap.data.items import FileItems, ImageItems
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, finish_classes, load_classes
 from synthgap.generate.plan import Item, image_seed
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from synthgap.data.index import LabelledIndex
+    from synthgap.data.items import ImageItems
 
 
 def source_classes(index: LabelledIndex, class_list: str | None = None) -> list[ClassInfo]:
@@ -48,6 +50,8 @@ def source_classes(index: LabelledIndex, class_list: str | None = None) -> list[
 def real_images(index: LabelledIndex) -> dict[int, list[ImageItems]]:
     """Each class's images (by label, in index order), one item each: files with absolute paths (workers may run
     elsewhere), dataset rows as they are."""
+    from synthgap.data.items import FileItems
+
     items = index.items
     by_label: dict[int, list[ImageItems]] = {}
     for position, label in enumerate(index.labels.tolist()):
@@ -87,6 +91,8 @@ def load_rgb(source: ImageItems | None) -> Image.Image:
 
 def square(image: Image.Image, size: int) -> Image.Image:
     """The image's centre square at `size` × `size` (shorter side resized, bicubic): the input img2img starts from."""
+    from PIL import Image
+
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2

@@ -12,9 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, load_classes
@@ -38,6 +36,9 @@ from synthgap.generate.models import (
 )
 from synthgap.generate.plan import Item, Shard, text2img_items
 from synthgap.generate.prompts import DEFAULT_TEMPLATES, PromptMaker, check_templates, load_backgrounds
+
+if TYPE_CHECKING:
+    import torch
 
 PIPELINE = PipelineKind("text2img", "AutoPipelineForText2Image")
 

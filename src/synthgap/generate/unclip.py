@@ -13,11 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from synthgap.data.index import LabelledIndex
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
 from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generator_shard
@@ -41,6 +38,11 @@ PIPELINE = PipelineKind(
     described="an unCLIP image-variation pipeline",
     example=DEFAULT_UNCLIP_MODEL,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthgap.data.index import LabelledIndex
 
 
 @dataclass
