@@ -303,7 +303,6 @@ def test_boolean_options_are_flags_in_help():
 
 def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
     from synthgap import cli
-    from synthgap.commands import generate as generate_commands
     from synthgap.experiments.backends import BACKENDS
     from synthgap.experiments.single import TrainRunConfig
     from synthgap.generate.models import DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL
@@ -313,8 +312,6 @@ def test_help_shows_the_defaults_of_options_that_default_to_the_configs():
     assert f"augmentation (default {config.seed})." in train
     assert option_help(("train",), "--model").endswith(f" (default {config.model.name}).")
     assert f"(default {config.model.stem})." in train
-    repeated = (generate_commands.DEFAULT_TEXT2IMG_MODEL, generate_commands.DEFAULT_UNCLIP_MODEL)
-    assert repeated == (DEFAULT_TEXT2IMG_MODEL, DEFAULT_UNCLIP_MODEL)
     assert cli.BACKENDS == BACKENDS
     for command, model in [
         ("text2img", DEFAULT_TEXT2IMG_MODEL),
@@ -371,7 +368,7 @@ def test_data_describe_takes_a_spec_data_reference(cifake_root, tmp_path, monkey
 
 def test_help_names_every_registered_family_preset_augmentation_and_scheduler(monkeypatch):
     """`train --help` reads its lists from the registries when it is shown, so a family registered at run time (here
-    by the test) is listed. The schedulers are written out (`generate --help` imports no torch): kept in step here."""
+    by the test) is listed; the sampling commands name every registered scheduler."""
     from dataclasses import replace
 
     from synthgap.data.transforms import AUGMENTATIONS, NORMALIZATIONS
@@ -403,7 +400,7 @@ def test_the_sampling_commands_take_every_config_field_with_the_configs_defaults
     defaults; the rest of `SamplingOptions` says where the generation runs."""
     from dataclasses import MISSING, fields
 
-    from synthgap.commands.generate import SamplingOptions
+    from synthgap.generate.command import SamplingOptions
     from synthgap.generate.img2img import Img2ImgConfig
     from synthgap.generate.text2img import Text2ImgConfig
     from synthgap.generate.unclip import UnclipConfig

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from synthgap import speccheck
+from synthgap.commands.generate import GENERATORS
 from synthgap.errors import SynthgapError
 
 HEAVY = ("torch", "torchvision", "timm", "matplotlib", "pandas", "numpy", "PIL")
@@ -49,7 +50,7 @@ def test_help_imports_none_of_the_training_stack():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("generator", ["text2img", "img2img", "unclip"])
+@pytest.mark.parametrize("generator", GENERATORS)
 def test_a_generator_module_imports_none_of_the_training_stack(generator):
     """A generator's module declares its command, so importing it must stay cheap: torch, PIL and numpy load on
     first use."""

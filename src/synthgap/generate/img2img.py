@@ -17,10 +17,24 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
+
+from synthgap.commands.options import DataRoot
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
+from synthgap.generate.command import (
+    Backgrounds,
+    Lora,
+    LoraScale,
+    RealPerClass,
+    RealSource,
+    SamplingOptions,
+    TemplateText,
+    run_sampling,
+    sampling_command,
+)
 from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generator_shard
 from synthgap.generate.lora import (
     LoraFolder,
@@ -186,3 +200,58 @@ class Img2ImgGenerator:
 def generate_img2img(config: Img2ImgConfig, progress: bool = True) -> GenerationResult:
     """Generate (or resume) one shard of an img2img run; see `Img2ImgGenerator`."""
     return Img2ImgGenerator(config)(progress)
+
+
+ScheduleSteps = Annotated[int, typer.Option(help="Denoising steps of the full schedule (strength × steps are run).")]
+
+
+@sampling_command(
+    "img2img",
+    short_help="Image-to-image from each real image under its class prompt.",
+    declare={"steps": ScheduleSteps},
+    steps=30,
+    guidance=2.0,
+)
+def command(
+    options: SamplingOptions,
+    *,
+    source: RealSource,
+    data_root: DataRoot = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            help="Class list for prompt names and fields (its classes must be the source's; default: the "
+            "source's class names).",
+            show_default=False,
+        ),
+    ] = None,
+    per_class: RealPerClass = None,
+    variations: Annotated[int, typer.Option(help="Images made from each real image.")] = 1,
+    strength: Annotated[
+        float, typer.Option(help="How far each real image is noised, in (0, 1]: 1 is pure noise.")
+    ] = 0.75,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TEMPLATE", help="Prompt template (repeatable; default 'a photo of a {name}')."),
+    ] = None,
+    text: TemplateText = "",
+    backgrounds: Backgrounds = None,
+    lora: Lora = None,
+    lora_scale: LoraScale = 1.0,
+) -> None:
+    """Image-to-image from each real image of a source under its class prompt (Real-Fake, DISEF). Rerun to resume."""
+    config = Img2ImgConfig(
+        **options.config_fields(),
+        source=source,
+        data_root=data_root,
+        classes=classes,
+        per_class=per_class,
+        variations=variations,
+        strength=strength,
+        templates=tuple(template or DEFAULT_IMG2IMG_TEMPLATES),
+        text=text,
+        backgrounds=backgrounds,
+        lora=lora,
+        lora_scale=lora_scale,
+    )
+    run_sampling(generate_img2img, config, options)

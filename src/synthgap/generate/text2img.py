@@ -12,10 +12,21 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo, load_classes
+from synthgap.generate.command import (
+    Backgrounds,
+    Lora,
+    LoraScale,
+    SamplingOptions,
+    TemplateText,
+    run_sampling,
+    sampling_command,
+)
 from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generator_shard
 from synthgap.generate.lora import (
     LoraFolder,
@@ -172,3 +183,34 @@ class Text2ImgGenerator:
 def generate_text2img(config: Text2ImgConfig, progress: bool = True) -> GenerationResult:
     """Generate (or resume) one shard of a text-to-image run; see `Text2ImgGenerator`."""
     return Text2ImgGenerator(config)(progress)
+
+
+@sampling_command("text2img", short_help="Text-to-image from the prompts of a class list.")
+def command(
+    options: SamplingOptions,
+    *,
+    classes: Annotated[str, typer.Option(help="imagenet100 | cifar10 | a .txt/.csv/.json class list.")] = "cifar10",
+    per_class: Annotated[int, typer.Option(help="Images per class.")] = 1300,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TEMPLATE", help="Prompt template (repeatable), e.g. 'a photo of a {name}'."),
+    ] = None,
+    text: TemplateText = "",
+    backgrounds: Backgrounds = None,
+    safety_checker: Annotated[bool, typer.Option(help="Run the model's safety checker (off: not loaded).")] = False,
+    lora: Lora = None,
+    lora_scale: LoraScale = 1.0,
+) -> None:
+    """Text-to-image: prompts from a class list through any diffusers text-to-image model. Rerun to resume."""
+    config = Text2ImgConfig(
+        **options.config_fields(),
+        classes=classes,
+        per_class=per_class,
+        templates=tuple(template or DEFAULT_TEMPLATES),
+        text=text,
+        backgrounds=backgrounds,
+        safety_checker=safety_checker,
+        lora=lora,
+        lora_scale=lora_scale,
+    )
+    run_sampling(generate_text2img, config, options)

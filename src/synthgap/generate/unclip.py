@@ -13,10 +13,21 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
+
+from synthgap.commands.options import DataRoot
 from synthgap.errors import SynthgapError
 from synthgap.generate.classes import ClassInfo
+from synthgap.generate.command import (
+    RealPerClass,
+    RealSource,
+    SamplingOptions,
+    model_option,
+    run_sampling,
+    sampling_command,
+)
 from synthgap.generate.common import GenerationResult, describe_common, describe_sampling, generator_shard
 from synthgap.generate.models import (
     DEFAULT_UNCLIP_MODEL,
@@ -31,6 +42,11 @@ from synthgap.generate.plan import Item, Shard
 from synthgap.generate.prompts import fill_template
 from synthgap.generate.real import describe_source, load_rgb, source_classes, variation_items
 
+if TYPE_CHECKING:
+    import torch
+
+    from synthgap.data.index import LabelledIndex
+
 PIPELINE = PipelineKind(
     "unclip",
     "StableUnCLIPImg2ImgPipeline",
@@ -38,11 +54,6 @@ PIPELINE = PipelineKind(
     described="an unCLIP image-variation pipeline",
     example=DEFAULT_UNCLIP_MODEL,
 )
-
-if TYPE_CHECKING:
-    import torch
-
-    from synthgap.data.index import LabelledIndex
 
 
 @dataclass
@@ -162,3 +173,36 @@ def _fields(template: str) -> list[str]:
 def generate_unclip(config: UnclipConfig, progress: bool = True) -> GenerationResult:
     """Generate (or resume) one shard of an unCLIP image-variation run; see `UnclipGenerator`."""
     return UnclipGenerator(config)(progress)
+
+
+@sampling_command(
+    "unclip",
+    short_help="unCLIP image variations of a real data source.",
+    declare={"model": model_option(DEFAULT_UNCLIP_MODEL)},
+    model=DEFAULT_UNCLIP_MODEL,
+    size=768,
+    batch_size=4,
+    guidance=10.0,
+    scheduler="default",
+)
+def command(
+    options: SamplingOptions,
+    *,
+    source: RealSource,
+    data_root: DataRoot = None,
+    per_class: RealPerClass = None,
+    variations: Annotated[int, typer.Option(help="Variations per real image.")] = 1,
+    noise_level: Annotated[int, typer.Option(help="Noise on the image embedding, 0..999.")] = 0,
+    prompt: Annotated[str, typer.Option(help="Optional text beside the image; may use {name}.")] = "",
+) -> None:
+    """unCLIP image variations of a real data source (the paper's oracle-prompt ablation). Rerun to resume."""
+    config = UnclipConfig(
+        **options.config_fields(),
+        source=source,
+        data_root=data_root,
+        per_class=per_class,
+        variations=variations,
+        noise_level=noise_level,
+        prompt=prompt,
+    )
+    run_sampling(generate_unclip, config, options)
