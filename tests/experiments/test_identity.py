@@ -70,10 +70,11 @@ def test_train_names_the_changed_setting_and_reruns_only_when_asked(cifake_root,
     out = tmp_path / "out"
     config = train_config("cifake:real", cifake_root)
     original = run_baseline(config, out / config.run_name(), out, progress=False)
-    # identical settings: the recorded result, nothing trained
-    monkeypatch.setattr("synthgap.experiments.single._train", lambda *a, **k: pytest.fail("trained again"))
-    assert run_baseline(config, out / config.run_name(), out, progress=False) == original
-    monkeypatch.undo()
+    # identical settings: the recorded result, nothing trained (undone alone: `undo()` would also drop the test's
+    # own cache folder, and the runs below would write into the user's)
+    with monkeypatch.context() as patched:
+        patched.setattr("synthgap.experiments.single._train", lambda *a, **k: pytest.fail("trained again"))
+        assert run_baseline(config, out / config.run_name(), out, progress=False) == original
     changed = train_config("cifake:real", cifake_root, **{change: 3 if change == "data.per_class" else 2})
     with pytest.raises(SynthgapError, match=named):
         run_baseline(changed, out / changed.run_name(), out, progress=False)
