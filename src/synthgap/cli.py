@@ -138,21 +138,22 @@ def run(
         int | None,
         typer.Option(
             help="CPU threads of each run, on every backend (default: the spec's resources.cpus; unset: all of this "
-            "process's threads locally, 1 on ray and slurm). Part of each run's identity."
+            "process's threads locally, 1 per process on ray and slurm). Part of each run's identity."
         ),
     ] = None,
     gpus_per_run: Annotated[
         float | None,
         typer.Option(
-            help="GPUs of each run: ray, slurm: 1 or a fraction, e.g. 0.5; local: N whole GPUs train each run as N "
-            "processes (DistributedDataParallel). Default: the spec's resources.gpus, 0."
+            help="GPUs of each run: a fraction, e.g. 0.5 (ray, slurm: runs share a GPU), or N whole GPUs that train "
+            "each run as N processes (DistributedDataParallel) on one machine. Default: the spec's resources.gpus, 0."
         ),
     ] = None,
     nproc: Annotated[
         int,
         typer.Option(
-            help="local: train each run's students in N processes (DistributedDataParallel; one GPU each, or on the "
-            "CPU sharing its threads with gloo). Part of each run's identity."
+            help="Train each run's students in N processes on one machine (DistributedDataParallel; one GPU each, or "
+            "on the CPU sharing its threads with gloo); on ray and slurm they start on the worker. Part of each run's "
+            "identity."
         ),
     ] = 1,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition to submit to.")] = None,

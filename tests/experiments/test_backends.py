@@ -89,6 +89,42 @@ def test_slurm_backend_through_submitit_gives_the_local_records(sweep, tmp_path,
     assert list((tmp_path / "slurm" / "jobs").iterdir())  # submitit's job folders: the runs really were jobs
 
 
+@pytest.fixture
+def group_records(sweep, tmp_path):
+    """The sweep as 2 processes per run on this machine (`synthgap run --nproc 2 --cpus-per-run 2`)."""
+    backend = make_backend("local", Resources(cpus=2, processes=2), out=tmp_path / "group")
+    records = run_experiment(spec := sweep, tmp_path / "group", model_cache=tmp_path / "group-models", progress=False,
+                             backend=backend)  # fmt: skip
+    assert {r.run for r in records} == {run.name for run in plan(spec)}
+    assert all(r.compute["processes"] == 2 and r.compute["threads"] == 1 for r in records)
+    return summary(records)
+
+
+@pytest.mark.slow
+def test_a_run_of_two_processes_on_slurm_and_ray_gives_the_local_group_records(sweep, tmp_path, group_records):
+    """Several processes per run on a cluster: the job (or task) starts them on its machine; the records are those
+    of the same processes started here."""
+    import ray
+
+    resources = Resources(cpus=2, processes=2)
+    assert planned_compute("slurm", resources) == planned_compute("ray", resources) == resources.worker_compute()
+    assert resources.worker_cpus == 2
+    slurm = SlurmBackend(
+        resources, folder=tmp_path / "slurm-jobs", cluster="local", workers=1, parameters={"timeout_min": 10}
+    )
+    slurm.POLL_SECONDS = 0.2
+    records = run_experiment(sweep, tmp_path / "slurm", model_cache=tmp_path / "slurm-models", progress=False,
+                             backend=slurm)  # fmt: skip
+    assert summary(records) == group_records
+    backend = RayBackend(resources, address=None, workers=1)
+    try:
+        records = run_experiment(sweep, tmp_path / "ray", model_cache=tmp_path / "ray-models", progress=False,
+                                 backend=backend)  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert summary(records) == group_records
+
+
 def test_local_runs_compute_with_the_given_threads_and_a_changed_count_is_a_changed_setting(
     cifake_root, sweep, tmp_path, monkeypatch
 ):
@@ -123,7 +159,8 @@ def test_backend_names_and_resources_are_checked(tmp_path):
 @pytest.mark.parametrize(
     ("backend", "gpus", "message"),
     [
-        ("ray", 2, "one run trains in several processes with the local backend only .* Ray and SLURM give each run"),
+        ("ray", 1.5, "gpus per run 1.5: several GPUs per run are whole GPUs, one process each"),
+        ("slurm", 1.5, "gpus per run 1.5: several GPUs per run are whole GPUs, one process each"),
         ("local", 1, "this machine has no GPU and the local backend runs here"),
     ],
 )

@@ -132,7 +132,7 @@ def test_a_run_that_diverges_on_several_processes_is_told_once_and_the_others_go
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"nproc": 2, "backend": "ray"}, "with the local backend only"),
+        ({"gpus_per_run": 1.5, "backend": "ray"}, "several GPUs per run are whole GPUs, one process each"),
         ({"nproc": 0}, "--nproc must be at least 1, got 0"),
         ({"gpus_per_run": 2}, "this machine has no GPU"),
     ],
@@ -145,8 +145,9 @@ def test_processes_a_backend_cannot_give_are_refused_in_one_line(cifake_root, tm
 
 
 def test_a_dry_run_names_the_processes_of_each_run(cifake_root, tmp_path):
-    report = api.dry_run(spec_file(cifake_root, tmp_path / "spec"), tmp_path / "out", api.RunOptions(nproc=2))
-    assert "2 processes" in report
+    for backend in ("local", "slurm"):  # on a cluster too: the job starts them on its machine
+        options = api.RunOptions(nproc=2, backend=backend)
+        assert "2 processes" in api.dry_run(spec_file(cifake_root, tmp_path / "spec"), tmp_path / "out", options)
 
 
 def test_another_process_opens_the_very_set_a_process_describes(tmp_path):

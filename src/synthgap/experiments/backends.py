@@ -1,6 +1,8 @@
 """Where runs execute: this process, Ray tasks, or SLURM jobs (through submitit). What a run does is the same in each:
 `run_in_worker` calls `execute_run`, which writes the record into the run's folder; only the driver appends records
-to results.jsonl (runner.py). A backend only starts runs and reports which have ended.
+to results.jsonl (runner.py). A backend only starts runs and reports which have ended. A run of several processes
+(`experiments.group`) is started by `run_as_group` on the machine that has the run: here with the local backend, on
+the worker's machine with Ray and SLURM (`group_in_worker`).
 
 Every worker must see the experiment folder, the data cache and the model cache at the same paths (shared storage on
 a cluster); a worker that cannot is one clear error.
@@ -38,17 +40,24 @@ RAY_START_NOTICES = "ray._private.authentication.authentication_token_setup"  # 
 
 @dataclass(frozen=True)
 class Resources:
-    """What one run asks for: CPU threads (None: every core of this process locally, 1 on Ray and SLURM), GPUs (a
-    fraction shares a GPU between runs; several, with the local backend, are one process each) and the processes it
-    trains in (`experiments.group`; on the CPU they share its threads)."""
+    """What one run asks for: CPU threads (None: every core of this process locally; on Ray and SLURM one per
+    process), GPUs (a fraction shares a GPU between runs; several are one process each) and the processes it trains
+    in (`experiments.group`; on the CPU they share its threads)."""
 
     cpus: int | None = None
     gpus: float = 0.0
     processes: int = 1
 
     def worker_compute(self) -> Compute:
-        """What a run on a Ray worker or a SLURM job computes with."""
-        return Compute("cuda" if self.gpus else "cpu", self.cpus or 1)
+        """What a run on a Ray worker or a SLURM job computes with: its threads shared by its processes."""
+        processes = run_processes(self)
+        return Compute("cuda" if self.gpus else "cpu", max(1, (self.cpus or processes) // processes), processes)
+
+    @property
+    def worker_cpus(self) -> int:
+        """The CPU cores a Ray task or a SLURM job of one run asks for: every process's threads."""
+        compute = self.worker_compute()
+        return compute.threads * compute.processes
 
 
 def gpu_share(resources: Resources) -> float:
@@ -87,15 +96,30 @@ def run_in_worker(run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
     store = _WORKER_STORES.setdefault(ctx.spec.model_dump_json(), ctx.store)
     ctx = replace(ctx, store=store, device=default_device())  # the worker's own device, not the driver's
     try:
-        check_shared_storage(ctx)
-        if ctx.device.type != ctx.compute.device:
-            raise SynthgapError(
-                f"worker on {socket.gethostname()} computes on {ctx.device.type}, but {run.name} was planned for "
-                f"{ctx.compute.device} (a different device gives other numbers): check the GPUs each run asks for"
-            )
+        check_worker(run, ctx, ctx.device)
         return attempt(run, ctx, fingerprint)
     except SynthgapError as exc:
         return Outcome(error=str(exc))
+
+
+def group_in_worker(run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
+    """Execute one run of several processes from a Ray worker or a SLURM job: they start on the worker's machine,
+    with its GPUs (one each) or its CPU threads shared between them."""
+    try:
+        check_worker(run, ctx, default_device())
+        return run_as_group(run, ctx, fingerprint, ctx.compute)
+    except SynthgapError as exc:
+        return Outcome(error=str(exc))
+
+
+def check_worker(run: Run, ctx: RunContext, device: torch.device) -> None:
+    """A worker sees the driver's folders and computes on the device type the run was planned for."""
+    check_shared_storage(ctx)
+    if device.type != ctx.compute.device:
+        raise SynthgapError(
+            f"worker on {socket.gethostname()} computes on {device.type}, but {run.name} was planned for "
+            f"{ctx.compute.device} (a different device gives other numbers): check the GPUs each run asks for"
+        )
 
 
 def shared_folders(ctx: RunContext) -> dict[str, Path]:
@@ -166,27 +190,33 @@ class GroupBackend(LocalBackend):
         self.compute = compute
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Outcome:
-        run_dir = ctx.run_dir(run)
-        failure = run_dir / FAILURE_FILE
-        failure.unlink(missing_ok=True)
-        # every run's fingerprint: a run finds those of the runs it builds on (a teacher, a scored model) here
-        fingerprints = run_dir / FINGERPRINTS_FILE
-        atomic_write_json(fingerprints, {**ctx.fingerprints, run.name: fingerprint})
-        argv = [
-            "--out", str(ctx.out), "--run", run.name, "--fingerprints", str(fingerprints),
-            "--model-cache", str(ctx.models.folder), "--threads", str(self.compute.threads),
-        ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
-        try:
-            launch(self.compute.processes, argv, module="synthgap.experiments.group")
-            stopped = None
-        except SynthgapError as exc:  # a process failed: the one that failed says why, unless it was killed
-            stopped = f"{run.name}: {exc}"
-        record = committed_record(run_dir, fingerprint)  # recorded: all was done, whatever a process did after
-        if record is not None:
-            return Outcome(record=record)
-        if stopped is not None:
-            return told_failure(failure) or Outcome(error=stopped)
-        return Outcome(error=f"the {self.compute.processes} processes of {run.name} ended without its record")
+        return run_as_group(run, ctx, fingerprint, self.compute)
+
+
+def run_as_group(run: Run, ctx: RunContext, fingerprint: str, compute: Compute) -> Outcome:
+    """Execute `run` as `compute.processes` processes on this machine (`experiments.group`) and read what they left:
+    the committed record, or the error the first failing process wrote."""
+    run_dir = ctx.run_dir(run)
+    failure = run_dir / FAILURE_FILE
+    failure.unlink(missing_ok=True)
+    # every run's fingerprint: a run finds those of the runs it builds on (a teacher, a scored model) here
+    fingerprints = run_dir / FINGERPRINTS_FILE
+    atomic_write_json(fingerprints, {**ctx.fingerprints, run.name: fingerprint})
+    argv = [
+        "--out", str(ctx.out), "--run", run.name, "--fingerprints", str(fingerprints),
+        "--model-cache", str(ctx.models.folder), "--threads", str(compute.threads),
+    ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
+    try:
+        launch(compute.processes, argv, module="synthgap.experiments.group")
+        stopped = None
+    except SynthgapError as exc:  # a process failed: the one that failed says why, unless it was killed
+        stopped = f"{run.name}: {exc}"
+    record = committed_record(run_dir, fingerprint)  # recorded: all was done, whatever a process did after
+    if record is not None:
+        return Outcome(record=record)
+    if stopped is not None:
+        return told_failure(failure) or Outcome(error=stopped)
+    return Outcome(error=f"the {compute.processes} processes of {run.name} ended without its record")
 
 
 def told_failure(path: Path) -> Outcome | None:
@@ -220,7 +250,7 @@ class RayBackend:
         self.ray = ray
         self.compute = resources.worker_compute()
         self.gpu_share = gpu_share(resources)
-        cpus = self.compute.threads
+        cpus = resources.worker_cpus
         if not ray.is_initialized():
             local = {} if address else {"num_cpus": (workers or os.cpu_count() or 1) * cpus}
             if not address and resources.gpus:
@@ -238,7 +268,8 @@ class RayBackend:
         if fits < 1:
             raise SynthgapError(f"the Ray cluster ({cluster}) has no room for one run asking for {resources}")
         self.slots = fits
-        self.task = ray.remote(run_in_worker).options(num_cpus=cpus, num_gpus=resources.gpus, max_retries=3)
+        work = group_in_worker if self.compute.processes > 1 else run_in_worker
+        self.task = ray.remote(work).options(num_cpus=cpus, num_gpus=resources.gpus, max_retries=3)
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
         return self.task.remote(run, ctx, fingerprint)
@@ -275,12 +306,13 @@ class SlurmBackend:
         self.gpu_share = 1.0  # a job gets whole GPUs (a fraction is rounded up), which no other job shares
         self.executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         gpus = int(resources.gpus + 0.999)
-        self.executor.update_parameters(cpus_per_task=self.compute.threads, gpus_per_node=gpus, **parameters)
+        self.executor.update_parameters(cpus_per_task=resources.worker_cpus, gpus_per_node=gpus, **parameters)
         self.slots = workers or 64
+        self.work = group_in_worker if self.compute.processes > 1 else run_in_worker
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
         self.executor.update_parameters(name=run.name)
-        return self.executor.submit(run_in_worker, run, ctx, fingerprint)
+        return self.executor.submit(self.work, run, ctx, fingerprint)
 
     def wait(self, handles: list[Any]) -> list[Any]:
         while True:
@@ -304,15 +336,8 @@ def local_compute(threads: int | None = None, device: torch.device | None = None
 
 
 def check_resources(name: str, resources: Resources) -> None:
-    """What a run of backend `name` can have: on Ray and SLURM one GPU at most (a fraction shares one between runs)
-    and one process; on the local backend GPUs only where this machine has them, several only as whole GPUs, one
-    process each."""
-    several = resources.gpus > 1 or resources.processes > 1
-    if name != "local" and several:
-        raise SynthgapError(
-            f"{_asked(resources)}: one run trains in several processes with the local backend only (synthgap run "
-            "--nproc N, or --gpus-per-run N on a machine with N GPUs); Ray and SLURM give each run one GPU at most"
-        )
+    """What a run of backend `name` can have: GPUs only where this machine has them (local backend), several only as
+    whole GPUs, one process each (a fraction shares one GPU between Ray or SLURM runs)."""
     if resources.processes < 1:
         raise SynthgapError(f"--nproc must be at least 1, got {resources.processes}")
     if name == "local" and resources.gpus and not torch.cuda.is_available():
@@ -339,7 +364,7 @@ def _asked(resources: Resources) -> str:
 
 
 def run_processes(resources: Resources) -> int:
-    """The processes each run of the local backend trains in: `--nproc`, or one per GPU when it has several."""
+    """The processes each run trains in: `--nproc`, or one per GPU when it has several."""
     return max(resources.processes, int(resources.gpus))
 
 
