@@ -230,7 +230,8 @@ def _resources(spec: ExperimentSpec, options: RunOptions):
     from synthgap.experiments.backends import Resources
 
     gpus = spec.resources.gpus if options.gpus_per_run is None else options.gpus_per_run
-    return Resources(cpus=options.cpus_per_run or spec.resources.cpus, gpus=gpus, processes=options.nproc)
+    nodes = spec.resources.nodes if options.nodes_per_run is None else options.nodes_per_run
+    return Resources(cpus=options.cpus_per_run or spec.resources.cpus, gpus=gpus, processes=options.nproc, nodes=nodes)
 
 
 def _path(value: str | os.PathLike | None, what: str = "model_cache") -> Path | None:

@@ -156,6 +156,14 @@ def run(
             "identity."
         ),
     ] = 1,
+    nodes_per_run: Annotated[
+        int | None,
+        typer.Option(
+            help="slurm: machines each run trains on, one task each starting its processes (--gpus-per-run or "
+            "--nproc of them); they train the run together. Default: the spec's resources.nodes, 1.",
+            show_default=False,
+        ),
+    ] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition to submit to.")] = None,
     slurm_time: Annotated[int | None, typer.Option(help="slurm: time limit of each job in minutes.")] = None,
     slurm_cluster: Annotated[
@@ -175,7 +183,7 @@ def run(
         data_root=data_root, epochs=epochs, per_class=per_class, width=width, seeds=_int_list(seeds, "--seeds"),
         n=_int_list(n, "--n"), overrides=set_values or None, skip_bad=skip_bad,
         backend=backend, address=address, workers=workers, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-        nproc=nproc,
+        nproc=nproc, nodes_per_run=nodes_per_run,
         slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cluster=slurm_cluster, model_cache=model_cache,
         rerun_changed=rerun_changed, keep_going=keep_going, progress=not quiet,
     )  # fmt: skip

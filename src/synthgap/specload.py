@@ -40,7 +40,8 @@ class RunOptions:
     {"max": N}, "balanced", "matched"), `width`, `overrides` ({dotted key: value}, or "KEY=VALUE" strings with YAML
     values as `--set`), `skip_bad`.
     Execution: `backend` (local | ray | slurm), `address`, `workers`, `cpus_per_run`, `gpus_per_run`, `nproc`
-    (the processes each run trains in, local backend: `experiments.group`), `slurm_partition`, `slurm_time`
+    (the processes each run trains in on each machine: `experiments.group`), `nodes_per_run` (machines, slurm),
+    `slurm_partition`, `slurm_time`
     (minutes), `slurm_cluster`, `model_cache`, `rerun_changed`, `keep_going`, `progress` (progress bars)."""
 
     data_root: str | os.PathLike | None = None
@@ -57,6 +58,7 @@ class RunOptions:
     cpus_per_run: int | None = None
     gpus_per_run: float | None = None
     nproc: int = 1
+    nodes_per_run: int | None = None
     slurm_partition: str | None = None
     slurm_time: int | None = None
     slurm_cluster: str | None = None

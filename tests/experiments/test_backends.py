@@ -1,6 +1,7 @@
 """Backends: the same runs give the same records wherever they execute (this process, Ray tasks, SLURM jobs through
 submitit's local executor), and a driver killed mid-sweep leaves nothing lost or duplicated."""
 
+import json
 import os
 import re
 import signal
@@ -90,18 +91,38 @@ def test_slurm_backend_through_submitit_gives_the_local_records(sweep, tmp_path,
 
 
 @pytest.fixture
-def group_records(sweep, tmp_path):
-    """The sweep as 2 processes per run on this machine (`synthgap run --nproc 2 --cpus-per-run 2`)."""
+def one_run(cifake_root, tmp_path) -> ExperimentSpec:
+    """A run of several processes starts them all each time: one baseline keeps these tests short (test_group.py
+    runs transfers and scratch arms in groups)."""
+    data = {"data_root": str(cifake_root), "per_class": 2, "cache_dir": str(tmp_path / "data-cache")}
+    return tiny_spec(cifake_root, [{"kind": "baseline", "sides": ["real"]}], name="backends", data=data)
+
+
+@pytest.fixture
+def group_records(one_run, tmp_path):
+    """The run as 2 processes on this machine (`synthgap run --nproc 2 --cpus-per-run 2`)."""
     backend = make_backend("local", Resources(cpus=2, processes=2), out=tmp_path / "group")
-    records = run_experiment(spec := sweep, tmp_path / "group", model_cache=tmp_path / "group-models", progress=False,
+    records = run_experiment(one_run, tmp_path / "group", model_cache=tmp_path / "group-models", progress=False,
                              backend=backend)  # fmt: skip
-    assert {r.run for r in records} == {run.name for run in plan(spec)}
+    assert {r.run for r in records} == {run.name for run in plan(one_run)}
     assert all(r.compute["processes"] == 2 and r.compute["threads"] == 1 for r in records)
     return summary(records)
 
 
+def records_on(backend, spec: ExperimentSpec, folder) -> dict:
+    records = run_experiment(spec, folder, model_cache=folder / "models", progress=False, backend=backend)
+    return summary(records)
+
+
+def local_slurm(resources: Resources, folder) -> SlurmBackend:
+    """A SLURM backend on submitit's local executor (its jobs are processes here)."""
+    backend = SlurmBackend(resources, folder=folder, cluster="local", workers=1, parameters={"timeout_min": 10})
+    backend.POLL_SECONDS = 0.2
+    return backend
+
+
 @pytest.mark.slow
-def test_a_run_of_two_processes_on_slurm_and_ray_gives_the_local_group_records(sweep, tmp_path, group_records):
+def test_a_run_of_two_processes_on_slurm_and_ray_gives_the_local_group_records(one_run, tmp_path, group_records):
     """Several processes per run on a cluster: the job (or task) starts them on its machine; the records are those
     of the same processes started here."""
     import ray
@@ -109,20 +130,31 @@ def test_a_run_of_two_processes_on_slurm_and_ray_gives_the_local_group_records(s
     resources = Resources(cpus=2, processes=2)
     assert planned_compute("slurm", resources) == planned_compute("ray", resources) == resources.worker_compute()
     assert resources.worker_cpus == 2
-    slurm = SlurmBackend(
-        resources, folder=tmp_path / "slurm-jobs", cluster="local", workers=1, parameters={"timeout_min": 10}
-    )
-    slurm.POLL_SECONDS = 0.2
-    records = run_experiment(sweep, tmp_path / "slurm", model_cache=tmp_path / "slurm-models", progress=False,
-                             backend=slurm)  # fmt: skip
-    assert summary(records) == group_records
-    backend = RayBackend(resources, address=None, workers=1)
+    assert records_on(local_slurm(resources, tmp_path / "slurm-jobs"), one_run, tmp_path / "slurm") == group_records
     try:
-        records = run_experiment(sweep, tmp_path / "ray", model_cache=tmp_path / "ray-models", progress=False,
-                                 backend=backend)  # fmt: skip
+        assert records_on(RayBackend(resources, address=None, workers=1), one_run, tmp_path / "ray") == group_records
     finally:
         ray.shutdown()
-    assert summary(records) == group_records
+    # two machines of one process each: two tasks of one job (submitit's local executor stands them on this one)
+    machines = Resources(cpus=1, nodes=2)
+    assert machines.worker_compute() == resources.worker_compute() and machines.worker_cpus == 1
+    assert records_on(local_slurm(machines, tmp_path / "nodes-jobs"), one_run, tmp_path / "nodes") == group_records
+    assert all(json.loads(path.read_text())["endpoint"] for path in (tmp_path / "nodes").rglob("meeting.json"))
+
+
+@pytest.mark.parametrize(
+    ("backend", "resources", "message"),
+    [
+        ("local", Resources(nodes=2), "a run spans several machines with the slurm backend only"),
+        ("ray", Resources(nodes=2), "a run spans several machines with the slurm backend only"),
+        ("slurm", Resources(nodes=0), "nodes per run \\(--nodes-per-run, resources.nodes\\) must be at least 1, got 0"),
+        ("slurm", Resources(nodes=2, gpus=0.5), "nodes per run 2: each machine needs whole GPUs, got 0.5"),
+    ],
+)
+def test_machines_a_run_cannot_span_are_refused_in_one_line(tmp_path, backend, resources, message):
+    with pytest.raises(SynthgapError, match=message):
+        make_backend(backend, resources, out=tmp_path)
+    assert planned_compute("slurm", Resources(cpus=8, gpus=2, nodes=3)).processes == 6
 
 
 def test_local_runs_compute_with_the_given_threads_and_a_changed_count_is_a_changed_setting(

@@ -148,6 +148,16 @@ def test_a_dry_run_names_the_processes_of_each_run(cifake_root, tmp_path):
     for backend in ("local", "slurm"):  # on a cluster too: the job starts them on its machine
         options = api.RunOptions(nproc=2, backend=backend)
         assert "2 processes" in api.dry_run(spec_file(cifake_root, tmp_path / "spec"), tmp_path / "out", options)
+    machines = api.RunOptions(backend="slurm", nodes_per_run=3)  # a process on each of 3 machines
+    assert "3 processes" in api.dry_run(spec_file(cifake_root, tmp_path / "spec"), tmp_path / "out", machines)
+
+
+def test_a_spec_asks_for_machines_per_run_in_its_resources(cifake_root, tmp_path):
+    spec = spec_file(cifake_root, tmp_path / "spec")
+    spec.write_text(spec.read_text() + "resources: {nodes: 2}\n")
+    assert "2 processes" in api.dry_run(spec, tmp_path / "out", api.RunOptions(backend="slurm"))
+    with pytest.raises(SynthgapError, match="nodes per run 2 .*: a run spans several machines with the slurm backend"):
+        api.dry_run(spec, tmp_path / "out", api.RunOptions())
 
 
 def test_another_process_opens_the_very_set_a_process_describes(tmp_path):

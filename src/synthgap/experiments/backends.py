@@ -2,7 +2,8 @@
 `run_in_worker` calls `execute_run`, which writes the record into the run's folder; only the driver appends records
 to results.jsonl (runner.py). A backend only starts runs and reports which have ended. A run of several processes
 (`experiments.group`) is started by `run_as_group` on the machine that has the run: here with the local backend, on
-the worker's machine with Ray and SLURM (`group_in_worker`).
+the worker's machine with Ray and SLURM (`group_in_worker`); a run on several machines is one SLURM job with a task
+on each (`group_in_job`).
 
 Every worker must see the experiment folder, the data cache and the model cache at the same paths (shared storage on
 a cluster); a worker that cannot is one clear error.
@@ -31,7 +32,7 @@ from synthgap.experiments.runs import Run, RunContext
 from synthgap.experiments.store import DataStore
 from synthgap.io import atomic_write_json
 from synthgap.train.compute import Compute, using_threads
-from synthgap.train.distributed import check_nproc, launch
+from synthgap.train.distributed import ONE_NODE, Nodes, check_nproc, launch
 from synthgap.train.loop import default_device
 
 BACKENDS = ("local", "ray", "slurm")
@@ -47,17 +48,19 @@ class Resources:
     cpus: int | None = None
     gpus: float = 0.0
     processes: int = 1
+    nodes: int = 1  # machines (SLURM): each starts `run_processes` processes
 
     def worker_compute(self) -> Compute:
-        """What a run on a Ray worker or a SLURM job computes with: its threads shared by its processes."""
+        """What a run on a Ray worker or a SLURM job computes with: the threads of each machine shared by its
+        processes, and the processes of every machine."""
         processes = run_processes(self)
-        return Compute("cuda" if self.gpus else "cpu", max(1, (self.cpus or processes) // processes), processes)
+        threads = max(1, (self.cpus or processes) // processes)
+        return Compute("cuda" if self.gpus else "cpu", threads, processes * self.nodes)
 
     @property
     def worker_cpus(self) -> int:
-        """The CPU cores a Ray task or a SLURM job of one run asks for: every process's threads."""
-        compute = self.worker_compute()
-        return compute.threads * compute.processes
+        """The CPU cores a Ray task or a SLURM task (one per machine) of one run asks for: its processes' threads."""
+        return self.worker_compute().threads * run_processes(self)
 
 
 def gpu_share(resources: Resources) -> float:
@@ -196,27 +199,92 @@ class GroupBackend(LocalBackend):
 def run_as_group(run: Run, ctx: RunContext, fingerprint: str, compute: Compute) -> Outcome:
     """Execute `run` as `compute.processes` processes on this machine (`experiments.group`) and read what they left:
     the committed record, or the error the first failing process wrote."""
+    argv = prepare_group(run, ctx, fingerprint, compute)
+    return group_outcome(run, ctx, fingerprint, compute, _launched(run, compute.processes, argv))
+
+
+def prepare_group(run: Run, ctx: RunContext, fingerprint: str, compute: Compute) -> list[str]:
+    """Clear the run's last failure, tell its processes every run's fingerprint (a run finds those of the runs it
+    builds on, a teacher, a scored model, there), and return their arguments."""
     run_dir = ctx.run_dir(run)
-    failure = run_dir / FAILURE_FILE
-    failure.unlink(missing_ok=True)
-    # every run's fingerprint: a run finds those of the runs it builds on (a teacher, a scored model) here
-    fingerprints = run_dir / FINGERPRINTS_FILE
-    atomic_write_json(fingerprints, {**ctx.fingerprints, run.name: fingerprint})
-    argv = [
-        "--out", str(ctx.out), "--run", run.name, "--fingerprints", str(fingerprints),
-        "--model-cache", str(ctx.models.folder), "--threads", str(compute.threads),
-    ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
+    (run_dir / FAILURE_FILE).unlink(missing_ok=True)
+    atomic_write_json(run_dir / FINGERPRINTS_FILE, {**ctx.fingerprints, run.name: fingerprint})
+    return group_args(run, ctx, compute)
+
+
+def _launched(run: Run, processes: int, argv: list[str], nodes: Nodes = ONE_NODE) -> str | None:
+    """Start this machine's `processes` of the run and wait for them: None, or why they stopped."""
     try:
-        launch(compute.processes, argv, module="synthgap.experiments.group")
-        stopped = None
+        launch(processes, argv, nodes, module="synthgap.experiments.group")
+        return None
     except SynthgapError as exc:  # a process failed: the one that failed says why, unless it was killed
-        stopped = f"{run.name}: {exc}"
+        return f"{run.name}: {exc}"
+
+
+def group_outcome(run: Run, ctx: RunContext, fingerprint: str, compute: Compute, stopped: str | None) -> Outcome:
+    run_dir = ctx.run_dir(run)
     record = committed_record(run_dir, fingerprint)  # recorded: all was done, whatever a process did after
     if record is not None:
         return Outcome(record=record)
     if stopped is not None:
-        return told_failure(failure) or Outcome(error=stopped)
+        return told_failure(run_dir / FAILURE_FILE) or Outcome(error=stopped)
     return Outcome(error=f"the {compute.processes} processes of {run.name} ended without its record")
+
+
+MEETING_FILE = "meeting.json"  # where the machines of a run on several meet: the first task's host and port
+MEETING_WAIT_SECONDS = 600.0
+
+
+def group_in_job(run: Run, ctx: RunContext, fingerprint: str) -> Outcome | None:
+    """One task of a SLURM job that trains a run on several machines, one task each. The first task prepares the run,
+    picks a free port on its machine and writes where to meet into the run's folder; every task then starts its
+    machine's processes, which meet there and train the run together (its global first process writes the record,
+    on whichever machine it is). The first task's outcome is the job's (`job.result()`); the others return None."""
+    import submitit
+
+    job = submitit.JobEnvironment()
+    meeting = ctx.run_dir(run) / MEETING_FILE
+    per_machine = ctx.compute.processes // job.num_tasks
+    try:
+        check_worker(run, ctx, default_device())
+        if job.global_rank == 0:
+            argv = prepare_group(run, ctx, fingerprint, ctx.compute)
+            atomic_write_json(meeting, {"job": job.job_id, "endpoint": f"{socket.gethostname()}:{_free_port()}"})
+        else:
+            argv = group_args(run, ctx, ctx.compute)
+        endpoint = _meeting_point(meeting, job.job_id)
+        stopped = _launched(run, per_machine, argv, Nodes(job.num_tasks, endpoint, f"synthgap-{job.job_id}"))
+        return group_outcome(run, ctx, fingerprint, ctx.compute, stopped) if job.global_rank == 0 else None
+    except SynthgapError as exc:
+        return Outcome(error=str(exc))
+
+
+def group_args(run: Run, ctx: RunContext, compute: Compute) -> list[str]:
+    """The arguments of a run's processes (`python -m synthgap.experiments.group`), on every machine."""
+    return [
+        "--out", str(ctx.out), "--run", run.name, "--fingerprints", str(ctx.run_dir(run) / FINGERPRINTS_FILE),
+        "--model-cache", str(ctx.models.folder), "--threads", str(compute.threads),
+    ] + ["--quiet"] * (not ctx.progress)  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def _meeting_point(meeting: Path, job_id: str) -> str:
+    """The endpoint the first task of job `job_id` wrote (an older job's file is not this job's)."""
+    deadline = time.monotonic() + MEETING_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            told = json.loads(meeting.read_text())
+            if told.get("job") == job_id:
+                return str(told["endpoint"])
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise SynthgapError(f"{meeting}: the first task of job {job_id} did not say where to meet within 10 minutes")
 
 
 def told_failure(path: Path) -> Outcome | None:
@@ -307,8 +375,13 @@ class SlurmBackend:
         self.executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         gpus = int(resources.gpus + 0.999)
         self.executor.update_parameters(cpus_per_task=resources.worker_cpus, gpus_per_node=gpus, **parameters)
+        if resources.nodes > 1:  # a task per machine; submitit's local executor has one machine: its tasks stand in
+            machines = {"tasks_per_node": resources.nodes} if cluster == "local" else {"nodes": resources.nodes}
+            self.executor.update_parameters(**{"tasks_per_node": 1, **machines})
         self.slots = workers or 64
-        self.work = group_in_worker if self.compute.processes > 1 else run_in_worker
+        self.work = (
+            group_in_job if resources.nodes > 1 else group_in_worker if self.compute.processes > 1 else run_in_worker
+        )
 
     def submit(self, run: Run, ctx: RunContext, fingerprint: str) -> Any:
         self.executor.update_parameters(name=run.name)
@@ -322,7 +395,7 @@ class SlurmBackend:
             time.sleep(self.POLL_SECONDS)
 
     def outcome(self, handle: Any) -> Outcome:
-        return handle.result()
+        return handle.results()[0]  # the first task's (a run on several machines has a task on each)
 
     def close(self) -> None:
         pass
@@ -340,6 +413,17 @@ def check_resources(name: str, resources: Resources) -> None:
     whole GPUs, one process each (a fraction shares one GPU between Ray or SLURM runs)."""
     if resources.processes < 1:
         raise SynthgapError(f"--nproc must be at least 1, got {resources.processes}")
+    if resources.nodes < 1:
+        raise SynthgapError(
+            f"nodes per run (--nodes-per-run, resources.nodes) must be at least 1, got {resources.nodes}"
+        )
+    if resources.nodes > 1 and name != "slurm":
+        raise SynthgapError(
+            f"nodes per run {resources.nodes} (--nodes-per-run, resources.nodes): a run spans several machines with "
+            "the slurm backend only (one task per machine); on one machine use --nproc or --gpus-per-run"
+        )
+    if resources.nodes > 1 and 0 < resources.gpus < 1:
+        raise SynthgapError(f"nodes per run {resources.nodes}: each machine needs whole GPUs, got {resources.gpus:g}")
     if name == "local" and resources.gpus and not torch.cuda.is_available():
         raise SynthgapError(
             f"gpus per run (--gpus-per-run, resources.gpus) is {resources.gpus:g}, but this machine has no GPU and "

@@ -73,3 +73,6 @@ class RunResources(Strict):
     # thread count changes a training's numbers, so it is part of each run's identity.
     cpus: int | None = Field(None, ge=1)
     gpus: float = Field(0.0, ge=0)
+    # Machines one run trains on (slurm backend): each starts the run's processes (gpus of them, or --nproc), which
+    # train it together; part of each run's identity through its process count.
+    nodes: int = Field(1, ge=1)
