@@ -222,6 +222,8 @@ def _launched(run: Run, processes: int, argv: list[str], nodes: Nodes = ONE_NODE
 
 
 def group_outcome(run: Run, ctx: RunContext, fingerprint: str, compute: Compute, stopped: str | None) -> Outcome:
+    """What a run's processes left: its committed record, else the error the first that failed wrote (or why they
+    stopped, `stopped`)."""
     run_dir = ctx.run_dir(run)
     record = committed_record(run_dir, fingerprint)  # recorded: all was done, whatever a process did after
     if record is not None:
@@ -279,9 +281,9 @@ def _meeting_point(meeting: Path, job_id: str) -> str:
     while time.monotonic() < deadline:
         try:
             told = json.loads(meeting.read_text())
-            if told.get("job") == job_id:
+            if isinstance(told, dict) and told.get("job") == job_id:
                 return str(told["endpoint"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError):  # not written yet, or being replaced
             pass
         time.sleep(0.2)
     raise SynthgapError(f"{meeting}: the first task of job {job_id} did not say where to meet within 10 minutes")
