@@ -102,7 +102,8 @@ def dry_run(
     options = options or RunOptions()
     out = _out_folder(out)  # a dry run refuses an out the run could not create, with the run's line
     spec = _validated(spec, options)
-    return dry_run_report(spec, out, planned_compute(options.backend, _resources(spec, options)))
+    compute = planned_compute(options.backend, _resources(spec, options))
+    return dry_run_report(spec, out, compute, progress=options.progress)
 
 
 def experiment_spec(

@@ -111,6 +111,37 @@ def test_a_moved_or_touched_copy_keeps_its_key_and_cache(cifake_root, tmp_path, 
     assert len(list((tmp_path / "cache" / cache.KEYS).iterdir())) == 3  # one per version of the files seen
 
 
+def test_skipped_images_are_named_as_the_copy_read_names_them(cifake_root, tmp_path):
+    """With --skip-bad the cache names the images it skipped: a copy elsewhere (the same key) names its own files."""
+    index = real_train(cifake_root)
+    index.paths[3].write_bytes(b"not an image at all")
+    copy = tmp_path / "copy"
+    shutil.copytree(cifake_root, copy)
+    for root in (cifake_root, copy, cifake_root):
+        moved = real_train(root)
+        data = load_images(moved, 32, cache_dir=tmp_path / "cache", skip_bad=True, workers=1, progress=False)
+        assert data.skipped == [str(moved.paths[3])] and len(data) == len(moved) - 1
+    assert cache_key(real_train(copy), 32, tmp_path / "cache") == cache_key(index, 32, tmp_path / "cache")
+
+
+def test_a_key_found_while_an_image_could_not_be_read_is_not_remembered(cifake_root, tmp_path, monkeypatch):
+    index = real_train(cifake_root)
+    failing = index.paths[5]
+    real = cache.file_digest
+
+    def flaky(path, *args):
+        if path == failing:
+            raise OSError(5, "Input/output error")
+        return real(path, *args)
+
+    monkeypatch.setattr(cache, "file_digest", flaky)
+    with_error = cache_key(index, 32, tmp_path)
+    assert not (tmp_path / cache.KEYS).exists()  # a passing read error is not kept as the images' identity
+    monkeypatch.setattr(cache, "file_digest", real)
+    assert cache_key(index, 32, tmp_path) != with_error
+    assert len(list((tmp_path / cache.KEYS).iterdir())) == 1
+
+
 def test_a_remembered_key_reads_no_image_and_a_bad_memo_is_found_again(cifake_root, tmp_path, monkeypatch):
     index = real_train(cifake_root)
     key = cache_key(index, 32, tmp_path)

@@ -142,6 +142,41 @@ def test_a_run_of_two_processes_on_slurm_and_ray_gives_the_local_group_records(o
     assert all(json.loads(path.read_text())["endpoint"] for path in (tmp_path / "nodes").rglob("meeting.json"))
 
 
+def test_a_job_of_several_machines_tells_the_first_error_any_of_them_met(tmp_path):
+    from synthgap.experiments.backends import MEETING_FILE, Outcome, _meeting_point
+
+    backend = local_slurm(Resources(cpus=1, nodes=2), tmp_path / "jobs")  # cluster chosen or given: local here
+    assert backend.executor._executor.parameters["tasks_per_node"] == 2  # its tasks stand for the machines
+
+    class Job:  # what submitit hands back: every task's outcome, the first task's first
+        def __init__(self, *outcomes):
+            self.outcomes = list(outcomes)
+
+        def results(self):
+            return self.outcomes
+
+    assert backend.outcome(Job(Outcome(error="timed out waiting"), Outcome(error="cannot use the data cache"))).error
+    assert backend.outcome(Job(Outcome(error="lost a peer"), None)).error == "lost a peer"
+    assert backend.outcome(Job(Outcome(), Outcome(error="cannot use the data cache"))).error == (
+        "cannot use the data cache"  # the first task had nothing to say: another machine's cause
+    )
+    meeting = tmp_path / MEETING_FILE
+    meeting.write_text(json.dumps({"job": "7.0", "error": "worker on n1 cannot use the model cache /m"}))
+    with pytest.raises(SynthgapError, match="the first machine of the run stopped: worker on n1 cannot use"):
+        _meeting_point(meeting, "7.0")
+    meeting.write_text(json.dumps({"job": "7.1", "endpoint": "n1:29400"}))  # the same job, requeued: its new start
+    assert _meeting_point(meeting, "7.1") == "n1:29400"
+
+
+def test_a_cluster_run_is_not_checked_against_the_drivers_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # a head node with one GPU submits 4-GPU runs
+    assert planned_compute("slurm", Resources(gpus=4, cpus=16)).processes == 4
+    assert planned_compute("ray", Resources(gpus=2)).processes == 2
+    with pytest.raises(SynthgapError, match="this machine has 1 visible GPU"):
+        planned_compute("local", Resources(gpus=4))
+
+
 @pytest.mark.parametrize(
     ("backend", "resources", "message"),
     [

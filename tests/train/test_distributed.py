@@ -21,6 +21,7 @@ from synthgap.data.transforms import NORMALIZATIONS, build_augmentation
 from synthgap.errors import SynthgapError
 from synthgap.experiments.results import read_results
 from synthgap.train.checkpoint import METADATA
+from synthgap.train.distributed import Nodes, launch
 
 RUN = "baseline-real-s0"
 TIME_FIELDS = {"seconds", "curve"}  # wall time, and the learning curve's rows that carry it
@@ -218,3 +219,18 @@ def test_several_machines_need_a_place_to_meet(cifake_root, tmp_path, options, m
     )
     assert done.returncode == 2 and done.stderr.count("synthgap: error:") == 1, done.stderr
     assert message in done.stderr
+
+
+def test_machines_that_never_meet_are_one_error_line(monkeypatch):
+    from torch.distributed.elastic.rendezvous.api import RendezvousTimeoutError
+    from torch.distributed.launcher import api as launcher
+
+    def never_met(config, entrypoint):
+        def start(*args):
+            raise RendezvousTimeoutError("The node 'n2' has not joined in time.\nmore lines")
+
+        return start
+
+    monkeypatch.setattr(launcher, "elastic_launch", never_met)
+    with pytest.raises(SynthgapError, match=r"^the 2 machine\(s\) of the run did not all meet at n1:29400: The node"):
+        launch(1, ["--help"], Nodes(2, "n1:29400"))

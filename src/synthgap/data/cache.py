@@ -39,6 +39,7 @@ from synthgap.progress import progress_bar
 
 KEYS = "keys"  # the cache dir's folder of remembered keys
 KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
+UNREADABLE = "unreadable"  # an image's digest when its bytes cannot be read
 
 
 def cache_key(index: LabelledIndex, resolution: int, cache_dir: Path | None = None, *, progress: bool = False) -> str:
@@ -53,10 +54,18 @@ def cache_key(index: LabelledIndex, resolution: int, cache_dir: Path | None = No
     memo = (Path(cache_dir) if cache_dir else default_cache_dir()) / KEYS / f"{seen.hexdigest()[:32]}.json"
     key = _remembered_key(memo, len(index))
     if key is None:
-        key = _content_key(index, head, labels, progress)
-        with suppress(OSError):  # a read-only cache dir: the key is found again next time, never wrong
-            atomic_write_json(memo, {"key": key, "images": len(index)})
+        key, unreadable = _content_key(index, head, labels, progress)
+        if not unreadable:  # a read error may pass (a network mount): such a key is found again next time
+            with suppress(OSError):  # a read-only cache dir: the key is found again next time, never wrong
+                atomic_write_json(memo, {"key": key, "images": len(index)})
     return key
+
+
+def _names_digest(index: LabelledIndex) -> str:
+    h = hashlib.sha256()
+    for position in range(len(index)):
+        h.update(f"{index.items.name(position)}\n".encode())
+    return h.hexdigest()[:12]
 
 
 def _remembered_key(memo: Path, count: int) -> str | None:
@@ -71,20 +80,22 @@ def _remembered_key(memo: Path, count: int) -> str | None:
     return key if isinstance(key, str) and KEY_PATTERN.fullmatch(key) else None
 
 
-def _content_key(index: LabelledIndex, head: bytes, labels: list[int], progress: bool) -> str:
+def _content_key(index: LabelledIndex, head: bytes, labels: list[int], progress: bool) -> tuple[str, int]:
     """The digest of every image's bytes and label in order (read by a few threads: hashing and reads release the
-    GIL). An image that cannot be read counts as unreadable, as decoding with `skip_bad` treats it."""
+    GIL), and how many images could not be read (they count as unreadable, as decoding with `skip_bad` treats
+    them)."""
     h = hashlib.sha256(head)
+    unreadable = 0
     bar = progress_bar(len(index), desc=f"identify {index.name}", unit="img", enabled=progress, leave=False)
-    digests = []
-    with ThreadPoolExecutor(HASH_THREADS) as pool:
-        for chunk in index.items.chunks(CHUNK):  # a chunk's sources at a time: a dataset's bytes never all in memory
-            digests += pool.map(_source_digest, list(chunk.sources()))
+    with bar, ThreadPoolExecutor(HASH_THREADS) as pool:
+        for start, chunk in zip(range(0, len(index), CHUNK), index.items.chunks(CHUNK), strict=True):
+            # a chunk's sources at a time: a dataset's bytes are never all in memory
+            digests = pool.map(_source_digest, list(chunk.sources()))
+            for digest, label in zip(digests, labels[start : start + len(chunk)], strict=True):
+                unreadable += digest.startswith(UNREADABLE)
+                h.update(f"{digest}\0{label}\n".encode())
             bar.update(len(chunk))
-    for digest, label in zip(digests, labels, strict=True):
-        h.update(f"{digest}\0{label}\n".encode())
-    bar.close()
-    return h.hexdigest()[:32]
+    return h.hexdigest()[:32], unreadable
 
 
 def _source_digest(item: tuple[str, ImageSource]) -> str:
@@ -93,8 +104,8 @@ def _source_digest(item: tuple[str, ImageSource]) -> str:
         if isinstance(source, Path):
             return file_digest(source)
         return hashlib.sha256(source.read()).hexdigest()
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or type(exc).__name__}"
+    except OSError:
+        return UNREADABLE
 
 
 def load_images(
@@ -114,7 +125,8 @@ def load_images(
         raise SynthgapError(f"image resolution must be at least 8 pixels, got {resolution}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     files_key = files_key or cache_key(index, resolution, cache_dir, progress=progress)
-    key = f"{files_key}-{'skip' if skip_bad else 'strict'}"
+    # With skip_bad the file names the images it skipped, by their names here: a copy elsewhere decodes its own.
+    key = f"{files_key}-skip-{_names_digest(index)}" if skip_bad else f"{files_key}-strict"
     path = cache_dir / f"{key}.safetensors"
     tensors = _read_cache(path, index.classes) if path.exists() else None
     if tensors is None:

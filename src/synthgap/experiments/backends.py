@@ -246,16 +246,28 @@ def group_in_job(run: Run, ctx: RunContext, fingerprint: str) -> Outcome | None:
 
     job = submitit.JobEnvironment()
     meeting = ctx.run_dir(run) / MEETING_FILE
-    per_machine = ctx.compute.processes // job.num_tasks
+    # a requeued job keeps its id: its attempt tells this start's meeting from the last one's
+    attempt_id = f"{job.job_id}.{os.environ.get('SLURM_RESTART_COUNT', '0')}"
     try:
-        check_worker(run, ctx, default_device())
+        if ctx.compute.processes % job.num_tasks:
+            raise SynthgapError(
+                f"{run.name}: {ctx.compute.processes} processes cannot be shared by the {job.num_tasks} tasks of its "
+                "job (one task per machine, each starting the same number)"
+            )
         if job.global_rank == 0:
-            argv = prepare_group(run, ctx, fingerprint, ctx.compute)
-            atomic_write_json(meeting, {"job": job.job_id, "endpoint": f"{socket.gethostname()}:{_free_port()}"})
+            try:
+                check_worker(run, ctx, default_device())
+                argv = prepare_group(run, ctx, fingerprint, ctx.compute)
+                atomic_write_json(meeting, {"job": attempt_id, "endpoint": f"{socket.gethostname()}:{_free_port()}"})
+            except SynthgapError as exc:  # the other machines must not wait for a meeting that will not be
+                atomic_write_json(meeting, {"job": attempt_id, "error": str(exc)})
+                raise
         else:
+            check_worker(run, ctx, default_device())
             argv = group_args(run, ctx, ctx.compute)
-        endpoint = _meeting_point(meeting, job.job_id)
-        stopped = _launched(run, per_machine, argv, Nodes(job.num_tasks, endpoint, f"synthgap-{job.job_id}"))
+        endpoint = _meeting_point(meeting, attempt_id)
+        nodes = Nodes(job.num_tasks, endpoint, f"synthgap-{attempt_id}")
+        stopped = _launched(run, ctx.compute.processes // job.num_tasks, argv, nodes)
         return group_outcome(run, ctx, fingerprint, ctx.compute, stopped) if job.global_rank == 0 else None
     except SynthgapError as exc:
         return Outcome(error=str(exc))
@@ -282,6 +294,8 @@ def _meeting_point(meeting: Path, job_id: str) -> str:
         try:
             told = json.loads(meeting.read_text())
             if isinstance(told, dict) and told.get("job") == job_id:
+                if "error" in told:
+                    raise SynthgapError(f"the first machine of the run stopped: {told['error']}")
                 return str(told["endpoint"])
         except (OSError, ValueError, KeyError):  # not written yet, or being replaced
             pass
@@ -378,7 +392,8 @@ class SlurmBackend:
         gpus = int(resources.gpus + 0.999)
         self.executor.update_parameters(cpus_per_task=resources.worker_cpus, gpus_per_node=gpus, **parameters)
         if resources.nodes > 1:  # a task per machine; submitit's local executor has one machine: its tasks stand in
-            machines = {"tasks_per_node": resources.nodes} if cluster == "local" else {"nodes": resources.nodes}
+            local = self.executor.cluster == "local"
+            machines = {"tasks_per_node": resources.nodes} if local else {"nodes": resources.nodes}
             self.executor.update_parameters(**{"tasks_per_node": 1, **machines})
         self.slots = workers or 64
         self.work = (
@@ -397,7 +412,12 @@ class SlurmBackend:
             time.sleep(self.POLL_SECONDS)
 
     def outcome(self, handle: Any) -> Outcome:
-        return handle.results()[0]  # the first task's (a run on several machines has a task on each)
+        """The first task's outcome (a run on several machines has a task on each): its record, else the first
+        error any task met (another machine's may be the cause)."""
+        outcomes = handle.results()
+        if outcomes[0].record is not None:
+            return outcomes[0]
+        return next((outcome for outcome in outcomes if outcome is not None and outcome.error), outcomes[0])
 
     def close(self) -> None:
         pass
@@ -439,7 +459,7 @@ def check_resources(name: str, resources: Resources) -> None:
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if name == "local" and resources.gpus > visible > 0:
         raise SynthgapError(f"{_asked(resources)}, but this machine has {visible} visible GPU(s)")
-    if run_processes(resources) > 1:
+    if name == "local" and run_processes(resources) > 1:  # the GPUs of this machine; a worker checks its own
         check_nproc(run_processes(resources))
 
 

@@ -21,16 +21,17 @@ from synthgap.experiments.store import DataStore
 from synthgap.train.compute import Compute
 
 
-def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute) -> str:
-    """What `run` would do with `spec` into `out`, its runs computing with `compute` (the backend's)."""
+def dry_run_report(spec: ExperimentSpec, out: Path, compute: Compute, progress: bool = False) -> str:
+    """What `run` would do with `spec` into `out`, its runs computing with `compute` (the backend's). Finding which
+    runs are recorded identifies each data set, which reads its images the first time (`progress`: say so)."""
     runs = plan(spec)
     lines = [f"spec {spec.name!r}: valid"]
-    store = DataStore(spec, progress=False)
+    store = DataStore(spec, progress=progress)
     for name, index in open_spec_sources(spec, store, runs).items():
         smallest = min(index.counts().values())
         lines.append(f"  data {name}: {len(index)} images, {len(index.classes)} classes, smallest class {smallest}")
+    recorded = recorded_fingerprints(out)  # first: a damaged results file is told before any image is read
     prints = fingerprints(runs, spec, store, compute)
-    recorded = recorded_fingerprints(out)
     finished = sum(1 for run in runs if recorded.get(run.name) == prints[run.name][0])
     changed = sum(1 for run in runs if run.name in recorded and recorded[run.name] != prints[run.name][0])
     kinds = Counter(run.kind for run in runs)

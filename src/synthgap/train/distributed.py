@@ -114,6 +114,7 @@ def launch(nproc: int, argv: Sequence[str], nodes: Nodes = ONE_NODE, module: str
     (no restarts): the error is one line naming the first failed rank and its exit code; the training state rank 0
     saved last lets the same command resume."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(
@@ -146,6 +147,10 @@ def launch(nproc: int, argv: Sequence[str], nodes: Nodes = ONE_NODE, module: str
             f"training process {rank} of {total} stopped (exit code {failure.exitcode}) and the others were stopped; "
             "run the same command again to resume from the last saved state"
         ) from None
+    except RendezvousError as exc:  # the machines of a run did not all meet (one never started, or stopped first)
+        where = f" at {nodes.endpoint}" if nodes.endpoint else ""
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SynthgapError(f"the {nodes.count} machine(s) of the run did not all meet{where}: {why}") from None
     finally:
         elastic.setLevel(level)
         if threads is not None:
