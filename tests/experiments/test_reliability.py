@@ -419,7 +419,11 @@ def test_a_full_disk_while_caching_leaves_nothing_that_looks_complete(
     assert line.startswith(f"synthgap: error: cannot write {folder}/") and line.endswith(
         ".safetensors: no space left on device"
     )
-    assert not [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json", ".tmp")]
+    left = [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json", ".tmp")]
+    # the images' identities found before the disk filled are whole files that say only what they say
+    memos = [p for p in left if p.parent.name == cache_module.KEYS]
+    assert all(cache_module.KEY_PATTERN.fullmatch(json.loads(p.read_text())["key"]) for p in memos)
+    assert not [p for p in left if p not in memos]
     assert read_results(tmp_path / "out") == []
 
 
