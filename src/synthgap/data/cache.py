@@ -92,7 +92,7 @@ def _content_key(index: LabelledIndex, head: bytes, labels: list[int], progress:
             # a chunk's sources at a time: a dataset's bytes are never all in memory
             digests = pool.map(_source_digest, list(chunk.sources()))
             for digest, label in zip(digests, labels[start : start + len(chunk)], strict=True):
-                unreadable += digest.startswith(UNREADABLE)
+                unreadable += digest == UNREADABLE
                 h.update(f"{digest}\0{label}\n".encode())
             bar.update(len(chunk))
     return h.hexdigest()[:32], unreadable

@@ -32,7 +32,7 @@ from synthgap.data.describe import DESCRIBERS
 from synthgap.data.index import LabelledIndex
 from synthgap.data.sources import SOURCES, DataRef
 from synthgap.errors import SynthgapError
-from synthgap.io import HASH_THREADS, atomic_write_text, file_digest
+from synthgap.io import HASH_THREADS, atomic_write_text, file_digest, file_version
 
 MANIFEST = "manifest.jsonl"
 SETTINGS = "generate.json"  # the run's settings (generate/output.py's SETTINGS; the data stage does not import it)
@@ -114,9 +114,8 @@ def verify_digests(manifest: Path, entries: list[ManifestEntry]) -> None:
 
     Hashing a paper-scale set reads tens of GB, too much for every `open_source`. The check is remembered as the
     decoded cache remembers its keys (by each file's stat identity, `data/cache.py`): an empty
-    marker file in the cache dir named by a hash of every (resolved path, size, mtime, ctime, expected digest). Any
-    change to a file (or to the manifest's digests) names another marker, so that set is hashed again; ctime is
-    included because a file swapped in with `mv` or `cp -p` keeps its mtime, but not its ctime.
+    marker file in the cache dir named by a hash of every (resolved path, `file_version`, expected digest). Any
+    change to a file (or to the manifest's digests) names another marker, so that set is hashed again.
     """
     stats = [_file_stat(entry.resolved) for entry in entries]
     missing = [entry.path for entry, st in zip(entries, stats, strict=True) if st is None]
@@ -124,7 +123,7 @@ def verify_digests(manifest: Path, entries: list[ManifestEntry]) -> None:
         raise SynthgapError(f"{len(missing)} images listed in {manifest} are missing, e.g. {missing[0]}")
     key = hashlib.sha256()
     for entry, st in zip(entries, stats, strict=True):
-        key.update(f"{entry.resolved}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{entry.sha256}\n".encode())
+        key.update(f"{entry.resolved}\0{file_version(st)}\0{entry.sha256}\n".encode())
     marker = default_cache_dir() / VERIFIED / key.hexdigest()[:32]
     if marker.exists():
         return

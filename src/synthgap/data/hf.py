@@ -37,7 +37,7 @@ from synthgap.data.items import ImageItems, ImageSource
 from synthgap.data.sources import SOURCES, DataRef, check_no_empty_class
 from synthgap.errors import SynthgapError
 from synthgap.hub import hub_offline
-from synthgap.io import atomic_write_json
+from synthgap.io import atomic_write_json, file_version
 
 if TYPE_CHECKING:
     import datasets
@@ -199,7 +199,7 @@ class ArrowItems(ImageItems):
                         f"{self.title} row {row}: its image file {path} cannot be read "
                         f"({exc.strerror or type(exc).__name__})"
                     ) from None
-                identity += f"\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                identity += f"\0{file_version(st)}"
             yield identity
 
     def sources(self) -> Iterator[tuple[str, ImageSource]]:

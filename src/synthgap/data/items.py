@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from synthgap.errors import SynthgapError
+from synthgap.io import file_version
 
 ImageSource = Path | BinaryIO  # what `PIL.Image.open` is given
 
@@ -87,8 +88,7 @@ class FileItems(ImageItems):
 
     def identities(self) -> Iterator[str]:
         for path in self.files:
-            st = path.stat()
-            yield f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+            yield f"{path}\0{file_version(path.stat())}"
 
     def sources(self) -> Iterator[tuple[str, ImageSource]]:
         for path in self.files:
