@@ -112,7 +112,7 @@ def test_dry_run_rejects_per_class_beyond_the_smallest_class_naming_side_and_cla
             "cifake-remedies.yaml",
             "runs: 54 (baseline 6, distillation 12, layer_transfer 6, curation 12, ablation 12, data_reduction 6)",
         ),
-        ("cifake-stitching.yaml", "runs: 51 (baseline 6, stitching 45)"),
+        ("cifake-stitching.yaml", "runs: 88 (baseline 7, stitching 81)"),
     ],
 )
 def test_shipped_cifake_configs_dry_run(cifake_root, tmp_path, config, runs):
