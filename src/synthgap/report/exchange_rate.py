@@ -27,7 +27,7 @@ from matplotlib.ticker import NullLocator
 from synthgap.experiments.kinds.exchange_rate import ExchangeRateRecord
 from synthgap.experiments.results import ResultRecord
 from synthgap.report.fits import BOOTSTRAP_LEVEL, RELIABLE_R2, LogFit, bootstrap_fit, fit_log10
-from synthgap.report.palette import GREEN, R_COLOR, S_COLOR, seeds_phrase
+from synthgap.report.palette import GREEN, R_COLOR, S_COLOR, seeds_phrase, spread_note
 from synthgap.report.reduction import ArmFit
 from synthgap.report.sections import Scope, section
 from synthgap.report.tables import Summary, summarize
@@ -423,8 +423,8 @@ def plot_exchange(
     ax.set_xlim(min(counts) / 1.3, max(counts) * 1.3)
     ax.set_xlabel("training images per class (log scale)")
     ax.set_ylabel("top-1 (%) on the real test set")
-    seeds = seeds_phrase(s for curve in points.values() for s in curve.values())
-    ax.set_title(f"{title}\n(error bars: ±1 std over {seeds}; dotted: real rung → matching synthetic count)")
+    spread = spread_note(s for curve in points.values() for s in curve.values())
+    ax.set_title(f"{title}\n({spread}; dotted: real rung → matching synthetic count)")
     ax.grid(True, alpha=0.35)
     ax.legend(loc="best", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
