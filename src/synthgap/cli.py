@@ -220,9 +220,9 @@ app.command(short_help="Write a generated set as a Hugging Face dataset (parquet
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, runs/, report.md).")] = Path("synthgap-demo"),
     data_root: DataRoot = None,
-    per_class: Annotated[int | None, typer.Option(help="Training images per class and side (default 400).")] = None,
+    per_class: Annotated[int | None, typer.Option(help="Training images per class and side (default 200).")] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Epochs of each baseline (layer-transfer runs train half as long; default 10).")
+        int | None, typer.Option(help="Epochs of each baseline (layer-transfer runs train half as long; default 6).")
     ] = None,
     width: Annotated[
         float | None, typer.Option(help="ResNet-18 width multiplier (default 0.25: the demo stays fast on a CPU).")
