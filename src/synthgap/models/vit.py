@@ -7,14 +7,17 @@ block, and the last layer is the final norm plus the classifier head.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from synthgap.errors import SynthgapError
 from synthgap.models.config import ModelConfig
 from synthgap.models.layers import LayerMap
+
+if TYPE_CHECKING:  # timm costs ~0.6 s to import: every process that builds a ResNet alone goes without it
+    from timm.models.vision_transformer import VisionTransformer
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ def build_vit(config: ModelConfig, layout: ViTLayout) -> VisionTransformer:
         raise SynthgapError(f"a ViT needs image_size divisible by patch_size, got {config.image_size} and {patch}")
     if config.stem not in ("auto", "imagenet"):
         raise SynthgapError(f"stem {config.stem!r} applies to ResNets only; a ViT's input is set by patch_size")
+    from timm.models.vision_transformer import VisionTransformer
+
     return VisionTransformer(
         img_size=config.image_size,
         patch_size=patch,
@@ -118,6 +123,8 @@ class ViTSuffix(nn.Module):
 
 def split_vit(model: nn.Module, n: int) -> tuple[ViTPrefix, ViTSuffix]:
     """The family `split` of every ViT: prefix = layers 1..n, suffix = the rest, sharing `model`'s parameters."""
+    from timm.models.vision_transformer import VisionTransformer
+
     if not isinstance(model, VisionTransformer):
         raise SynthgapError(f"a ViT cut needs a timm VisionTransformer, got {type(model).__name__}")
     return ViTPrefix(model, n), ViTSuffix(model, n)
