@@ -32,8 +32,8 @@ EXPERIMENTS = [
 ]
 
 
-def spec_file(root: Path, folder: Path, epochs: int = 2, experiments: list[dict] | None = None) -> Path:
-    raw = tiny_raw(root, experiments or EXPERIMENTS, recipe={"epochs": epochs}, per_class=None)
+def spec_file(root: Path, folder: Path, epochs: int = 2) -> Path:
+    raw = tiny_raw(root, EXPERIMENTS, recipe={"epochs": epochs}, per_class=None)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(raw))
