@@ -13,7 +13,7 @@ that size rather than a few seconds of one. A stage-2 run with layers 1..N froze
             + (train + views · test) · MAC(1..N)                     the prefix's one feature pass
             + (evaluations · curve + test) · views · MAC(N+1..L)     learning-curve and final evaluations
 
-(views: 2 with flip test-time augmentation, else 1)
+(views: the test-time augmentation's views per test image, 2 with flip)
 
 and cost(0) is the same with MAC(1..L) everywhere and no feature pass. cost(N) / cost(0), the run's MAC share, is
 what its time relative to N = 0 would be if every layer ran at the same FLOP rate. It is not a bound: narrow early
@@ -37,6 +37,7 @@ from benchmarks.common import report
 from synthgap.data.sources import open_source
 from synthgap.experiments.results import read_results
 from synthgap.models import ModelConfig, build_model, get_family
+from synthgap.train.tta import tta_views
 
 
 def layer_macs(config: ModelConfig) -> dict[int, int]:
@@ -87,7 +88,7 @@ def main() -> None:
     records = [r for r in read_results(args.folder) if r.kind == "layer_transfer" and r.seed == args.seed]
     if not records:
         raise SystemExit(f"no layer_transfer records of seed {args.seed} in {args.folder}")
-    views = 2 if recipe.get("tta") == "flip" else 1
+    views = len(tta_views(recipe.get("tta") or "none"))
     every = recipe.get("eval_every") or 0
     directions: dict[str, dict[int, object]] = defaultdict(dict)
     for record in records:

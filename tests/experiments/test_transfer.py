@@ -62,11 +62,13 @@ def test_finetune_student_starts_as_the_whole_source_model():
         ("vit_tiny", 9, "flip", False),
         ("resnet18", 4, "none", True),  # the suffix starts on full-size maps, channels-last in both paths
         ("resnet50", 8, "flip", True),
+        ("resnet18", 12, "flip_translate", False),  # every view's prefix outputs cached, shifted images included
+        ("vit_tiny", 9, "flip_translate", False),
     ],
 )
 def test_cached_prefix_training_matches_ordinary_frozen_training(name, n, tta, channels_last, monkeypatch):
     """The fast path changes where the prefix is computed, not what is learned, in every family with a cut; with
-    flip test-time augmentation the mirrored test images' prefix outputs are cached too. (The prefix runs in the
+    test-time augmentation the prefix outputs of each view of the test images are cached too. (The prefix runs in the
     training batch size here: tiny students on random images amplify the last-bit differences that other batch
     sizes give.)"""
     monkeypatch.setattr(transfer_module, "PREFIX_BATCH", 1)

@@ -51,7 +51,7 @@ def test_the_linear_rule_scales_the_learning_rate_with_the_batch():
         ({"peak": 0}, "recipe: peak: must lie strictly between 0 and 1, got 0.0"),
         ({"ema_decay": 1.5}, "recipe: ema_decay: must lie strictly between 0 and 1, got 1.5"),
         ({"schedule": "linear"}, "recipe: schedule: unknown value 'linear'; choose from: cosine, triangular, onecycle"),
-        ({"tta": "crop"}, "recipe: tta: unknown value 'crop'; choose from: none, flip"),
+        ({"tta": "crop"}, "recipe: tta: unknown value 'crop'; choose from: none, flip, flip_translate"),
     ],
 )
 def test_bad_recipe_values_are_one_line_each(values, words):

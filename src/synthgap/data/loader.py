@@ -219,10 +219,11 @@ class FeatureLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
-        mirrored: torch.Tensor | None = None,
+        views: tuple[torch.Tensor, ...] = (),
     ) -> None:
         self.features = features
-        self.mirrored = mirrored  # the features of each image's mirror image, for flip test-time augmentation
+        # for test-time augmentation: the features of each image's other views (a policy's views after the first)
+        self.views = views
         self.labels = labels
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -246,7 +247,7 @@ class FeatureLoader:
         """This loader over the rows at `positions` only."""
         part = copy.copy(self)
         part.features, part.labels = self.features[positions], self.labels[positions]
-        part.mirrored = self.mirrored[positions] if self.mirrored is not None else None
+        part.views = tuple(view[positions] for view in self.views)
         part.drop_last = self.drop_last and len(positions) >= self.batch_size
         return part
 
@@ -258,14 +259,18 @@ class FeatureLoader:
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, self.shuffle, generator):
             yield self.features[take], self.labels[take]
 
-    def mirror_batches(self) -> Iterator[torch.Tensor]:
-        """The mirrored features, batch by batch in `epoch(0)`'s order (unshuffled loaders only)."""
-        if self.mirrored is None:
-            raise ValueError("these features were computed without their mirror images: no flip test-time augmentation")
+    def view_batches(self, count: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The other views' features, batch by batch in `epoch(0)`'s order (unshuffled loaders only); `count`: how
+        many views the test-time augmentation needs besides the plain one."""
+        if len(self.views) != count:
+            raise ValueError(
+                f"these features come with {len(self.views)} other test-time views, the test-time augmentation needs "
+                f"{count}"
+            )
         if self.shuffle:
-            raise ValueError("mirrored features follow an unshuffled loader")
+            raise ValueError("the features of other views follow an unshuffled loader")
         for take in batch_positions(self.num_samples, self.batch_size, self.drop_last, False, torch.Generator()):
-            yield self.mirrored[take]
+            yield tuple(view[take] for view in self.views)
 
 
 def keeps_resident(nbytes: int, total: int, *, gpu_share: float = 1.0, resident: bool | None = None) -> bool:

@@ -54,7 +54,7 @@ class ResultRecord(BaseModel):
     balanced_top1: float | None = None
     per_class_top1: list[float | None] | None = None
     preset: str | None = None  # the recipe preset the run's recipe started from
-    tta: str | None = None  # test-time augmentation of top1/top5 ("flip": mean of image and mirror)
+    tta: str | None = None  # test-time augmentation of top1/top5 ("flip": mean of image and mirror; synthgap.train.tta)
 
     @field_validator("kind")
     @classmethod

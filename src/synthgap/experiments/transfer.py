@@ -26,6 +26,7 @@ from synthgap.models.stitch import Stitch, Stitched, packed_shapes
 from synthgap.train.loaders import recipe_loaders
 from synthgap.train.loop import Evaluation, FitResult, autocast, autocast_dtype, default_device, fit, measure
 from synthgap.train.recipe import TrainRecipe
+from synthgap.train.tta import View, apply_view, tta_views
 
 MAX_CACHED_FEATURE_BYTES = 4 << 30  # beyond this the prefix is recomputed every step rather than held in memory
 PREFIX_BATCH = 256  # images per prefix pass when caching features (at least the training batch size)
@@ -134,20 +135,19 @@ def prefix_loaders(
     prefix: nn.Module, train_loader: TensorLoader, test_loader: TensorLoader, recipe: TrainRecipe, seed: int
 ) -> tuple[FeatureLoader, FeatureLoader]:
     """Loaders of the frozen `prefix`'s outputs, computed once: for the training images (shuffled like
-    `train_loader`), the test images and, for flip test-time augmentation, their mirror images. The loaders must not
+    `train_loader`), the test images and, for test-time augmentation, each of their other views. The loaders must not
     augment (every epoch would see other images)."""
     # in the recipe's precision, as the prefix runs inside every training step of the ordinary path (on a bf16 CPU
     # an fp32 feature pass cost as much as the suffix's whole training)
     precision = recipe.precision
     train_features = prefix_features(prefix, train_loader, precision=precision)
     test_features = prefix_features(prefix, test_loader, precision=precision)
-    mirrored = prefix_features(prefix, test_loader, mirror=True, precision=precision) if recipe.tta == "flip" else None
+    others = tta_views(recipe.tta)[1:]
+    views = tuple(prefix_features(prefix, test_loader, view=view, precision=precision) for view in others)
     feature_train = FeatureLoader(
         train_features, train_loader.data.labels, batch_size=recipe.batch_size, shuffle=True, drop_last=True, seed=seed
     )
-    feature_test = FeatureLoader(
-        test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size, mirrored=mirrored
-    )
+    feature_test = FeatureLoader(test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size, views=views)
     return feature_train, feature_test
 
 
@@ -210,7 +210,7 @@ def train_stitch(
     stitch.start_from(given, wanted)
     del given, wanted
     stitched = Stitched(stitch, receiver_suffix).to(device)
-    test_images = len(test) * (2 if recipe.tta == "flip" else 1)
+    test_images = len(test) * len(tta_views(recipe.tta))
     cached = (len(train) + test_images) * width * 4 <= MAX_CACHED_FEATURE_BYTES
     if cached:  # the giver's prefix outputs once, as the layer sweep's stage 2 does
         head: nn.Module = stitched
@@ -231,9 +231,9 @@ def _packed_width(prefix: nn.Module, images: ImageTensors, normalization, device
 
 @torch.no_grad()
 def prefix_features(
-    prefix: nn.Module, loader: TensorLoader, *, mirror: bool = False, precision: str = "fp32"
+    prefix: nn.Module, loader: TensorLoader, *, view: View | None = None, precision: str = "fp32"
 ) -> torch.Tensor:
-    """Frozen-prefix outputs of every image (or, with `mirror`, of its mirror image) in loader order (no
+    """Frozen-prefix outputs of every image (or of its test-time `view`) in loader order (no
     augmentation: the loader's is `none`), computed in `precision` and kept as fp32 on the CPU."""
     prefix.eval()
     device = next(prefix.parameters()).device
@@ -243,6 +243,6 @@ def prefix_features(
         normalization=loader.normalization,
         channels_last=loader.channels_last,
     )
-    batches = (images.flip(-1) if mirror else images for images, _ in plain.on(device).epoch(0))
+    batches = (images if view is None else apply_view(images, view) for images, _ in plain.on(device).epoch(0))
     with autocast(device, autocast_dtype(precision, device)):
         return torch.cat([prefix(images).float().cpu() for images in batches])

@@ -22,6 +22,7 @@ from synthgap.progress import Progress, progress_bar
 from synthgap.train.distributed import ONE_PROCESS, World, agree, plain_batchnorm, wrap
 from synthgap.train.recipe import TrainRecipe
 from synthgap.train.state import TrainingParts, TrainState
+from synthgap.train.tta import apply_view, tta_views
 
 Loader = TensorLoader | FeatureLoader
 # (logits, targets, images) -> loss: what a training step minimises; `targets` are what the loader yields beside the
@@ -294,23 +295,26 @@ def measure(
     device: torch.device | None = None,
     tta: str = "none",
 ) -> Evaluation:
-    """Top-1, top-5 and the confusion matrix over one pass of `loader`. With `tta="flip"` each image's logits are
-    the mean of the image's and its mirror image's (test-time augmentation; images, not features)."""
+    """Top-1, top-5 and the confusion matrix over one pass of `loader`. With test-time augmentation (`tta`, a policy
+    of `synthgap.train.tta`) each image's logits are the weighted mean over its views: made here from images, or
+    read from a feature loader that was given each view's features."""
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(precision, device)
     loader = loader.on(device)
-    # features (a frozen prefix's outputs) bring their mirror images' features; images are mirrored here
-    mirrors = loader.mirror_batches() if tta == "flip" and isinstance(loader, FeatureLoader) else None
+    views = tta_views(tta)
+    other_views = loader.view_batches(len(views) - 1) if isinstance(loader, FeatureLoader) and len(views) > 1 else None
     model.eval()
     correct5 = total = 0
     confusion = None
     for images, labels in loader.epoch(0):
         images, labels = images.to(device), labels.to(device)
+        seen = (images, *next(other_views)) if other_views is not None else None
         with autocast(device, dtype):
-            logits = model(images).float()
-            if tta == "flip":
-                mirrored = images.flip(-1) if mirrors is None else next(mirrors).to(device)
-                logits = (logits + model(mirrored).float()) / 2
+            logits = 0.0
+            for i, view in enumerate(views):
+                shown = apply_view(images, view) if seen is None else seen[i].to(device)
+                # weights are powers of two: the mean of two views is (a + b) / 2 to the last bit
+                logits = logits + view.weight * model(shown).float()
         classes = logits.shape[1]
         k = min(5, classes)
         top = logits.topk(k, dim=1).indices

@@ -37,7 +37,9 @@ class TrainRecipe(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     ema_decay: float | None = None  # per-step decay of an exponential moving average of the weights (tested with it)
     augmentation: str = "standard"  # a name in synthgap.data.AUGMENTATIONS
-    tta: Literal["none", "flip"] = "none"  # test-time augmentation: flip averages the logits of image and mirror
+    # test-time augmentation (synthgap.train.tta): flip averages the logits of image and mirror; flip_translate adds
+    # both shifted by a pixel each way, at half their weight
+    tta: Literal["none", "flip", "flip_translate"] = "none"
     # a name in synthgap.data.NORMALIZATIONS, or explicit {mean: [r, g, b], std: [r, g, b]} on the 0..1 scale
     normalization: str | Normalization = "imagenet"
     test_normalization: str | Normalization | None = None  # None: the training normalization
