@@ -16,8 +16,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# One worker per core: each test computes on one thread (tests/conftest.py), and worksteal moves queued tests off a
+# worker held by a long one (the kill-and-resume tests take minutes on two cores).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 demo: install
 	$(BIN)/synthgap demo --out synthgap-demo
