@@ -26,7 +26,7 @@ from synthgap.models.stitch import Stitch, Stitched, packed_shapes
 from synthgap.train.loaders import recipe_loaders
 from synthgap.train.loop import Evaluation, FitResult, autocast, autocast_dtype, default_device, fit, measure
 from synthgap.train.recipe import TrainRecipe
-from synthgap.train.tta import View, apply_view, tta_views
+from synthgap.train.tta import PLAIN, View, apply_view, tta_views
 
 MAX_CACHED_FEATURE_BYTES = 4 << 30  # beyond this the prefix is recomputed every step rather than held in memory
 PREFIX_BATCH = 256  # images per prefix pass when caching features (at least the training batch size)
@@ -141,13 +141,15 @@ def prefix_loaders(
     # an fp32 feature pass cost as much as the suffix's whole training)
     precision = recipe.precision
     train_features = prefix_features(prefix, train_loader, precision=precision)
-    test_features = prefix_features(prefix, test_loader, precision=precision)
-    others = tta_views(recipe.tta)[1:]
-    views = tuple(prefix_features(prefix, test_loader, view=view, precision=precision) for view in others)
+    test_features, *views = (
+        prefix_features(prefix, test_loader, view=view, precision=precision) for view in tta_views(recipe.tta)
+    )
     feature_train = FeatureLoader(
         train_features, train_loader.data.labels, batch_size=recipe.batch_size, shuffle=True, drop_last=True, seed=seed
     )
-    feature_test = FeatureLoader(test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size, views=views)
+    feature_test = FeatureLoader(
+        test_features, test_loader.data.labels, batch_size=recipe.eval_batch_size, views=tuple(views)
+    )
     return feature_train, feature_test
 
 
@@ -231,7 +233,7 @@ def _packed_width(prefix: nn.Module, images: ImageTensors, normalization, device
 
 @torch.no_grad()
 def prefix_features(
-    prefix: nn.Module, loader: TensorLoader, *, view: View | None = None, precision: str = "fp32"
+    prefix: nn.Module, loader: TensorLoader, *, view: View = PLAIN, precision: str = "fp32"
 ) -> torch.Tensor:
     """Frozen-prefix outputs of every image (or of its test-time `view`) in loader order (no
     augmentation: the loader's is `none`), computed in `precision` and kept as fp32 on the CPU."""
@@ -243,6 +245,6 @@ def prefix_features(
         normalization=loader.normalization,
         channels_last=loader.channels_last,
     )
-    batches = (images if view is None else apply_view(images, view) for images, _ in plain.on(device).epoch(0))
+    batches = (apply_view(images, view) for images, _ in plain.on(device).epoch(0))
     with autocast(device, autocast_dtype(precision, device)):
         return torch.cat([prefix(images).float().cpu() for images in batches])

@@ -21,8 +21,9 @@ class View:
     weight: float  # of this view's logits in the mean; a policy's weights sum to 1
 
 
+PLAIN = View(False, 0, 1.0)  # the image as it is
 TTA_VIEWS: dict[str, tuple[View, ...]] = {
-    "none": (View(False, 0, 1.0),),
+    "none": (PLAIN,),
     "flip": (View(False, 0, 0.5), View(True, 0, 0.5)),
     "flip_translate": (
         View(False, 0, 0.25),
