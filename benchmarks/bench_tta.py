@@ -34,29 +34,34 @@ def policies_of(folder: Path, cache: Path) -> list[dict]:
     store = DataStore(spec, progress=False)
     test = store.test()
     models = ModelCache(cache)
+    config = spec.model.model_copy(update={"num_classes": len(test.classes), "image_size": spec.data.resolution})
+    loader = eval_loader(test, spec.recipe)
     rows = []
     for record in read_results(folder):
         if record.kind != "baseline" or not getattr(record, "model_key", None):
             continue
-        config = spec.model.model_copy(update={"num_classes": len(test.classes), "image_size": spec.data.resolution})
         model, _ = models.load(record.model_key, config)
-        loader = eval_loader(test, spec.recipe)
-        again = measure(model, loader, precision=spec.recipe.precision, tta=record.tta or "none")
-        if round(again.top1, 4) != record.top1:
-            raise SystemExit(
-                f"{record.run}: the cached student tests at {again.top1:.4f} with tta {record.tta}, its record says "
-                f"{record.top1}: not the recorded student, or another arithmetic"
-            )
-        for policy in TTA_VIEWS:
+        own = record.tta or "none"
+        # the record's own policy first: the others are worth nothing unless it reproduces the recorded top-1
+        measured = {}
+        for policy in (own, *(name for name in TTA_VIEWS if name != own)):
             start = time.perf_counter()
             result = measure(model, loader, precision=spec.recipe.precision, tta=policy)
+            measured[policy] = (result, time.perf_counter() - start)
+            if policy == own and round(result.top1, 4) != record.top1:
+                raise SystemExit(
+                    f"{record.run}: the cached student tests at {result.top1:.4f} with tta {record.tta}, its record "
+                    f"says {record.top1}: not the recorded student, or another arithmetic"
+                )
+        for policy in TTA_VIEWS:
+            result, seconds = measured[policy]
             rows.append(
                 {
                     "run": record.run,
                     "tta": policy,
                     "top1": round(result.top1, 2),
                     "top5": round(result.top5, 2),
-                    "seconds": round(time.perf_counter() - start, 1),
+                    "seconds": round(seconds, 1),
                 }
             )
     return rows
