@@ -10,7 +10,8 @@ learning curve on a fixed 2,000-image test subset after every epoch, then prints
 - the minutes of training (wall clock, evaluations included) until the curve first reached each target, or
   "not reached", and the final top-1 on all 10,000 real test images;
 - the training step's img/s on random batches against the bound that the CPU's measured convolution throughput in
-  the same precision sets (3 × the forward pass's multiply-accumulates × 2 FLOPs per image).
+  the same precision sets (3 × the forward pass's multiply-accumulates × 2 FLOPs per image), and where the step's
+  time goes (convolutions forward and backward, BatchNorm, ReLU, the rest), from the profiler.
 """
 
 from __future__ import annotations
@@ -115,6 +116,38 @@ def step_rate(config: ModelConfig, recipe: TrainRecipe, steps: int = 4) -> float
     return steps * recipe.batch_size / (time.perf_counter() - start)
 
 
+# Which aten operators make up each part of the step, matched against the profiler's self-CPU time by name.
+STEP_PARTS = {
+    "conv_forward": ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution"),
+    "conv_backward": ("aten::convolution_backward",),
+    "batchnorm_forward": ("aten::native_batch_norm", "aten::_batch_norm_impl_index"),
+    "batchnorm_backward": ("aten::native_batch_norm_backward",),
+    "relu": ("aten::clamp_min_", "aten::relu_", "aten::threshold_backward"),
+}
+
+
+def step_shares(config: ModelConfig, recipe: TrainRecipe, steps: int = 3) -> dict[str, float]:
+    """Share (%) of the training step's CPU time in convolutions forward and backward, BatchNorm forward and
+    backward and ReLU, the rest (optimizer, residual adds, casts, loss) as `other`: where the step's time goes when
+    it runs far below the convolution bound."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = build_model(config).to(memory_format=torch.channels_last)
+    step = TrainStep(model, build_optimizer(model, recipe), recipe, torch.device("cpu"))
+    images = torch.randn(recipe.batch_size, 3, 32, 32).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, config.num_classes, (recipe.batch_size,))
+    step(images, labels)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step(images, labels)
+    self_us = {event.key: event.self_cpu_time_total for event in prof.key_averages()}
+    total = sum(self_us.values())
+    shares = {part: 100 * sum(self_us.get(name, 0) for name in names) / total for part, names in STEP_PARTS.items()}
+    shares["other"] = 100 - sum(shares.values())
+    return shares
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="fast")
@@ -139,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     report("train_step", rate, "img/s")
     report("train_step_flop_bound", bound, "img/s")
     report("train_step_vs_bound", rate / bound)
+    for part, share in step_shares(config, recipe).items():
+        report(f"step_share_{part}", share, "%")
     if args.bound_only:
         return
 
