@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -102,17 +103,23 @@ def conv_peak_flops(dtype: torch.dtype | None, repeats: int = 5) -> float:
     return flops / best
 
 
-def step_rate(config: ModelConfig, recipe: TrainRecipe, steps: int = 4) -> float:
-    """img/s of the recipe's training step on one random batch (the arithmetic alone)."""
+def warm_step(config: ModelConfig, recipe: TrainRecipe) -> Callable[[], object]:
+    """The recipe's training step on one fixed random batch, run once already (oneDNN picks its kernels then)."""
     torch.manual_seed(0)
     model = build_model(config).to(memory_format=torch.channels_last)
     step = TrainStep(model, build_optimizer(model, recipe), recipe, torch.device("cpu"))
     images = torch.randn(recipe.batch_size, 3, 32, 32).to(memory_format=torch.channels_last)
     labels = torch.randint(0, config.num_classes, (recipe.batch_size,))
     step(images, labels)
+    return lambda: step(images, labels)
+
+
+def step_rate(config: ModelConfig, recipe: TrainRecipe, steps: int = 4) -> float:
+    """img/s of the recipe's training step on one random batch (the arithmetic alone)."""
+    run_step = warm_step(config, recipe)
     start = time.perf_counter()
     for _ in range(steps):
-        step(images, labels)
+        run_step()
     return steps * recipe.batch_size / (time.perf_counter() - start)
 
 
@@ -132,15 +139,10 @@ def step_shares(config: ModelConfig, recipe: TrainRecipe, steps: int = 3) -> dic
     it runs far below the convolution bound."""
     from torch.profiler import ProfilerActivity, profile
 
-    torch.manual_seed(0)
-    model = build_model(config).to(memory_format=torch.channels_last)
-    step = TrainStep(model, build_optimizer(model, recipe), recipe, torch.device("cpu"))
-    images = torch.randn(recipe.batch_size, 3, 32, 32).to(memory_format=torch.channels_last)
-    labels = torch.randint(0, config.num_classes, (recipe.batch_size,))
-    step(images, labels)
+    run_step = warm_step(config, recipe)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
-            step(images, labels)
+            run_step()
     self_us = {event.key: event.self_cpu_time_total for event in prof.key_averages()}
     total = sum(self_us.values())
     shares = {part: 100 * sum(self_us.get(name, 0) for name in names) / total for part, names in STEP_PARTS.items()}
